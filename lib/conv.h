@@ -1,0 +1,52 @@
+/* The CNN encoder of MODEL.md §3.3, batched: two stages of 3×3 stride-1
+ * zero-pad-1 cross-correlation + bias + ReLU, then 2×2 stride-2 max-pool
+ * (floor: an odd last row/column is dropped; ties go to the first maximum in
+ * row-major window order). Input [B×Cin×H×W]; output [B×F] with
+ * F = K2·⌊⌊H/2⌋/2⌋·⌊⌊W/2⌋/2⌋ flattened (channel, y, x). Weights are
+ * [Kout×Kin×3×3] as PyTorch's conv2d. */
+#ifndef DCRW_LIB_CONV_H
+#define DCRW_LIB_CONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cnn_shape {
+    int B, Cin, H, W, K1, K2;
+} cnn_shape;
+
+/* F, the features per image */
+int cnn_out_features(const cnn_shape *s);
+/* floats cnn_forward keeps in `saved` for cnn_backward */
+size_t cnn_saved_floats(const cnn_shape *s);
+/* floats of scratch either direction needs */
+size_t cnn_scratch_floats(const cnn_shape *s);
+
+/* in [B×Cin×H×W] -> out rows of F floats at stride ldout. */
+void cnn_forward(const cnn_shape *s, const float *in, const float *w1, const float *b1,
+                 const float *w2, const float *b2, float *out, int ldout, float *saved,
+                 float *scratch);
+
+/* dout rows of F at stride lddout -> din [B×Cin×H×W] overwritten (NULL to
+ * skip: the input is data), dw1, db1, dw2, db2 accumulated (+=). */
+void cnn_backward(const cnn_shape *s, const float *in, const float *w1, const float *w2,
+                  const float *saved, const float *dout, int lddout, float *din, float *dw1,
+                  float *db1, float *dw2, float *db2, float *scratch);
+
+/* The single layers, also used by the tests. */
+
+/* out [B×K×H×W] = ReLU(conv3x3(in [B×Cin×H×W], w [K×Cin×3×3]) + b) */
+void conv3x3_relu_forward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
+                          const float *b, float *out, float *scratch);
+/* dout -> din (overwritten, NULL skips), dw, db (+=); out is the forward's output */
+void conv3x3_relu_backward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
+                           const float *out, const float *dout, float *din, float *dw, float *db,
+                           float *scratch);
+size_t conv3x3_scratch_floats(int B, int Cin, int K, int H, int W);
+
+/* out [B×C×⌊H/2⌋×⌊W/2⌋] = 2×2 max; arg [same] = index (0..3, row-major) of the max */
+void maxpool2_forward(int B, int C, int H, int W, const float *in, float *out, uint8_t *arg);
+/* din [B×C×H×W] overwritten (dropped rows/columns get 0) */
+void maxpool2_backward(int B, int C, int H, int W, const float *dout, const uint8_t *arg,
+                       float *din);
+
+#endif

@@ -1,0 +1,82 @@
+/* Error codes, the thread-local last-error message, allocation. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+static _Thread_local char last_error[512];
+
+const char *dcrw_strerror(int code) {
+    switch (code) {
+    case DCRW_OK: return "success";
+    case DCRW_EINVAL: return "invalid argument";
+    case DCRW_ENOMEM: return "out of memory";
+    case DCRW_EIO: return "input/output error";
+    case DCRW_EFORMAT: return "malformed file";
+    case DCRW_ETRUNCATED: return "truncated file";
+    case DCRW_ESHAPE: return "shape mismatch";
+    case DCRW_ENOTFOUND: return "not found";
+    case DCRW_EUNSUPPORTED: return "unsupported";
+    case DCRW_ECONFIG: return "invalid configuration";
+    case DCRW_ENUMERIC: return "non-finite number";
+    default: return "unknown error code";
+    }
+}
+
+const char *dcrw_last_error(void) { return last_error; }
+
+int dcrw_fail(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void *dcrw_alloc(size_t n) {
+    if (n == 0) return NULL;
+    /* round up so aligned_alloc's size-multiple rule holds */
+    size_t rounded;
+    if (dcrw_add_size(n, 63, &rounded)) {
+        dcrw_fail(DCRW_ENOMEM, "allocation of %zu bytes overflows", n);
+        return NULL;
+    }
+    rounded &= ~(size_t)63;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, rounded) != 0) p = NULL;
+    if (!p) dcrw_fail(DCRW_ENOMEM, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *dcrw_calloc(size_t count, size_t size) {
+    size_t n;
+    if (dcrw_mul_size(count, size, &n)) {
+        dcrw_fail(DCRW_ENOMEM, "allocation of %zu x %zu bytes overflows", count, size);
+        return NULL;
+    }
+    void *p = dcrw_alloc(n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
+void dcrw_free(void *p) { free(p); }
+
+int dcrw_all_finite(const float *x, size_t n) {
+    /* accumulate rather than branch so the loop vectorises; inf-inf and
+     * nan*0 both give nan */
+    float acc = 0.0f;
+    for (size_t i = 0; i < n; i++) acc += x[i] * 0.0f;
+    return acc == 0.0f;
+}
+
+unsigned dcrw_version(void) { return DCRW_VERSION; }
+
+#define DCRW_STR2(x) #x
+#define DCRW_STR(x) DCRW_STR2(x)
+const char *dcrw_version_string(void) {
+    return DCRW_STR(DCRW_VERSION_MAJOR) "." DCRW_STR(DCRW_VERSION_MINOR) "." DCRW_STR(
+        DCRW_VERSION_PATCH);
+}

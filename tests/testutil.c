@@ -1,0 +1,69 @@
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rng.h"
+#include "testutil.h"
+
+const char *tu_path(const char *rel) {
+    static char buf[4096];
+    const char *root = getenv("DCRW_TEST_DATA");
+    snprintf(buf, sizeof buf, "%s/%s", root ? root : ".", rel);
+    return buf;
+}
+
+char *tu_tmpdir(void) {
+    const char *base = getenv("TMPDIR");
+    char *tmpl = malloc(4096);
+    snprintf(tmpl, 4096, "%s/dcrw-test-XXXXXX", base ? base : "/tmp");
+    if (!mkdtemp(tmpl)) {
+        free(tmpl);
+        return NULL;
+    }
+    return tmpl;
+}
+
+void tu_rmdir(char *dir) {
+    if (!dir) return;
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[8192];
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+    free(dir);
+}
+
+void tu_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed) {
+    uint64_t key = rng_key(seed, 77, 0);
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * rng_uniform(key, i);
+}
+
+double tu_rel_err(const float *a, const float *b, size_t n, double floor) {
+    double maxref = floor, maxdiff = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double r = b[i] < 0 ? -(double)b[i] : (double)b[i];
+        if (r > maxref) maxref = r;
+        double d = (double)a[i] - (double)b[i];
+        if (d < 0) d = -d;
+        if (!(d <= maxdiff)) maxdiff = d; /* NaN propagates */
+    }
+    return maxdiff / maxref;
+}
+
+int tu_run(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

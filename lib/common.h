@@ -45,4 +45,8 @@ int dcrw_all_finite(const float *x, size_t n);
         if (!(cond)) return dcrw_fail(DCRW_EINVAL, __VA_ARGS__);                                   \
     } while (0)
 
+/* DCRW_OK if all n values of x are in [0, 1]; DCRW_EINVAL (or DCRW_ENUMERIC
+ * for NaN/inf) naming fn and the first bad index otherwise. */
+int dcrw_check_images(const char *fn, const float *x, size_t n);
+
 #endif

@@ -276,6 +276,158 @@ DCRW_API int dcrw_read(const dcrw_model *m, int B, const float *x, const float *
  * state @p h_dec [B×D] into @p delta [B×P].
  */
 DCRW_API int dcrw_write(const dcrw_model *m, int B, const float *h_dec, float *delta);
+
+/**
+ * The inference pass of MODEL.md §4 on images @p x [B×P] (values in [0, 1]).
+ * @param eps      [T×B×Z] the noise ε, time-major; NULL draws it from the
+ *                 library's generator with seed 0 (the same noise
+ *                 dcrw_evaluate() and dcrw_reconstruct() draw, so the three
+ *                 agree); pass zeros for the posterior means.
+ * @param z, mu, logsigma [T×B×Z] out: z_t, μ_t and log σ_t of every glimpse;
+ *                 any may be NULL. For dcrw-noread μ and log σ repeat for
+ *                 every t (the encoder runs once).
+ * @return DCRW_OK, DCRW_EINVAL (NULL model or x, B < 1, a pixel outside
+ *         [0, 1]), DCRW_ENUMERIC (NaN in x or eps), DCRW_ENOMEM.
+ */
+DCRW_API int dcrw_encode(const dcrw_model *m, int B, const float *x, const float *eps, float *z,
+                         float *mu, float *logsigma);
+
+/**
+ * The generative pass of MODEL.md §6.
+ * @param z        [T×B×Z] latents, or NULL to draw z ~ N(0, I) from @p seed
+ *                 (deterministic: the same seed and B give the same images)
+ * @param images   [B×P] out: σ(c_T), the Bernoulli means; may be NULL
+ * @param canvases [T×B×P] out: σ(c_t) after every glimpse; may be NULL
+ *                 (not both)
+ * @return DCRW_OK, DCRW_EINVAL, DCRW_ENUMERIC (NaN in z), DCRW_ENOMEM.
+ */
+DCRW_API int dcrw_decode(const dcrw_model *m, int B, const float *z, uint64_t seed, float *images,
+                         float *canvases);
+
+/**
+ * The forward pass of §4 with its canvases kept: the reconstruction of
+ * @p x. decode(encode(x, eps)) gives the same canvases.
+ * @param images   [B×P] out: σ(c_T); may be NULL
+ * @param canvases [T×B×P] out: σ(c_t) for every t; may be NULL
+ * @return as dcrw_encode().
+ */
+DCRW_API int dcrw_reconstruct(const dcrw_model *m, int B, const float *x, const float *eps,
+                              float *images, float *canvases);
+
+/** Losses in nats per image: batch means of L = Lx + Lz, Lx and Lz (MODEL.md §5). */
+typedef struct dcrw_loss {
+    double loss, lx, lz;
+} dcrw_loss;
+
+/**
+ * The loss of MODEL.md §5 for @p x [B×P] with noise @p eps [T×B×Z] (NULL:
+ * as in dcrw_encode()). @return as dcrw_encode(), and DCRW_ENUMERIC if the
+ * loss is not finite.
+ */
+DCRW_API int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps,
+                           dcrw_loss *out);
+
+/**
+ * Like dcrw_evaluate(), per image: @p lx and @p lz [B] receive each image's
+ * Lx and Lz (either may be NULL, not both).
+ */
+DCRW_API int dcrw_evaluate_images(const dcrw_model *m, int B, const float *x, const float *eps,
+                                  double *lx, double *lz);
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Trainer
+ * A trainer holds the gradients, the Adam moments, the step count and the
+ * workspace of one model's training; it changes that model's parameters in
+ * dcrw_trainer_apply(). A trainer and its model belong to one thread at a
+ * time; destroy the trainer before its model (using a trainer whose model
+ * was destroyed is undefined behaviour, like any use after free). @{ */
+typedef struct dcrw_train_config {
+    uint32_t size;       /**< sizeof(dcrw_train_config), set by the caller */
+    float learning_rate; /**< Adam step size, > 0; default 1e-3 */
+    float beta1;         /**< Adam β1 in [0, 1); default 0.9 */
+    float beta2;         /**< Adam β2 in [0, 1); default 0.999 */
+    float adam_eps;      /**< Adam ε, > 0; default 1e-8 */
+    float clip_norm;     /**< clip the global gradient norm to this, >= 0, 0 = off; default 5 */
+    uint64_t seed;       /**< seed of the noise ε drawn when a step is given none; default 0 */
+    int32_t threads;     /**< threads for the BLAS and the library's loops, >= 0, 0 = default */
+} dcrw_train_config;
+
+typedef struct dcrw_trainer dcrw_trainer;
+
+/** Fill @p tc with the defaults above (and tc->size). @return DCRW_OK, DCRW_EINVAL. */
+DCRW_API int dcrw_train_config_default(dcrw_train_config *tc);
+
+/**
+ * Create a trainer for @p m (which must outlive it) with step count 0 and
+ * zero Adam moments. @return DCRW_OK, DCRW_EINVAL (NULL, a field out of
+ * range, named in the message), DCRW_ENOMEM.
+ */
+DCRW_API int dcrw_trainer_create(dcrw_trainer **out, dcrw_model *m, const dcrw_train_config *tc);
+
+/** Free a trainer (not its model). NULL is a no-op. */
+DCRW_API void dcrw_trainer_destroy(dcrw_trainer *t);
+
+/**
+ * Forward and backward of the batch-mean loss on @p x [B×P] (values in
+ * [0, 1]). The gradients replace the trainer's previous ones. @p eps
+ * [T×B×Z] may be NULL: the noise of image b is then drawn from a generator
+ * keyed by (seed, step count, b). The workspace is sized for B on the first
+ * call and reallocated only when B changes. @p out (may be NULL) receives
+ * the batch means.
+ * @return DCRW_OK; DCRW_EINVAL; DCRW_ENUMERIC if x or eps or the loss or a
+ *         gradient is not finite (the gradients are then unusable and
+ *         dcrw_trainer_apply() refuses them); DCRW_ENOMEM.
+ */
+DCRW_API int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const float *eps,
+                                   dcrw_loss *out);
+
+/** The gradient of tensor @p name (MODEL.md §7), a view valid for the trainer's life. */
+DCRW_API int dcrw_trainer_find_grad(dcrw_trainer *t, const char *name, float **data,
+                                    size_t *count);
+
+/**
+ * All gradients as one flat buffer laid out exactly like dcrw_model_params()
+ * (for an allreduce across processes). The caller may change them before
+ * dcrw_trainer_apply(). NULL for a NULL trainer.
+ */
+DCRW_API float *dcrw_trainer_grads(dcrw_trainer *t, size_t *count);
+
+/**
+ * Clip the gradients to the global norm clip_norm (scale by
+ * clip_norm / (norm + 1e-6) when that is below 1, as PyTorch's
+ * clip_grad_norm_), then one Adam step with bias correction; increments the
+ * step count. @return DCRW_OK; DCRW_ENUMERIC if a gradient is not finite, or
+ * if no gradients were computed since the last apply, leaving the model's
+ * parameters, the moments and the step count untouched; DCRW_EINVAL.
+ */
+DCRW_API int dcrw_trainer_apply(dcrw_trainer *t);
+
+/** dcrw_trainer_backward() then dcrw_trainer_apply(). */
+DCRW_API int dcrw_trainer_step(dcrw_trainer *t, int B, const float *x, const float *eps,
+                               dcrw_loss *out);
+
+/** The number of applied steps. 0 for NULL. */
+DCRW_API uint64_t dcrw_trainer_step_count(const dcrw_trainer *t);
+
+/**
+ * Save the model, the Adam moments (tensors adam.m.NAME, adam.v.NAME) and
+ * the step count (metadata dcrw.step) in one safetensors file, atomically
+ * as dcrw_model_save(). The file also loads with dcrw_model_load().
+ * @return DCRW_OK, DCRW_EINVAL, DCRW_EIO, DCRW_ENOMEM.
+ */
+DCRW_API int dcrw_trainer_save(const dcrw_trainer *t, const char *path);
+
+/**
+ * Restore parameters, moments and step count from a file written by
+ * dcrw_trainer_save() (or a model checkpoint: moments 0, step from
+ * dcrw.step or 0). The file's configuration must equal the model's. Training
+ * then continues exactly as if it had not stopped, given the same batches
+ * and train config. Everything is validated before anything changes: on
+ * failure the trainer and model are untouched.
+ * @return as dcrw_model_load(), and DCRW_ESHAPE if the configuration differs.
+ */
+DCRW_API int dcrw_trainer_resume(dcrw_trainer *t, const char *path);
 /** @} */
 
 /* ------------------------------------------------------------------------ */

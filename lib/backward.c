@@ -1,0 +1,210 @@
+/* Backpropagation through time of the batch-mean loss (MODEL.md §5) after
+ * pass_forward with keep = 1.
+ *
+ * The loop runs t = T−1 … 0 and carries dL/dc (the canvas), dL/dh_dec and
+ * dL/ds_dec (and the encoder's). Each step turns its stored activations into
+ * gradients in place (gates into dL/dq, μ into dL/dμ, the attention numbers
+ * into dL/dp5, the write patch into dL/dw), so that after the loop every
+ * recurrent or per-step weight gradient is ONE sgemm over all T·B rows,
+ * rather than T small ones. */
+#include <string.h>
+
+#include "common.h"
+#include "conv.h"
+#include "dense.h"
+#include "filterbank.h"
+#include "gemm.h"
+#include "latent.h"
+#include "lstm.h"
+#include "pass.h"
+#include "pass_internal.h"
+
+static void add_rows(int B, int n, const float *src, int lds, float *dst, int ldd) {
+    for (int b = 0; b < B; b++) {
+        const float *s = src + (size_t)b * lds;
+        float *o = dst + (size_t)b * ldd;
+        for (int i = 0; i < n; i++) o[i] += s[i];
+    }
+}
+
+/* The write of step t: dc (= dL/dc_{t+1}) -> dL/dw and dL/dp5 stored over
+ * the step's w and wp5, and their share of dL/dh_dec added to dh. */
+static void write_backward(dcrw_pass *ps, int t, float *dh) {
+    const dcrw_model *m = ps->m;
+    const dcrw_dims *d = &m->d;
+    const dcrw_views *p = &m->p;
+    const int B = ps->B;
+    float *w = SLOT(ps, w, t, (size_t)B * d->Wout);
+    if (d->wa) {
+        float *p5 = SLOT(ps, wp5, t, (size_t)B * 5);
+        float *FX = SLOT(ps, wFX, t, (size_t)B * d->Nw * d->W);
+        float *FY = SLOT(ps, wFY, t, (size_t)B * d->Nw * d->H);
+        float *gm = SLOT(ps, wg, t, (size_t)B);
+        fb_write_backward(B, d->C, d->Nw, d->H, d->W, FX, FY, gm, w, ps->dc, ps->dw, ps->dFX,
+                          ps->dFY, ps->dg, ps->scratch);
+        fb_filters_backward(B, d->Nw, d->H, d->W, p5, FX, FY, gm,
+                            SLOT(ps, waux, t, fb_aux_floats(B, d->Nw)), ps->dFX, ps->dFY, ps->dg,
+                            ps->dp5);
+        memcpy(p5, ps->dp5, (size_t)B * 5 * sizeof(float));
+        memcpy(w, ps->dw, (size_t)B * d->Wout * sizeof(float));
+        gemm_nn(B, d->D, 5, p5, 5, p->watt_w, d->D, 1.0f, dh, d->D);
+    } else {
+        memcpy(w, ps->dc, (size_t)B * d->P * sizeof(float));
+    }
+    gemm_nn(B, d->D, d->Wout, w, d->Wout, p->write_w, d->D, 1.0f, dh, d->D);
+}
+
+/* The read of step t: dr -> dL/dx̂ in ps->dxhat, dL/dp5 stored over the
+ * step's rp5, and its share of dL/dh_dec_{t−1} added to dhn. */
+static void read_backward(dcrw_pass *ps, int t, const float *x, const float *dr, float *dhn) {
+    const dcrw_model *m = ps->m;
+    const dcrw_dims *d = &m->d;
+    const int B = ps->B, P = d->P;
+    const float *cp = SLOT(ps, c, t, (size_t)B * P);
+    /* x̂_t is cheap to recompute and as big as the canvas: not kept */
+    for (size_t i = 0; i < (size_t)B * P; i++) ps->xhat[i] = x[i] - sigmoid_f(cp[i]);
+    float *p5 = SLOT(ps, rp5, t, (size_t)B * 5);
+    float *FX = SLOT(ps, rFX, t, (size_t)B * d->Nr * d->W);
+    float *FY = SLOT(ps, rFY, t, (size_t)B * d->Nr * d->H);
+    float *gm = SLOT(ps, rg, t, (size_t)B);
+    fb_read_backward(B, d->C, d->Nr, d->H, d->W, FX, FY, gm, x, ps->xhat, dr, NULL, ps->dxhat,
+                     ps->dFX, ps->dFY, ps->dg, ps->scratch);
+    fb_filters_backward(B, d->Nr, d->H, d->W, p5, FX, FY, gm,
+                        SLOT(ps, raux, t, fb_aux_floats(B, d->Nr)), ps->dFX, ps->dFY, ps->dg,
+                        ps->dp5);
+    memcpy(p5, ps->dp5, (size_t)B * 5 * sizeof(float));
+    gemm_nn(B, d->D, 5, p5, 5, m->p.ratt_w, d->D, 1.0f, dhn, d->D);
+}
+
+void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad) {
+    const dcrw_model *m = ps->m;
+    const dcrw_dims *d = &m->d;
+    const dcrw_views *p = &m->p;
+    dcrw_views g;
+    dcrw_views_init(&g, &m->lay, grad);
+    const int B = ps->B, P = d->P, D = d->D, E = d->E, Z = d->Z, Q = d->Q, T = d->T;
+    const int Us = ps->Us, TB = T * B;
+    const size_t BP = (size_t)B * P, BD = (size_t)B * D, BE = (size_t)B * E,
+                 BZ = (size_t)B * Z;
+    const int noread_cnn = d->cnn && !d->ra;
+    const cnn_shape cs = {B, d->Cin, d->ch, d->cw, d->K1, d->K2};
+    const float inv_b = 1.0f / (float)B;
+
+    bernoulli_backward((int)BP, SLOT(ps, c, T, BP), x, inv_b, ps->dc);
+    memset(ps->dh, 0, BD * sizeof(float));
+    memset(ps->dsd, 0, BD * sizeof(float));
+    if (!d->cnn) {
+        memset(ps->dhe, 0, BE * sizeof(float));
+        memset(ps->dse, 0, BE * sizeof(float));
+    }
+    if (noread_cnn) {
+        memset(ps->gz, 0, BZ * sizeof(float));
+        memset(ps->gze, 0, BZ * sizeof(float));
+    }
+
+    float *dh = ps->dh, *dhn = ps->dhn;
+    for (int t = T - 1; t >= 0; t--) {
+        write_backward(ps, t, dh);
+
+        /* decoder LSTM: dL/dq in place of the gates, then dz and the carry */
+        float *gq = SLOT(ps, gd, t, BD * 4);
+        lstm_cell_backward(B, D, gq, SLOT(ps, sd, t, BD), SLOT(ps, td, t, BD), dh, ps->dsd);
+        gemm_nn(B, Z, 4 * D, gq, 4 * D, p->dec_wih, Z, 0.0f, ps->dz, Z);
+        gemm_nn(B, D, 4 * D, gq, 4 * D, p->dec_whh, D, 0.0f, dhn, D);
+
+        const float *eps_t = eps + (size_t)t * BZ;
+        if (noread_cnn) {
+            for (size_t i = 0; i < BZ; i++) {
+                ps->gz[i] += ps->dz[i];
+                ps->gze[i] += ps->dz[i] * eps_t[i];
+            }
+        } else {
+            for (size_t i = 0; i < BZ; i++) ps->dze[i] = ps->dz[i] * eps_t[i];
+            float *mu = SLOT(ps, mu, t, BZ), *ls = SLOT(ps, ls, t, BZ);
+            latent_backward((int)BZ, mu, ls, ps->dz, ps->dze, inv_b);
+            gemm_nn(B, Q, Z, mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
+            gemm_nn(B, Q, Z, ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
+
+            /* dsrc: gradient of the encoder's image input, r_t or x̂_t */
+            const float *dsrc;
+            int ldsrc;
+            if (!d->cnn) {
+                float *ge = SLOT(ps, ge, t, BE * 4);
+                for (size_t i = 0; i < BE; i++) ps->dhe[i] += ps->de[i];
+                lstm_cell_backward(B, E, ge, SLOT(ps, se, t, BE), SLOT(ps, te, t, BE), ps->dhe,
+                                   ps->dse);
+                gemm_nn(B, E, 4 * E, ge, 4 * E, p->enc_whh, E, 0.0f, ps->dhe, E);
+                gemm_nn(B, Us, 4 * E, ge, 4 * E, p->enc_wih + ps->ucol, d->Rin, 0.0f, ps->du,
+                        Us);
+                add_rows(B, D, ps->du + Us - D, Us, dhn, D);
+                dsrc = ps->du;
+                ldsrc = Us;
+            } else {
+                add_rows(B, D, ps->de + d->F, Q, dhn, D);
+                cnn_backward(&cs, SLOT(ps, r, t, (size_t)B * d->R), p->conv1_w, p->conv2_w,
+                             SLOT(ps, cs, t, ps->cnn_saved), ps->de, Q, ps->dr, g.conv1_w,
+                             g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
+                dsrc = ps->dr;
+                ldsrc = d->R;
+            }
+            if (d->ra) {
+                if (dsrc != ps->dr) copy_rows(B, d->R, dsrc, ldsrc, ps->dr, d->R);
+                read_backward(ps, t, x, ps->dr, dhn);
+                dsrc = ps->dxhat;
+                ldsrc = P;
+            }
+            /* x̂_t = x − σ(c_{t−1}): the canvas before this step gets −σ′·dx̂ */
+            const float *cp = SLOT(ps, c, t, BP);
+            for (int b = 0; b < B; b++) {
+                const float *dx = dsrc + (size_t)b * ldsrc;
+                const float *cb = cp + (size_t)b * P;
+                float *dc = ps->dc + (size_t)b * P;
+                for (int i = 0; i < P; i++) {
+                    float s = sigmoid_f(cb[i]);
+                    dc[i] -= s * (1.0f - s) * dx[i];
+                }
+            }
+        }
+        float *tmp = dh;
+        dh = dhn;
+        dhn = tmp;
+    }
+
+    if (noread_cnn) {
+        latent_backward((int)BZ, ps->mu, ps->ls, ps->gz, ps->gze, (float)T * inv_b);
+        gemm_nn(B, Q, Z, ps->mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
+        gemm_nn(B, Q, Z, ps->ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
+        dense_backward(B, Q, Z, ps->e, Q, p->mu_w, ps->mu, Z, NULL, 0, 0.0f, g.mu_w, g.mu_b);
+        dense_backward(B, Q, Z, ps->e, Q, p->ls_w, ps->ls, Z, NULL, 0, 0.0f, g.ls_w, g.ls_b);
+        cnn_backward(&cs, x, p->conv1_w, p->conv2_w, ps->cs, ps->de, Q, NULL, g.conv1_w,
+                     g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
+    }
+
+    /* the deferred weight gradients: slots are time-major and contiguous, so
+     * h_dec of steps 0..T−1 is hd[0 .. T·B) and of steps 1..T is hd[B ..) */
+    const float *hd_prev = ps->hd, *hd_next = ps->hd + BD;
+    dense_backward(TB, Z, 4 * D, ps->z, Z, NULL, ps->gd, 4 * D, NULL, 0, 0.0f, g.dec_wih, g.dec_b);
+    dense_backward(TB, D, 4 * D, hd_prev, D, NULL, ps->gd, 4 * D, NULL, 0, 0.0f, g.dec_whh, NULL);
+    dense_backward(TB, D, d->Wout, hd_next, D, NULL, ps->w, d->Wout, NULL, 0, 0.0f, g.write_w,
+                   g.write_b);
+    if (d->wa)
+        dense_backward(TB, D, 5, hd_next, D, NULL, ps->wp5, 5, NULL, 0, 0.0f, g.watt_w, g.watt_b);
+    if (d->ra)
+        dense_backward(TB, D, 5, hd_prev, D, NULL, ps->rp5, 5, NULL, 0, 0.0f, g.ratt_w, g.ratt_b);
+    if (!noread_cnn) {
+        const float *e_all = d->cnn ? ps->e : ps->he + BE;
+        dense_backward(TB, Q, Z, e_all, Q, NULL, ps->mu, Z, NULL, 0, 0.0f, g.mu_w, g.mu_b);
+        dense_backward(TB, Q, Z, e_all, Q, NULL, ps->ls, Z, NULL, 0, 0.0f, g.ls_w, g.ls_b);
+    }
+    if (!d->cnn) {
+        gemm_tn(4 * E, Us, TB, ps->ge, 4 * E, ps->U, Us, 1.0f, g.enc_wih + ps->ucol, d->Rin);
+        dense_backward(TB, E, 4 * E, ps->he, E, NULL, ps->ge, 4 * E, NULL, 0, 0.0f, g.enc_whh,
+                       g.enc_b);
+        if (!d->ra) {
+            /* the hoisted x columns: Σ_t dq_t, then one product with x */
+            memset(ps->xq, 0, BE * 4 * sizeof(float));
+            for (int t = 0; t < T; t++) add_rows(B, 4 * E, ps->ge + (size_t)t * BE * 4, 4 * E, ps->xq, 4 * E);
+            gemm_tn(4 * E, P, B, ps->xq, 4 * E, x, P, 1.0f, g.enc_wih, d->Rin);
+        }
+    }
+}

@@ -1,0 +1,363 @@
+/* The workspace of a pass, the forward pass of MODEL.md §4 and generation
+ * (§6). The backward is in lib/backward.c. */
+#include <limits.h>
+#include <string.h>
+
+#include "common.h"
+#include "conv.h"
+#include "dense.h"
+#include "filterbank.h"
+#include "gemm.h"
+#include "latent.h"
+#include "lstm.h"
+#include "pass.h"
+#include "pass_internal.h"
+#include "rng.h"
+
+/* ---- workspace ---------------------------------------------------------- */
+
+typedef struct carve {
+    size_t total; /* floats so far */
+    int overflow;
+} carve;
+
+/* Reserve n floats (rounded up to 16 so every array is 64-byte aligned);
+ * the offset is stored in *slot until the block exists. */
+static void reserve(carve *cv, float **slot, size_t a, size_t b, size_t c) {
+    size_t n, ab;
+    if (dcrw_mul_size(a, b, &ab) || dcrw_mul_size(ab, c, &n) || dcrw_add_size(n, 15, &n)) {
+        cv->overflow = 1;
+        return;
+    }
+    n &= ~(size_t)15;
+    *slot = (float *)(uintptr_t)(cv->total + 1); /* +1: 0 means "not reserved" */
+    if (dcrw_add_size(cv->total, n, &cv->total)) cv->overflow = 1;
+}
+
+static void place(float **slot, float *base) {
+    if (*slot) *slot = base + ((uintptr_t)*slot - 1);
+}
+
+int pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backward) {
+    *out = NULL;
+    const dcrw_dims *d = &m->d;
+    if (B < 1) return dcrw_fail(DCRW_EINVAL, "batch size must be >= 1, got %d", B);
+    /* every sgemm row count (up to T·B) must be a BLAS int */
+    if ((size_t)B * (size_t)d->T > INT_MAX / 8)
+        return dcrw_fail(DCRW_EINVAL, "batch %d × %d glimpses is too large", B, d->T);
+    if (backward) keep = 1;
+    dcrw_pass *ps = dcrw_calloc(1, sizeof *ps);
+    if (!ps) return DCRW_ENOMEM;
+    ps->m = m;
+    ps->B = B;
+    ps->keep = keep;
+    ps->backward = backward;
+    const size_t T = (size_t)d->T, sT = keep ? T : 2, sT1 = keep ? T + 1 : 2;
+    const size_t b = (size_t)B, P = (size_t)d->P, D = (size_t)d->D, E = (size_t)d->E,
+                 Z = (size_t)d->Z, Q = (size_t)d->Q, R = (size_t)d->R;
+    const int noread_cnn = d->cnn && !d->ra;
+    const int maxN = d->Nr > d->Nw ? d->Nr : d->Nw;
+    cnn_shape cs = {B, d->Cin, d->ch, d->cw, d->K1, d->K2};
+    size_t scratch = 1;
+    if (d->ra) {
+        size_t s = fb_read_scratch_floats(B, d->C, d->Nr, d->H, d->W);
+        scratch = s > scratch ? s : scratch;
+    }
+    if (d->wa) {
+        size_t s = fb_write_scratch_floats(B, d->C, d->Nw, d->H, d->W);
+        scratch = s > scratch ? s : scratch;
+    }
+    if (d->cnn) {
+        ps->cnn_saved = cnn_saved_floats(&cs);
+        ps->cnn_scratch = cnn_scratch_floats(&cs);
+        scratch = ps->cnn_scratch > scratch ? ps->cnn_scratch : scratch;
+    }
+    ps->Us = d->cnn ? 0 : (d->ra ? d->R : d->P) + d->D;
+    ps->ucol = d->ra ? 0 : d->P;
+
+    carve cv = {0, 0};
+    reserve(&cv, &ps->c, sT1, b, P);
+    reserve(&cv, &ps->xhat, b, P, 1);
+    if (d->ra) {
+        reserve(&cv, &ps->rp5, sT, b, 5);
+        reserve(&cv, &ps->rFX, sT, b, (size_t)d->Nr * d->W);
+        reserve(&cv, &ps->rFY, sT, b, (size_t)d->Nr * d->H);
+        reserve(&cv, &ps->rg, sT, b, 1);
+        reserve(&cv, &ps->raux, sT, fb_aux_floats(B, d->Nr), 1);
+        reserve(&cv, &ps->r, sT, b, R);
+    }
+    if (!d->cnn) {
+        reserve(&cv, &ps->U, sT, b, (size_t)ps->Us);
+        reserve(&cv, &ps->xq, b, 4 * E, 1);
+        reserve(&cv, &ps->he, sT1, b, E);
+        reserve(&cv, &ps->se, sT1, b, E);
+        reserve(&cv, &ps->ge, sT, b, 4 * E);
+        reserve(&cv, &ps->te, sT, b, E);
+    } else {
+        reserve(&cv, &ps->cs, noread_cnn ? 1 : sT, ps->cnn_saved, 1);
+        reserve(&cv, &ps->e, noread_cnn ? 1 : sT, b, Q);
+    }
+    reserve(&cv, &ps->mu, noread_cnn ? 1 : sT, b, Z);
+    reserve(&cv, &ps->ls, noread_cnn ? 1 : sT, b, Z);
+    reserve(&cv, &ps->z, sT, b, Z);
+    reserve(&cv, &ps->hd, sT1, b, D);
+    reserve(&cv, &ps->sd, sT1, b, D);
+    reserve(&cv, &ps->gd, sT, b, 4 * D);
+    reserve(&cv, &ps->td, sT, b, D);
+    reserve(&cv, &ps->w, sT, b, (size_t)d->Wout);
+    if (d->wa) {
+        reserve(&cv, &ps->wp5, sT, b, 5);
+        reserve(&cv, &ps->wFX, sT, b, (size_t)d->Nw * d->W);
+        reserve(&cv, &ps->wFY, sT, b, (size_t)d->Nw * d->H);
+        reserve(&cv, &ps->wg, sT, b, 1);
+        reserve(&cv, &ps->waux, sT, fb_aux_floats(B, d->Nw), 1);
+    }
+    reserve(&cv, &ps->eps, T, b, Z);
+    reserve(&cv, &ps->scratch, scratch, 1, 1);
+    float *lx = NULL, *lz = NULL;
+    reserve(&cv, &lx, b, 2, 1); /* doubles */
+    reserve(&cv, &lz, b, 2, 1);
+    if (backward) {
+        reserve(&cv, &ps->dc, b, P, 1);
+        reserve(&cv, &ps->dh, b, D, 1);
+        reserve(&cv, &ps->dhn, b, D, 1);
+        reserve(&cv, &ps->dsd, b, D, 1);
+        if (!d->cnn) {
+            reserve(&cv, &ps->dhe, b, E, 1);
+            reserve(&cv, &ps->dse, b, E, 1);
+            reserve(&cv, &ps->du, b, (size_t)ps->Us, 1);
+        }
+        reserve(&cv, &ps->de, b, Q, 1);
+        if (d->ra) reserve(&cv, &ps->dr, b, R, 1);
+        reserve(&cv, &ps->dxhat, b, P, 1);
+        reserve(&cv, &ps->dz, b, Z, 1);
+        reserve(&cv, &ps->dze, b, Z, 1);
+        reserve(&cv, &ps->gz, b, Z, 1);
+        reserve(&cv, &ps->gze, b, Z, 1);
+        reserve(&cv, &ps->dp5, b, 5, 1);
+        if (maxN > 0) {
+            reserve(&cv, &ps->dFX, b, (size_t)maxN * d->W, 1);
+            reserve(&cv, &ps->dFY, b, (size_t)maxN * d->H, 1);
+        }
+        reserve(&cv, &ps->dg, b, 1, 1);
+        reserve(&cv, &ps->dw, b, (size_t)d->Wout, 1);
+    }
+    size_t bytes;
+    if (cv.overflow || dcrw_mul_size(cv.total, sizeof(float), &bytes)) {
+        dcrw_free(ps);
+        return dcrw_fail(DCRW_EINVAL, "batch %d: workspace size overflows", B);
+    }
+    float *base = dcrw_alloc(bytes);
+    if (!base) {
+        dcrw_free(ps);
+        return DCRW_ENOMEM;
+    }
+    ps->block = base;
+    float **all[] = {&ps->c,   &ps->xhat, &ps->rp5, &ps->rFX, &ps->rFY, &ps->rg,  &ps->raux,
+                     &ps->r,   &ps->U,    &ps->xq,  &ps->he,  &ps->se,  &ps->ge,  &ps->te,
+                     &ps->cs,  &ps->e,    &ps->mu,  &ps->ls,  &ps->z,   &ps->hd,  &ps->sd,
+                     &ps->gd,  &ps->td,   &ps->w,   &ps->wp5, &ps->wFX, &ps->wFY, &ps->wg,
+                     &ps->waux, &ps->eps, &ps->scratch, &lx,    &lz,      &ps->dc,  &ps->dh,
+                     &ps->dhn, &ps->dsd,  &ps->dhe, &ps->dse, &ps->du,  &ps->de,  &ps->dr,
+                     &ps->dxhat, &ps->dz, &ps->dze, &ps->gz,  &ps->gze, &ps->dp5, &ps->dFX,
+                     &ps->dFY, &ps->dg,   &ps->dw};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) place(all[i], base);
+    ps->lx = (double *)(void *)lx;
+    ps->lz = (double *)(void *)lz;
+    *out = ps;
+    return DCRW_OK;
+}
+
+void pass_destroy(dcrw_pass *ps) {
+    if (!ps) return;
+    dcrw_free(ps->block);
+    dcrw_free(ps);
+}
+
+void pass_draw_noise(const dcrw_model *m, int B, uint64_t seed, uint64_t stream,
+                     uint64_t first_index, float *eps) {
+    const int T = m->d.T, Z = m->d.Z;
+    for (int b = 0; b < B; b++) {
+        uint64_t key = rng_key(seed, stream, first_index + (uint64_t)b);
+        for (int t = 0; t < T; t++) {
+            float *row = eps + ((size_t)t * B + b) * Z;
+            for (int j = 0; j < Z; j++) row[j] = rng_normal(key, (uint64_t)t * Z + j);
+        }
+    }
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+/* rows of src [B×n] (stride lds) into dst (stride ldd) */
+void copy_rows(int B, int n, const float *src, int lds, float *dst, int ldd) {
+    for (int b = 0; b < B; b++) memcpy(dst + (size_t)b * ldd, src + (size_t)b * lds, n * sizeof(float));
+}
+
+static void start(dcrw_pass *ps) {
+    const dcrw_dims *d = &ps->m->d;
+    const size_t B = (size_t)ps->B;
+    float *c0 = SLOT(ps, c, 0, B * d->P);
+    for (size_t i = 0; i < B * d->P; i++) c0[i] = d->kappa;
+    memset(SLOT(ps, hd, 0, B * d->D), 0, B * d->D * sizeof(float));
+    memset(SLOT(ps, sd, 0, B * d->D), 0, B * d->D * sizeof(float));
+    if (!d->cnn) {
+        memset(SLOT(ps, he, 0, B * d->E), 0, B * d->E * sizeof(float));
+        memset(SLOT(ps, se, 0, B * d->E), 0, B * d->E * sizeof(float));
+    }
+    memset(ps->lx, 0, B * sizeof(double));
+    memset(ps->lz, 0, B * sizeof(double));
+}
+
+/* Decoder LSTM on z_t, then c_{t+1} = c_t + write(h_dec) (code time t is the
+ * spec's t+1). */
+static void decoder_step(dcrw_pass *ps, int t, const float *z_t) {
+    const dcrw_model *m = ps->m;
+    const dcrw_dims *d = &m->d;
+    const dcrw_views *p = &m->p;
+    const int B = ps->B, D = d->D;
+    const size_t BP = (size_t)B * d->P, BD = (size_t)B * D;
+    float *g = SLOT(ps, gd, t, BD * 4), *h = SLOT(ps, hd, t + 1, BD);
+    bias_rows(B, 4 * D, p->dec_b, g, 4 * D);
+    gemm_nt(B, 4 * D, d->Z, z_t, d->Z, p->dec_wih, d->Z, 1.0f, g, 4 * D);
+    gemm_nt(B, 4 * D, D, SLOT(ps, hd, t, BD), D, p->dec_whh, D, 1.0f, g, 4 * D);
+    lstm_cell_forward(B, D, g, SLOT(ps, sd, t, BD), SLOT(ps, sd, t + 1, BD), SLOT(ps, td, t, BD),
+                      h);
+
+    float *w = SLOT(ps, w, t, (size_t)B * d->Wout);
+    dense_forward(B, D, d->Wout, h, D, p->write_w, p->write_b, w, d->Wout);
+    float *cp = SLOT(ps, c, t, BP), *cn = SLOT(ps, c, t + 1, BP);
+    memcpy(cn, cp, BP * sizeof(float));
+    if (d->wa) {
+        float *p5 = SLOT(ps, wp5, t, (size_t)B * 5);
+        float *FX = SLOT(ps, wFX, t, (size_t)B * d->Nw * d->W);
+        float *FY = SLOT(ps, wFY, t, (size_t)B * d->Nw * d->H);
+        float *gm = SLOT(ps, wg, t, (size_t)B);
+        dense_forward(B, D, 5, h, D, p->watt_w, p->watt_b, p5, 5);
+        fb_filters_forward(B, d->Nw, d->H, d->W, p5, FX, FY, gm,
+                           SLOT(ps, waux, t, fb_aux_floats(B, d->Nw)));
+        fb_write_forward(B, d->C, d->Nw, d->H, d->W, FX, FY, gm, w, cn, 1, ps->scratch);
+    } else {
+        for (size_t i = 0; i < BP; i++) cn[i] += w[i];
+    }
+}
+
+static void emit(dcrw_pass *ps, int t, const pass_outputs *out) {
+    if (!out) return;
+    const dcrw_dims *d = &ps->m->d;
+    const size_t BP = (size_t)ps->B * d->P, BZ = (size_t)ps->B * d->Z;
+    if (out->canvases) sigmoid_array(BP, SLOT(ps, c, t + 1, BP), out->canvases + (size_t)t * BP);
+    if (out->z) memcpy(out->z + (size_t)t * BZ, SLOT(ps, z, t, BZ), BZ * sizeof(float));
+    const int one = d->cnn && !d->ra;
+    if (out->mu) memcpy(out->mu + (size_t)t * BZ, one ? ps->mu : SLOT(ps, mu, t, BZ), BZ * 4);
+    if (out->logsigma)
+        memcpy(out->logsigma + (size_t)t * BZ, one ? ps->ls : SLOT(ps, ls, t, BZ), BZ * 4);
+}
+
+void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_outputs *out) {
+    const dcrw_model *m = ps->m;
+    const dcrw_dims *d = &m->d;
+    const dcrw_views *p = &m->p;
+    const int B = ps->B, P = d->P, D = d->D, E = d->E, Z = d->Z, Q = d->Q, T = d->T;
+    const size_t BP = (size_t)B * P, BD = (size_t)B * D, BE = (size_t)B * E,
+                 BZ = (size_t)B * Z;
+    const int noread_cnn = d->cnn && !d->ra;
+    const cnn_shape cs = {B, d->Cin, d->ch, d->cw, d->K1, d->K2};
+    start(ps);
+
+    if (!d->cnn && !d->ra) {
+        /* the x columns of the encoder input are the same every step */
+        bias_rows(B, 4 * E, p->enc_b, ps->xq, 4 * E);
+        gemm_nt(B, 4 * E, P, x, P, p->enc_wih, d->Rin, 1.0f, ps->xq, 4 * E);
+    }
+    if (noread_cnn) {
+        /* dcrw-noread: one CNN pass and one q(z|x) for all T draws */
+        cnn_forward(&cs, x, p->conv1_w, p->conv1_b, p->conv2_w, p->conv2_b, ps->e, Q, ps->cs,
+                    ps->scratch);
+        dense_forward(B, Q, Z, ps->e, Q, p->mu_w, p->mu_b, ps->mu, Z);
+        dense_forward(B, Q, Z, ps->e, Q, p->ls_w, p->ls_b, ps->ls, Z);
+        latent_kl(B, Z, ps->mu, ps->ls, ps->lz);
+        for (int b = 0; b < B; b++) ps->lz[b] *= T;
+    }
+
+    for (int t = 0; t < T; t++) {
+        const float *cp = SLOT(ps, c, t, BP), *hdp = SLOT(ps, hd, t, BD);
+        float *mu = ps->mu, *ls = ps->ls;
+        if (!noread_cnn) {
+            /* x̂_t = x − σ(c_{t−1}); an LSTM encoder without read attention
+             * takes it straight into its input row */
+            float *xh = ps->xhat;
+            int ldx = P;
+            if (!d->cnn && !d->ra) {
+                xh = SLOT(ps, U, t, (size_t)B * ps->Us);
+                ldx = ps->Us;
+            }
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < P; i++)
+                    xh[(size_t)b * ldx + i] =
+                        x[(size_t)b * P + i] - sigmoid_f(cp[(size_t)b * P + i]);
+            float *r = NULL;
+            if (d->ra) {
+                float *p5 = SLOT(ps, rp5, t, (size_t)B * 5);
+                float *FX = SLOT(ps, rFX, t, (size_t)B * d->Nr * d->W);
+                float *FY = SLOT(ps, rFY, t, (size_t)B * d->Nr * d->H);
+                float *gm = SLOT(ps, rg, t, (size_t)B);
+                r = SLOT(ps, r, t, (size_t)B * d->R);
+                dense_forward(B, D, 5, hdp, D, p->ratt_w, p->ratt_b, p5, 5);
+                fb_filters_forward(B, d->Nr, d->H, d->W, p5, FX, FY, gm,
+                                   SLOT(ps, raux, t, fb_aux_floats(B, d->Nr)));
+                fb_read_forward(B, d->C, d->Nr, d->H, d->W, FX, FY, gm, x, ps->xhat, r,
+                                ps->scratch);
+            }
+            const float *e;
+            int lde;
+            if (!d->cnn) {
+                float *u = SLOT(ps, U, t, (size_t)B * ps->Us);
+                float *g = SLOT(ps, ge, t, BE * 4);
+                if (d->ra) copy_rows(B, d->R, r, d->R, u, ps->Us);
+                copy_rows(B, D, hdp, D, u + ps->Us - D, ps->Us);
+                if (d->ra)
+                    bias_rows(B, 4 * E, p->enc_b, g, 4 * E);
+                else
+                    memcpy(g, ps->xq, BE * 4 * sizeof(float));
+                gemm_nt(B, 4 * E, ps->Us, u, ps->Us, p->enc_wih + ps->ucol, d->Rin, 1.0f, g,
+                        4 * E);
+                gemm_nt(B, 4 * E, E, SLOT(ps, he, t, BE), E, p->enc_whh, E, 1.0f, g, 4 * E);
+                lstm_cell_forward(B, E, g, SLOT(ps, se, t, BE), SLOT(ps, se, t + 1, BE),
+                                  SLOT(ps, te, t, BE), SLOT(ps, he, t + 1, BE));
+                e = SLOT(ps, he, t + 1, BE);
+                lde = E;
+            } else {
+                float *et = SLOT(ps, e, t, (size_t)B * Q);
+                cnn_forward(&cs, r, p->conv1_w, p->conv1_b, p->conv2_w, p->conv2_b, et, Q,
+                            SLOT(ps, cs, t, ps->cnn_saved), ps->scratch);
+                copy_rows(B, D, hdp, D, et + d->F, Q);
+                e = et;
+                lde = Q;
+            }
+            mu = SLOT(ps, mu, t, BZ);
+            ls = SLOT(ps, ls, t, BZ);
+            dense_forward(B, Q, Z, e, lde, p->mu_w, p->mu_b, mu, Z);
+            dense_forward(B, Q, Z, e, lde, p->ls_w, p->ls_b, ls, Z);
+            latent_kl(B, Z, mu, ls, ps->lz);
+        }
+        float *z = SLOT(ps, z, t, BZ);
+        latent_sample((int)BZ, mu, ls, eps + (size_t)t * BZ, z);
+        decoder_step(ps, t, z);
+        emit(ps, t, out);
+    }
+    const float *cT = SLOT(ps, c, T, BP);
+    bernoulli_loss(B, P, cT, x, ps->lx);
+    if (out && out->images) sigmoid_array(BP, cT, out->images);
+}
+
+void pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out) {
+    const dcrw_dims *d = &ps->m->d;
+    const size_t BP = (size_t)ps->B * d->P, BZ = (size_t)ps->B * d->Z;
+    start(ps);
+    for (int t = 0; t < d->T; t++) {
+        decoder_step(ps, t, z + (size_t)t * BZ);
+        if (out && out->canvases)
+            sigmoid_array(BP, SLOT(ps, c, t + 1, BP), out->canvases + (size_t)t * BP);
+    }
+    if (out && out->images) sigmoid_array(BP, SLOT(ps, c, d->T, BP), out->images);
+}

@@ -1,0 +1,58 @@
+/* Reparameterisation, KL, Bernoulli loss: the elementwise work of §4-5. */
+#include <math.h>
+#include <stddef.h>
+
+#include "latent.h"
+
+static inline float sigma_of(float ls) {
+    return expf(ls < LATENT_LOGSIGMA_MAX ? ls : LATENT_LOGSIGMA_MAX);
+}
+
+void latent_sample(int n, const float *mu, const float *logsigma, const float *eps, float *z) {
+    for (int i = 0; i < n; i++) z[i] = mu[i] + sigma_of(logsigma[i]) * eps[i];
+}
+
+void latent_kl(int B, int Z, const float *mu, const float *logsigma, double *kl) {
+    for (int b = 0; b < B; b++) {
+        const float *m = mu + (size_t)b * Z, *l = logsigma + (size_t)b * Z;
+        double acc = 0.0;
+        for (int j = 0; j < Z; j++) {
+            double s = sigma_of(l[j]);
+            acc += 0.5 * ((double)m[j] * m[j] + s * s - 2.0 * l[j] - 1.0);
+        }
+        kl[b] += acc;
+    }
+}
+
+void latent_backward(int n, float *mu, float *logsigma, const float *gz, const float *gze,
+                     float scale_kl) {
+    for (int i = 0; i < n; i++) {
+        float ls = logsigma[i];
+        float s = sigma_of(ls);
+        float live = ls < LATENT_LOGSIGMA_MAX ? 1.0f : 0.0f;
+        /* d/dlogσ of ½(σ² − 2 logσ) is σ² − 1; of σε it is σε */
+        logsigma[i] = live * ((gze ? gze[i] : 0.0f) * s + scale_kl * s * s) - scale_kl;
+        mu[i] = (gz ? gz[i] : 0.0f) + scale_kl * mu[i];
+    }
+}
+
+void bernoulli_loss(int B, int P, const float *c, const float *x, double *lx) {
+    for (int b = 0; b < B; b++) {
+        const float *cb = c + (size_t)b * P, *xb = x + (size_t)b * P;
+        double acc = 0.0;
+        for (int p = 0; p < P; p++) {
+            float v = cb[p];
+            float sp = (v > 0.0f ? v : 0.0f) + log1pf(expf(-fabsf(v)));
+            acc += (double)sp - (double)xb[p] * v;
+        }
+        lx[b] += acc;
+    }
+}
+
+void bernoulli_backward(int n, const float *c, const float *x, float scale, float *dc) {
+    for (int i = 0; i < n; i++) dc[i] = scale * (sigmoid_f(c[i]) - x[i]);
+}
+
+void sigmoid_array(size_t n, const float *in, float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = sigmoid_f(in[i]);
+}

@@ -1,0 +1,26 @@
+/* The LSTM cell of MODEL.md §3.2 (no peepholes, gates i, f, g, o as in
+ * PyTorch, one bias), batched. The matrix products that make the gate
+ * pre-activations are the caller's (one or two sgemms over the batch, see
+ * lib/forward.c); this module is the elementwise part on either side of
+ * them.
+ *
+ * Layout: gates [B×4S], row b = (i, f, g, o), each S wide, matching the
+ * rows of weight_ih [4S×in] and weight_hh [4S×S]. */
+#ifndef DCRW_LIB_LSTM_H
+#define DCRW_LIB_LSTM_H
+
+/* gates: in = pre-activations q, out = σ(q_i), σ(q_f), tanh(q_g), σ(q_o).
+ * s = f⊙s_prev + i⊙g; tanh_s = tanh(s); h = o⊙tanh_s. s_prev NULL means 0.
+ * Everything the backward needs (gates, s_prev, tanh_s) stays in place. */
+void lstm_cell_forward(int B, int S, float *gates, const float *s_prev, float *s, float *tanh_s,
+                       float *h);
+
+/* Backward of lstm_cell_forward. dh [B×S] is dL/dh_t. ds [B×S] holds dL/ds_t
+ * from the later steps on entry (NULL: none, and nothing is returned) and
+ * dL/ds_{t-1} on return. gates: in = the forward's activated gates, out =
+ * dL/dq, the pre-activation gradient, ready for the weight and input
+ * products. s_prev NULL means 0. */
+void lstm_cell_backward(int B, int S, float *gates, const float *s_prev, const float *tanh_s,
+                        const float *dh, float *ds);
+
+#endif

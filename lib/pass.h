@@ -1,0 +1,82 @@
+/* One pass of the model over a batch: the workspace that holds every
+ * activation backpropagation through time needs (allocated once, in one
+ * block), the forward of MODEL.md §4, the generation of §6, and the
+ * backward of the batch-mean loss.
+ *
+ * Time-indexed arrays are "slots": with keep = 1 (training) there is one per
+ * step, contiguous and time-major, so the weight gradients of a recurrent
+ * layer are one sgemm over T·B rows after the backward loop; with keep = 0
+ * (evaluation, encoding, sampling) two slots alternate and memory does not
+ * grow with T. */
+#ifndef DCRW_LIB_PASS_H
+#define DCRW_LIB_PASS_H
+
+#include <stddef.h>
+
+#include "model.h"
+
+typedef struct dcrw_pass {
+    const dcrw_model *m;
+    int B, keep, backward;
+    int Us;   /* floats of the stored encoder-LSTM input row: [r_t or x̂_t, h_dec] */
+    int ucol; /* first column of enc.lstm.weight_ih that the stored row multiplies */
+    size_t cnn_saved, cnn_scratch;
+
+    /* forward state; "slot" arrays are (keep ? n : 2) × the per-step size */
+    float *c;                            /* canvas logits, T+1 slots of B×P */
+    float *xhat;                         /* B×P */
+    float *rp5, *rFX, *rFY, *rg, *raux;  /* read attention, T slots */
+    float *r;                            /* read patches, T slots of B×R */
+    float *U;                            /* encoder LSTM input rows, T slots of B×Us */
+    float *xq;                           /* hoisted x·W_xᵀ + b, B×4E (LSTM, no read) */
+    float *he, *se;                      /* encoder h, s: T+1 slots of B×E */
+    float *ge, *te;                      /* encoder gates, tanh(s): T slots */
+    float *cs;                           /* CNN saved activations, T slots */
+    float *e;                            /* CNN e_t = [features, h_dec], T slots of B×Q */
+    float *mu, *ls, *z;                  /* T slots of B×Z (CNN no-read: mu, ls one slot) */
+    float *hd, *sd;                      /* decoder h, s: T+1 slots of B×D */
+    float *gd, *td;                      /* decoder gates, tanh(s): T slots */
+    float *w;                            /* dense_write outputs, T slots of B×Wout */
+    float *wp5, *wFX, *wFY, *wg, *waux;  /* write attention, T slots */
+    float *eps;                          /* T×B×Z, noise drawn by the library */
+    float *scratch;                      /* the modules' scratch */
+    double *lx, *lz;                     /* per image, B each */
+
+    /* backward only */
+    float *dc, *dh, *dhn, *dsd, *dhe, *dse, *de, *dr, *dxhat, *du, *dz, *dze;
+    float *gz, *gze, *dp5, *dFX, *dFY, *dg, *dw;
+
+    void *block;
+} dcrw_pass;
+
+/* Allocate the workspace of a pass over B images (DCRW_ENOMEM, DCRW_EINVAL
+ * when B or the sizes overflow). backward implies keep. */
+int pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backward);
+void pass_destroy(dcrw_pass *ps);
+
+/* Where a pass may copy what the caller asked for; each may be NULL. */
+typedef struct pass_outputs {
+    float *z, *mu, *logsigma; /* T×B×Z */
+    float *canvases;          /* T×B×P, σ(c_t) */
+    float *images;            /* B×P, σ(c_T) */
+} pass_outputs;
+
+/* The forward pass of §4 on x [B×P] with noise eps [T×B×Z]; ps->lx and
+ * ps->lz receive each image's Lx and Lz. */
+void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_outputs *out);
+
+/* Generation (§6) from z [T×B×Z]. */
+void pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out);
+
+/* Backward of the batch mean of Lx + Lz after pass_forward (keep = 1) on the
+ * same x and eps; gradients are ADDED into grad, laid out like the
+ * parameters (zero it first for a fresh step). */
+void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad);
+
+/* Draw noise ε[t][b][j] for images first_index + b: a pure function of
+ * (seed, stream, image index, t, j), so an image's noise does not depend on
+ * the batch it is in. */
+void pass_draw_noise(const dcrw_model *m, int B, uint64_t seed, uint64_t stream,
+                     uint64_t first_index, float *eps);
+
+#endif

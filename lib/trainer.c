@@ -1,0 +1,285 @@
+/* The trainer: gradients, Adam moments, step count and the workspace of one
+ * model's training, and its checkpoints. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adam.h"
+#include "checkpoint.h"
+#include "common.h"
+#include "dcrw_build_config.h"
+#include "pass.h"
+
+#if DCRW_HAVE_OPENBLAS_THREADS
+void openblas_set_num_threads(int);
+#endif
+
+/* The noise stream of training steps given no eps. */
+#define TRAIN_NOISE_STREAM 0x7EA1ull
+
+struct dcrw_trainer {
+    dcrw_model *m;
+    dcrw_train_config tc;
+    float *block;          /* grad, adam m, adam v: three flat buffers */
+    float *grad, *am, *av;
+    uint64_t step;
+    int grads_ready;       /* backward succeeded since the last apply */
+    dcrw_pass *ps;         /* sized for ps->B */
+};
+
+int dcrw_train_config_default(dcrw_train_config *tc) {
+    DCRW_CHECK_ARG(tc, "dcrw_train_config_default: tc is NULL");
+    memset(tc, 0, sizeof *tc);
+    tc->size = sizeof *tc;
+    tc->learning_rate = 1e-3f;
+    tc->beta1 = 0.9f;
+    tc->beta2 = 0.999f;
+    tc->adam_eps = 1e-8f;
+    tc->clip_norm = 5.0f;
+    tc->seed = 0;
+    tc->threads = 0;
+    return DCRW_OK;
+}
+
+static int check_tc(const dcrw_train_config *tc) {
+    DCRW_CHECK_ARG(tc->size == sizeof *tc, "train config size is %u, expected %zu",
+                   (unsigned)tc->size, sizeof *tc);
+    DCRW_CHECK_ARG(isfinite(tc->learning_rate) && tc->learning_rate > 0,
+                   "learning_rate = %g must be finite and > 0", (double)tc->learning_rate);
+    DCRW_CHECK_ARG(tc->beta1 >= 0 && tc->beta1 < 1, "beta1 = %g must be in [0, 1)",
+                   (double)tc->beta1);
+    DCRW_CHECK_ARG(tc->beta2 >= 0 && tc->beta2 < 1, "beta2 = %g must be in [0, 1)",
+                   (double)tc->beta2);
+    DCRW_CHECK_ARG(isfinite(tc->adam_eps) && tc->adam_eps > 0, "adam_eps = %g must be > 0",
+                   (double)tc->adam_eps);
+    DCRW_CHECK_ARG(isfinite(tc->clip_norm) && tc->clip_norm >= 0, "clip_norm = %g must be >= 0",
+                   (double)tc->clip_norm);
+    DCRW_CHECK_ARG(tc->threads >= 0 && tc->threads <= 1024, "threads = %d must be in [0, 1024]",
+                   (int)tc->threads);
+    return DCRW_OK;
+}
+
+int dcrw_trainer_create(dcrw_trainer **out, dcrw_model *m, const dcrw_train_config *tc) {
+    DCRW_CHECK_ARG(out, "dcrw_trainer_create: out is NULL");
+    *out = NULL;
+    DCRW_CHECK_ARG(m && tc, "dcrw_trainer_create: NULL argument");
+    int rc = check_tc(tc);
+    if (rc) return rc;
+    dcrw_trainer *t = dcrw_calloc(1, sizeof *t);
+    if (!t) return DCRW_ENOMEM;
+    t->block = dcrw_calloc(m->lay.total, 3 * sizeof(float));
+    if (!t->block) {
+        dcrw_free(t);
+        return DCRW_ENOMEM;
+    }
+    t->m = m;
+    t->tc = *tc;
+    t->grad = t->block;
+    t->am = t->block + m->lay.total;
+    t->av = t->block + 2 * m->lay.total;
+#if DCRW_HAVE_OPENBLAS_THREADS
+    if (tc->threads > 0) openblas_set_num_threads(tc->threads);
+#endif
+    *out = t;
+    return DCRW_OK;
+}
+
+void dcrw_trainer_destroy(dcrw_trainer *t) {
+    if (!t) return;
+    pass_destroy(t->ps);
+    dcrw_free(t->block);
+    dcrw_free(t);
+}
+
+uint64_t dcrw_trainer_step_count(const dcrw_trainer *t) { return t ? t->step : 0; }
+
+int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const float *eps,
+                          dcrw_loss *out) {
+    DCRW_CHECK_ARG(t, "dcrw_trainer_backward: trainer is NULL");
+    DCRW_CHECK_ARG(x, "dcrw_trainer_backward: x is NULL");
+    DCRW_CHECK_ARG(B >= 1, "dcrw_trainer_backward: batch size must be >= 1, got %d", B);
+    const dcrw_model *m = t->m;
+    t->grads_ready = 0;
+    int rc = dcrw_check_images("dcrw_trainer_backward", x, (size_t)B * m->d.P);
+    if (rc) return rc;
+    const size_t neps = (size_t)m->d.T * B * m->d.Z;
+    if (eps && !dcrw_all_finite(eps, neps))
+        return dcrw_fail(DCRW_ENUMERIC, "dcrw_trainer_backward: eps is not finite");
+    if (!t->ps || t->ps->B != B) {
+        dcrw_pass *ps;
+        if ((rc = pass_create(&ps, m, B, 1, 1))) return rc;
+        pass_destroy(t->ps);
+        t->ps = ps;
+    }
+    dcrw_pass *ps = t->ps;
+    if (!eps) {
+        pass_draw_noise(m, B, t->tc.seed, TRAIN_NOISE_STREAM ^ (t->step << 16), 0, ps->eps);
+        eps = ps->eps;
+    }
+    pass_forward(ps, x, eps, NULL);
+    double lx = 0, lz = 0;
+    for (int b = 0; b < B; b++) {
+        lx += ps->lx[b];
+        lz += ps->lz[b];
+    }
+    lx /= B;
+    lz /= B;
+    if (out) {
+        out->lx = lx;
+        out->lz = lz;
+        out->loss = lx + lz;
+    }
+    if (!isfinite(lx + lz))
+        return dcrw_fail(DCRW_ENUMERIC, "the loss is not finite (Lx = %g, Lz = %g)", lx, lz);
+    memset(t->grad, 0, m->lay.total * sizeof(float));
+    pass_backward(ps, x, eps, t->grad);
+    if (!dcrw_all_finite(t->grad, m->lay.total))
+        return dcrw_fail(DCRW_ENUMERIC, "a gradient is not finite (loss %g)", lx + lz);
+    t->grads_ready = 1;
+    return DCRW_OK;
+}
+
+int dcrw_trainer_find_grad(dcrw_trainer *t, const char *name, float **data, size_t *count) {
+    DCRW_CHECK_ARG(t && name, "dcrw_trainer_find_grad: NULL argument");
+    float *p;
+    int rc = dcrw_model_find_param(t->m, name, &p, count);
+    if (rc) return rc;
+    if (data) *data = t->grad + (p - t->m->params);
+    return DCRW_OK;
+}
+
+float *dcrw_trainer_grads(dcrw_trainer *t, size_t *count) {
+    if (count) *count = t ? t->m->lay.total : 0;
+    return t ? t->grad : NULL;
+}
+
+int dcrw_trainer_apply(dcrw_trainer *t) {
+    DCRW_CHECK_ARG(t, "dcrw_trainer_apply: trainer is NULL");
+    if (!t->grads_ready)
+        return dcrw_fail(DCRW_ENUMERIC,
+                         "dcrw_trainer_apply: no usable gradients (the last backward failed or "
+                         "they were applied already)");
+    const size_t n = t->m->lay.total;
+    /* the caller may have changed them (an allreduce): check again */
+    double norm = grad_norm(t->grad, n);
+    if (!isfinite(norm)) {
+        t->grads_ready = 0;
+        return dcrw_fail(DCRW_ENUMERIC, "dcrw_trainer_apply: the gradient norm is not finite");
+    }
+    if (t->tc.clip_norm > 0) {
+        double coef = t->tc.clip_norm / (norm + 1e-6);
+        if (coef < 1.0) grad_scale(t->grad, n, (float)coef);
+    }
+    t->step++;
+    adam_update(n, t->m->params, t->grad, t->am, t->av, t->tc.learning_rate, t->tc.beta1,
+                t->tc.beta2, t->tc.adam_eps, t->step);
+    t->grads_ready = 0;
+    return DCRW_OK;
+}
+
+int dcrw_trainer_step(dcrw_trainer *t, int B, const float *x, const float *eps, dcrw_loss *out) {
+    int rc = dcrw_trainer_backward(t, B, x, eps, out);
+    if (rc) return rc;
+    return dcrw_trainer_apply(t);
+}
+
+/* ---- checkpoints -------------------------------------------------------- */
+
+#define MAX_NAME 64
+
+int dcrw_trainer_save(const dcrw_trainer *t, const char *path) {
+    DCRW_CHECK_ARG(t && path, "dcrw_trainer_save: NULL argument");
+    const dcrw_layout *lay = &t->m->lay;
+    const int n = lay->ntensors;
+    st_out extra[2 * P_COUNT];
+    char names[2 * P_COUNT][MAX_NAME];
+    for (int k = 0; k < n; k++) {
+        const int id = lay->order[k];
+        const dcrw_tensor_info *ti = &lay->t[id];
+        for (int which = 0; which < 2; which++) {
+            st_out *o = &extra[2 * k + which];
+            snprintf(names[2 * k + which], MAX_NAME, "adam.%c.%s", which ? 'v' : 'm',
+                     dcrw_tensor_names[id]);
+            o->name = names[2 * k + which];
+            o->ndim = ti->ndim;
+            memset(o->shape, 0, sizeof o->shape);
+            for (int i = 0; i < ti->ndim; i++) o->shape[i] = ti->shape[i];
+            o->data = (which ? t->av : t->am) + ti->offset;
+        }
+    }
+    char step[32], seed[32], lr[32];
+    snprintf(step, sizeof step, "%" PRIu64, t->step);
+    snprintf(seed, sizeof seed, "%" PRIu64, t->tc.seed);
+    snprintf(lr, sizeof lr, "%.9g", (double)t->tc.learning_rate);
+    const char *keys[] = {"dcrw.step", "dcrw.train.seed", "dcrw.train.learning_rate"};
+    const char *vals[] = {step, seed, lr};
+    return ckpt_write(path, t->m, extra, 2 * n, keys, vals, 3);
+}
+
+static int same_config(const dcrw_config *a, const dcrw_config *b) {
+    return a->channels == b->channels && a->height == b->height && a->width == b->width &&
+           a->glimpses == b->glimpses && a->enc_size == b->enc_size &&
+           a->dec_size == b->dec_size && a->z_size == b->z_size && a->read_n == b->read_n &&
+           a->write_n == b->write_n && a->conv1 == b->conv1 && a->conv2 == b->conv2 &&
+           a->encoder == b->encoder && a->read_attention == b->read_attention &&
+           a->write_attention == b->write_attention && a->canvas_init == b->canvas_init;
+}
+
+int dcrw_trainer_resume(dcrw_trainer *t, const char *path) {
+    DCRW_CHECK_ARG(t && path, "dcrw_trainer_resume: NULL argument");
+    st_file f;
+    int rc = st_read(&f, path);
+    if (rc) return rc;
+    dcrw_model *loaded = NULL;
+    float *moments = NULL;
+    if ((rc = ckpt_model_from_file(&f, &loaded))) goto done;
+    if (!same_config(&loaded->cfg, &t->m->cfg)) {
+        rc = dcrw_fail(DCRW_ESHAPE, "%s: its configuration differs from the trainer's model",
+                       path);
+        goto done;
+    }
+    const dcrw_layout *lay = &t->m->lay;
+    uint64_t step = 0;
+    const char *s = st_meta(&f, "dcrw.step");
+    if (s) {
+        char *end;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (*s < '0' || *s > '9' || *end != '\0') {
+            rc = dcrw_fail(DCRW_EFORMAT, "%s: dcrw.step \"%.32s\" is not a count", path, s);
+            goto done;
+        }
+        step = (uint64_t)v;
+    }
+    moments = dcrw_calloc(lay->total, 2 * sizeof(float));
+    if (!moments) {
+        rc = DCRW_ENOMEM;
+        goto done;
+    }
+    for (int k = 0; k < lay->ntensors; k++) {
+        const int id = lay->order[k];
+        const dcrw_tensor_info *ti = &lay->t[id];
+        for (int which = 0; which < 2; which++) {
+            char name[MAX_NAME];
+            snprintf(name, sizeof name, "adam.%c.%s", which ? 'v' : 'm', dcrw_tensor_names[id]);
+            if (!st_find(&f, name)) continue; /* a model checkpoint: moments start at 0 */
+            float *dst = moments + which * lay->total + ti->offset;
+            if ((rc = ckpt_copy_tensor(&f, name, ti->ndim, ti->shape, dst))) goto done;
+        }
+    }
+    if (!dcrw_all_finite(moments, 2 * lay->total)) {
+        rc = dcrw_fail(DCRW_ENUMERIC, "%s: the Adam moments are not finite", path);
+        goto done;
+    }
+    /* everything checked: commit */
+    memcpy(t->m->params, loaded->params, lay->total * sizeof(float));
+    memcpy(t->am, moments, 2 * lay->total * sizeof(float));
+    t->step = step;
+    t->grads_ready = 0;
+done:
+    dcrw_free(moments);
+    dcrw_model_destroy(loaded);
+    st_free(&f);
+    return rc;
+}

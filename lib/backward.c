@@ -84,8 +84,7 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad)
     dcrw_views_init(&g, &m->lay, grad);
     const int B = ps->B, P = d->P, D = d->D, E = d->E, Z = d->Z, Q = d->Q, T = d->T;
     const int Us = ps->Us, TB = T * B;
-    const size_t BP = (size_t)B * P, BD = (size_t)B * D, BE = (size_t)B * E,
-                 BZ = (size_t)B * Z;
+    const size_t BP = (size_t)B * P, BD = (size_t)B * D, BE = (size_t)B * E, BZ = (size_t)B * Z;
     const int noread_cnn = d->cnn && !d->ra;
     const cnn_shape cs = {B, d->Cin, d->ch, d->cw, d->K1, d->K2};
     const float inv_b = 1.0f / (float)B;
@@ -134,8 +133,7 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad)
                 lstm_cell_backward(B, E, ge, SLOT(ps, se, t, BE), SLOT(ps, te, t, BE), ps->dhe,
                                    ps->dse);
                 gemm_nn(B, E, 4 * E, ge, 4 * E, p->enc_whh, E, 0.0f, ps->dhe, E);
-                gemm_nn(B, Us, 4 * E, ge, 4 * E, p->enc_wih + ps->ucol, d->Rin, 0.0f, ps->du,
-                        Us);
+                gemm_nn(B, Us, 4 * E, ge, 4 * E, p->enc_wih + ps->ucol, d->Rin, 0.0f, ps->du, Us);
                 add_rows(B, D, ps->du + Us - D, Us, dhn, D);
                 dsrc = ps->du;
                 ldsrc = Us;
@@ -176,8 +174,8 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad)
         gemm_nn(B, Q, Z, ps->ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
         dense_backward(B, Q, Z, ps->e, Q, p->mu_w, ps->mu, Z, NULL, 0, 0.0f, g.mu_w, g.mu_b);
         dense_backward(B, Q, Z, ps->e, Q, p->ls_w, ps->ls, Z, NULL, 0, 0.0f, g.ls_w, g.ls_b);
-        cnn_backward(&cs, x, p->conv1_w, p->conv2_w, ps->cs, ps->de, Q, NULL, g.conv1_w,
-                     g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
+        cnn_backward(&cs, x, p->conv1_w, p->conv2_w, ps->cs, ps->de, Q, NULL, g.conv1_w, g.conv1_b,
+                     g.conv2_w, g.conv2_b, ps->scratch);
     }
 
     /* the deferred weight gradients: slots are time-major and contiguous, so
@@ -203,7 +201,8 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad)
         if (!d->ra) {
             /* the hoisted x columns: Σ_t dq_t, then one product with x */
             memset(ps->xq, 0, BE * 4 * sizeof(float));
-            for (int t = 0; t < T; t++) add_rows(B, 4 * E, ps->ge + (size_t)t * BE * 4, 4 * E, ps->xq, 4 * E);
+            for (int t = 0; t < T; t++)
+                add_rows(B, 4 * E, ps->ge + (size_t)t * BE * 4, 4 * E, ps->xq, 4 * E);
             gemm_tn(4 * E, P, B, ps->xq, 4 * E, x, P, 1.0f, g.enc_wih, d->Rin);
         }
     }

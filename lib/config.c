@@ -56,7 +56,8 @@ int dcrw_config_preset(dcrw_config *cfg, dcrw_preset preset) {
         c.read_n = c.read_attention ? 7 : 0;
         c.write_n = 5;
         break;
-    default: return dcrw_fail(DCRW_EINVAL, "dcrw_config_preset: unknown preset %d", (int)preset);
+    default:
+        return dcrw_fail(DCRW_EINVAL, "dcrw_config_preset: unknown preset %d", (int)preset);
     }
     *cfg = c;
     return DCRW_OK;

@@ -11,22 +11,36 @@ static _Thread_local char last_error[512];
 
 const char *dcrw_strerror(int code) {
     switch (code) {
-    case DCRW_OK: return "success";
-    case DCRW_EINVAL: return "invalid argument";
-    case DCRW_ENOMEM: return "out of memory";
-    case DCRW_EIO: return "input/output error";
-    case DCRW_EFORMAT: return "malformed file";
-    case DCRW_ETRUNCATED: return "truncated file";
-    case DCRW_ESHAPE: return "shape mismatch";
-    case DCRW_ENOTFOUND: return "not found";
-    case DCRW_EUNSUPPORTED: return "unsupported";
-    case DCRW_ECONFIG: return "invalid configuration";
-    case DCRW_ENUMERIC: return "non-finite number";
-    default: return "unknown error code";
+    case DCRW_OK:
+        return "success";
+    case DCRW_EINVAL:
+        return "invalid argument";
+    case DCRW_ENOMEM:
+        return "out of memory";
+    case DCRW_EIO:
+        return "input/output error";
+    case DCRW_EFORMAT:
+        return "malformed file";
+    case DCRW_ETRUNCATED:
+        return "truncated file";
+    case DCRW_ESHAPE:
+        return "shape mismatch";
+    case DCRW_ENOTFOUND:
+        return "not found";
+    case DCRW_EUNSUPPORTED:
+        return "unsupported";
+    case DCRW_ECONFIG:
+        return "invalid configuration";
+    case DCRW_ENUMERIC:
+        return "non-finite number";
+    default:
+        return "unknown error code";
     }
 }
 
-const char *dcrw_last_error(void) { return last_error; }
+const char *dcrw_last_error(void) {
+    return last_error;
+}
 
 int dcrw_fail(int code, const char *fmt, ...) {
     va_list ap;
@@ -62,7 +76,9 @@ void *dcrw_calloc(size_t count, size_t size) {
     return p;
 }
 
-void dcrw_free(void *p) { free(p); }
+void dcrw_free(void *p) {
+    free(p);
+}
 
 int dcrw_all_finite(const float *x, size_t n) {
     /* accumulate rather than branch so the loop vectorises; inf-inf and
@@ -72,7 +88,9 @@ int dcrw_all_finite(const float *x, size_t n) {
     return acc == 0.0f;
 }
 
-unsigned dcrw_version(void) { return DCRW_VERSION; }
+unsigned dcrw_version(void) {
+    return DCRW_VERSION;
+}
 
 #define DCRW_STR2(x) #x
 #define DCRW_STR(x) DCRW_STR2(x)

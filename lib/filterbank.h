@@ -58,7 +58,7 @@ void fb_write_forward(int B, int C, int N, int H, int W, const float *FX, const 
 
 /* Given dout [B×P]: dw [B×CN²], dFX, dFY, dgamma overwritten. */
 void fb_write_backward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
-                       const float *gamma, const float *w, const float *dout, float *dw,
-                       float *dFX, float *dFY, float *dgamma, float *scratch);
+                       const float *gamma, const float *w, const float *dout, float *dw, float *dFX,
+                       float *dFY, float *dgamma, float *scratch);
 
 #endif

@@ -153,14 +153,14 @@ int pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backw
         return DCRW_ENOMEM;
     }
     ps->block = base;
-    float **all[] = {&ps->c,   &ps->xhat, &ps->rp5, &ps->rFX, &ps->rFY, &ps->rg,  &ps->raux,
-                     &ps->r,   &ps->U,    &ps->xq,  &ps->he,  &ps->se,  &ps->ge,  &ps->te,
-                     &ps->cs,  &ps->e,    &ps->mu,  &ps->ls,  &ps->z,   &ps->hd,  &ps->sd,
-                     &ps->gd,  &ps->td,   &ps->w,   &ps->wp5, &ps->wFX, &ps->wFY, &ps->wg,
-                     &ps->waux, &ps->eps, &ps->scratch, &lx,    &lz,      &ps->dc,  &ps->dh,
-                     &ps->dhn, &ps->dsd,  &ps->dhe, &ps->dse, &ps->du,  &ps->de,  &ps->dr,
-                     &ps->dxhat, &ps->dz, &ps->dze, &ps->gz,  &ps->gze, &ps->dp5, &ps->dFX,
-                     &ps->dFY, &ps->dg,   &ps->dw};
+    float **all[] = {&ps->c,     &ps->xhat, &ps->rp5,     &ps->rFX, &ps->rFY, &ps->rg,  &ps->raux,
+                     &ps->r,     &ps->U,    &ps->xq,      &ps->he,  &ps->se,  &ps->ge,  &ps->te,
+                     &ps->cs,    &ps->e,    &ps->mu,      &ps->ls,  &ps->z,   &ps->hd,  &ps->sd,
+                     &ps->gd,    &ps->td,   &ps->w,       &ps->wp5, &ps->wFX, &ps->wFY, &ps->wg,
+                     &ps->waux,  &ps->eps,  &ps->scratch, &lx,      &lz,      &ps->dc,  &ps->dh,
+                     &ps->dhn,   &ps->dsd,  &ps->dhe,     &ps->dse, &ps->du,  &ps->de,  &ps->dr,
+                     &ps->dxhat, &ps->dz,   &ps->dze,     &ps->gz,  &ps->gze, &ps->dp5, &ps->dFX,
+                     &ps->dFY,   &ps->dg,   &ps->dw};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) place(all[i], base);
     ps->lx = (double *)(void *)lx;
     ps->lz = (double *)(void *)lz;
@@ -190,7 +190,8 @@ void pass_draw_noise(const dcrw_model *m, int B, uint64_t seed, uint64_t stream,
 
 /* rows of src [B×n] (stride lds) into dst (stride ldd) */
 void copy_rows(int B, int n, const float *src, int lds, float *dst, int ldd) {
-    for (int b = 0; b < B; b++) memcpy(dst + (size_t)b * ldd, src + (size_t)b * lds, n * sizeof(float));
+    for (int b = 0; b < B; b++)
+        memcpy(dst + (size_t)b * ldd, src + (size_t)b * lds, n * sizeof(float));
 }
 
 static void start(dcrw_pass *ps) {
@@ -258,8 +259,7 @@ void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_ou
     const dcrw_dims *d = &m->d;
     const dcrw_views *p = &m->p;
     const int B = ps->B, P = d->P, D = d->D, E = d->E, Z = d->Z, Q = d->Q, T = d->T;
-    const size_t BP = (size_t)B * P, BD = (size_t)B * D, BE = (size_t)B * E,
-                 BZ = (size_t)B * Z;
+    const size_t BP = (size_t)B * P, BD = (size_t)B * D, BE = (size_t)B * E, BZ = (size_t)B * Z;
     const int noread_cnn = d->cnn && !d->ra;
     const cnn_shape cs = {B, d->Cin, d->ch, d->cw, d->K1, d->K2};
     start(ps);
@@ -319,8 +319,7 @@ void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_ou
                     bias_rows(B, 4 * E, p->enc_b, g, 4 * E);
                 else
                     memcpy(g, ps->xq, BE * 4 * sizeof(float));
-                gemm_nt(B, 4 * E, ps->Us, u, ps->Us, p->enc_wih + ps->ucol, d->Rin, 1.0f, g,
-                        4 * E);
+                gemm_nt(B, 4 * E, ps->Us, u, ps->Us, p->enc_wih + ps->ucol, d->Rin, 1.0f, g, 4 * E);
                 gemm_nt(B, 4 * E, E, SLOT(ps, he, t, BE), E, p->enc_whh, E, 1.0f, g, 4 * E);
                 lstm_cell_forward(B, E, g, SLOT(ps, se, t, BE), SLOT(ps, se, t + 1, BE),
                                   SLOT(ps, te, t, BE), SLOT(ps, he, t + 1, BE));

@@ -14,7 +14,9 @@
 
 #define LATENT_LOGSIGMA_MAX 40.0f
 
-static inline float sigmoid_f(float u) { return 1.0f / (1.0f + expf(-u)); }
+static inline float sigmoid_f(float u) {
+    return 1.0f / (1.0f + expf(-u));
+}
 
 /* z = μ + σ⊙ε over n values */
 void latent_sample(int n, const float *mu, const float *logsigma, const float *eps, float *z);

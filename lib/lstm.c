@@ -4,7 +4,9 @@
 
 #include "lstm.h"
 
-static inline float sigmoidf(float u) { return 1.0f / (1.0f + expf(-u)); }
+static inline float sigmoidf(float u) {
+    return 1.0f / (1.0f + expf(-u));
+}
 
 void lstm_cell_forward(int B, int S, float *gates, const float *s_prev, float *s, float *tanh_s,
                        float *h) {

@@ -7,11 +7,11 @@
 #include "rng.h"
 
 const char *const dcrw_tensor_names[P_COUNT] = {
-    "enc.lstm.weight_ih", "enc.lstm.weight_hh", "enc.lstm.bias",     "enc.conv1.weight",
-    "enc.conv1.bias",     "enc.conv2.weight",   "enc.conv2.bias",    "q.mu.weight",
-    "q.mu.bias",          "q.logsigma.weight",  "q.logsigma.bias",   "dec.lstm.weight_ih",
-    "dec.lstm.weight_hh", "dec.lstm.bias",      "read.attn.weight",  "read.attn.bias",
-    "write.attn.weight",  "write.attn.bias",    "write.weight",      "write.bias",
+    "enc.lstm.weight_ih", "enc.lstm.weight_hh", "enc.lstm.bias",    "enc.conv1.weight",
+    "enc.conv1.bias",     "enc.conv2.weight",   "enc.conv2.bias",   "q.mu.weight",
+    "q.mu.bias",          "q.logsigma.weight",  "q.logsigma.bias",  "dec.lstm.weight_ih",
+    "dec.lstm.weight_hh", "dec.lstm.bias",      "read.attn.weight", "read.attn.bias",
+    "write.attn.weight",  "write.attn.bias",    "write.weight",     "write.bias",
 };
 
 static void set_shape(dcrw_layout *lay, int id, int ndim, int64_t a, int64_t b, int64_t c,
@@ -125,16 +125,20 @@ int dcrw_model_alloc(dcrw_model **out, const dcrw_config *cfg) {
 static size_t fan_in(const dcrw_layout *lay, int id) {
     switch (id) {
     case P_CONV1_W:
-    case P_CONV1_B: return (size_t)lay->t[P_CONV1_W].shape[1] * 9;
+    case P_CONV1_B:
+        return (size_t)lay->t[P_CONV1_W].shape[1] * 9;
     case P_CONV2_W:
-    case P_CONV2_B: return (size_t)lay->t[P_CONV2_W].shape[1] * 9;
+    case P_CONV2_B:
+        return (size_t)lay->t[P_CONV2_W].shape[1] * 9;
     /* PyTorch's LSTM uses 1/sqrt(hidden) for every tensor */
     case P_ENC_WIH:
     case P_ENC_WHH:
-    case P_ENC_B: return (size_t)lay->t[P_ENC_WHH].shape[1];
+    case P_ENC_B:
+        return (size_t)lay->t[P_ENC_WHH].shape[1];
     case P_DEC_WIH:
     case P_DEC_WHH:
-    case P_DEC_B: return (size_t)lay->t[P_DEC_WHH].shape[1];
+    case P_DEC_B:
+        return (size_t)lay->t[P_DEC_WHH].shape[1];
     default: {
         /* a bias takes the fan-in of the weight before it */
         int w = lay->t[id].ndim == 1 ? id - 1 : id;
@@ -153,8 +157,7 @@ void dcrw_model_init_params(dcrw_model *m, uint64_t seed) {
         int attn = id == P_RATT_W || id == P_RATT_B || id == P_WATT_W || id == P_WATT_B;
         float k_ = attn ? 0.01f : 1.0f / sqrtf((float)fan_in(lay, id));
         if (attn && t->ndim == 1) k_ = 0.0f;
-        for (size_t i = 0; i < t->count; i++)
-            p[i] = k_ * (2.0f * rng_uniform(key, i) - 1.0f);
+        for (size_t i = 0; i < t->count; i++) p[i] = k_ * (2.0f * rng_uniform(key, i) - 1.0f);
     }
     /* forget gates are the second quarter of the LSTM bias (order i, f, g, o) */
     if (m->p.enc_b)
@@ -181,9 +184,15 @@ int dcrw_model_config(const dcrw_model *m, dcrw_config *out) {
     return DCRW_OK;
 }
 
-size_t dcrw_model_input_size(const dcrw_model *m) { return m ? (size_t)m->d.P : 0; }
-size_t dcrw_model_param_count(const dcrw_model *m) { return m ? (size_t)m->lay.ntensors : 0; }
-size_t dcrw_model_param_floats(const dcrw_model *m) { return m ? m->lay.total : 0; }
+size_t dcrw_model_input_size(const dcrw_model *m) {
+    return m ? (size_t)m->d.P : 0;
+}
+size_t dcrw_model_param_count(const dcrw_model *m) {
+    return m ? (size_t)m->lay.ntensors : 0;
+}
+size_t dcrw_model_param_floats(const dcrw_model *m) {
+    return m ? m->lay.total : 0;
+}
 
 float *dcrw_model_params(const dcrw_model *m, size_t *count) {
     if (count) *count = m ? m->lay.total : 0;
@@ -217,8 +226,9 @@ int dcrw_model_find_param(const dcrw_model *m, const char *name, float **data, s
 
 int dcrw_model_sizes(const dcrw_model *m, dcrw_sizes *out) {
     DCRW_CHECK_ARG(m && out, "dcrw_model_sizes: NULL argument");
-    DCRW_CHECK_ARG(out->size == sizeof(dcrw_sizes), "dcrw_model_sizes: out->size is %u, expected %zu",
-                   (unsigned)out->size, sizeof(dcrw_sizes));
+    DCRW_CHECK_ARG(out->size == sizeof(dcrw_sizes),
+                   "dcrw_model_sizes: out->size is %u, expected %zu", (unsigned)out->size,
+                   sizeof(dcrw_sizes));
     out->input = (size_t)m->d.P;
     out->read = (size_t)m->d.R;
     out->z = (size_t)m->d.Z;

@@ -38,18 +38,18 @@ extern const char *const dcrw_tensor_names[P_COUNT];
 
 /* Sizes derived from a valid configuration (MODEL.md §2, §7). */
 typedef struct dcrw_dims {
-    int C, H, W, P;        /* image */
-    int T, E, D, Z;        /* glimpses, encoder, decoder, latent */
-    int Nr, Nw;            /* window sides (0 when the attention is off) */
-    int K1, K2;            /* convolution channels (0 for an LSTM encoder) */
-    int cnn, ra, wa;       /* encoder is CNN; read / write attention */
-    int R;                 /* floats of one read: 2·C·Nr² or 2P */
-    int Rin;               /* encoder LSTM input: R + D */
-    int Cin, ch, cw;       /* CNN input channels and side (Nr×Nr, or H×W) */
-    int F;                 /* CNN features: K2·⌊⌊ch/2⌋/2⌋·⌊⌊cw/2⌋/2⌋ */
-    int Q;                 /* size of e_t */
-    int Wout;              /* dense_write outputs: C·Nw² or P */
-    float kappa;           /* canvas_init */
+    int C, H, W, P;  /* image */
+    int T, E, D, Z;  /* glimpses, encoder, decoder, latent */
+    int Nr, Nw;      /* window sides (0 when the attention is off) */
+    int K1, K2;      /* convolution channels (0 for an LSTM encoder) */
+    int cnn, ra, wa; /* encoder is CNN; read / write attention */
+    int R;           /* floats of one read: 2·C·Nr² or 2P */
+    int Rin;         /* encoder LSTM input: R + D */
+    int Cin, ch, cw; /* CNN input channels and side (Nr×Nr, or H×W) */
+    int F;           /* CNN features: K2·⌊⌊ch/2⌋/2⌋·⌊⌊cw/2⌋/2⌋ */
+    int Q;           /* size of e_t */
+    int Wout;        /* dense_write outputs: C·Nw² or P */
+    float kappa;     /* canvas_init */
 } dcrw_dims;
 
 typedef struct dcrw_tensor_info {

@@ -70,8 +70,8 @@ int dcrw_encode(const dcrw_model *m, int B, const float *x, const float *eps, fl
     return DCRW_OK;
 }
 
-int dcrw_reconstruct(const dcrw_model *m, int B, const float *x, const float *eps,
-                     float *images, float *canvases) {
+int dcrw_reconstruct(const dcrw_model *m, int B, const float *x, const float *eps, float *images,
+                     float *canvases) {
     pass_outputs out = {NULL, NULL, NULL, canvases, images};
     dcrw_pass *ps = NULL;
     int rc = forward("dcrw_reconstruct", m, B, x, eps, &out, &ps);
@@ -106,7 +106,8 @@ int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps, 
     out->lx = lx / B;
     out->lz = lz / B;
     out->loss = out->lx + out->lz;
-    if (!isfinite(out->loss)) return dcrw_fail(DCRW_ENUMERIC, "dcrw_evaluate: the loss is not finite");
+    if (!isfinite(out->loss))
+        return dcrw_fail(DCRW_ENUMERIC, "dcrw_evaluate: the loss is not finite");
     return DCRW_OK;
 }
 
@@ -117,7 +118,8 @@ int dcrw_decode(const dcrw_model *m, int B, const float *z, uint64_t seed, float
     if (!images && !canvases)
         return dcrw_fail(DCRW_EINVAL, "dcrw_decode: images and canvases are both NULL");
     const size_t n = (size_t)m->d.T * B * m->d.Z;
-    if (z && !dcrw_all_finite(z, n)) return dcrw_fail(DCRW_ENUMERIC, "dcrw_decode: z is not finite");
+    if (z && !dcrw_all_finite(z, n))
+        return dcrw_fail(DCRW_ENUMERIC, "dcrw_decode: z is not finite");
     dcrw_pass *ps;
     if ((rc = pass_create(&ps, m, B, 0, 0))) return rc;
     if (!z) {

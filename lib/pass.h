@@ -23,24 +23,24 @@ typedef struct dcrw_pass {
     size_t cnn_saved, cnn_scratch;
 
     /* forward state; "slot" arrays are (keep ? n : 2) × the per-step size */
-    float *c;                            /* canvas logits, T+1 slots of B×P */
-    float *xhat;                         /* B×P */
-    float *rp5, *rFX, *rFY, *rg, *raux;  /* read attention, T slots */
-    float *r;                            /* read patches, T slots of B×R */
-    float *U;                            /* encoder LSTM input rows, T slots of B×Us */
-    float *xq;                           /* hoisted x·W_xᵀ + b, B×4E (LSTM, no read) */
-    float *he, *se;                      /* encoder h, s: T+1 slots of B×E */
-    float *ge, *te;                      /* encoder gates, tanh(s): T slots */
-    float *cs;                           /* CNN saved activations, T slots */
-    float *e;                            /* CNN e_t = [features, h_dec], T slots of B×Q */
-    float *mu, *ls, *z;                  /* T slots of B×Z (CNN no-read: mu, ls one slot) */
-    float *hd, *sd;                      /* decoder h, s: T+1 slots of B×D */
-    float *gd, *td;                      /* decoder gates, tanh(s): T slots */
-    float *w;                            /* dense_write outputs, T slots of B×Wout */
-    float *wp5, *wFX, *wFY, *wg, *waux;  /* write attention, T slots */
-    float *eps;                          /* T×B×Z, noise drawn by the library */
-    float *scratch;                      /* the modules' scratch */
-    double *lx, *lz;                     /* per image, B each */
+    float *c;                           /* canvas logits, T+1 slots of B×P */
+    float *xhat;                        /* B×P */
+    float *rp5, *rFX, *rFY, *rg, *raux; /* read attention, T slots */
+    float *r;                           /* read patches, T slots of B×R */
+    float *U;                           /* encoder LSTM input rows, T slots of B×Us */
+    float *xq;                          /* hoisted x·W_xᵀ + b, B×4E (LSTM, no read) */
+    float *he, *se;                     /* encoder h, s: T+1 slots of B×E */
+    float *ge, *te;                     /* encoder gates, tanh(s): T slots */
+    float *cs;                          /* CNN saved activations, T slots */
+    float *e;                           /* CNN e_t = [features, h_dec], T slots of B×Q */
+    float *mu, *ls, *z;                 /* T slots of B×Z (CNN no-read: mu, ls one slot) */
+    float *hd, *sd;                     /* decoder h, s: T+1 slots of B×D */
+    float *gd, *td;                     /* decoder gates, tanh(s): T slots */
+    float *w;                           /* dense_write outputs, T slots of B×Wout */
+    float *wp5, *wFX, *wFY, *wg, *waux; /* write attention, T slots */
+    float *eps;                         /* T×B×Z, noise drawn by the library */
+    float *scratch;                     /* the modules' scratch */
+    double *lx, *lz;                    /* per image, B each */
 
     /* backward only */
     float *dc, *dh, *dhn, *dsd, *dhe, *dse, *de, *dr, *dxhat, *du, *dz, *dze;

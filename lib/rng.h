@@ -20,7 +20,9 @@ static inline uint64_t rng_key(uint64_t seed, uint64_t a, uint64_t b) {
     return rng_mix(rng_mix(rng_mix(seed) ^ a) ^ b);
 }
 
-static inline uint64_t rng_u64(uint64_t key, uint64_t counter) { return rng_mix(key ^ rng_mix(counter)); }
+static inline uint64_t rng_u64(uint64_t key, uint64_t counter) {
+    return rng_mix(key ^ rng_mix(counter));
+}
 
 /* Uniform in [0, 1) with 24 random bits: exactly representable in float. */
 static inline float rng_uniform(uint64_t key, uint64_t counter) {

@@ -22,11 +22,11 @@ void openblas_set_num_threads(int);
 struct dcrw_trainer {
     dcrw_model *m;
     dcrw_train_config tc;
-    float *block;          /* grad, adam m, adam v: three flat buffers */
+    float *block; /* grad, adam m, adam v: three flat buffers */
     float *grad, *am, *av;
     uint64_t step;
-    int grads_ready;       /* backward succeeded since the last apply */
-    dcrw_pass *ps;         /* sized for ps->B */
+    int grads_ready; /* backward succeeded since the last apply */
+    dcrw_pass *ps;   /* sized for ps->B */
 };
 
 int dcrw_train_config_default(dcrw_train_config *tc) {
@@ -93,7 +93,9 @@ void dcrw_trainer_destroy(dcrw_trainer *t) {
     dcrw_free(t);
 }
 
-uint64_t dcrw_trainer_step_count(const dcrw_trainer *t) { return t ? t->step : 0; }
+uint64_t dcrw_trainer_step_count(const dcrw_trainer *t) {
+    return t ? t->step : 0;
+}
 
 int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const float *eps,
                           dcrw_loss *out) {
@@ -220,11 +222,11 @@ int dcrw_trainer_save(const dcrw_trainer *t, const char *path) {
 
 static int same_config(const dcrw_config *a, const dcrw_config *b) {
     return a->channels == b->channels && a->height == b->height && a->width == b->width &&
-           a->glimpses == b->glimpses && a->enc_size == b->enc_size &&
-           a->dec_size == b->dec_size && a->z_size == b->z_size && a->read_n == b->read_n &&
-           a->write_n == b->write_n && a->conv1 == b->conv1 && a->conv2 == b->conv2 &&
-           a->encoder == b->encoder && a->read_attention == b->read_attention &&
-           a->write_attention == b->write_attention && a->canvas_init == b->canvas_init;
+           a->glimpses == b->glimpses && a->enc_size == b->enc_size && a->dec_size == b->dec_size &&
+           a->z_size == b->z_size && a->read_n == b->read_n && a->write_n == b->write_n &&
+           a->conv1 == b->conv1 && a->conv2 == b->conv2 && a->encoder == b->encoder &&
+           a->read_attention == b->read_attention && a->write_attention == b->write_attention &&
+           a->canvas_init == b->canvas_init;
 }
 
 int dcrw_trainer_resume(dcrw_trainer *t, const char *path) {
@@ -236,8 +238,7 @@ int dcrw_trainer_resume(dcrw_trainer *t, const char *path) {
     float *moments = NULL;
     if ((rc = ckpt_model_from_file(&f, &loaded))) goto done;
     if (!same_config(&loaded->cfg, &t->m->cfg)) {
-        rc = dcrw_fail(DCRW_ESHAPE, "%s: its configuration differs from the trainer's model",
-                       path);
+        rc = dcrw_fail(DCRW_ESHAPE, "%s: its configuration differs from the trainer's model", path);
         goto done;
     }
     const dcrw_layout *lay = &t->m->lay;

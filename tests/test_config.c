@@ -85,17 +85,18 @@ struct bad_case {
     int32_t value;
     dcrw_preset preset;
 };
-#define BAD(f, v, p) {#f, offsetof(dcrw_config, f), v, p}
+#define BAD(f, v, p)                                                                               \
+    { #f, offsetof(dcrw_config, f), v, p }
 static const struct bad_case bad_cases[] = {
-    BAD(channels, 0, DCRW_PRESET_DRAW),        BAD(channels, 65, DCRW_PRESET_DRAW),
-    BAD(height, 0, DCRW_PRESET_DRAW),          BAD(height, -3, DCRW_PRESET_DRAW),
-    BAD(width, 4097, DCRW_PRESET_DRAW),        BAD(glimpses, 0, DCRW_PRESET_DCRW),
-    BAD(enc_size, 0, DCRW_PRESET_DRAW),        BAD(dec_size, 0, DCRW_PRESET_DCRW),
-    BAD(dec_size, 1 << 20, DCRW_PRESET_DCRW),  BAD(z_size, -1, DCRW_PRESET_DCRW),
-    BAD(read_n, 0, DCRW_PRESET_DRAW),          BAD(read_n, 3, DCRW_PRESET_DCRW),
-    BAD(write_n, 0, DCRW_PRESET_DCRW_NOREAD),  BAD(conv1, 0, DCRW_PRESET_DCRW),
-    BAD(conv2, 5000, DCRW_PRESET_DCRW),        BAD(encoder, 2, DCRW_PRESET_DCRW),
-    BAD(read_attention, 2, DCRW_PRESET_DRAW),  BAD(write_attention, -1, DCRW_PRESET_DRAW),
+    BAD(channels, 0, DCRW_PRESET_DRAW),       BAD(channels, 65, DCRW_PRESET_DRAW),
+    BAD(height, 0, DCRW_PRESET_DRAW),         BAD(height, -3, DCRW_PRESET_DRAW),
+    BAD(width, 4097, DCRW_PRESET_DRAW),       BAD(glimpses, 0, DCRW_PRESET_DCRW),
+    BAD(enc_size, 0, DCRW_PRESET_DRAW),       BAD(dec_size, 0, DCRW_PRESET_DCRW),
+    BAD(dec_size, 1 << 20, DCRW_PRESET_DCRW), BAD(z_size, -1, DCRW_PRESET_DCRW),
+    BAD(read_n, 0, DCRW_PRESET_DRAW),         BAD(read_n, 3, DCRW_PRESET_DCRW),
+    BAD(write_n, 0, DCRW_PRESET_DCRW_NOREAD), BAD(conv1, 0, DCRW_PRESET_DCRW),
+    BAD(conv2, 5000, DCRW_PRESET_DCRW),       BAD(encoder, 2, DCRW_PRESET_DCRW),
+    BAD(read_attention, 2, DCRW_PRESET_DRAW), BAD(write_attention, -1, DCRW_PRESET_DRAW),
     BAD(height, 3, DCRW_PRESET_DCRW_NOREAD),
 };
 

@@ -12,8 +12,8 @@
 #include "testutil.h"
 
 static const char *const golden_files[] = {
-    "golden/golden-draw-small.safetensors",       "golden/golden-draw-noattn-small.safetensors",
-    "golden/golden-dcrw-small.safetensors",       "golden/golden-dcrw-noread-small.safetensors",
+    "golden/golden-draw-small.safetensors",        "golden/golden-draw-noattn-small.safetensors",
+    "golden/golden-dcrw-small.safetensors",        "golden/golden-dcrw-noread-small.safetensors",
     "golden/golden-draw-canvas-small.safetensors",
 };
 
@@ -45,12 +45,11 @@ START_TEST(test_golden_gradients) {
     dcrw_trainer *t;
     ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
     dcrw_loss loss;
-    ck_assert_msg(dcrw_trainer_backward(t, B, x, eps, &loss) == DCRW_OK, "%s",
-                  dcrw_last_error());
+    ck_assert_msg(dcrw_trainer_backward(t, B, x, eps, &loss) == DCRW_OK, "%s", dcrw_last_error());
     const double ref_loss = scalar(&f, "golden.loss"), ref_lx = scalar(&f, "golden.lx"),
                  ref_lz = scalar(&f, "golden.lz");
-    printf("%s: loss %.6f (ref %.6f) lx %.6f (ref %.6f) lz %.6f (ref %.6f)\n",
-           golden_files[_i], loss.loss, ref_loss, loss.lx, ref_lx, loss.lz, ref_lz);
+    printf("%s: loss %.6f (ref %.6f) lx %.6f (ref %.6f) lz %.6f (ref %.6f)\n", golden_files[_i],
+           loss.loss, ref_loss, loss.lx, ref_lx, loss.lz, ref_lz);
     ck_assert_msg(fabs(loss.loss - ref_loss) <= 1e-5 * fabs(ref_loss), "loss %.8g vs %.8g",
                   loss.loss, ref_loss);
     ck_assert_msg(fabs(loss.lx - ref_lx) <= 1e-5 * fabs(ref_loss), "lx %.8g vs %.8g", loss.lx,

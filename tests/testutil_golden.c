@@ -12,4 +12,3 @@ float *tu_st_floats(const st_file *f, const char *name, size_t *count) {
     if (count) *count = n;
     return out;
 }
-

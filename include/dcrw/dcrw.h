@@ -53,8 +53,7 @@ extern "C" {
 #define DCRW_VERSION_MINOR 1
 #define DCRW_VERSION_PATCH 0
 /** (major << 16) | (minor << 8) | patch */
-#define DCRW_VERSION                                                                                \
-    ((DCRW_VERSION_MAJOR << 16) | (DCRW_VERSION_MINOR << 8) | DCRW_VERSION_PATCH)
+#define DCRW_VERSION ((DCRW_VERSION_MAJOR << 16) | (DCRW_VERSION_MINOR << 8) | DCRW_VERSION_PATCH)
 
 /** The library's version, encoded as DCRW_VERSION. */
 DCRW_API unsigned dcrw_version(void);
@@ -66,16 +65,16 @@ DCRW_API const char *dcrw_version_string(void);
 /** @name Errors @{ */
 enum {
     DCRW_OK = 0,
-    DCRW_EINVAL = -1,     /**< an argument is NULL, out of range or of the wrong size */
-    DCRW_ENOMEM = -2,     /**< an allocation failed */
-    DCRW_EIO = -3,        /**< a file could not be opened, read, written or renamed */
-    DCRW_EFORMAT = -4,    /**< a file is malformed (header, JSON, offsets, magic) */
-    DCRW_ETRUNCATED = -5, /**< a file ends before the data its header declares */
-    DCRW_ESHAPE = -6,     /**< a tensor or data set has a shape the model does not accept */
-    DCRW_ENOTFOUND = -7,  /**< a required tensor or metadata key is missing; an unknown name */
+    DCRW_EINVAL = -1,       /**< an argument is NULL, out of range or of the wrong size */
+    DCRW_ENOMEM = -2,       /**< an allocation failed */
+    DCRW_EIO = -3,          /**< a file could not be opened, read, written or renamed */
+    DCRW_EFORMAT = -4,      /**< a file is malformed (header, JSON, offsets, magic) */
+    DCRW_ETRUNCATED = -5,   /**< a file ends before the data its header declares */
+    DCRW_ESHAPE = -6,       /**< a tensor or data set has a shape the model does not accept */
+    DCRW_ENOTFOUND = -7,    /**< a required tensor or metadata key is missing; an unknown name */
     DCRW_EUNSUPPORTED = -8, /**< a valid file this version cannot use (dtype, format version) */
-    DCRW_ECONFIG = -9,    /**< a configuration is invalid (the message names the field) */
-    DCRW_ENUMERIC = -10   /**< a loss, gradient or input is not finite */
+    DCRW_ECONFIG = -9,      /**< a configuration is invalid (the message names the field) */
+    DCRW_ENUMERIC = -10     /**< a loss, gradient or input is not finite */
 };
 
 /** A short static description of an error code ("invalid argument"); never NULL. */
@@ -111,19 +110,19 @@ enum { DCRW_ENCODER_LSTM = 0, DCRW_ENCODER_CNN = 1 };
  * may be 0.
  */
 typedef struct dcrw_config {
-    uint32_t size;    /**< sizeof(dcrw_config), set by the caller */
-    int32_t channels; /**< C, 1..64 (MNIST: 1) */
-    int32_t height;   /**< H, 1..4096 (MNIST: 28) */
-    int32_t width;    /**< W, 1..4096 (MNIST: 28) */
-    int32_t glimpses; /**< T, 1..4096 */
-    int32_t enc_size; /**< E, encoder LSTM cells, 1..16384 (LSTM encoder only) */
-    int32_t dec_size; /**< D, decoder LSTM cells, 1..16384 */
-    int32_t z_size;   /**< Z, latent size per glimpse, 1..16384 */
-    int32_t read_n;   /**< N_r, read window side, 1..1024 (>= 4 with a CNN encoder) */
-    int32_t write_n;  /**< N_w, write window side, 1..1024 */
-    int32_t conv1;    /**< K1, channels of the first convolution, 1..4096 (CNN only) */
-    int32_t conv2;    /**< K2, channels of the second convolution, 1..4096 (CNN only) */
-    int32_t encoder;  /**< DCRW_ENCODER_LSTM or DCRW_ENCODER_CNN */
+    uint32_t size;           /**< sizeof(dcrw_config), set by the caller */
+    int32_t channels;        /**< C, 1..64 (MNIST: 1) */
+    int32_t height;          /**< H, 1..4096 (MNIST: 28) */
+    int32_t width;           /**< W, 1..4096 (MNIST: 28) */
+    int32_t glimpses;        /**< T, 1..4096 */
+    int32_t enc_size;        /**< E, encoder LSTM cells, 1..16384 (LSTM encoder only) */
+    int32_t dec_size;        /**< D, decoder LSTM cells, 1..16384 */
+    int32_t z_size;          /**< Z, latent size per glimpse, 1..16384 */
+    int32_t read_n;          /**< N_r, read window side, 1..1024 (>= 4 with a CNN encoder) */
+    int32_t write_n;         /**< N_w, write window side, 1..1024 */
+    int32_t conv1;           /**< K1, channels of the first convolution, 1..4096 (CNN only) */
+    int32_t conv2;           /**< K2, channels of the second convolution, 1..4096 (CNN only) */
+    int32_t encoder;         /**< DCRW_ENCODER_LSTM or DCRW_ENCODER_CNN */
     int32_t read_attention;  /**< 1: Gaussian read window; 0: read the whole image */
     int32_t write_attention; /**< 1: Gaussian write window; 0: write the whole canvas */
     float canvas_init;       /**< κ, the initial canvas logit (MODEL.md §4); finite, default 0 */
@@ -240,12 +239,12 @@ DCRW_API float *dcrw_model_params(const dcrw_model *m, size_t *count);
  * without read attention), z_size = Z, dec_size = D, glimpses = T.
  */
 typedef struct dcrw_sizes {
-    uint32_t size;    /**< sizeof(dcrw_sizes), set by the caller */
-    size_t input;     /**< P */
-    size_t read;      /**< floats of one read r_t */
-    size_t z;         /**< Z */
-    size_t dec;       /**< D */
-    size_t glimpses;  /**< T */
+    uint32_t size;   /**< sizeof(dcrw_sizes), set by the caller */
+    size_t input;    /**< P */
+    size_t read;     /**< floats of one read r_t */
+    size_t z;        /**< Z */
+    size_t dec;      /**< D */
+    size_t glimpses; /**< T */
 } dcrw_sizes;
 /** Fill @p out (out->size must be set by the caller). @return DCRW_OK, DCRW_EINVAL. */
 DCRW_API int dcrw_model_sizes(const dcrw_model *m, dcrw_sizes *out);
@@ -383,8 +382,7 @@ DCRW_API int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const
                                    dcrw_loss *out);
 
 /** The gradient of tensor @p name (MODEL.md §7), a view valid for the trainer's life. */
-DCRW_API int dcrw_trainer_find_grad(dcrw_trainer *t, const char *name, float **data,
-                                    size_t *count);
+DCRW_API int dcrw_trainer_find_grad(dcrw_trainer *t, const char *name, float **data, size_t *count);
 
 /**
  * All gradients as one flat buffer laid out exactly like dcrw_model_params()

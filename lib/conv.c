@@ -1,0 +1,320 @@
+/* The CNN encoder (MODEL.md §3.3): im2col over the whole batch so that each
+ * convolution, and each of its two backward products, is a single sgemm.
+ *
+ * The column matrix of a layer is [Cin·9 × N] with N = B·H·W: row c·9+dy·3+dx,
+ * column b·H·W + y·W + x holds in[b][c][y+dy−1][x+dx−1] (0 outside). The
+ * product W[K × Cin·9]·cols is [K × N], channel-major across the batch, and the
+ * bias + ReLU pass scatters it to the [B×K×H×W] layout everything else uses.
+ *
+ * Backward recomputes the column matrix into scratch instead of keeping it in
+ * `saved`: im2col is a cheap copy, while keeping it would cost Cin·9 times the
+ * layer's input per time step of the model's forward pass. */
+#include <stdint.h>
+#include <string.h>
+
+#include "conv.h"
+#include "gemm.h"
+
+/* `saved` regions start on 64-byte boundaries (16 floats) like the buffers
+ * dcrw_alloc returns, so the uint8 argmax arrays share the alignment too. */
+#define CONV_ALIGN_FLOATS ((size_t)16)
+
+/* Saturating size arithmetic: an absurd shape yields SIZE_MAX, which no
+ * allocation satisfies, instead of a wrapped small buffer. */
+static size_t sz_mul(size_t a, size_t b) {
+    if (a != 0 && b > SIZE_MAX / a) return SIZE_MAX;
+    return a * b;
+}
+static size_t sz_add(size_t a, size_t b) {
+    return b > SIZE_MAX - a ? SIZE_MAX : a + b;
+}
+static size_t sz_max(size_t a, size_t b) {
+    return a > b ? a : b;
+}
+static size_t sz_round(size_t n) {
+    size_t r = sz_add(n, CONV_ALIGN_FLOATS - 1);
+    return r == SIZE_MAX ? SIZE_MAX : r / CONV_ALIGN_FLOATS * CONV_ALIGN_FLOATS;
+}
+static size_t sz_nonneg(int v) {
+    return v > 0 ? (size_t)v : 0;
+}
+static size_t sz_4(int a, int b, int c, int d) {
+    return sz_mul(sz_mul(sz_nonneg(a), sz_nonneg(b)), sz_mul(sz_nonneg(c), sz_nonneg(d)));
+}
+
+/* ---- im2col / col2im over the batch ---- */
+
+static void im2col(int B, int C, int H, int W, const float *in, float *cols) {
+    const size_t HW = (size_t)H * W, N = (size_t)B * HW;
+    for (int c = 0; c < C; c++) {
+        for (int dy = 0; dy < 3; dy++) {
+            for (int dx = 0; dx < 3; dx++) {
+                float *row = cols + ((size_t)c * 9 + (size_t)dy * 3 + dx) * N;
+                /* x + dx − 1 lies in [0, W) for x in [x0, x1) */
+                const int x0 = dx == 0 ? 1 : 0, x1 = dx == 2 ? W - 1 : W;
+                for (int b = 0; b < B; b++) {
+                    const float *plane = in + ((size_t)b * C + c) * HW;
+                    for (int y = 0; y < H; y++) {
+                        float *dst = row + (size_t)b * HW + (size_t)y * W;
+                        const int ys = y + dy - 1;
+                        if (ys < 0 || ys >= H || x1 <= x0) {
+                            memset(dst, 0, (size_t)W * sizeof *dst);
+                            continue;
+                        }
+                        const float *src = plane + (size_t)ys * W + (dx - 1);
+                        for (int x = 0; x < x0; x++) dst[x] = 0.0f;
+                        memcpy(dst + x0, src + x0, (size_t)(x1 - x0) * sizeof *dst);
+                        for (int x = x1; x < W; x++) dst[x] = 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* din = Σ of the column entries that came from each input pixel */
+static void col2im(int B, int C, int H, int W, const float *cols, float *din) {
+    const size_t HW = (size_t)H * W, N = (size_t)B * HW;
+    memset(din, 0, (size_t)C * N * sizeof *din);
+    for (int c = 0; c < C; c++) {
+        for (int dy = 0; dy < 3; dy++) {
+            for (int dx = 0; dx < 3; dx++) {
+                const float *row = cols + ((size_t)c * 9 + (size_t)dy * 3 + dx) * N;
+                const int x0 = dx == 0 ? 1 : 0, x1 = dx == 2 ? W - 1 : W;
+                if (x1 <= x0) continue;
+                for (int b = 0; b < B; b++) {
+                    float *plane = din + ((size_t)b * C + c) * HW;
+                    for (int y = 0; y < H; y++) {
+                        const int ys = y + dy - 1;
+                        if (ys < 0 || ys >= H) continue;
+                        const float *src = row + (size_t)b * HW + (size_t)y * W;
+                        float *dst = plane + (size_t)ys * W + (dx - 1);
+                        for (int x = x0; x < x1; x++) dst[x] += src[x];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---- single 3×3 convolution + bias + ReLU ---- */
+
+size_t conv3x3_scratch_floats(int B, int Cin, int K, int H, int W) {
+    /* [Cin·9 × N] columns (reused for dcols in backward) and [K × N] products */
+    const size_t N = sz_4(B, H, W, 1);
+    return sz_mul(sz_add(sz_mul(sz_nonneg(Cin), 9), sz_nonneg(K)), N);
+}
+
+void conv3x3_relu_forward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
+                          const float *b, float *out, float *scratch) {
+    if (B <= 0 || Cin <= 0 || K <= 0 || H <= 0 || W <= 0) return;
+    const int HW = H * W, N = B * HW, CK = Cin * 9;
+    float *cols = scratch, *y = scratch + (size_t)CK * N;
+    im2col(B, Cin, H, W, in, cols);
+    gemm_nn(K, N, CK, w, CK, cols, N, 0.0f, y, N);
+    for (int bi = 0; bi < B; bi++) {
+        for (int k = 0; k < K; k++) {
+            const float *src = y + (size_t)k * N + (size_t)bi * HW;
+            float *dst = out + ((size_t)bi * K + k) * HW;
+            const float bk = b[k];
+            for (int p = 0; p < HW; p++) {
+                const float v = src[p] + bk;
+                dst[p] = v > 0.0f ? v : 0.0f;
+            }
+        }
+    }
+}
+
+void conv3x3_relu_backward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
+                           const float *out, const float *dout, float *din, float *dw, float *db,
+                           float *scratch) {
+    if (B <= 0 || Cin <= 0 || K <= 0 || H <= 0 || W <= 0) return;
+    const int HW = H * W, N = B * HW, CK = Cin * 9;
+    float *cols = scratch, *dpre = scratch + (size_t)CK * N;
+    /* gather dout·ReLU′ into the [K × N] layout of the forward product; ReLU′
+     * is read off the output, so ReLU′(0) = 0 */
+    for (int k = 0; k < K; k++) {
+        double sum = 0.0;
+        for (int bi = 0; bi < B; bi++) {
+            const size_t off = ((size_t)bi * K + k) * HW;
+            float *dst = dpre + (size_t)k * N + (size_t)bi * HW;
+            for (int p = 0; p < HW; p++) {
+                const float g = out[off + p] > 0.0f ? dout[off + p] : 0.0f;
+                dst[p] = g;
+                sum += g;
+            }
+        }
+        if (db) db[k] += (float)sum;
+    }
+    if (dw) {
+        im2col(B, Cin, H, W, in, cols);
+        gemm_nt(K, CK, N, dpre, N, cols, N, 1.0f, dw, CK);
+    }
+    if (din) {
+        /* the columns are dead once dw has them: dcols overwrites them */
+        gemm_tn(CK, N, K, w, CK, dpre, N, 0.0f, cols, N);
+        col2im(B, Cin, H, W, cols, din);
+    }
+}
+
+/* ---- 2×2 max-pool ---- */
+
+void maxpool2_forward(int B, int C, int H, int W, const float *in, float *out, uint8_t *arg) {
+    if (B <= 0 || C <= 0 || H <= 0 || W <= 0) return;
+    const int Ho = H / 2, Wo = W / 2;
+    if (Ho == 0 || Wo == 0) return;
+    const size_t planes = (size_t)B * C;
+    for (size_t pl = 0; pl < planes; pl++) {
+        const float *src = in + pl * H * W;
+        float *dst = out + pl * Ho * Wo;
+        uint8_t *a = arg + pl * Ho * Wo;
+        for (int y = 0; y < Ho; y++) {
+            const float *r0 = src + (size_t)(2 * y) * W, *r1 = r0 + W;
+            for (int x = 0; x < Wo; x++) {
+                /* strict > keeps the first maximum in row-major window order */
+                float best = r0[2 * x];
+                uint8_t idx = 0;
+                if (r0[2 * x + 1] > best) best = r0[2 * x + 1], idx = 1;
+                if (r1[2 * x] > best) best = r1[2 * x], idx = 2;
+                if (r1[2 * x + 1] > best) best = r1[2 * x + 1], idx = 3;
+                dst[(size_t)y * Wo + x] = best;
+                a[(size_t)y * Wo + x] = idx;
+            }
+        }
+    }
+}
+
+void maxpool2_backward(int B, int C, int H, int W, const float *dout, const uint8_t *arg,
+                       float *din) {
+    if (B <= 0 || C <= 0 || H <= 0 || W <= 0) return;
+    const size_t planes = (size_t)B * C;
+    memset(din, 0, planes * H * W * sizeof *din);
+    const int Ho = H / 2, Wo = W / 2;
+    for (size_t pl = 0; pl < planes; pl++) {
+        float *dst = din + pl * H * W;
+        const float *g = dout + pl * Ho * Wo;
+        const uint8_t *a = arg + pl * Ho * Wo;
+        for (int y = 0; y < Ho; y++) {
+            for (int x = 0; x < Wo; x++) {
+                const size_t o = (size_t)y * Wo + x;
+                const int ay = a[o] >> 1, ax = a[o] & 1;
+                /* windows do not overlap: each input gets at most one value */
+                dst[(size_t)(2 * y + ay) * W + 2 * x + ax] = g[o];
+            }
+        }
+    }
+}
+
+/* ---- the two-stage encoder ---- */
+
+/* Layout of `saved`, each region rounded up to CONV_ALIGN_FLOATS:
+ *   a1   [B×K1×H×W]      conv1 output after ReLU (its ReLU′ mask)
+ *   p1   [B×K1×H2×W2]    pool1 output, conv2's input
+ *   a2   [B×K2×H2×W2]    conv2 output after ReLU
+ *   arg1 [B×K1×H2×W2]    uint8 pool1 argmax
+ *   arg2 [B×K2×H4×W4]    uint8 pool2 argmax */
+typedef struct cnn_layout {
+    int H2, W2, H4, W4;
+    size_t a1, p1, a2, arg1, arg2, total; /* float offsets; total = size */
+} cnn_layout;
+
+static cnn_layout cnn_layout_of(const cnn_shape *s) {
+    cnn_layout L;
+    L.H2 = s->H / 2, L.W2 = s->W / 2, L.H4 = L.H2 / 2, L.W4 = L.W2 / 2;
+    const size_t n_a1 = sz_4(s->B, s->K1, s->H, s->W);
+    const size_t n_p1 = sz_4(s->B, s->K1, L.H2, L.W2);
+    const size_t n_a2 = sz_4(s->B, s->K2, L.H2, L.W2);
+    const size_t n_p2 = sz_4(s->B, s->K2, L.H4, L.W4);
+    /* bytes to floats, rounded up */
+    const size_t f_arg1 = sz_add(n_p1, sizeof(float) - 1) / sizeof(float);
+    const size_t f_arg2 = sz_add(n_p2, sizeof(float) - 1) / sizeof(float);
+    L.a1 = 0;
+    L.p1 = sz_add(L.a1, sz_round(n_a1));
+    L.a2 = sz_add(L.p1, sz_round(n_p1));
+    L.arg1 = sz_add(L.a2, sz_round(n_a2));
+    L.arg2 = sz_add(L.arg1, sz_round(f_arg1));
+    L.total = sz_add(L.arg2, sz_round(f_arg2));
+    return L;
+}
+
+int cnn_out_features(const cnn_shape *s) {
+    if (!s || s->K2 <= 0 || s->H <= 0 || s->W <= 0) return 0;
+    return s->K2 * (s->H / 4) * (s->W / 4);
+}
+
+size_t cnn_saved_floats(const cnn_shape *s) {
+    return cnn_layout_of(s).total;
+}
+
+/* Scratch: [G1 | G2 | conv] where backward holds dL/da2 then dL/da1 in G1
+ * (never both: da2 is dead once conv2's backward has made dL/dp1 in G2), and
+ * conv is the largest of the two layers' im2col scratch. Forward uses only
+ * the conv part. */
+static size_t cnn_scratch_g1(const cnn_shape *s, const cnn_layout *L) {
+    return sz_round(sz_max(sz_4(s->B, s->K2, L->H2, L->W2), sz_4(s->B, s->K1, s->H, s->W)));
+}
+static size_t cnn_scratch_g2(const cnn_shape *s, const cnn_layout *L) {
+    return sz_round(sz_4(s->B, s->K1, L->H2, L->W2));
+}
+
+size_t cnn_scratch_floats(const cnn_shape *s) {
+    const cnn_layout L = cnn_layout_of(s);
+    const size_t conv = sz_max(conv3x3_scratch_floats(s->B, s->Cin, s->K1, s->H, s->W),
+                               conv3x3_scratch_floats(s->B, s->K1, s->K2, L.H2, L.W2));
+    return sz_add(sz_add(cnn_scratch_g1(s, &L), cnn_scratch_g2(s, &L)), conv);
+}
+
+static int cnn_shape_ok(const cnn_shape *s) {
+    return s && s->B > 0 && s->Cin > 0 && s->H > 0 && s->W > 0 && s->K1 > 0 && s->K2 > 0;
+}
+
+void cnn_forward(const cnn_shape *s, const float *in, const float *w1, const float *b1,
+                 const float *w2, const float *b2, float *out, int ldout, float *saved,
+                 float *scratch) {
+    if (!cnn_shape_ok(s)) return;
+    const cnn_layout L = cnn_layout_of(s);
+    const int F = cnn_out_features(s);
+    float *a1 = saved + L.a1, *p1 = saved + L.p1, *a2 = saved + L.a2;
+    uint8_t *arg1 = (uint8_t *)(saved + L.arg1), *arg2 = (uint8_t *)(saved + L.arg2);
+    float *conv_scratch = scratch + cnn_scratch_g1(s, &L) + cnn_scratch_g2(s, &L);
+
+    conv3x3_relu_forward(s->B, s->Cin, s->K1, s->H, s->W, in, w1, b1, a1, conv_scratch);
+    maxpool2_forward(s->B, s->K1, s->H, s->W, a1, p1, arg1);
+    conv3x3_relu_forward(s->B, s->K1, s->K2, L.H2, L.W2, p1, w2, b2, a2, conv_scratch);
+    if (F == 0) return;
+    /* one image at a time, so each pooled image lands in its strided row */
+    const size_t a2_img = (size_t)s->K2 * L.H2 * L.W2;
+    for (int b = 0; b < s->B; b++)
+        maxpool2_forward(1, s->K2, L.H2, L.W2, a2 + b * a2_img, out + (size_t)b * ldout,
+                         arg2 + (size_t)b * F);
+}
+
+void cnn_backward(const cnn_shape *s, const float *in, const float *w1, const float *w2,
+                  const float *saved, const float *dout, int lddout, float *din, float *dw1,
+                  float *db1, float *dw2, float *db2, float *scratch) {
+    if (!cnn_shape_ok(s)) return;
+    const cnn_layout L = cnn_layout_of(s);
+    const int F = cnn_out_features(s);
+    const float *a1 = saved + L.a1, *p1 = saved + L.p1, *a2 = saved + L.a2;
+    const uint8_t *arg1 = (const uint8_t *)(saved + L.arg1);
+    const uint8_t *arg2 = (const uint8_t *)(saved + L.arg2);
+    float *g1 = scratch, *g2 = scratch + cnn_scratch_g1(s, &L);
+    float *conv_scratch = g2 + cnn_scratch_g2(s, &L);
+
+    float *da2 = g1;
+    const size_t a2_img = (size_t)s->K2 * L.H2 * L.W2;
+    if (F == 0) {
+        memset(da2, 0, (size_t)s->B * a2_img * sizeof *da2);
+    } else {
+        for (int b = 0; b < s->B; b++)
+            maxpool2_backward(1, s->K2, L.H2, L.W2, dout + (size_t)b * lddout, arg2 + (size_t)b * F,
+                              da2 + b * a2_img);
+    }
+    float *dp1 = g2;
+    conv3x3_relu_backward(s->B, s->K1, s->K2, L.H2, L.W2, p1, w2, a2, da2, dp1, dw2, db2,
+                          conv_scratch);
+    float *da1 = g1;
+    maxpool2_backward(s->B, s->K1, s->H, s->W, dp1, arg1, da1);
+    conv3x3_relu_backward(s->B, s->Cin, s->K1, s->H, s->W, in, w1, a1, da1, din, dw1, db1,
+                          conv_scratch);
+}

@@ -1,0 +1,692 @@
+/* The CNN encoder (lib/conv.c) against naive double-precision loops written
+ * here: the 3×3 convolution + ReLU, the 2×2 max-pool, the two-stage encoder,
+ * and every backward pass against central finite differences of the naive
+ * forward. Buffers are malloc'ed at exactly the sizes the module reports, so
+ * the sanitizer run catches any write past them. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv.h"
+#include "testutil.h"
+
+/* ---- small helpers ---- */
+
+static float *falloc(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+static double *dalloc(size_t n) {
+    double *p = calloc(n ? n : 1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+static float *frand(size_t n, float lo, float hi, uint64_t seed) {
+    float *p = falloc(n);
+    tu_fill_uniform(p, n, lo, hi, seed);
+    return p;
+}
+static void fill(float *x, size_t n, float v) {
+    for (size_t i = 0; i < n; i++) x[i] = v;
+}
+static double *to_d(const float *x, size_t n) {
+    double *d = dalloc(n);
+    for (size_t i = 0; i < n; i++) d[i] = x[i];
+    return d;
+}
+/* the test's own index sampler (splitmix64), independent of lib/rng.h */
+static uint64_t mix(uint64_t *st) {
+    uint64_t z = (*st += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* max |a − ref| / max(max |ref|, 1) */
+static double rel_err_d(const float *a, const double *ref, size_t n) {
+    double m = 1.0, d = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (fabs(ref[i]) > m) m = fabs(ref[i]);
+        double e = fabs((double)a[i] - ref[i]);
+        if (!(e <= d)) d = e; /* NaN propagates */
+    }
+    return d / m;
+}
+
+/* ---- naive double references ---- */
+
+static void naive_conv_relu(int B, int Cin, int K, int H, int W, const double *in, const double *w,
+                            const double *b, double *out) {
+    for (int n = 0; n < B; n++)
+        for (int k = 0; k < K; k++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    double acc = b[k];
+                    for (int c = 0; c < Cin; c++)
+                        for (int dy = 0; dy < 3; dy++)
+                            for (int dx = 0; dx < 3; dx++) {
+                                int yy = y + dy - 1, xx = x + dx - 1;
+                                if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+                                acc += w[((k * Cin + c) * 3 + dy) * 3 + dx] *
+                                       in[((size_t)(n * Cin + c) * H + yy) * W + xx];
+                            }
+                    out[((size_t)(n * K + k) * H + y) * W + x] = acc > 0 ? acc : 0;
+                }
+}
+
+/* 2×2 stride-2 floor max-pool; arg (may be NULL) gets the first maximum */
+static void naive_pool(int B, int C, int H, int W, const double *in, double *out, uint8_t *arg) {
+    int Ho = H / 2, Wo = W / 2;
+    for (int p = 0; p < B * C; p++)
+        for (int y = 0; y < Ho; y++)
+            for (int x = 0; x < Wo; x++) {
+                int best = 0;
+                double v[4];
+                for (int j = 0; j < 4; j++) {
+                    v[j] = in[((size_t)p * H + 2 * y + j / 2) * W + 2 * x + j % 2];
+                    if (v[j] > v[best]) best = j;
+                }
+                out[((size_t)p * Ho + y) * Wo + x] = v[best];
+                if (arg) arg[((size_t)p * Ho + y) * Wo + x] = (uint8_t)best;
+            }
+}
+
+/* conv → ReLU → pool → conv → ReLU → pool, out [B×F] */
+static void naive_cnn(const cnn_shape *s, const double *in, const double *w1, const double *b1,
+                      const double *w2, const double *b2, double *out) {
+    int H2 = s->H / 2, W2 = s->W / 2;
+    double *a1 = dalloc((size_t)s->B * s->K1 * s->H * s->W);
+    double *p1 = dalloc((size_t)s->B * s->K1 * H2 * W2);
+    double *a2 = dalloc((size_t)s->B * s->K2 * H2 * W2);
+    naive_conv_relu(s->B, s->Cin, s->K1, s->H, s->W, in, w1, b1, a1);
+    naive_pool(s->B, s->K1, s->H, s->W, a1, p1, NULL);
+    naive_conv_relu(s->B, s->K1, s->K2, H2, W2, p1, w2, b2, a2);
+    naive_pool(s->B, s->K2, H2, W2, a2, out, NULL);
+    free(a1);
+    free(p1);
+    free(a2);
+}
+
+/* ---- finite differences ----
+ * The loss L = Σ out ⊙ R is evaluated by the naive forward in double. In any
+ * single coordinate it is piecewise linear (conv is linear, ReLU and max-pool
+ * are piecewise linear), so the central difference is exact up to rounding
+ * unless a kink (a pre-activation crossing 0, or a pool window changing its
+ * maximum) lies within h. With h = 1e-5 the rounding error of a slope is about
+ * 1e-16·|L|/h ≲ 1e-8 for our |L| ≲ 1e3, and with random inputs a kink within h
+ * has probability ~1e-4 per coordinate. A crossed kink shows as different
+ * one-sided slopes (L(+h) − L)/h and (L − L(−h))/h; such points are skipped
+ * (and counted: at most a few may be). A crossed kink whose slope jump is
+ * below the 1e-5 threshold moves the central difference by less than that,
+ * well within the tolerance below. */
+#define FD_H 1e-5
+
+typedef struct fd_ctx {
+    int is_cnn;
+    int B, Cin, K, H, W; /* single conv layer */
+    cnn_shape s;         /* the encoder */
+    double *in, *w1, *b1, *w2, *b2, *R, *out;
+    size_t nout;
+} fd_ctx;
+
+static double fd_loss(fd_ctx *c) {
+    if (c->is_cnn)
+        naive_cnn(&c->s, c->in, c->w1, c->b1, c->w2, c->b2, c->out);
+    else
+        naive_conv_relu(c->B, c->Cin, c->K, c->H, c->W, c->in, c->w1, c->b1, c->out);
+    double L = 0;
+    for (size_t i = 0; i < c->nout; i++) L += c->out[i] * c->R[i];
+    return L;
+}
+
+/* Check analytic[i] against the central difference in param[i], for all i if
+ * n <= maxcheck, else for maxcheck random i. The analytic gradient is float:
+ * each entry sums at most ~3e4 products of magnitude ≤ 1 through sgemm, whose
+ * rounding error is a few float eps (6e-8) times sqrt(terms) times the typical
+ * term — below 1e-5 of the tensor's largest entry for these sizes. The
+ * tolerance 1e-4·max(scale, 0.1), scale = largest |fd| checked, leaves 10×
+ * margin yet catches any wrong index, sign, mask or missing term, which are
+ * errors of the order of one term (≥ 1e-2 of scale). Returns the scale. */
+static double fd_check(fd_ctx *c, const char *name, double *param, size_t n, const float *analytic,
+                       size_t maxcheck, uint64_t seed) {
+    size_t cnt = n <= maxcheck ? n : maxcheck;
+    size_t *idx = malloc(cnt * sizeof *idx);
+    double *fd = dalloc(cnt);
+    int *kink = calloc(cnt, sizeof *kink);
+    ck_assert(idx && kink);
+    uint64_t st = seed;
+    const double L0 = fd_loss(c);
+    double scale = 0;
+    for (size_t j = 0; j < cnt; j++) {
+        idx[j] = n <= maxcheck ? j : (size_t)(mix(&st) % n);
+        double v = param[idx[j]];
+        param[idx[j]] = v + FD_H;
+        double Lp = fd_loss(c);
+        param[idx[j]] = v - FD_H;
+        double Lm = fd_loss(c);
+        param[idx[j]] = v;
+        double sp = (Lp - L0) / FD_H, sm = (L0 - Lm) / FD_H;
+        fd[j] = (Lp - Lm) / (2 * FD_H);
+        kink[j] = fabs(sp - sm) > 1e-5 * (1 + fabs(sp) + fabs(sm));
+        if (!kink[j] && fabs(fd[j]) > scale) scale = fabs(fd[j]);
+    }
+    const double tol = 1e-4 * (scale > 0.1 ? scale : 0.1);
+    size_t skipped = 0;
+    for (size_t j = 0; j < cnt; j++) {
+        if (kink[j]) {
+            skipped++;
+            continue;
+        }
+        double a = analytic[idx[j]];
+        ck_assert_msg(fabs(a - fd[j]) <= tol, "%s[%zu]: analytic %.9g, finite difference %.9g",
+                      name, idx[j], a, fd[j]);
+    }
+    ck_assert_msg(skipped <= 2 + cnt / 50, "%s: %zu of %zu points near a kink", name, skipped, cnt);
+    free(idx);
+    free(fd);
+    free(kink);
+    return scale;
+}
+
+/* ---- conv3x3_relu ---- */
+
+typedef struct conv_case {
+    int B, Cin, K, H, W;
+} conv_case;
+
+static const conv_case conv_cases[] = {
+    {1, 1, 1, 1, 1}, {1, 2, 3, 4, 5}, {7, 2, 32, 7, 7}, {3, 1, 4, 28, 28},
+    {2, 3, 5, 6, 9}, {2, 2, 3, 1, 6}, {1, 2, 2, 5, 1},  {2, 1, 2, 2, 2},
+};
+#define N_CONV_CASES (sizeof conv_cases / sizeof conv_cases[0])
+
+typedef struct conv_data {
+    conv_case c;
+    size_t nin, nw, nout, nscr;
+    float *in, *w, *b, *out, *scr;
+} conv_data;
+
+/* inputs and weights of both signs and biases around 0, so that ReLU clips a
+ * good fraction of the outputs but not all */
+static conv_data conv_make(conv_case c, uint64_t seed) {
+    conv_data d;
+    d.c = c;
+    d.nin = (size_t)c.B * c.Cin * c.H * c.W;
+    d.nw = (size_t)c.K * c.Cin * 9;
+    d.nout = (size_t)c.B * c.K * c.H * c.W;
+    d.nscr = conv3x3_scratch_floats(c.B, c.Cin, c.K, c.H, c.W);
+    d.in = frand(d.nin, -1, 1, seed);
+    d.w = frand(d.nw, -0.5f, 0.5f, seed + 1);
+    d.b = frand((size_t)c.K, -0.2f, 0.3f, seed + 2);
+    d.out = falloc(d.nout);
+    d.scr = falloc(d.nscr);
+    /* the result must not depend on what scratch or out held before */
+    fill(d.out, d.nout, NAN);
+    fill(d.scr, d.nscr, NAN);
+    conv3x3_relu_forward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.b, d.out, d.scr);
+    return d;
+}
+
+static void conv_free(conv_data *d) {
+    free(d->in);
+    free(d->w);
+    free(d->b);
+    free(d->out);
+    free(d->scr);
+}
+
+START_TEST(test_conv_forward) {
+    conv_case c = conv_cases[_i];
+    conv_data d = conv_make(c, 100 + 10 * (uint64_t)_i);
+    double *in = to_d(d.in, d.nin), *w = to_d(d.w, d.nw), *b = to_d(d.b, (size_t)c.K);
+    double *ref = dalloc(d.nout);
+    naive_conv_relu(c.B, c.Cin, c.K, c.H, c.W, in, w, b, ref);
+    /* float sums of ≤ 9·Cin = 27 products of magnitude ≤ 0.5 against double:
+     * error ≲ 27·6e-8·0.5 ≈ 1e-6 */
+    double e = rel_err_d(d.out, ref, d.nout);
+    ck_assert_msg(e < 1e-5, "case %d: rel err %g", _i, e);
+    size_t zeros = 0;
+    for (size_t i = 0; i < d.nout; i++) zeros += d.out[i] == 0.0f;
+    if (d.nout >= 20) ck_assert_msg(zeros > 0 && zeros < d.nout, "ReLU clipped %zu", zeros);
+    free(in);
+    free(w);
+    free(b);
+    free(ref);
+    conv_free(&d);
+}
+END_TEST
+
+/* a hand-computed case: one 3×3 image of ones, w = 1 everywhere, b = −4.5;
+ * the pre-activation counts the in-bounds neighbours (4 corner, 6 edge, 9
+ * centre), so the output is 0 at corners, 1.5 on edges, 4.5 at the centre */
+START_TEST(test_conv_hand) {
+    float in[9], w[9], b[1] = {-4.5f}, out[9];
+    fill(in, 9, 1);
+    fill(w, 9, 1);
+    float *scr = falloc(conv3x3_scratch_floats(1, 1, 1, 3, 3));
+    conv3x3_relu_forward(1, 1, 1, 3, 3, in, w, b, out, scr);
+    const float want[9] = {0, 1.5f, 0, 1.5f, 4.5f, 1.5f, 0, 1.5f, 0};
+    for (int i = 0; i < 9; i++) ck_assert_float_eq(out[i], want[i]);
+    /* backward with dout = 1: only the edges and the centre pass gradient;
+     * db = 5 (the active outputs), dw[dy][dx] counts the active outputs whose
+     * tap (dy, dx) lands inside the image */
+    float dout[9], din[9], dw[9] = {0}, db[1] = {0};
+    fill(dout, 9, 1);
+    conv3x3_relu_backward(1, 1, 1, 3, 3, in, w, out, dout, din, dw, db, scr);
+    ck_assert_float_eq(db[0], 5);
+    /* active set: (0,1),(1,0),(1,1),(1,2),(2,1). tap (0,0) reads (y−1,x−1):
+     * in bounds for (1,1),(1,2),(2,1) → 3; tap (1,1) for all 5; tap (0,1)
+     * reads (y−1,x): (1,0),(1,1),(1,2),(2,1) → 4 */
+    const float want_dw[9] = {3, 4, 3, 4, 5, 4, 3, 4, 3};
+    for (int i = 0; i < 9; i++) ck_assert_float_eq(dw[i], want_dw[i]);
+    /* din[p] = number of active outputs whose 3×3 window covers p (w = 1) */
+    for (int py = 0; py < 3; py++)
+        for (int px = 0; px < 3; px++) {
+            int cover = 0;
+            for (int y = 0; y < 3; y++)
+                for (int x = 0; x < 3; x++)
+                    if (out[y * 3 + x] > 0 && abs(y - py) <= 1 && abs(x - px) <= 1) cover++;
+            ck_assert_float_eq(din[py * 3 + px], (float)cover);
+        }
+    ck_assert_float_eq(din[0], 3); /* (0,1),(1,0),(1,1) */
+    ck_assert_float_eq(din[4], 5);
+    free(scr);
+}
+END_TEST
+
+START_TEST(test_conv_backward_fd) {
+    conv_case c = conv_cases[_i];
+    conv_data d = conv_make(c, 300 + 10 * (uint64_t)_i);
+    float *R = frand(d.nout, -1, 1, 400 + (uint64_t)_i);
+    float *din = falloc(d.nin), *dw = falloc(d.nw), *db = falloc((size_t)c.K);
+    fill(din, d.nin, NAN);
+    fill(dw, d.nw, 0);
+    fill(db, (size_t)c.K, 0);
+    fill(d.scr, d.nscr, NAN);
+    conv3x3_relu_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, din, dw, db, d.scr);
+
+    fd_ctx x = {0};
+    x.B = c.B, x.Cin = c.Cin, x.K = c.K, x.H = c.H, x.W = c.W;
+    x.in = to_d(d.in, d.nin), x.w1 = to_d(d.w, d.nw), x.b1 = to_d(d.b, (size_t)c.K);
+    x.R = to_d(R, d.nout), x.out = dalloc(d.nout), x.nout = d.nout;
+    double s_w = fd_check(&x, "dw", x.w1, d.nw, dw, 150, 1);
+    double s_b = fd_check(&x, "db", x.b1, (size_t)c.K, db, 150, 2);
+    double s_in = fd_check(&x, "din", x.in, d.nin, din, 150, 3);
+    /* the checks must not be vacuous on the larger shapes */
+    if (d.nout >= 20) ck_assert(s_w > 0 && s_b > 0 && s_in > 0);
+
+    /* din = NULL skips only din: the weight gradients come out the same */
+    float *dw2 = falloc(d.nw), *db2 = falloc((size_t)c.K);
+    fill(dw2, d.nw, 0);
+    fill(db2, (size_t)c.K, 0);
+    conv3x3_relu_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, NULL, dw2, db2, d.scr);
+    ck_assert(tu_rel_err(dw2, dw, d.nw, 1e-3) < 1e-6);
+    ck_assert(tu_rel_err(db2, db, (size_t)c.K, 1e-3) < 1e-6);
+
+    /* gradients accumulate: a second call adds the same again. db adds one
+     * float per call (s + s = 2s exactly); dw goes through sgemm with beta = 1,
+     * whose blocked accumulation may round differently, hence a tolerance */
+    conv3x3_relu_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, NULL, dw2, db2, d.scr);
+    for (size_t i = 0; i < d.nw; i++) dw[i] *= 2;
+    for (int k = 0; k < c.K; k++) ck_assert_float_eq(db2[k], 2 * db[k]);
+    ck_assert(tu_rel_err(dw2, dw, d.nw, 1e-3) < 1e-5);
+
+    free(x.in);
+    free(x.w1);
+    free(x.b1);
+    free(x.R);
+    free(x.out);
+    free(R);
+    free(din);
+    free(dw);
+    free(db);
+    free(dw2);
+    free(db2);
+    conv_free(&d);
+}
+END_TEST
+
+/* ---- maxpool2 ---- */
+
+START_TEST(test_pool_forward_backward) {
+    const int B = 2, C = 3, H = 5, W = 7, Ho = 2, Wo = 3;
+    const size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * Ho * Wo;
+    float *in = frand(nin, -1, 1, 7);
+    float *out = falloc(nout), *g = frand(nout, -1, 1, 8), *din = falloc(nin);
+    uint8_t *arg = malloc(nout), ref_arg[2 * 3 * 2 * 3];
+    double *ind = to_d(in, nin), ref[2 * 3 * 2 * 3];
+    naive_pool(B, C, H, W, ind, ref, ref_arg);
+    maxpool2_forward(B, C, H, W, in, out, arg);
+    for (size_t i = 0; i < nout; i++) {
+        ck_assert_float_eq(out[i], (float)ref[i]); /* a max is exact */
+        ck_assert_uint_eq(arg[i], ref_arg[i]);
+    }
+    fill(din, nin, NAN);
+    maxpool2_backward(B, C, H, W, g, arg, din);
+    for (int p = 0; p < B * C; p++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                float want = 0;
+                int oy = y / 2, ox = x / 2;
+                if (oy < Ho && ox < Wo) {
+                    size_t o = ((size_t)p * Ho + oy) * Wo + ox;
+                    if (ref_arg[o] == (y % 2) * 2 + x % 2) want = g[o];
+                }
+                /* the dropped row 4 and column 6 get 0 */
+                ck_assert_float_eq(din[((size_t)p * H + y) * W + x], want);
+            }
+    free(in);
+    free(out);
+    free(g);
+    free(din);
+    free(arg);
+    free(ind);
+}
+END_TEST
+
+START_TEST(test_pool_ties) {
+    /* window 0: four equal values; window 1: max at top-right and
+     * bottom-right; window 2: max at bottom-left and bottom-right */
+    const float in[2 * 6] = {0.5f, 0.5f, 0.1f, 0.9f, -3, -3, /* row 0 */
+                             0.5f, 0.5f, 0.2f, 0.9f, -1, -1};
+    float out[3], din[12], g[3] = {2, 3, 4};
+    uint8_t arg[3];
+    maxpool2_forward(1, 1, 2, 6, in, out, arg);
+    ck_assert_float_eq(out[0], 0.5f);
+    ck_assert_float_eq(out[1], 0.9f);
+    ck_assert_float_eq(out[2], -1);
+    ck_assert_uint_eq(arg[0], 0);
+    ck_assert_uint_eq(arg[1], 1);
+    ck_assert_uint_eq(arg[2], 2);
+    fill(din, 12, NAN);
+    maxpool2_backward(1, 1, 2, 6, g, arg, din);
+    const float want[12] = {2, 0, 0, 3, 0, 0, 0, 0, 0, 0, 4, 0};
+    for (int i = 0; i < 12; i++) ck_assert_float_eq(din[i], want[i]);
+}
+END_TEST
+
+/* H or W = 1: the output is empty, nothing is written to it, and backward
+ * zeroes the whole input gradient */
+START_TEST(test_pool_degenerate) {
+    const int shapes[3][2] = {{1, 5}, {3, 1}, {1, 1}};
+    for (int t = 0; t < 3; t++) {
+        int H = shapes[t][0], W = shapes[t][1];
+        size_t n = (size_t)2 * 2 * H * W;
+        float *in = frand(n, -1, 1, 9), *din = falloc(n);
+        float out[1] = {42}, g[1] = {42};
+        uint8_t arg[1] = {77};
+        maxpool2_forward(2, 2, H, W, in, out, arg);
+        ck_assert_float_eq(out[0], 42);
+        ck_assert_uint_eq(arg[0], 77);
+        fill(din, n, NAN);
+        maxpool2_backward(2, 2, H, W, g, arg, din);
+        for (size_t i = 0; i < n; i++) ck_assert_float_eq(din[i], 0);
+        free(in);
+        free(din);
+    }
+}
+END_TEST
+
+/* ---- the encoder ---- */
+
+START_TEST(test_cnn_sizes) {
+    /* MODEL.md §3.3: 7×7 → 1×1×64, 28×28 → 7×7×64 = 3136 */
+    cnn_shape s = {100, 2, 7, 7, 32, 64};
+    ck_assert_int_eq(cnn_out_features(&s), 64);
+    s = (cnn_shape){100, 1, 28, 28, 32, 64};
+    ck_assert_int_eq(cnn_out_features(&s), 3136);
+    s = (cnn_shape){3, 1, 9, 11, 2, 3}; /* 9×11 → 4×5 → 2×2 */
+    ck_assert_int_eq(cnn_out_features(&s), 12);
+    s = (cnn_shape){1, 1, 3, 3, 2, 3}; /* 3×3 → 1×1 → 0×0 */
+    ck_assert_int_eq(cnn_out_features(&s), 0);
+}
+END_TEST
+
+typedef struct cnn_data {
+    cnn_shape s;
+    int F, ld;
+    size_t nin, nw1, nw2, nsaved, nscr;
+    float *in, *w1, *b1, *w2, *b2, *out, *saved, *scr;
+} cnn_data;
+
+static cnn_data cnn_make(cnn_shape s, uint64_t seed) {
+    cnn_data d;
+    d.s = s;
+    d.F = cnn_out_features(&s);
+    d.ld = d.F + 3;
+    d.nin = (size_t)s.B * s.Cin * s.H * s.W;
+    d.nw1 = (size_t)s.K1 * s.Cin * 9;
+    d.nw2 = (size_t)s.K2 * s.K1 * 9;
+    d.nsaved = cnn_saved_floats(&s);
+    d.nscr = cnn_scratch_floats(&s);
+    d.in = frand(d.nin, -1, 1, seed);
+    d.w1 = frand(d.nw1, -0.5f, 0.5f, seed + 1);
+    d.b1 = frand((size_t)s.K1, -0.2f, 0.3f, seed + 2);
+    /* conv2 sums 9·K1 inputs in [0, ~1]: scale its weights down so its
+     * pre-activations stay of order one and ReLU still clips some */
+    float sc = 1.5f / sqrtf(9.0f * s.K1);
+    d.w2 = frand(d.nw2, -sc, sc, seed + 3);
+    d.b2 = frand((size_t)s.K2, -0.2f, 0.3f, seed + 4);
+    d.out = falloc((size_t)s.B * d.ld);
+    d.saved = falloc(d.nsaved);
+    d.scr = falloc(d.nscr);
+    fill(d.out, (size_t)s.B * d.ld, 12345.0f);
+    fill(d.saved, d.nsaved, NAN);
+    fill(d.scr, d.nscr, NAN);
+    cnn_forward(&s, d.in, d.w1, d.b1, d.w2, d.b2, d.out, d.ld, d.saved, d.scr);
+    return d;
+}
+
+static void cnn_free(cnn_data *d) {
+    free(d->in);
+    free(d->w1);
+    free(d->b1);
+    free(d->w2);
+    free(d->b2);
+    free(d->out);
+    free(d->saved);
+    free(d->scr);
+}
+
+static const cnn_shape cnn_cases[] = {
+    {5, 2, 7, 7, 4, 6},
+    {2, 1, 12, 12, 3, 5},
+    {3, 1, 9, 11, 2, 3},
+    {4, 1, 5, 4, 3, 2},
+};
+#define N_CNN_CASES (sizeof cnn_cases / sizeof cnn_cases[0])
+
+static void check_cnn_forward(cnn_shape s, uint64_t seed) {
+    cnn_data d = cnn_make(s, seed);
+    ck_assert_int_gt(d.F, 0);
+    double *in = to_d(d.in, d.nin), *w1 = to_d(d.w1, d.nw1), *b1 = to_d(d.b1, (size_t)s.K1);
+    double *w2 = to_d(d.w2, d.nw2), *b2 = to_d(d.b2, (size_t)s.K2);
+    double *ref = dalloc((size_t)s.B * d.F);
+    naive_cnn(&s, in, w1, b1, w2, b2, ref);
+    /* conv2 sums ≤ 9·32 = 288 float products of conv1 outputs: error ≲
+     * 288·6e-8 relative to the summed magnitudes, under 2e-5 of the output
+     * scale */
+    size_t zeros = 0;
+    for (int b = 0; b < s.B; b++) {
+        const float *row = d.out + (size_t)b * d.ld;
+        double e = rel_err_d(row, ref + (size_t)b * d.F, (size_t)d.F);
+        ck_assert_msg(e < 2e-5, "image %d: rel err %g", b, e);
+        for (int j = 0; j < d.F; j++) zeros += row[j] == 0.0f;
+        /* the gap between rows is untouched */
+        for (int j = d.F; j < d.ld; j++) ck_assert_float_eq(row[j], 12345.0f);
+    }
+    ck_assert_msg(zeros < (size_t)s.B * d.F, "every feature is 0");
+    free(in);
+    free(w1);
+    free(b1);
+    free(w2);
+    free(b2);
+    free(ref);
+    cnn_free(&d);
+}
+
+START_TEST(test_cnn_forward) {
+    check_cnn_forward(cnn_cases[_i], 500 + 10 * (uint64_t)_i);
+}
+END_TEST
+
+/* the two preset sizes, at full width: dcrw (read patches 2×7×7, B = 100)
+ * and dcrw-noread (28×28 images) */
+START_TEST(test_cnn_forward_presets) {
+    check_cnn_forward((cnn_shape){100, 2, 7, 7, 32, 64}, 600);
+    check_cnn_forward((cnn_shape){3, 1, 28, 28, 32, 64}, 610);
+}
+END_TEST
+
+static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck) {
+    cnn_data d = cnn_make(s, seed);
+    const int ldd = d.F + 2;
+    const size_t nout = (size_t)s.B * d.F;
+    float *R = frand(nout, -1, 1, seed + 7);
+    /* dout rows at stride ldd; NaN in the gaps must never be read */
+    float *dout = falloc((size_t)s.B * ldd);
+    fill(dout, (size_t)s.B * ldd, NAN);
+    for (int b = 0; b < s.B; b++)
+        memcpy(dout + (size_t)b * ldd, R + (size_t)b * d.F, (size_t)d.F * sizeof *R);
+    float *din = falloc(d.nin), *dw1 = falloc(d.nw1), *db1 = falloc((size_t)s.K1);
+    float *dw2 = falloc(d.nw2), *db2 = falloc((size_t)s.K2);
+    fill(din, d.nin, NAN);
+    fill(dw1, d.nw1, 0);
+    fill(db1, (size_t)s.K1, 0);
+    fill(dw2, d.nw2, 0);
+    fill(db2, (size_t)s.K2, 0);
+    fill(d.scr, d.nscr, NAN);
+    cnn_backward(&s, d.in, d.w1, d.w2, d.saved, dout, ldd, din, dw1, db1, dw2, db2, d.scr);
+
+    fd_ctx x = {0};
+    x.is_cnn = 1;
+    x.s = s;
+    x.in = to_d(d.in, d.nin), x.w1 = to_d(d.w1, d.nw1), x.b1 = to_d(d.b1, (size_t)s.K1);
+    x.w2 = to_d(d.w2, d.nw2), x.b2 = to_d(d.b2, (size_t)s.K2);
+    x.R = to_d(R, nout), x.out = dalloc(nout), x.nout = nout;
+    double sc[5];
+    sc[0] = fd_check(&x, "dw1", x.w1, d.nw1, dw1, maxcheck, seed + 11);
+    sc[1] = fd_check(&x, "db1", x.b1, (size_t)s.K1, db1, maxcheck, seed + 12);
+    sc[2] = fd_check(&x, "dw2", x.w2, d.nw2, dw2, maxcheck, seed + 13);
+    sc[3] = fd_check(&x, "db2", x.b2, (size_t)s.K2, db2, maxcheck, seed + 14);
+    sc[4] = fd_check(&x, "din", x.in, d.nin, din, maxcheck, seed + 15);
+    for (int t = 0; t < 5; t++) ck_assert_msg(sc[t] > 0, "gradient %d is all zero", t);
+
+    /* din = NULL leaves the weight gradients as they were, and a second call
+     * adds the same again (db exactly: one float add of the same value per
+     * call; dw within sgemm's re-blocked rounding) */
+    float *e_w1 = falloc(d.nw1), *e_b1 = falloc((size_t)s.K1);
+    float *e_w2 = falloc(d.nw2), *e_b2 = falloc((size_t)s.K2);
+    for (int rep = 0; rep < 2; rep++) {
+        if (rep == 0) {
+            fill(e_w1, d.nw1, 0), fill(e_b1, (size_t)s.K1, 0);
+            fill(e_w2, d.nw2, 0), fill(e_b2, (size_t)s.K2, 0);
+        }
+        cnn_backward(&s, d.in, d.w1, d.w2, d.saved, dout, ldd, NULL, e_w1, e_b1, e_w2, e_b2, d.scr);
+        if (rep == 0) {
+            ck_assert(tu_rel_err(e_w1, dw1, d.nw1, 1e-3) < 1e-6);
+            ck_assert(tu_rel_err(e_b1, db1, (size_t)s.K1, 1e-3) < 1e-6);
+            ck_assert(tu_rel_err(e_w2, dw2, d.nw2, 1e-3) < 1e-6);
+            ck_assert(tu_rel_err(e_b2, db2, (size_t)s.K2, 1e-3) < 1e-6);
+            memcpy(db1, e_b1, (size_t)s.K1 * sizeof *db1);
+            memcpy(db2, e_b2, (size_t)s.K2 * sizeof *db2);
+        }
+    }
+    for (size_t i = 0; i < d.nw1; i++) dw1[i] *= 2;
+    for (size_t i = 0; i < d.nw2; i++) dw2[i] *= 2;
+    ck_assert(tu_rel_err(e_w1, dw1, d.nw1, 1e-3) < 1e-5);
+    ck_assert(tu_rel_err(e_w2, dw2, d.nw2, 1e-3) < 1e-5);
+    for (int k = 0; k < s.K1; k++) ck_assert_float_eq(e_b1[k], 2 * db1[k]);
+    for (int k = 0; k < s.K2; k++) ck_assert_float_eq(e_b2[k], 2 * db2[k]);
+
+    free(e_w1);
+    free(e_b1);
+    free(e_w2);
+    free(e_b2);
+    free(x.in);
+    free(x.w1);
+    free(x.b1);
+    free(x.w2);
+    free(x.b2);
+    free(x.R);
+    free(x.out);
+    free(R);
+    free(dout);
+    free(din);
+    free(dw1);
+    free(db1);
+    free(dw2);
+    free(db2);
+    cnn_free(&d);
+}
+
+START_TEST(test_cnn_backward_fd) {
+    check_cnn_backward(cnn_cases[_i], 700 + 10 * (uint64_t)_i, 1000);
+}
+END_TEST
+
+/* the dcrw preset's widths on a small batch, sampled */
+START_TEST(test_cnn_backward_fd_wide) {
+    check_cnn_backward((cnn_shape){3, 2, 7, 7, 32, 64}, 800, 40);
+}
+END_TEST
+
+/* the saved activations are all backward reads: a forward of other data in
+ * between (into another saved buffer, same scratch) changes nothing */
+START_TEST(test_cnn_saved_is_state) {
+    cnn_shape s = {3, 2, 8, 8, 3, 4};
+    cnn_data d = cnn_make(s, 900), e = cnn_make(s, 950);
+    const size_t nout = (size_t)s.B * d.F;
+    float *R = frand(nout, -1, 1, 990);
+    float *g1 = falloc(d.nw2), *g2 = falloc(d.nw2), *din1 = falloc(d.nin), *din2 = falloc(d.nin);
+    float *v1 = falloc(d.nw1), *c1 = falloc((size_t)s.K1), *c2 = falloc((size_t)s.K2);
+    fill(g1, d.nw2, 0);
+    fill(g2, d.nw2, 0);
+    fill(v1, d.nw1, 0);
+    fill(c1, (size_t)s.K1, 0);
+    fill(c2, (size_t)s.K2, 0);
+    cnn_backward(&s, d.in, d.w1, d.w2, d.saved, R, d.F, din1, v1, c1, g1, c2, d.scr);
+    cnn_forward(&s, e.in, e.w1, e.b1, e.w2, e.b2, e.out, e.ld, e.saved, d.scr);
+    cnn_backward(&s, d.in, d.w1, d.w2, d.saved, R, d.F, din2, v1, c1, g2, c2, d.scr);
+    ck_assert(tu_rel_err(g2, g1, d.nw2, 1e-3) < 1e-6);
+    ck_assert(tu_rel_err(din2, din1, d.nin, 1e-3) < 1e-6);
+    free(v1);
+    free(c1);
+    free(c2);
+    free(R);
+    free(g1);
+    free(g2);
+    free(din1);
+    free(din2);
+    cnn_free(&d);
+    cnn_free(&e);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("conv");
+    TCase *tc = tcase_create("conv3x3");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_conv_forward, 0, (int)N_CONV_CASES);
+    tcase_add_test(tc, test_conv_hand);
+    tcase_add_loop_test(tc, test_conv_backward_fd, 0, (int)N_CONV_CASES);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("maxpool2");
+    tcase_add_test(tc, test_pool_forward_backward);
+    tcase_add_test(tc, test_pool_ties);
+    tcase_add_test(tc, test_pool_degenerate);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("cnn");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_cnn_sizes);
+    tcase_add_loop_test(tc, test_cnn_forward, 0, (int)N_CNN_CASES);
+    tcase_add_test(tc, test_cnn_forward_presets);
+    tcase_add_loop_test(tc, test_cnn_backward_fd, 0, (int)N_CNN_CASES);
+    tcase_add_test(tc, test_cnn_backward_fd_wide);
+    tcase_add_test(tc, test_cnn_saved_is_state);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}

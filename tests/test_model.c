@@ -1,0 +1,479 @@
+/* The four models through the public API: whole-model gradients against
+ * finite differences, consistency of encode/decode/reconstruct/evaluate,
+ * generation, resume bit-for-bit, and the non-finite paths. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+#include "testutil.h"
+
+/* tiny configurations of every preset, and odd shapes */
+static dcrw_config tiny(int which) {
+    dcrw_config c;
+    switch (which) {
+    case 0: /* draw */
+        dcrw_config_preset(&c, DCRW_PRESET_DRAW);
+        c.height = c.width = 6;
+        c.read_n = 2;
+        c.write_n = 3;
+        c.enc_size = 7;
+        break;
+    case 1: /* draw-noattn */
+        dcrw_config_preset(&c, DCRW_PRESET_DRAW_NOATTN);
+        c.height = c.width = 5;
+        c.enc_size = 6;
+        break;
+    case 2: /* dcrw */
+        dcrw_config_preset(&c, DCRW_PRESET_DCRW);
+        c.height = c.width = 8;
+        c.read_n = 5;
+        c.write_n = 3;
+        c.conv1 = 3;
+        c.conv2 = 4;
+        break;
+    case 3: /* dcrw-noread */
+        dcrw_config_preset(&c, DCRW_PRESET_DCRW_NOREAD);
+        c.height = 9;
+        c.width = 8;
+        c.write_n = 2;
+        c.conv1 = 3;
+        c.conv2 = 4;
+        break;
+    case 4: /* draw, two channels, non-square, black canvas */
+        dcrw_config_preset(&c, DCRW_PRESET_DRAW);
+        c.channels = 2;
+        c.height = 5;
+        c.width = 7;
+        c.read_n = 3;
+        c.write_n = 1;
+        c.enc_size = 5;
+        c.canvas_init = -2.0f;
+        break;
+    default: /* dcrw, three channels, N_w larger than the image */
+        dcrw_config_preset(&c, DCRW_PRESET_DCRW);
+        c.channels = 3;
+        c.height = 6;
+        c.width = 7;
+        c.read_n = 4;
+        c.write_n = 8;
+        c.conv1 = 2;
+        c.conv2 = 3;
+        break;
+    }
+    c.glimpses = 3;
+    c.dec_size = 8;
+    c.z_size = 3;
+    return c;
+}
+#define NTINY 6
+
+static void normal_fill(float *x, size_t n, uint64_t seed) {
+    uint64_t key = rng_key(seed, 5, 0);
+    for (size_t i = 0; i < n; i++) x[i] = rng_normal(key, i);
+}
+
+static double eval_loss(const dcrw_model *m, int B, const float *x, const float *eps) {
+    dcrw_loss l;
+    ck_assert_int_eq(dcrw_evaluate(m, B, x, eps, &l), DCRW_OK);
+    return l.loss;
+}
+
+/* Central differences in float with h = 1e-2: the loss is ~30 nats and
+ * float evaluation noise ~1e-5 nats, so the difference quotient carries
+ * ~1e-3 noise and O(h²) truncation; a wrong gradient term is off by O(1)
+ * relative. Tolerance: 2e-3 absolute + 2e-2 relative. The CNN parameters
+ * use h = 1e-3 (kinks), so ~1e-2 absolute noise. The golden files check
+ * the same gradients to 1e-4 against float64. */
+START_TEST(test_finite_differences) {
+    dcrw_config c = tiny(_i);
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 100 + _i), DCRW_OK);
+    /* perturb the attention layers off their centred start, so their
+     * gradients are generic */
+    float *w;
+    size_t n;
+    if (dcrw_model_find_param(m, "read.attn.weight", &w, &n) == DCRW_OK)
+        tu_fill_uniform(w, n, -0.3f, 0.3f, 9);
+    if (dcrw_model_find_param(m, "write.attn.weight", &w, &n) == DCRW_OK)
+        tu_fill_uniform(w, n, -0.3f, 0.3f, 10);
+    const int B = 3, P = (int)dcrw_model_input_size(m);
+    const size_t neps = (size_t)c.glimpses * B * c.z_size;
+    float *x = malloc((size_t)B * P * sizeof(float)), *eps = malloc(neps * sizeof(float));
+    tu_fill_uniform(x, (size_t)B * P, 0.0f, 1.0f, 11);
+    normal_fill(eps, neps, 12);
+
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    dcrw_trainer *t;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+    dcrw_loss l;
+    ck_assert_int_eq(dcrw_trainer_backward(t, B, x, eps, &l), DCRW_OK);
+    ck_assert(fabs(l.loss - eval_loss(m, B, x, eps)) < 1e-6 * l.loss);
+
+    int checked = 0;
+    for (size_t i = 0; i < dcrw_model_param_count(m); i++) {
+        const char *name;
+        float *p, *g;
+        size_t cnt;
+        dcrw_model_param(m, i, &name, NULL, NULL, &p);
+        dcrw_trainer_find_grad(t, name, &g, &cnt);
+        uint64_t key = rng_key(13, i, 0);
+        for (int k = 0; k < 4; k++) {
+            size_t j = (size_t)(rng_u64(key, k) % cnt);
+            /* the CNN's max-pool and ReLU have kinks a step of 1e-2 crosses
+             * often: a smaller step there, with the noise it brings */
+            const int cnn = strncmp(name, "enc.conv", 8) == 0;
+            const float orig = p[j], h = cnn ? 1e-3f : 1e-2f;
+            p[j] = orig + h;
+            const float up = p[j];
+            double lp = eval_loss(m, B, x, eps);
+            p[j] = orig - h;
+            const float dn = p[j];
+            double lm = eval_loss(m, B, x, eps);
+            p[j] = orig;
+            double fd = (lp - lm) / ((double)up - (double)dn);
+            ck_assert_msg(fabs(fd - g[j]) <= (cnn ? 1e-2 : 2e-3) + 2e-2 * fabs(fd),
+                          "config %d %s[%zu]: analytic %.6g, finite difference %.6g", _i, name, j,
+                          (double)g[j], fd);
+            checked++;
+        }
+    }
+    ck_assert_int_ge(checked, 4 * 10);
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+    free(x);
+    free(eps);
+}
+END_TEST
+
+/* decode(encode(x)) draws what reconstruct draws, and its last canvas
+ * scores what evaluate reports */
+START_TEST(test_encode_decode_consistent) {
+    dcrw_config c = tiny(_i);
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 200 + _i), DCRW_OK);
+    const int B = 4, P = (int)dcrw_model_input_size(m), T = c.glimpses, Z = c.z_size;
+    const size_t nz = (size_t)T * B * Z, nc = (size_t)T * B * P;
+    float *x = malloc((size_t)B * P * 4), *eps = malloc(nz * 4), *z = malloc(nz * 4),
+          *mu = malloc(nz * 4), *ls = malloc(nz * 4), *c1 = malloc(nc * 4), *c2 = malloc(nc * 4),
+          *img = malloc((size_t)B * P * 4);
+    tu_fill_uniform(x, (size_t)B * P, 0.0f, 1.0f, 21);
+    for (size_t i = 0; i < (size_t)B * P; i++) x[i] = x[i] > 0.5f; /* binary */
+    normal_fill(eps, nz, 22);
+    ck_assert_int_eq(dcrw_encode(m, B, x, eps, z, mu, ls), DCRW_OK);
+    for (size_t i = 0; i < nz; i++)
+        ck_assert_float_eq_tol(z[i], mu[i] + expf(ls[i]) * eps[i], 1e-5f * (1 + fabsf(z[i])));
+    ck_assert_int_eq(dcrw_decode(m, B, z, 0, img, c1), DCRW_OK);
+    ck_assert_int_eq(dcrw_reconstruct(m, B, x, eps, NULL, c2), DCRW_OK);
+    ck_assert_int_eq(memcmp(c1, c2, nc * 4), 0);
+    ck_assert_int_eq(memcmp(img, c1 + (size_t)(T - 1) * B * P, (size_t)B * P * 4), 0);
+
+    /* Lx from the final Bernoulli means; Lz from μ, log σ */
+    double lx = 0, lz = 0;
+    for (size_t i = 0; i < (size_t)B * P; i++) {
+        double pr = img[i];
+        lx -= x[i] ? log(pr) : log1p(-pr);
+    }
+    for (size_t i = 0; i < nz; i++)
+        lz += 0.5 * ((double)mu[i] * mu[i] + exp(2.0 * ls[i]) - 2.0 * ls[i] - 1.0);
+    dcrw_loss l;
+    ck_assert_int_eq(dcrw_evaluate(m, B, x, eps, &l), DCRW_OK);
+    ck_assert_msg(fabs(l.lx - lx / B) < 1e-4 * l.lx, "lx %g vs %g", l.lx, lx / B);
+    ck_assert_msg(fabs(l.lz - lz / B) < 1e-4 * (1 + l.lz), "lz %g vs %g", l.lz, lz / B);
+    ck_assert(fabs(l.loss - l.lx - l.lz) < 1e-9 * l.loss);
+    double plx[4], plz[4];
+    ck_assert_int_eq(dcrw_evaluate_images(m, B, x, eps, plx, plz), DCRW_OK);
+    ck_assert(fabs((plx[0] + plx[1] + plx[2] + plx[3]) / B - l.lx) < 1e-9 * l.lx);
+
+    /* eps = NULL is the same fixed noise in encode and evaluate */
+    dcrw_loss a, b;
+    ck_assert_int_eq(dcrw_evaluate(m, B, x, NULL, &a), DCRW_OK);
+    ck_assert_int_eq(dcrw_evaluate(m, B, x, NULL, &b), DCRW_OK);
+    ck_assert(a.loss == b.loss);
+    ck_assert_int_eq(dcrw_encode(m, B, x, NULL, z, NULL, NULL), DCRW_OK);
+    ck_assert_int_eq(dcrw_decode(m, B, z, 0, img, NULL), DCRW_OK);
+    lx = 0;
+    for (size_t i = 0; i < (size_t)B * P; i++) lx -= x[i] ? log(img[i]) : log1p(-img[i]);
+    ck_assert(fabs(a.lx - lx / B) < 1e-4 * a.lx);
+
+    dcrw_model_destroy(m);
+    free(x), free(eps), free(z), free(mu), free(ls), free(c1), free(c2), free(img);
+}
+END_TEST
+
+START_TEST(test_generation) {
+    dcrw_config c = tiny(_i);
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 300 + _i), DCRW_OK);
+    const int B = 5, P = (int)dcrw_model_input_size(m), T = c.glimpses;
+    float *a = malloc((size_t)T * B * P * 4), *b = malloc((size_t)T * B * P * 4),
+          *img = malloc((size_t)B * P * 4);
+    ck_assert_int_eq(dcrw_decode(m, B, NULL, 77, img, a), DCRW_OK);
+    ck_assert_int_eq(dcrw_decode(m, B, NULL, 77, NULL, b), DCRW_OK);
+    ck_assert_int_eq(memcmp(a, b, (size_t)T * B * P * 4), 0);
+    for (size_t i = 0; i < (size_t)T * B * P; i++) ck_assert(a[i] > 0.0f && a[i] < 1.0f);
+    ck_assert_int_eq(memcmp(img, a + (size_t)(T - 1) * B * P, (size_t)B * P * 4), 0);
+    ck_assert_int_eq(dcrw_decode(m, B, NULL, 78, NULL, b), DCRW_OK);
+    ck_assert_int_ne(memcmp(a, b, (size_t)T * B * P * 4), 0);
+    dcrw_model_destroy(m);
+    free(a), free(b), free(img);
+}
+END_TEST
+
+/* N steps straight equal k steps, save, resume in a fresh trainer, N − k */
+START_TEST(test_resume_bit_exact) {
+    dcrw_config c = tiny(_i);
+    const int B = 4, N = 6, K = 2;
+    dcrw_model *m1, *m2;
+    ck_assert_int_eq(dcrw_model_create(&m1, &c, 400), DCRW_OK);
+    const int P = (int)dcrw_model_input_size(m1);
+    float *x = malloc((size_t)N * B * P * 4);
+    tu_fill_uniform(x, (size_t)N * B * P, 0.0f, 1.0f, 31);
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    tc.seed = 5;
+    tc.learning_rate = 1e-2f;
+    dcrw_trainer *t1, *t2;
+    ck_assert_int_eq(dcrw_trainer_create(&t1, m1, &tc), DCRW_OK);
+    for (int s = 0; s < N; s++)
+        ck_assert_int_eq(dcrw_trainer_step(t1, B, x + (size_t)s * B * P, NULL, NULL), DCRW_OK);
+    ck_assert_uint_eq(dcrw_trainer_step_count(t1), N);
+
+    char *dir = tu_tmpdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/ckpt.safetensors", dir);
+    ck_assert_int_eq(dcrw_model_create(&m2, &c, 400), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_create(&t2, m2, &tc), DCRW_OK);
+    for (int s = 0; s < K; s++)
+        ck_assert_int_eq(dcrw_trainer_step(t2, B, x + (size_t)s * B * P, NULL, NULL), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_save(t2, path), DCRW_OK);
+    dcrw_trainer_destroy(t2);
+    dcrw_model_destroy(m2);
+
+    /* a new process would start from a model created with another seed */
+    ck_assert_int_eq(dcrw_model_create(&m2, &c, 999), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_create(&t2, m2, &tc), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_resume(t2, path), DCRW_OK);
+    ck_assert_uint_eq(dcrw_trainer_step_count(t2), K);
+    for (int s = K; s < N; s++)
+        ck_assert_int_eq(dcrw_trainer_step(t2, B, x + (size_t)s * B * P, NULL, NULL), DCRW_OK);
+    size_t n;
+    float *p1 = dcrw_model_params(m1, &n), *p2 = dcrw_model_params(m2, NULL);
+    ck_assert_int_eq(memcmp(p1, p2, n * 4), 0);
+    /* and they did move */
+    dcrw_model *m0;
+    ck_assert_int_eq(dcrw_model_create(&m0, &c, 400), DCRW_OK);
+    ck_assert_int_ne(memcmp(p1, dcrw_model_params(m0, NULL), n * 4), 0);
+
+    /* the trainer checkpoint is also a model checkpoint */
+    dcrw_model *m3;
+    ck_assert_int_eq(dcrw_model_load(&m3, path), DCRW_OK);
+    ck_assert_uint_eq(dcrw_model_param_floats(m3), n);
+
+    /* resuming into a model of another shape is refused, nothing changes */
+    dcrw_config other = tiny((_i + 1) % NTINY);
+    dcrw_model *m4;
+    dcrw_trainer *t4;
+    ck_assert_int_eq(dcrw_model_create(&m4, &other, 1), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_create(&t4, m4, &tc), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_resume(t4, path), DCRW_ESHAPE);
+    ck_assert_uint_eq(dcrw_trainer_step_count(t4), 0);
+
+    dcrw_trainer_destroy(t4);
+    dcrw_model_destroy(m4);
+    dcrw_model_destroy(m3);
+    dcrw_model_destroy(m0);
+    dcrw_trainer_destroy(t1);
+    dcrw_trainer_destroy(t2);
+    dcrw_model_destroy(m1);
+    dcrw_model_destroy(m2);
+    tu_rmdir(dir);
+    free(x);
+}
+END_TEST
+
+/* one Adam step by hand: clip then update with bias correction */
+START_TEST(test_adam_by_hand) {
+    dcrw_config c = tiny(1);
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
+    const int B = 2, P = (int)dcrw_model_input_size(m);
+    float x[2 * 25];
+    tu_fill_uniform(x, (size_t)B * P, 0, 1, 3);
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    tc.clip_norm = 0.5f;
+    tc.learning_rate = 0.01f;
+    dcrw_trainer *t;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+    size_t n;
+    float *p = dcrw_model_params(m, &n);
+    float *before = malloc(n * 4), *g = malloc(n * 4);
+    memcpy(before, p, n * 4);
+    ck_assert_int_eq(dcrw_trainer_backward(t, B, x, NULL, NULL), DCRW_OK);
+    memcpy(g, dcrw_trainer_grads(t, NULL), n * 4);
+    double norm = 0;
+    for (size_t i = 0; i < n; i++) norm += (double)g[i] * g[i];
+    norm = sqrt(norm);
+    ck_assert(norm > 0.5); /* so the clip acts */
+    ck_assert_int_eq(dcrw_trainer_apply(t), DCRW_OK);
+    /* step 1: m̂ = g', v̂ = g'², update = lr·g'/(|g'| + ε) */
+    for (size_t i = 0; i < n; i++) {
+        double gc = g[i] * (0.5 / (norm + 1e-6));
+        double upd = 0.01 * gc / (fabs(gc) + 1e-8);
+        ck_assert_msg(fabs((before[i] - p[i]) - upd) < 2e-6, "param %zu: moved %g, expected %g", i,
+                      (double)(before[i] - p[i]), upd);
+    }
+    /* gradients are spent: a second apply is refused */
+    ck_assert_int_eq(dcrw_trainer_apply(t), DCRW_ENUMERIC);
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+    free(before), free(g);
+}
+END_TEST
+
+START_TEST(test_nonfinite_leaves_model) {
+    dcrw_config c = tiny(_i);
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 500), DCRW_OK);
+    const int B = 3, P = (int)dcrw_model_input_size(m);
+    float *x = malloc((size_t)B * P * 4);
+    tu_fill_uniform(x, (size_t)B * P, 0, 1, 41);
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    dcrw_trainer *t;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_step(t, B, x, NULL, NULL), DCRW_OK);
+    char *dir = tu_tmpdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/before.safetensors", dir);
+    ck_assert_int_eq(dcrw_trainer_save(t, path), DCRW_OK);
+    size_t n;
+    float *p = dcrw_model_params(m, &n);
+    float *snap = malloc(n * 4);
+    memcpy(snap, p, n * 4);
+
+    /* NaN in the input */
+    x[7] = NAN;
+    ck_assert_int_eq(dcrw_trainer_step(t, B, x, NULL, NULL), DCRW_ENUMERIC);
+    ck_assert_ptr_nonnull(strstr(dcrw_last_error(), "x[7]"));
+    ck_assert_int_eq(memcmp(p, snap, n * 4), 0);
+    ck_assert_int_eq(dcrw_trainer_apply(t), DCRW_ENUMERIC);
+    ck_assert_int_eq(memcmp(p, snap, n * 4), 0);
+    x[7] = 2.0f; /* out of [0, 1] */
+    ck_assert_int_eq(dcrw_trainer_step(t, B, x, NULL, NULL), DCRW_EINVAL);
+    x[7] = 0.5f;
+
+    /* a poisoned parameter: the step is refused, nothing else changes */
+    float *wh;
+    size_t cnt;
+    ck_assert_int_eq(dcrw_model_find_param(m, "dec.lstm.weight_hh", &wh, &cnt), DCRW_OK);
+    wh[3] = NAN;
+    snap[wh + 3 - p] = NAN;
+    ck_assert_int_eq(dcrw_trainer_step(t, B, x, NULL, NULL), DCRW_ENUMERIC);
+    ck_assert_int_eq(memcmp(p, snap, n * 4), 0);
+    ck_assert_uint_eq(dcrw_trainer_step_count(t), 1);
+    /* and the Adam state is untouched: resume the good checkpoint, then the
+     * same step gives the same parameters as a trainer that never saw NaN */
+    wh[3] = 0.0f;
+    ck_assert_int_eq(dcrw_trainer_resume(t, path), DCRW_OK);
+    dcrw_model *m2;
+    dcrw_trainer *t2;
+    ck_assert_int_eq(dcrw_model_create(&m2, &c, 1), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_create(&t2, m2, &tc), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_resume(t2, path), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_step(t, B, x, NULL, NULL), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_step(t2, B, x, NULL, NULL), DCRW_OK);
+    ck_assert_int_eq(memcmp(p, dcrw_model_params(m2, NULL), n * 4), 0);
+
+    /* NaN noise, NaN latents */
+    size_t neps = (size_t)c.glimpses * B * c.z_size;
+    float *eps = calloc(neps, 4);
+    eps[1] = INFINITY;
+    ck_assert_int_eq(dcrw_trainer_backward(t, B, x, eps, NULL), DCRW_ENUMERIC);
+    ck_assert_int_eq(dcrw_decode(m, B, eps, 0, x, NULL), DCRW_ENUMERIC);
+    dcrw_loss l;
+    ck_assert_int_eq(dcrw_evaluate(m, B, x, eps, &l), DCRW_ENUMERIC);
+
+    free(eps);
+    dcrw_trainer_destroy(t2);
+    dcrw_model_destroy(m2);
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+    tu_rmdir(dir);
+    free(x);
+    free(snap);
+}
+END_TEST
+
+START_TEST(test_bad_arguments) {
+    dcrw_config c = tiny(0);
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
+    const int P = (int)dcrw_model_input_size(m);
+    float x[2 * 36] = {0}, z[3 * 2 * 3] = {0}, out[2 * 36];
+    dcrw_loss l;
+    ck_assert_int_eq(dcrw_encode(NULL, 2, x, NULL, z, NULL, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_encode(m, 0, x, NULL, z, NULL, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_encode(m, -4, x, NULL, z, NULL, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_encode(m, 2, NULL, NULL, z, NULL, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_decode(m, 2, z, 0, NULL, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_decode(m, 0, z, 0, out, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_evaluate(m, 2, x, NULL, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_evaluate(NULL, 2, x, NULL, &l), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_evaluate_images(m, 2, x, NULL, NULL, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_reconstruct(m, 2, NULL, NULL, out, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_evaluate(m, 2, x, NULL, &l), DCRW_OK);
+    ck_assert(l.lx > 0 && P == 36);
+
+    dcrw_train_config tc;
+    ck_assert_int_eq(dcrw_train_config_default(NULL), DCRW_EINVAL);
+    dcrw_train_config_default(&tc);
+    dcrw_trainer *t = (dcrw_trainer *)1;
+    tc.learning_rate = -1;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_EINVAL);
+    ck_assert_ptr_null(t);
+    ck_assert_ptr_nonnull(strstr(dcrw_last_error(), "learning_rate"));
+    dcrw_train_config_default(&tc);
+    tc.beta2 = 1.0f;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_EINVAL);
+    dcrw_train_config_default(&tc);
+    tc.size = 3;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_EINVAL);
+    dcrw_train_config_default(&tc);
+    ck_assert_int_eq(dcrw_trainer_create(&t, NULL, &tc), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_step(NULL, 2, x, NULL, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_trainer_step(t, 0, x, NULL, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_trainer_step(t, 2, NULL, NULL, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_trainer_apply(NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_trainer_apply(t), DCRW_ENUMERIC); /* nothing computed yet */
+    ck_assert_int_eq(dcrw_trainer_find_grad(t, "nope", NULL, NULL), DCRW_ENOTFOUND);
+    ck_assert_ptr_null(dcrw_trainer_grads(NULL, NULL));
+    ck_assert_int_eq(dcrw_trainer_save(t, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_trainer_resume(t, "/nonexistent/x.safetensors"), DCRW_EIO);
+    /* batch size can change between steps */
+    ck_assert_int_eq(dcrw_trainer_step(t, 2, x, NULL, NULL), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_step(t, 1, x, NULL, NULL), DCRW_OK);
+    dcrw_trainer_destroy(t);
+    dcrw_trainer_destroy(NULL);
+    dcrw_model_destroy(m);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("model");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_finite_differences, 0, NTINY);
+    tcase_add_loop_test(tc, test_encode_decode_consistent, 0, NTINY);
+    tcase_add_loop_test(tc, test_generation, 0, NTINY);
+    tcase_add_loop_test(tc, test_resume_bit_exact, 0, NTINY);
+    tcase_add_test(tc, test_adam_by_hand);
+    tcase_add_loop_test(tc, test_nonfinite_leaves_model, 0, 4);
+    tcase_add_test(tc, test_bad_arguments);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}

@@ -328,6 +328,7 @@ done:
 
 int dcrw_dataset_load_idx(dcrw_dataset **out, const char *images_path, const char *labels_path) {
     DCRW_CHECK_ARG(out, "dcrw_dataset_load_idx: out is NULL");
+    *out = NULL;
     DCRW_CHECK_ARG(images_path, "dcrw_dataset_load_idx: images_path is NULL");
     dcrw_dataset *d = dcrw_calloc(1, sizeof *d);
     if (!d) return DCRW_ENOMEM;

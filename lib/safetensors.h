@@ -40,7 +40,9 @@ typedef struct st_file {
  * tensors cover the data section in order without holes or overlaps, and
  * 8 + N + last end equals the file size; names unique; __metadata__ maps
  * strings to strings. Errors: DCRW_ETRUNCATED (shorter than declared),
- * DCRW_EFORMAT (anything else malformed), DCRW_ENOMEM. */
+ * DCRW_EFORMAT (anything else malformed, including a header length above
+ * ST_MAX_HEADER), DCRW_EUNSUPPORTED (more than ST_MAX_DIMS dimensions),
+ * DCRW_ENOMEM. */
 int st_parse(st_file *f, const uint8_t *buf, size_t size);
 
 /* Read a file and st_parse it; DCRW_EIO if it cannot be read. */

@@ -181,9 +181,13 @@ DCRW_API int dcrw_model_create(dcrw_model **out, const dcrw_config *cfg, uint64_
  * configuration in the metadata, and the shape of every required tensor.
  * Tensors and metadata keys the model does not use are ignored.
  *
- * @return DCRW_OK, DCRW_EINVAL, DCRW_EIO, DCRW_EFORMAT, DCRW_ETRUNCATED,
- *         DCRW_ESHAPE, DCRW_ENOTFOUND, DCRW_EUNSUPPORTED, DCRW_ECONFIG,
- *         DCRW_ENOMEM. @p out is set to NULL on failure.
+ * @return DCRW_OK, DCRW_EINVAL, DCRW_EIO, DCRW_EFORMAT (malformed header,
+ *         JSON, offsets, or metadata value), DCRW_ETRUNCATED, DCRW_ESHAPE (a
+ *         tensor's shape), DCRW_ENOTFOUND (a required tensor or key),
+ *         DCRW_EUNSUPPORTED (dtype other than F32, dcrw.format other than
+ *         "1"), DCRW_ECONFIG (a metadata value the configuration refuses),
+ *         DCRW_ENUMERIC (a NaN or infinity in a tensor), DCRW_ENOMEM.
+ *         @p out is set to NULL on failure.
  */
 DCRW_API int dcrw_model_load(dcrw_model **out, const char *path);
 
@@ -452,6 +456,7 @@ enum {
  * @return DCRW_OK, DCRW_EINVAL, DCRW_EIO, DCRW_EFORMAT, DCRW_ETRUNCATED,
  *         DCRW_ESHAPE (label count differs), DCRW_EUNSUPPORTED (IDX type
  *         other than unsigned byte, or gzip without zlib support), DCRW_ENOMEM.
+ *         @p out is set to NULL on failure.
  */
 DCRW_API int dcrw_dataset_load_idx(dcrw_dataset **out, const char *images_path,
                                    const char *labels_path);

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Install what libdcrw needs to build, test and fetch MNIST, from Debian's
+# packages. Does nothing when everything is already there; uses sudo when
+# not run as root.
+set -eu
+
+pkgs="gcc meson ninja-build pkg-config libopenblas-dev check libcjson-dev zlib1g-dev libpng-dev
+      ca-certificates"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+# commands that may come from elsewhere than Debian (npm ships inside some
+# nodejs builds): only their absence matters
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+[ -x /usr/bin/python3 ] || missing="$missing python3"
+[ -z "$missing" ] && exit 0
+
+echo "install-deps.sh: installing$missing"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -55,6 +55,19 @@ static fb_geom geom(int N, int H, int W, const float *p) {
     return g;
 }
 
+void fb_windows(int B, int N, int H, int W, const float *p5, float *win) {
+    for (int b = 0; b < B; b++) {
+        const float *p = p5 + (size_t)b * 5;
+        fb_geom g = geom(N, H, W, p);
+        float *o = win + (size_t)b * 5;
+        o[0] = (float)g.gX;
+        o[1] = (float)g.gY;
+        o[2] = (float)g.delta;
+        o[3] = (float)g.sigma2;
+        o[4] = (float)exp(clamp_log(p[4]));
+    }
+}
+
 /* Offset of window row i (0-based) from the centre: i + 1 − N/2 − 0.5. */
 static double grid(int i, int N) {
     return (double)i + 0.5 - N / 2.0;

@@ -35,6 +35,11 @@ void fb_filters_backward(int B, int N, int H, int W, const float *p5, const floa
                          const float *FY, const float *gamma, const float *aux, const float *dFX,
                          const float *dFY, const float *dgamma, float *dp5);
 
+/* The windows of p5 [B×5] in pixel terms, win [B×5] = (gX, gY, δ, σ², γ):
+ * centre in 1-based pixel coordinates, grid stride, variance, intensity
+ * (with the same exp() guard as the filters). */
+void fb_windows(int B, int N, int H, int W, const float *p5, float *win);
+
 /* Scratch floats of the read / write calls for a batch of B. */
 size_t fb_read_scratch_floats(int B, int C, int N, int H, int W);
 size_t fb_write_scratch_floats(int B, int C, int N, int H, int W);

@@ -248,6 +248,12 @@ static void emit(dcrw_pass *ps, int t, const pass_outputs *out) {
     const size_t BP = (size_t)ps->B * d->P, BZ = (size_t)ps->B * d->Z;
     if (out->canvases) sigmoid_array(BP, SLOT(ps, c, t + 1, BP), out->canvases + (size_t)t * BP);
     if (out->z) memcpy(out->z + (size_t)t * BZ, SLOT(ps, z, t, BZ), BZ * sizeof(float));
+    if (out->read_windows && d->ra)
+        fb_windows(ps->B, d->Nr, d->H, d->W, SLOT(ps, rp5, t, (size_t)ps->B * 5),
+                   out->read_windows + (size_t)t * ps->B * 5);
+    if (out->write_windows && d->wa)
+        fb_windows(ps->B, d->Nw, d->H, d->W, SLOT(ps, wp5, t, (size_t)ps->B * 5),
+                   out->write_windows + (size_t)t * ps->B * 5);
     const int one = d->cnn && !d->ra;
     if (out->mu) memcpy(out->mu + (size_t)t * BZ, one ? ps->mu : SLOT(ps, mu, t, BZ), BZ * 4);
     if (out->logsigma)
@@ -357,6 +363,9 @@ void pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out) {
         decoder_step(ps, t, z + (size_t)t * BZ);
         if (out && out->canvases)
             sigmoid_array(BP, SLOT(ps, c, t + 1, BP), out->canvases + (size_t)t * BP);
+        if (out && out->write_windows && d->wa)
+            fb_windows(ps->B, d->Nw, d->H, d->W, SLOT(ps, wp5, t, (size_t)ps->B * 5),
+                       out->write_windows + (size_t)t * ps->B * 5);
     }
     if (out && out->images) sigmoid_array(BP, SLOT(ps, c, d->T, BP), out->images);
 }

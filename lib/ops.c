@@ -62,7 +62,7 @@ static int forward(const char *fn, const dcrw_model *m, int B, const float *x, c
 
 int dcrw_encode(const dcrw_model *m, int B, const float *x, const float *eps, float *z, float *mu,
                 float *logsigma) {
-    pass_outputs out = {z, mu, logsigma, NULL, NULL};
+    pass_outputs out = {z, mu, logsigma, NULL, NULL, NULL, NULL};
     dcrw_pass *ps = NULL;
     int rc = forward("dcrw_encode", m, B, x, eps, &out, &ps);
     if (rc) return rc;
@@ -72,7 +72,13 @@ int dcrw_encode(const dcrw_model *m, int B, const float *x, const float *eps, fl
 
 int dcrw_reconstruct(const dcrw_model *m, int B, const float *x, const float *eps, float *images,
                      float *canvases) {
-    pass_outputs out = {NULL, NULL, NULL, canvases, images};
+    return dcrw_reconstruct_windows(m, B, x, eps, images, canvases, NULL, NULL);
+}
+
+int dcrw_reconstruct_windows(const dcrw_model *m, int B, const float *x, const float *eps,
+                             float *images, float *canvases, float *read_windows,
+                             float *write_windows) {
+    pass_outputs out = {NULL, NULL, NULL, canvases, images, read_windows, write_windows};
     dcrw_pass *ps = NULL;
     int rc = forward("dcrw_reconstruct", m, B, x, eps, &out, &ps);
     if (rc) return rc;
@@ -113,10 +119,15 @@ int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps, 
 
 int dcrw_decode(const dcrw_model *m, int B, const float *z, uint64_t seed, float *images,
                 float *canvases) {
+    return dcrw_decode_windows(m, B, z, seed, images, canvases, NULL);
+}
+
+int dcrw_decode_windows(const dcrw_model *m, int B, const float *z, uint64_t seed, float *images,
+                        float *canvases, float *write_windows) {
     int rc = check_common("dcrw_decode", m, B);
     if (rc) return rc;
-    if (!images && !canvases)
-        return dcrw_fail(DCRW_EINVAL, "dcrw_decode: images and canvases are both NULL");
+    if (!images && !canvases && !write_windows)
+        return dcrw_fail(DCRW_EINVAL, "dcrw_decode: no output buffer");
     const size_t n = (size_t)m->d.T * B * m->d.Z;
     if (z && !dcrw_all_finite(z, n))
         return dcrw_fail(DCRW_ENUMERIC, "dcrw_decode: z is not finite");
@@ -127,7 +138,7 @@ int dcrw_decode(const dcrw_model *m, int B, const float *z, uint64_t seed, float
         pass_draw_noise(m, B, seed, 0xDEC0DEull, 0, ps->eps);
         z = ps->eps;
     }
-    pass_outputs out = {NULL, NULL, NULL, canvases, images};
+    pass_outputs out = {NULL, NULL, NULL, canvases, images, NULL, write_windows};
     pass_generate(ps, z, &out);
     pass_destroy(ps);
     return DCRW_OK;

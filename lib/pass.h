@@ -59,6 +59,8 @@ typedef struct pass_outputs {
     float *z, *mu, *logsigma; /* T×B×Z */
     float *canvases;          /* T×B×P, σ(c_t) */
     float *images;            /* B×P, σ(c_T) */
+    float *read_windows;      /* T×B×5, (gX, gY, δ, σ², γ) of each read */
+    float *write_windows;     /* T×B×5, of each write */
 } pass_outputs;
 
 /* The forward pass of §4 on x [B×P] with noise eps [T×B×Z]; ps->lx and

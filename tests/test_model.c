@@ -463,6 +463,46 @@ START_TEST(test_bad_arguments) {
 }
 END_TEST
 
+/* with zero attention weights the windows are the biases' decoding, by hand */
+START_TEST(test_windows_by_hand) {
+    dcrw_config c = tiny(4); /* draw, 5×7, N_r = 3, N_w = 1 */
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
+    float *w, *b;
+    size_t n;
+    ck_assert_int_eq(dcrw_model_find_param(m, "read.attn.weight", &w, &n), DCRW_OK);
+    memset(w, 0, n * 4);
+    ck_assert_int_eq(dcrw_model_find_param(m, "read.attn.bias", &b, &n), DCRW_OK);
+    const float rb[5] = {0.5f, -0.5f, logf(2.0f), 0.0f, logf(3.0f)};
+    memcpy(b, rb, sizeof rb);
+    ck_assert_int_eq(dcrw_model_find_param(m, "write.attn.weight", &w, &n), DCRW_OK);
+    memset(w, 0, n * 4);
+    ck_assert_int_eq(dcrw_model_find_param(m, "write.attn.bias", &b, &n), DCRW_OK);
+    const float wb[5] = {0.0f, 0.0f, 0.0f, logf(0.5f), 0.0f};
+    memcpy(b, wb, sizeof wb);
+    const int B = 2, T = c.glimpses, P = (int)dcrw_model_input_size(m);
+    float x[2 * 70], rw[3 * 2 * 5], ww[3 * 2 * 5], gw[3 * 2 * 5];
+    tu_fill_uniform(x, (size_t)B * P, 0, 1, 3);
+    ck_assert_int_eq(dcrw_reconstruct_windows(m, B, x, NULL, NULL, NULL, rw, ww), DCRW_OK);
+    ck_assert_int_eq(dcrw_decode_windows(m, B, NULL, 5, NULL, NULL, gw), DCRW_OK);
+    for (int i = 0; i < T * B; i++) {
+        /* read: gX = (7+1)/2·1.5, gY = (5+1)/2·0.5, δ = (7−1)/(3−1), σ² = 2, γ = 3 */
+        ck_assert_float_eq_tol(rw[5 * i + 0], 6.0f, 1e-5f);
+        ck_assert_float_eq_tol(rw[5 * i + 1], 1.5f, 1e-5f);
+        ck_assert_float_eq_tol(rw[5 * i + 2], 3.0f, 1e-5f);
+        ck_assert_float_eq_tol(rw[5 * i + 3], 2.0f, 1e-5f);
+        ck_assert_float_eq_tol(rw[5 * i + 4], 3.0f, 1e-5f);
+        /* write, N = 1: centre of the image, δ = exp(log δ̃) = 0.5 */
+        ck_assert_float_eq_tol(ww[5 * i + 0], 4.0f, 1e-5f);
+        ck_assert_float_eq_tol(ww[5 * i + 1], 3.0f, 1e-5f);
+        ck_assert_float_eq_tol(ww[5 * i + 2], 0.5f, 1e-6f);
+        ck_assert_float_eq_tol(ww[5 * i + 3], 1.0f, 1e-6f);
+        ck_assert_float_eq_tol(gw[5 * i + 2], 0.5f, 1e-6f);
+    }
+    dcrw_model_destroy(m);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
@@ -474,6 +514,7 @@ int main(void) {
     tcase_add_test(tc, test_adam_by_hand);
     tcase_add_loop_test(tc, test_nonfinite_leaves_model, 0, 4);
     tcase_add_test(tc, test_bad_arguments);
+    tcase_add_test(tc, test_windows_by_hand);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

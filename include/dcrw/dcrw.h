@@ -317,6 +317,26 @@ DCRW_API int dcrw_decode(const dcrw_model *m, int B, const float *z, uint64_t se
 DCRW_API int dcrw_reconstruct(const dcrw_model *m, int B, const float *x, const float *eps,
                               float *images, float *canvases);
 
+/**
+ * dcrw_reconstruct() that also reports where each glimpse looked: for every
+ * t and image, (gX, gY, δ, σ², γ) of the read window into @p read_windows
+ * [T×B×5] and of the write window into @p write_windows [T×B×5]: the
+ * window centre in 1-based pixel coordinates (x, y), the stride of its
+ * N×N grid of Gaussians in pixels, their variance, and the intensity γ.
+ * The grid spans gX ± δ·(N−1)/2. Any output may be NULL; a window buffer
+ * of a model without that attention is left untouched.
+ */
+DCRW_API int dcrw_reconstruct_windows(const dcrw_model *m, int B, const float *x, const float *eps,
+                                      float *images, float *canvases, float *read_windows,
+                                      float *write_windows);
+
+/**
+ * dcrw_decode() that also reports the write window of every glimpse,
+ * @p write_windows [T×B×5] as in dcrw_reconstruct_windows() (may be NULL).
+ */
+DCRW_API int dcrw_decode_windows(const dcrw_model *m, int B, const float *z, uint64_t seed,
+                                 float *images, float *canvases, float *write_windows);
+
 /** Losses in nats per image: batch means of L = Lx + Lz, Lx and Lz (MODEL.md §5). */
 typedef struct dcrw_loss {
     double loss, lx, lz;

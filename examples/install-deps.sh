@@ -4,8 +4,8 @@
 # not run as root.
 set -eu
 
-pkgs="gcc meson ninja-build pkg-config libopenblas-dev check libcjson-dev zlib1g-dev libpng-dev
-      ca-certificates"
+pkgs="gcc g++ meson ninja-build pkg-config libopenblas-dev check libcjson-dev zlib1g-dev libpng-dev
+      libgif-dev ca-certificates python3-numpy python3-pytest python3-cffi doxygen"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

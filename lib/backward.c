@@ -76,7 +76,7 @@ static void read_backward(dcrw_pass *ps, int t, const float *x, const float *dr,
     gemm_nn(B, d->D, 5, p5, 5, m->p.ratt_w, d->D, 1.0f, dhn, d->D);
 }
 
-void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad) {
+void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad, float inv_batch) {
     const dcrw_model *m = ps->m;
     const dcrw_dims *d = &m->d;
     const dcrw_views *p = &m->p;
@@ -87,7 +87,7 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad)
     const size_t BP = (size_t)B * P, BD = (size_t)B * D, BE = (size_t)B * E, BZ = (size_t)B * Z;
     const int noread_cnn = d->cnn && !d->ra;
     const cnn_shape cs = {B, d->Cin, d->ch, d->cw, d->K1, d->K2};
-    const float inv_b = 1.0f / (float)B;
+    const float inv_b = inv_batch;
 
     bernoulli_backward((int)BP, SLOT(ps, c, T, BP), x, inv_b, ps->dc);
     memset(ps->dh, 0, BD * sizeof(float));

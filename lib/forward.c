@@ -153,6 +153,7 @@ int pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backw
         return DCRW_ENOMEM;
     }
     ps->block = base;
+    ps->bytes = bytes;
     float **all[] = {&ps->c,     &ps->xhat, &ps->rp5,     &ps->rFX, &ps->rFY, &ps->rg,  &ps->raux,
                      &ps->r,     &ps->U,    &ps->xq,      &ps->he,  &ps->se,  &ps->ge,  &ps->te,
                      &ps->cs,    &ps->e,    &ps->mu,      &ps->ls,  &ps->z,   &ps->hd,  &ps->sd,
@@ -245,19 +246,19 @@ static void decoder_step(dcrw_pass *ps, int t, const float *z_t) {
 static void emit(dcrw_pass *ps, int t, const pass_outputs *out) {
     if (!out) return;
     const dcrw_dims *d = &ps->m->d;
-    const size_t BP = (size_t)ps->B * d->P, BZ = (size_t)ps->B * d->Z;
-    if (out->canvases) sigmoid_array(BP, SLOT(ps, c, t + 1, BP), out->canvases + (size_t)t * BP);
-    if (out->z) memcpy(out->z + (size_t)t * BZ, SLOT(ps, z, t, BZ), BZ * sizeof(float));
-    if (out->read_windows && d->ra)
-        fb_windows(ps->B, d->Nr, d->H, d->W, SLOT(ps, rp5, t, (size_t)ps->B * 5),
-                   out->read_windows + (size_t)t * ps->B * 5);
-    if (out->write_windows && d->wa)
-        fb_windows(ps->B, d->Nw, d->H, d->W, SLOT(ps, wp5, t, (size_t)ps->B * 5),
-                   out->write_windows + (size_t)t * ps->B * 5);
+    const size_t B = (size_t)ps->B, BP = B * d->P, BZ = B * d->Z;
+    /* row offset of this pass's images at time t, in rows of the whole batch */
+    const size_t row = (size_t)t * out->B_total + out->b0;
+    if (out->canvases) sigmoid_array(BP, SLOT(ps, c, t + 1, BP), out->canvases + row * d->P);
+    if (out->z) memcpy(out->z + row * d->Z, SLOT(ps, z, t, BZ), BZ * sizeof(float));
     const int one = d->cnn && !d->ra;
-    if (out->mu) memcpy(out->mu + (size_t)t * BZ, one ? ps->mu : SLOT(ps, mu, t, BZ), BZ * 4);
+    if (out->mu) memcpy(out->mu + row * d->Z, one ? ps->mu : SLOT(ps, mu, t, BZ), BZ * 4);
     if (out->logsigma)
-        memcpy(out->logsigma + (size_t)t * BZ, one ? ps->ls : SLOT(ps, ls, t, BZ), BZ * 4);
+        memcpy(out->logsigma + row * d->Z, one ? ps->ls : SLOT(ps, ls, t, BZ), BZ * 4);
+    if (out->read_windows && d->ra)
+        fb_windows(ps->B, d->Nr, d->H, d->W, SLOT(ps, rp5, t, B * 5), out->read_windows + row * 5);
+    if (out->write_windows && d->wa)
+        fb_windows(ps->B, d->Nw, d->H, d->W, SLOT(ps, wp5, t, B * 5), out->write_windows + row * 5);
 }
 
 void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_outputs *out) {
@@ -352,7 +353,7 @@ void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_ou
     }
     const float *cT = SLOT(ps, c, T, BP);
     bernoulli_loss(B, P, cT, x, ps->lx);
-    if (out && out->images) sigmoid_array(BP, cT, out->images);
+    if (out && out->images) sigmoid_array(BP, cT, out->images + (size_t)out->b0 * P);
 }
 
 void pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out) {
@@ -361,11 +362,13 @@ void pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out) {
     start(ps);
     for (int t = 0; t < d->T; t++) {
         decoder_step(ps, t, z + (size_t)t * BZ);
-        if (out && out->canvases)
-            sigmoid_array(BP, SLOT(ps, c, t + 1, BP), out->canvases + (size_t)t * BP);
-        if (out && out->write_windows && d->wa)
+        if (!out) continue;
+        const size_t row = (size_t)t * out->B_total + out->b0;
+        if (out->canvases) sigmoid_array(BP, SLOT(ps, c, t + 1, BP), out->canvases + row * d->P);
+        if (out->write_windows && d->wa)
             fb_windows(ps->B, d->Nw, d->H, d->W, SLOT(ps, wp5, t, (size_t)ps->B * 5),
-                       out->write_windows + (size_t)t * ps->B * 5);
+                       out->write_windows + row * 5);
     }
-    if (out && out->images) sigmoid_array(BP, SLOT(ps, c, d->T, BP), out->images);
+    if (out && out->images)
+        sigmoid_array(BP, SLOT(ps, c, d->T, BP), out->images + (size_t)out->b0 * d->P);
 }

@@ -5,7 +5,7 @@
 #include "latent.h"
 
 static inline float sigma_of(float ls) {
-    return expf(ls < LATENT_LOGSIGMA_MAX ? ls : LATENT_LOGSIGMA_MAX);
+    return vexpf(ls < LATENT_LOGSIGMA_MAX ? ls : LATENT_LOGSIGMA_MAX);
 }
 
 void latent_sample(int n, const float *mu, const float *logsigma, const float *eps, float *z) {

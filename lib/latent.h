@@ -12,10 +12,12 @@
 
 #include <math.h>
 
+#include "vmath.h"
+
 #define LATENT_LOGSIGMA_MAX 40.0f
 
 static inline float sigmoid_f(float u) {
-    return 1.0f / (1.0f + expf(-u));
+    return vsigmoidf(u);
 }
 
 /* z = μ + σ⊙ε over n values */

@@ -10,16 +10,16 @@
 #define DCRW_LIB_LSTM_H
 
 /* gates: in = pre-activations q, out = σ(q_i), σ(q_f), tanh(q_g), σ(q_o).
- * s = f⊙s_prev + i⊙g; tanh_s = tanh(s); h = o⊙tanh_s. s_prev NULL means 0.
+ * s = f⊙s_prev + i⊙g; tanh_s = tanh(s); h = o⊙tanh_s. No pointer may be
+ * NULL (the first step passes a zero state): the loops stay branch-free.
  * Everything the backward needs (gates, s_prev, tanh_s) stays in place. */
 void lstm_cell_forward(int B, int S, float *gates, const float *s_prev, float *s, float *tanh_s,
                        float *h);
 
 /* Backward of lstm_cell_forward. dh [B×S] is dL/dh_t. ds [B×S] holds dL/ds_t
- * from the later steps on entry (NULL: none, and nothing is returned) and
- * dL/ds_{t-1} on return. gates: in = the forward's activated gates, out =
- * dL/dq, the pre-activation gradient, ready for the weight and input
- * products. s_prev NULL means 0. */
+ * from the later steps on entry and dL/ds_{t-1} on return. gates: in = the
+ * forward's activated gates, out = dL/dq, the pre-activation gradient, ready
+ * for the weight and input products. No pointer may be NULL. */
 void lstm_cell_backward(int B, int S, float *gates, const float *s_prev, const float *tanh_s,
                         const float *dh, float *ds);
 

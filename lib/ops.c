@@ -1,16 +1,16 @@
-/* The const model operations of the public API: encode, decode, evaluate.
- * Each call allocates its own workspace, so several threads may share a
- * model. */
+/* The const model operations of the public API: encode, decode,
+ * reconstruct, evaluate. Each call has its own workspace (and threads), so
+ * several threads may share a model. */
 #include <math.h>
 #include <string.h>
 
 #include "common.h"
-#include "pass.h"
-#include "rng.h"
+#include "runner.h"
 
 /* The noise stream of the const operations when the caller gives none:
- * seed 0, so encode and evaluate without eps agree with each other. */
+ * seed 0, so encode, reconstruct and evaluate without eps agree. */
 #define OPS_NOISE_STREAM 0x0E5Cull
+#define OPS_PRIOR_STREAM 0xDEC0DEull
 
 int dcrw_check_images(const char *fn, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -22,51 +22,55 @@ int dcrw_check_images(const char *fn, const float *x, size_t n) {
     return DCRW_OK;
 }
 
-static int check_common(const char *fn, const dcrw_model *m, int B) {
-    if (!m) return dcrw_fail(DCRW_EINVAL, "%s: model is NULL", fn);
-    if (B < 1) return dcrw_fail(DCRW_EINVAL, "%s: batch size must be >= 1, got %d", fn, B);
-    return DCRW_OK;
+/* a runner with its own pool for one call */
+typedef struct call {
+    dcrw_pool *pool;
+    dcrw_runner *r;
+} call;
+
+static void call_end(call *c) {
+    runner_destroy(c->r);
+    pool_destroy(c->pool);
 }
 
-/* eps given: check it; not given: draw it into the pass. */
-static int noise(const char *fn, dcrw_pass *ps, const float *eps, const float **use) {
-    const dcrw_dims *d = &ps->m->d;
-    size_t n = (size_t)d->T * ps->B * d->Z;
-    if (eps) {
-        if (!dcrw_all_finite(eps, n)) return dcrw_fail(DCRW_ENUMERIC, "%s: eps is not finite", fn);
-        *use = eps;
-    } else {
-        pass_draw_noise(ps->m, ps->B, 0, OPS_NOISE_STREAM, 0, ps->eps);
-        *use = ps->eps;
-    }
-    return DCRW_OK;
+static int call_begin(call *c, const char *fn, const dcrw_model *m, int B) {
+    c->pool = NULL;
+    c->r = NULL;
+    if (!m) return dcrw_fail(DCRW_EINVAL, "%s: model is NULL", fn);
+    if (B < 1) return dcrw_fail(DCRW_EINVAL, "%s: batch size must be >= 1, got %d", fn, B);
+    int threads = dcrw_default_threads();
+    if (threads > B) threads = B;
+    if (threads > 1) blas_single_thread();
+    int rc = pool_create(&c->pool, threads);
+    if (!rc) rc = runner_create(&c->r, m, B, threads, 0, c->pool);
+    if (rc) call_end(c);
+    return rc;
 }
 
 static int forward(const char *fn, const dcrw_model *m, int B, const float *x, const float *eps,
-                   const pass_outputs *out, dcrw_pass **psout) {
-    int rc = check_common(fn, m, B);
-    if (rc) return rc;
+                   const pass_outputs *out, call *c) {
     if (!x) return dcrw_fail(DCRW_EINVAL, "%s: x is NULL", fn);
-    if ((rc = dcrw_check_images(fn, x, (size_t)B * m->d.P))) return rc;
-    dcrw_pass *ps;
-    if ((rc = pass_create(&ps, m, B, 0, 0))) return rc;
-    const float *e = NULL;
-    if ((rc = noise(fn, ps, eps, &e))) {
-        pass_destroy(ps);
-        return rc;
-    }
-    pass_forward(ps, x, e, out);
-    *psout = ps;
+    if (!m || B < 1) return call_begin(c, fn, m, B); /* reports which */
+    int rc = dcrw_check_images(fn, x, (size_t)B * m->d.P);
+    if (rc) return rc;
+    if (eps && !dcrw_all_finite(eps, (size_t)m->d.T * B * m->d.Z))
+        return dcrw_fail(DCRW_ENUMERIC, "%s: eps is not finite", fn);
+    if ((rc = call_begin(c, fn, m, B))) return rc;
+    runner_noise noise = {eps, 0, OPS_NOISE_STREAM};
+    runner_forward(c->r, x, noise, out);
     return DCRW_OK;
 }
 
 int dcrw_encode(const dcrw_model *m, int B, const float *x, const float *eps, float *z, float *mu,
                 float *logsigma) {
-    pass_outputs out = {z, mu, logsigma, NULL, NULL, NULL, NULL};
-    dcrw_pass *ps = NULL;
-    int rc = forward("dcrw_encode", m, B, x, eps, &out, &ps);
+    pass_outputs out = {0};
+    out.z = z;
+    out.mu = mu;
+    out.logsigma = logsigma;
+    call c;
+    int rc = forward("dcrw_encode", m, B, x, eps, &out, &c);
     if (rc) return rc;
-    pass_destroy(ps);
+    call_end(&c);
     return DCRW_OK;
 }
 
@@ -78,37 +82,41 @@ int dcrw_reconstruct(const dcrw_model *m, int B, const float *x, const float *ep
 int dcrw_reconstruct_windows(const dcrw_model *m, int B, const float *x, const float *eps,
                              float *images, float *canvases, float *read_windows,
                              float *write_windows) {
-    pass_outputs out = {NULL, NULL, NULL, canvases, images, read_windows, write_windows};
-    dcrw_pass *ps = NULL;
-    int rc = forward("dcrw_reconstruct", m, B, x, eps, &out, &ps);
+    pass_outputs out = {0};
+    out.canvases = canvases;
+    out.images = images;
+    out.read_windows = read_windows;
+    out.write_windows = write_windows;
+    call c;
+    int rc = forward("dcrw_reconstruct", m, B, x, eps, &out, &c);
     if (rc) return rc;
-    pass_destroy(ps);
+    call_end(&c);
     return DCRW_OK;
 }
 
 int dcrw_evaluate_images(const dcrw_model *m, int B, const float *x, const float *eps, double *lx,
                          double *lz) {
     if (!lx && !lz) return dcrw_fail(DCRW_EINVAL, "dcrw_evaluate_images: lx and lz are NULL");
-    dcrw_pass *ps = NULL;
-    int rc = forward("dcrw_evaluate_images", m, B, x, eps, NULL, &ps);
+    call c;
+    int rc = forward("dcrw_evaluate_images", m, B, x, eps, NULL, &c);
     if (rc) return rc;
-    if (lx) memcpy(lx, ps->lx, (size_t)B * sizeof(double));
-    if (lz) memcpy(lz, ps->lz, (size_t)B * sizeof(double));
-    pass_destroy(ps);
+    if (lx) memcpy(lx, c.r->lx, (size_t)B * sizeof(double));
+    if (lz) memcpy(lz, c.r->lz, (size_t)B * sizeof(double));
+    call_end(&c);
     return DCRW_OK;
 }
 
 int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps, dcrw_loss *out) {
     if (!out) return dcrw_fail(DCRW_EINVAL, "dcrw_evaluate: out is NULL");
-    dcrw_pass *ps = NULL;
-    int rc = forward("dcrw_evaluate", m, B, x, eps, NULL, &ps);
+    call c;
+    int rc = forward("dcrw_evaluate", m, B, x, eps, NULL, &c);
     if (rc) return rc;
     double lx = 0, lz = 0;
     for (int b = 0; b < B; b++) {
-        lx += ps->lx[b];
-        lz += ps->lz[b];
+        lx += c.r->lx[b];
+        lz += c.r->lz[b];
     }
-    pass_destroy(ps);
+    call_end(&c);
     out->lx = lx / B;
     out->lz = lz / B;
     out->loss = out->lx + out->lz;
@@ -124,22 +132,20 @@ int dcrw_decode(const dcrw_model *m, int B, const float *z, uint64_t seed, float
 
 int dcrw_decode_windows(const dcrw_model *m, int B, const float *z, uint64_t seed, float *images,
                         float *canvases, float *write_windows) {
-    int rc = check_common("dcrw_decode", m, B);
-    if (rc) return rc;
-    if (!images && !canvases && !write_windows)
+    if (m && B >= 1 && !images && !canvases && !write_windows)
         return dcrw_fail(DCRW_EINVAL, "dcrw_decode: no output buffer");
-    const size_t n = (size_t)m->d.T * B * m->d.Z;
-    if (z && !dcrw_all_finite(z, n))
+    if (m && B >= 1 && z && !dcrw_all_finite(z, (size_t)m->d.T * B * m->d.Z))
         return dcrw_fail(DCRW_ENUMERIC, "dcrw_decode: z is not finite");
-    dcrw_pass *ps;
-    if ((rc = pass_create(&ps, m, B, 0, 0))) return rc;
-    if (!z) {
-        /* the prior N(0, I): ps->eps has exactly the shape of z */
-        pass_draw_noise(m, B, seed, 0xDEC0DEull, 0, ps->eps);
-        z = ps->eps;
-    }
-    pass_outputs out = {NULL, NULL, NULL, canvases, images, NULL, write_windows};
-    pass_generate(ps, z, &out);
-    pass_destroy(ps);
+    call c;
+    int rc = call_begin(&c, "dcrw_decode", m, B);
+    if (rc) return rc;
+    pass_outputs out = {0};
+    out.canvases = canvases;
+    out.images = images;
+    out.write_windows = write_windows;
+    /* z = NULL: the prior N(0, I), drawn like noise */
+    runner_noise noise = {z, seed, OPS_PRIOR_STREAM};
+    runner_generate(c.r, noise, &out);
+    call_end(&c);
     return DCRW_OK;
 }

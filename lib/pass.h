@@ -47,6 +47,7 @@ typedef struct dcrw_pass {
     float *gz, *gze, *dp5, *dFX, *dFY, *dg, *dw;
 
     void *block;
+    size_t bytes; /* of the block: what the pass keeps, for the benchmark */
 } dcrw_pass;
 
 /* Allocate the workspace of a pass over B images (DCRW_ENOMEM, DCRW_EINVAL
@@ -54,8 +55,11 @@ typedef struct dcrw_pass {
 int pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backward);
 void pass_destroy(dcrw_pass *ps);
 
-/* Where a pass may copy what the caller asked for; each may be NULL. */
+/* Where a pass may copy what the caller asked for; each may be NULL. The
+ * buffers hold the whole batch of B_total images (time-major where they
+ * have a T axis); this pass writes the rows of images b0 .. b0 + ps->B − 1. */
 typedef struct pass_outputs {
+    int B_total, b0;
     float *z, *mu, *logsigma; /* T×B×Z */
     float *canvases;          /* T×B×P, σ(c_t) */
     float *images;            /* B×P, σ(c_T) */
@@ -70,10 +74,11 @@ void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_ou
 /* Generation (§6) from z [T×B×Z]. */
 void pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out);
 
-/* Backward of the batch mean of Lx + Lz after pass_forward (keep = 1) on the
- * same x and eps; gradients are ADDED into grad, laid out like the
+/* Backward of inv_batch·Σ (Lx + Lz) over this pass's images (the batch mean
+ * when inv_batch = 1/B of the whole batch) after pass_forward (keep = 1) on
+ * the same x and eps; gradients are ADDED into grad, laid out like the
  * parameters (zero it first for a fresh step). */
-void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad);
+void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad, float inv_batch);
 
 /* Draw noise ε[t][b][j] for images first_index + b: a pure function of
  * (seed, stream, image index, t, j), so an image's noise does not depend on

@@ -10,11 +10,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "dcrw_build_config.h"
-#include "pass.h"
-
-#if DCRW_HAVE_OPENBLAS_THREADS
-void openblas_set_num_threads(int);
-#endif
+#include "runner.h"
 
 /* The noise stream of training steps given no eps. */
 #define TRAIN_NOISE_STREAM 0x7EA1ull
@@ -26,7 +22,9 @@ struct dcrw_trainer {
     float *grad, *am, *av;
     uint64_t step;
     int grads_ready; /* backward succeeded since the last apply */
-    dcrw_pass *ps;   /* sized for ps->B */
+    int threads;
+    dcrw_pool *pool;
+    dcrw_runner *run; /* sized for run->B images */
 };
 
 int dcrw_train_config_default(dcrw_train_config *tc) {
@@ -79,16 +77,22 @@ int dcrw_trainer_create(dcrw_trainer **out, dcrw_model *m, const dcrw_train_conf
     t->grad = t->block;
     t->am = t->block + m->lay.total;
     t->av = t->block + 2 * m->lay.total;
-#if DCRW_HAVE_OPENBLAS_THREADS
-    if (tc->threads > 0) openblas_set_num_threads(tc->threads);
-#endif
+    /* `threads` chunks of the batch run at once, each with a one-thread
+     * BLAS: one meaning for the library's loops and OpenBLAS */
+    t->threads = tc->threads > 0 ? tc->threads : dcrw_default_threads();
+    blas_single_thread();
+    if ((rc = pool_create(&t->pool, t->threads))) {
+        dcrw_trainer_destroy(t);
+        return rc;
+    }
     *out = t;
     return DCRW_OK;
 }
 
 void dcrw_trainer_destroy(dcrw_trainer *t) {
     if (!t) return;
-    pass_destroy(t->ps);
+    runner_destroy(t->run);
+    pool_destroy(t->pool);
     dcrw_free(t->block);
     dcrw_free(t);
 }
@@ -109,22 +113,18 @@ int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const float *e
     const size_t neps = (size_t)m->d.T * B * m->d.Z;
     if (eps && !dcrw_all_finite(eps, neps))
         return dcrw_fail(DCRW_ENUMERIC, "dcrw_trainer_backward: eps is not finite");
-    if (!t->ps || t->ps->B != B) {
-        dcrw_pass *ps;
-        if ((rc = pass_create(&ps, m, B, 1, 1))) return rc;
-        pass_destroy(t->ps);
-        t->ps = ps;
+    if (!t->run || t->run->B != B) {
+        dcrw_runner *r;
+        if ((rc = runner_create(&r, m, B, t->threads, 1, t->pool))) return rc;
+        runner_destroy(t->run);
+        t->run = r;
     }
-    dcrw_pass *ps = t->ps;
-    if (!eps) {
-        pass_draw_noise(m, B, t->tc.seed, TRAIN_NOISE_STREAM ^ (t->step << 16), 0, ps->eps);
-        eps = ps->eps;
-    }
-    pass_forward(ps, x, eps, NULL);
+    runner_noise noise = {eps, t->tc.seed, TRAIN_NOISE_STREAM ^ (t->step << 16)};
+    runner_backward(t->run, x, noise, t->grad);
     double lx = 0, lz = 0;
     for (int b = 0; b < B; b++) {
-        lx += ps->lx[b];
-        lz += ps->lz[b];
+        lx += t->run->lx[b];
+        lz += t->run->lz[b];
     }
     lx /= B;
     lz /= B;
@@ -135,8 +135,6 @@ int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const float *e
     }
     if (!isfinite(lx + lz))
         return dcrw_fail(DCRW_ENUMERIC, "the loss is not finite (Lx = %g, Lz = %g)", lx, lz);
-    memset(t->grad, 0, m->lay.total * sizeof(float));
-    pass_backward(ps, x, eps, t->grad);
     if (!dcrw_all_finite(t->grad, m->lay.total))
         return dcrw_fail(DCRW_ENUMERIC, "a gradient is not finite (loss %g)", lx + lz);
     t->grads_ready = 1;

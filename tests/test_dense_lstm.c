@@ -23,9 +23,9 @@ START_TEST(test_lstm_hand) {
     ck_assert_float_eq_tol(q[6], 0.5f, 1e-6f);
     ck_assert_float_eq_tol(s[1], 0.875f, 1e-6f);
     ck_assert_float_eq_tol(h[1], 0.5f * (float)tanh(0.875), 1e-6f);
-    /* no previous state means zero */
-    float q2[4] = {0, 5, 0, 0}, s2, t2, h2;
-    lstm_cell_forward(1, 1, q2, NULL, &s2, &t2, &h2);
+    /* a zero previous state: the forget gate has nothing to keep */
+    float q2[4] = {0, 5, 0, 0}, zero = 0.0f, s2, t2, h2;
+    lstm_cell_forward(1, 1, q2, &zero, &s2, &t2, &h2);
     ck_assert_float_eq(s2, 0.0f);
 }
 END_TEST

@@ -89,6 +89,26 @@ DCRW_API const char *dcrw_last_error(void);
 /** @} */
 
 /* ------------------------------------------------------------------------ */
+/** @name Threads
+ * The library splits a batch into chunks that run in parallel, each a whole
+ * pass through time; OpenBLAS runs single-threaded inside each chunk (the
+ * library sets that process-wide, since on the small per-step products
+ * that is faster than OpenBLAS's own threads). @{ */
+
+/**
+ * Set the number of threads the const operations (encode, decode,
+ * reconstruct, evaluate) use, and trainers whose train config says 0.
+ * 0 (the default) means the CPUs this process may run on. Process-wide;
+ * takes effect for calls and trainers that start after it.
+ * @return DCRW_OK, or DCRW_EINVAL for n outside [0, 1024].
+ */
+DCRW_API int dcrw_set_threads(int n);
+
+/** The number of threads dcrw_set_threads() currently implies (>= 1). */
+DCRW_API int dcrw_get_threads(void);
+/** @} */
+
+/* ------------------------------------------------------------------------ */
 /** @name Configuration @{ */
 
 /** The four architectures of MODEL.md §2. Append-only. */

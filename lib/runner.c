@@ -1,0 +1,137 @@
+/* Batch chunks over the thread pool. */
+#include <string.h>
+
+#include "common.h"
+#include "runner.h"
+
+int runner_create(dcrw_runner **out, const dcrw_model *m, int B, int threads, int backward,
+                  dcrw_pool *pool) {
+    *out = NULL;
+    if (B < 1) return dcrw_fail(DCRW_EINVAL, "batch size must be >= 1, got %d", B);
+    int n = threads < 1 ? 1 : threads;
+    if (n > pool_size(pool)) n = pool_size(pool);
+    if (n > B) n = B;
+    dcrw_runner *r = dcrw_calloc(1, sizeof *r);
+    if (!r) return DCRW_ENOMEM;
+    r->m = m;
+    r->B = B;
+    r->n = n;
+    r->pool = pool;
+    r->b0 = dcrw_calloc((size_t)n, 2 * sizeof(int));
+    r->ps = dcrw_calloc((size_t)n, sizeof(dcrw_pass *));
+    r->grad = dcrw_calloc((size_t)n, sizeof(float *));
+    r->lx = dcrw_calloc((size_t)B, 2 * sizeof(double));
+    if (!r->b0 || !r->ps || !r->grad || !r->lx) {
+        runner_destroy(r);
+        return DCRW_ENOMEM;
+    }
+    r->nb = r->b0 + n;
+    r->lz = r->lx + B;
+    for (int i = 0, b = 0; i < n; i++) {
+        r->b0[i] = b;
+        r->nb[i] = B / n + (i < B % n);
+        b += r->nb[i];
+        int rc = pass_create(&r->ps[i], m, r->nb[i], backward, backward);
+        if (!rc && backward && i > 0) {
+            r->grad[i] = dcrw_calloc(m->lay.total, sizeof(float));
+            if (!r->grad[i]) rc = DCRW_ENOMEM;
+        }
+        if (rc) {
+            runner_destroy(r);
+            return rc;
+        }
+    }
+    return *out = r, DCRW_OK;
+}
+
+void runner_destroy(dcrw_runner *r) {
+    if (!r) return;
+    for (int i = 0; r->ps && i < r->n; i++) pass_destroy(r->ps[i]);
+    for (int i = 0; r->grad && i < r->n; i++) dcrw_free(r->grad[i]);
+    dcrw_free(r->b0);
+    dcrw_free(r->ps);
+    dcrw_free(r->grad);
+    dcrw_free(r->lx);
+    dcrw_free(r);
+}
+
+/* The chunk's noise in its own workspace: gathered from the caller's
+ * time-major eps, or drawn by image index. */
+static const float *chunk_noise(dcrw_runner *r, int i, runner_noise noise) {
+    dcrw_pass *ps = r->ps[i];
+    const dcrw_dims *d = &r->m->d;
+    const size_t rowz = (size_t)d->Z * sizeof(float);
+    if (noise.eps) {
+        if (r->n == 1) return noise.eps;
+        for (int t = 0; t < d->T; t++)
+            memcpy(ps->eps + (size_t)t * ps->B * d->Z,
+                   noise.eps + ((size_t)t * r->B + r->b0[i]) * d->Z, ps->B * rowz);
+    } else {
+        pass_draw_noise(r->m, ps->B, noise.seed, noise.stream, (uint64_t)r->b0[i], ps->eps);
+    }
+    return ps->eps;
+}
+
+typedef struct job {
+    dcrw_runner *r;
+    const float *x;
+    runner_noise noise;
+    const pass_outputs *out;
+    float *grad;
+    enum { FORWARD, BACKWARD, GENERATE, REDUCE } what;
+} job;
+
+static void run_chunk(void *ctx, int i) {
+    job *j = ctx;
+    dcrw_runner *r = j->r;
+    dcrw_pass *ps = r->ps[i];
+    const size_t P = (size_t)r->m->d.P;
+    if (j->what == REDUCE) {
+        /* thread i sums its slice of every chunk's gradient into chunk 0's */
+        const size_t total = r->m->lay.total, lo = total * i / r->n, hi = total * (i + 1) / r->n;
+        for (int k = 1; k < r->n; k++) {
+            const float *src = r->grad[k];
+            for (size_t e = lo; e < hi; e++) j->grad[e] += src[e];
+        }
+        return;
+    }
+    pass_outputs o;
+    if (j->out) {
+        o = *j->out;
+        o.B_total = r->B;
+        o.b0 = r->b0[i];
+    }
+    const float *eps = chunk_noise(r, i, j->noise);
+    if (j->what == GENERATE) {
+        pass_generate(ps, eps, j->out ? &o : NULL);
+        return;
+    }
+    const float *x = j->x + (size_t)r->b0[i] * P;
+    pass_forward(ps, x, eps, j->out ? &o : NULL);
+    memcpy(r->lx + r->b0[i], ps->lx, (size_t)ps->B * sizeof(double));
+    memcpy(r->lz + r->b0[i], ps->lz, (size_t)ps->B * sizeof(double));
+    if (j->what == BACKWARD) {
+        float *g = i == 0 ? j->grad : r->grad[i];
+        memset(g, 0, r->m->lay.total * sizeof(float));
+        pass_backward(ps, x, eps, g, 1.0f / (float)r->B);
+    }
+}
+
+void runner_forward(dcrw_runner *r, const float *x, runner_noise noise, const pass_outputs *out) {
+    job j = {r, x, noise, out, NULL, FORWARD};
+    pool_run(r->pool, r->n, run_chunk, &j);
+}
+
+void runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float *grad) {
+    job j = {r, x, noise, NULL, grad, BACKWARD};
+    pool_run(r->pool, r->n, run_chunk, &j);
+    if (r->n > 1) {
+        j.what = REDUCE;
+        pool_run(r->pool, r->n, run_chunk, &j);
+    }
+}
+
+void runner_generate(dcrw_runner *r, runner_noise noise, const pass_outputs *out) {
+    job j = {r, NULL, noise, out, NULL, GENERATE};
+    pool_run(r->pool, r->n, run_chunk, &j);
+}

@@ -1,0 +1,49 @@
+/* A batch split into chunks, one per thread, each a whole pass through
+ * time (lib/pass.h) with its own workspace. The images of a batch are
+ * independent, so the chunks need no synchronisation until their weight
+ * gradients are summed. Noise drawn by the library is keyed by each image's
+ * index in the whole batch, so the numbers do not depend on the split
+ * (the summation order of the gradients does, at float rounding). */
+#ifndef DCRW_LIB_RUNNER_H
+#define DCRW_LIB_RUNNER_H
+
+#include <stdint.h>
+
+#include "pass.h"
+#include "threads.h"
+
+typedef struct dcrw_runner {
+    const dcrw_model *m;
+    int B, n;     /* images, chunks */
+    int *b0, *nb; /* chunk i holds images b0[i] .. b0[i] + nb[i] − 1 */
+    dcrw_pass **ps;
+    float **grad;    /* chunk gradients (backward runners; chunk 0 has none) */
+    double *lx, *lz; /* per image, B each */
+    dcrw_pool *pool; /* borrowed, may be NULL */
+} dcrw_runner;
+
+/* A runner for B images over at most `threads` chunks of the pool (or
+ * serially without one). */
+int runner_create(dcrw_runner **out, const dcrw_model *m, int B, int threads, int backward,
+                  dcrw_pool *pool);
+void runner_destroy(dcrw_runner *r);
+
+/* Where the noise comes from: the caller's eps [T×B×Z], or drawn from
+ * (seed, stream) and each image's index. */
+typedef struct runner_noise {
+    const float *eps;
+    uint64_t seed, stream;
+} runner_noise;
+
+/* Forward of §4; r->lx, r->lz get each image's losses; out (may be NULL)
+ * receives whole-batch outputs. */
+void runner_forward(dcrw_runner *r, const float *x, runner_noise noise, const pass_outputs *out);
+
+/* Forward and backward of the batch mean; grad (laid out like the
+ * parameters) is overwritten with the gradient. */
+void runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float *grad);
+
+/* Generation from z [T×B×Z] or the prior (noise.eps = NULL). */
+void runner_generate(dcrw_runner *r, runner_noise noise, const pass_outputs *out);
+
+#endif

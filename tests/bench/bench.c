@@ -1,0 +1,212 @@
+/* The benchmark: training-step throughput of the four presets at the
+ * paper's MNIST sizes (batch 100), against the machine's own sgemm peak
+ * measured in the same run; sampling and evaluation throughput; memory.
+ *
+ *   build/tests/bench/dcrw-bench [--steps 10] [--threads N] [--batch 100]
+ *                                [--presets draw,dcrw,...]
+ * or `meson test -C build --benchmark`.
+ *
+ * MACs per image of one forward pass (MODEL.md §3-4; the formula of the
+ * PyTorch peer's forward_macs, so the two are comparable), every dense,
+ * LSTM, convolution and filterbank product:
+ *   per glimpse:
+ *     read attention:  5·D (attention dense) + 2C·(H·W·N_r + N_r·H·N_r) (FY x FXᵀ)
+ *     LSTM encoder:    4E·(Rin + E) + 2·Z·Q
+ *     CNN, read:       N_r²·K1·2C·9 + ⌊N_r/2⌋²·K2·K1·9 + 2·Z·Q
+ *     decoder:         4D·(Z + D)
+ *     write attention: 5·D + C·N_w²·D (dense_write) + C·(H·N_w² + H·N_w·W)
+ *     no write attn:   P·D
+ *   once (dcrw-noread): H·W·K1·C·9 + ⌊H/2⌋⌊W/2⌋·K2·K1·9 + 2·Z·Q
+ * A training step counts 3× the forward (backward = 2× forward); a FLOP is
+ * 2 MACs. Sampling counts the decoder and write only; evaluation the
+ * forward. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "dcrw/dcrw.h"
+#include "pass.h"
+#include "rng.h"
+
+#if defined(I)
+#undef I
+#endif
+
+void openblas_set_num_threads(int);
+int openblas_get_num_threads(void);
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double sgemm_peak(void) {
+    const int n = 1024;
+    float *a = malloc((size_t)n * n * 4), *b = malloc((size_t)n * n * 4),
+          *c = malloc((size_t)n * n * 4);
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = 1.0f / (1 + i % 7);
+    double t[15];
+    for (int r = 0; r < 18; r++) {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
+                    n);
+        if (r >= 3) t[r - 3] = now() - t0;
+    }
+    free(a), free(b), free(c);
+    return 2.0 * n * n * (double)n / median(t, 15) / 1e9;
+}
+
+typedef struct macs {
+    double forward, decoder; /* per image */
+} macs;
+
+static macs count_macs(const dcrw_config *c) {
+    const double C = c->channels, H = c->height, W = c->width, P = C * H * W, T = c->glimpses,
+                 E = c->enc_size, D = c->dec_size, Z = c->z_size, Nr = c->read_n, Nw = c->write_n,
+                 K1 = c->conv1, K2 = c->conv2;
+    const int ra = c->read_attention, wa = c->write_attention, cnn = c->encoder == DCRW_ENCODER_CNN;
+    double per = 0, once = 0, dec = 0;
+    if (ra) per += 5 * D + 2 * C * (H * W * Nr + Nr * H * Nr);
+    if (!cnn) {
+        double Rin = (ra ? 2 * C * Nr * Nr : 2 * P) + D;
+        per += 4 * E * (Rin + E) + 2 * Z * E;
+    } else if (ra) {
+        double p1 = (double)(c->read_n / 2), p2 = (double)((c->read_n / 2) / 2);
+        double Q = K2 * p2 * p2 + D;
+        per += Nr * Nr * K1 * 2 * C * 9 + p1 * p1 * K2 * K1 * 9 + 2 * Z * Q;
+    } else {
+        double Q = K2 * (double)((c->height / 2) / 2) * (double)((c->width / 2) / 2);
+        once += H * W * K1 * C * 9 +
+                (double)(c->height / 2) * (double)(c->width / 2) * K2 * K1 * 9 + 2 * Z * Q;
+    }
+    dec += 4 * D * (Z + D);
+    dec += wa ? 5 * D + C * Nw * Nw * D + C * (H * Nw * Nw + H * Nw * W) : P * D;
+    macs m = {once + T * (per + dec), T * dec};
+    return m;
+}
+
+static void run_preset(dcrw_preset preset, int B, int steps, double peak) {
+    dcrw_config c;
+    dcrw_config_preset(&c, preset);
+    dcrw_model *m;
+    if (dcrw_model_create(&m, &c, 1) != DCRW_OK) {
+        fprintf(stderr, "%s\n", dcrw_last_error());
+        exit(1);
+    }
+    const int P = (int)dcrw_model_input_size(m);
+    float *x = malloc((size_t)4 * B * P * 4), *img = malloc((size_t)B * P * 4);
+    uint64_t key = rng_key(3, 4, 5);
+    for (size_t i = 0; i < (size_t)4 * B * P; i++) x[i] = rng_uniform(key, i) < 0.5f;
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    tc.clip_norm = 0; /* as the peer's bench */
+    dcrw_trainer *t;
+    dcrw_trainer_create(&t, m, &tc);
+    double *ts = malloc(sizeof(double) * (size_t)steps);
+    for (int i = 0; i < steps + 2; i++) {
+        double t0 = now();
+        if (dcrw_trainer_step(t, B, x + (size_t)(i % 4) * B * P, NULL, NULL) != DCRW_OK) {
+            fprintf(stderr, "step: %s\n", dcrw_last_error());
+            exit(1);
+        }
+        if (i >= 2) ts[i - 2] = now() - t0;
+    }
+    const double step = median(ts, steps);
+    double ev[5], sm[5];
+    dcrw_loss l;
+    for (int i = 0; i < 6; i++) {
+        double t0 = now();
+        dcrw_evaluate(m, B, x, NULL, &l);
+        if (i) ev[i - 1] = now() - t0;
+        t0 = now();
+        dcrw_decode(m, B, NULL, (uint64_t)i, img, NULL);
+        if (i) sm[i - 1] = now() - t0;
+    }
+    const double evt = median(ev, 5), smt = median(sm, 5);
+    /* what backpropagation through time keeps: the training workspace */
+    dcrw_pass *ps;
+    pass_create(&ps, m, B, 1, 1);
+    const double act_mb = ps->bytes / 1048576.0;
+    pass_destroy(ps);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    const macs mc = count_macs(&c);
+    const double gflops = 2 * 3 * mc.forward * B / step / 1e9;
+    printf("| %-11s | %8.1f | %7.1f | %6.1f | %6.1f | %5.1f%% | %8.0f | %5.1f%% | %8.0f | %5.1f%% "
+           "| %7.1f | %7.1f |\n",
+           dcrw_preset_name(preset), 1e3 * step, B / step, 3 * mc.forward / 1e6, gflops,
+           100 * gflops / peak, B / evt, 100 * (2 * mc.forward * B / evt / 1e9) / peak, B / smt,
+           100 * (2 * mc.decoder * B / smt / 1e9) / peak, act_mb, ru.ru_maxrss / 1024.0);
+    fflush(stdout);
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+    free(x), free(img), free(ts);
+}
+
+int main(int argc, char **argv) {
+    int steps = 10, B = 100, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    const char *presets = "draw,draw-noattn,dcrw,dcrw-noread";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--steps") && i + 1 < argc)
+            steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            B = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--presets") && i + 1 < argc)
+            presets = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--steps N] [--batch B] [--threads N] [--presets a,b]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (steps < 1 || B < 1 || threads < 1) return 2;
+    openblas_set_num_threads(threads);
+    const double peak = sgemm_peak();
+    printf("libdcrw %s bench: batch %d, %d threads, median of %d steps after 2 warm-up; sgemm "
+           "1024^3 peak %.1f GFLOP/s\n\n",
+           dcrw_version_string(), B, threads, steps, peak);
+    printf(
+        "| preset      | ms/step  | img/s   | MMAC/img/step | GFLOP/s | %% peak | eval img/s | %% "
+        "peak | sample img/s | %% peak | BPTT MiB | peak RSS MiB |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    fflush(stdout);
+    char *list = strdup(presets);
+    for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
+        dcrw_preset p;
+        if (dcrw_preset_from_name(name, &p) != DCRW_OK) {
+            fprintf(stderr, "%s\n", dcrw_last_error());
+            return 2;
+        }
+        /* a child per preset, so that peak RSS is that preset's */
+        pid_t pid = fork();
+        if (pid == 0) {
+            run_preset(p, B, steps, peak);
+            _exit(0);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return 1;
+    }
+    free(list);
+    printf("\nsgemm 1024^3 after: %.1f GFLOP/s\n", sgemm_peak());
+    return 0;
+}

@@ -62,7 +62,7 @@ static void read_backward(dcrw_pass *ps, int t, const float *x, const float *dr,
     const int B = ps->B, P = d->P;
     const float *cp = SLOT(ps, c, t, (size_t)B * P);
     /* x̂_t is cheap to recompute and as big as the canvas: not kept */
-    for (size_t i = 0; i < (size_t)B * P; i++) ps->xhat[i] = x[i] - sigmoid_f(cp[i]);
+    xhat_rows(B, P, x, cp, ps->xhat, P);
     float *p5 = SLOT(ps, rp5, t, (size_t)B * 5);
     float *FX = SLOT(ps, rFX, t, (size_t)B * d->Nr * d->W);
     float *FY = SLOT(ps, rFY, t, (size_t)B * d->Nr * d->H);
@@ -152,16 +152,7 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
                 ldsrc = P;
             }
             /* x̂_t = x − σ(c_{t−1}): the canvas before this step gets −σ′·dx̂ */
-            const float *cp = SLOT(ps, c, t, BP);
-            for (int b = 0; b < B; b++) {
-                const float *dx = dsrc + (size_t)b * ldsrc;
-                const float *cb = cp + (size_t)b * P;
-                float *dc = ps->dc + (size_t)b * P;
-                for (int i = 0; i < P; i++) {
-                    float s = sigmoid_f(cb[i]);
-                    dc[i] -= s * (1.0f - s) * dx[i];
-                }
-            }
+            xhat_rows_backward(B, P, SLOT(ps, c, t, BP), dsrc, ldsrc, ps->dc);
         }
         float *tmp = dh;
         dh = dhn;

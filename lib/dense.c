@@ -1,14 +1,12 @@
 /* Dense layers: one sgemm for the batch, bias broadcast and reduction. */
 #include <stddef.h>
+#include <string.h>
 
 #include "dense.h"
 #include "gemm.h"
 
 void bias_rows(int B, int O, const float *a, float *y, int ldy) {
-    for (int b = 0; b < B; b++) {
-        float *row = y + (size_t)b * ldy;
-        for (int o = 0; o < O; o++) row[o] = a[o];
-    }
+    for (int b = 0; b < B; b++) memcpy(y + (size_t)b * ldy, a, (size_t)O * sizeof(float));
 }
 
 void bias_rows_backward(int B, int O, const float *dy, int lddy, float *da) {

@@ -73,23 +73,25 @@ static double grid(int i, int N) {
     return (double)i + 0.5 - N / 2.0;
 }
 
-/* One filterbank F [N×L] over pixels 1..L centred at g. */
+/* One filterbank F [N×L] over pixels 1..L centred at g. Each exponential
+ * is computed once, in double, kept for the normalisation (L <= 4096 is
+ * guaranteed by the configuration limits). */
 static void filter_rows(int N, int L, double g, double delta, double sigma2, float *F, float *m,
                         float *flag) {
+    double e[4096];
+    const double inv2s2 = 1.0 / (2.0 * sigma2);
     for (int i = 0; i < N; i++) {
         double mu = g + grid(i, N) * delta;
         double s = 0.0;
         float *row = F + (size_t)i * L;
         for (int a = 0; a < L; a++) {
             double d = (a + 1) - mu;
-            double e = exp(-(d * d) / (2.0 * sigma2));
-            s += e;
+            e[a] = exp(-(d * d) * inv2s2);
+            s += e[a];
         }
         double den = s >= FB_FLOOR ? s : FB_FLOOR;
-        for (int a = 0; a < L; a++) {
-            double d = (a + 1) - mu;
-            row[a] = (float)(exp(-(d * d) / (2.0 * sigma2)) / den);
-        }
+        double inv = 1.0 / den;
+        for (int a = 0; a < L; a++) row[a] = (float)(e[a] * inv);
         m[i] = (float)den;
         flag[i] = s >= FB_FLOOR ? 1.0f : 0.0f;
     }

@@ -298,10 +298,7 @@ void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_ou
                 xh = SLOT(ps, U, t, (size_t)B * ps->Us);
                 ldx = ps->Us;
             }
-            for (int b = 0; b < B; b++)
-                for (int i = 0; i < P; i++)
-                    xh[(size_t)b * ldx + i] =
-                        x[(size_t)b * P + i] - sigmoid_f(cp[(size_t)b * P + i]);
+            xhat_rows(B, P, x, cp, xh, ldx);
             float *r = NULL;
             if (d->ra) {
                 float *p5 = SLOT(ps, rp5, t, (size_t)B * 5);

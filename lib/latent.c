@@ -53,6 +53,35 @@ void bernoulli_backward(int n, const float *c, const float *x, float scale, floa
     for (int i = 0; i < n; i++) dc[i] = scale * (sigmoid_f(c[i]) - x[i]);
 }
 
+DCRW_VECTOR_CLONES
+static void sigmoid_kernel(size_t n, const float *restrict in, float *restrict out) {
+    for (size_t i = 0; i < n; i++) out[i] = vsigmoidf(in[i]);
+}
+
 void sigmoid_array(size_t n, const float *in, float *out) {
-    for (size_t i = 0; i < n; i++) out[i] = sigmoid_f(in[i]);
+    sigmoid_kernel(n, in, out);
+}
+
+DCRW_VECTOR_CLONES
+static void xhat_row(int P, const float *restrict x, const float *restrict c, float *restrict out) {
+    for (int i = 0; i < P; i++) out[i] = x[i] - vsigmoidf(c[i]);
+}
+
+void xhat_rows(int B, int P, const float *x, const float *c, float *xhat, int ldo) {
+    for (int b = 0; b < B; b++)
+        xhat_row(P, x + (size_t)b * P, c + (size_t)b * P, xhat + (size_t)b * ldo);
+}
+
+DCRW_VECTOR_CLONES
+static void xhat_row_backward(int P, const float *restrict c, const float *restrict dx,
+                              float *restrict dc) {
+    for (int i = 0; i < P; i++) {
+        float s = vsigmoidf(c[i]);
+        dc[i] -= s * (1.0f - s) * dx[i];
+    }
+}
+
+void xhat_rows_backward(int B, int P, const float *c, const float *dxhat, int ldd, float *dc) {
+    for (int b = 0; b < B; b++)
+        xhat_row_backward(P, c + (size_t)b * P, dxhat + (size_t)b * ldd, dc + (size_t)b * P);
 }

@@ -41,4 +41,10 @@ void bernoulli_backward(int n, const float *c, const float *x, float scale, floa
 /* out = σ(in) */
 void sigmoid_array(size_t n, const float *in, float *out);
 
+/* x̂ = x − σ(c) for B rows of P values; x̂ rows at stride ldo */
+void xhat_rows(int B, int P, const float *x, const float *c, float *xhat, int ldo);
+
+/* Backward of x̂ = x − σ(c): dc −= σ(c)(1 − σ(c))⊙dx̂ (dx̂ rows at stride ldd) */
+void xhat_rows_backward(int B, int P, const float *c, const float *dxhat, int ldd, float *dc);
+
 #endif

@@ -19,7 +19,7 @@
  * machine. Define DCRW_NO_CLONES to build only the baseline. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
     !defined(DCRW_NO_CLONES) && !defined(__SANITIZE_ADDRESS__)
-#define DCRW_VECTOR_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#define DCRW_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define DCRW_VECTOR_CLONES
 #endif

@@ -25,6 +25,13 @@ void *dcrw_alloc(size_t n);
 void *dcrw_calloc(size_t count, size_t size);
 void dcrw_free(void *p);
 
+/* For tests only, not exported: make the allocation n allocations from now
+ * fail (n = 0: the next one), once; n < 0 turns the hook off. Returns the
+ * previous countdown: -1 if the injected failure happened (or the hook was
+ * off), else how many allocations were still to go, so a caller can tell
+ * whether an operation reached the n-th allocation at all. */
+long dcrw_test_alloc_fail_after(long n);
+
 /* a*b and a+b without wrapping: 0 on success, -1 on overflow. */
 static inline int dcrw_mul_size(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return -1;

@@ -99,6 +99,26 @@ static void col2im(int B, int C, int H, int W, const float *cols, float *din) {
 
 /* ---- single 3×3 convolution + bias + ReLU ---- */
 
+/* g = ReLU′ ⊙ dout, ReLU′ read off the output (so ReLU′(0) = 0); a select
+ * the compiler vectorises */
+static void relu_grad(int n, const float *restrict out, const float *restrict dout,
+                      float *restrict g) {
+    for (int p = 0; p < n; p++) g[p] = out[p] > 0.0f ? dout[p] : 0.0f;
+}
+
+/* Σ x in double, eight lanes so the loop vectorises without reassociating
+ * any single lane */
+static double sum_floats(const float *x, int n) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += x[i + j];
+    double s = 0.0;
+    for (; i < n; i++) s += x[i];
+    for (int j = 0; j < 8; j++) s += acc[j];
+    return s;
+}
+
 size_t conv3x3_scratch_floats(int B, int Cin, int K, int H, int W) {
     /* [Cin·9 × N] columns (reused for dcols in backward) and [K × N] products */
     const size_t N = sz_4(B, H, W, 1);
@@ -134,17 +154,11 @@ void conv3x3_relu_backward(int B, int Cin, int K, int H, int W, const float *in,
     /* gather dout·ReLU′ into the [K × N] layout of the forward product; ReLU′
      * is read off the output, so ReLU′(0) = 0 */
     for (int k = 0; k < K; k++) {
-        double sum = 0.0;
         for (int bi = 0; bi < B; bi++) {
             const size_t off = ((size_t)bi * K + k) * HW;
-            float *dst = dpre + (size_t)k * N + (size_t)bi * HW;
-            for (int p = 0; p < HW; p++) {
-                const float g = out[off + p] > 0.0f ? dout[off + p] : 0.0f;
-                dst[p] = g;
-                sum += g;
-            }
+            relu_grad(HW, out + off, dout + off, dpre + (size_t)k * N + (size_t)bi * HW);
         }
-        if (db) db[k] += (float)sum;
+        if (db) db[k] += (float)sum_floats(dpre + (size_t)k * N, N);
     }
     if (dw) {
         im2col(B, Cin, H, W, in, cols);
@@ -173,12 +187,19 @@ void maxpool2_forward(int B, int C, int H, int W, const float *in, float *out, u
             for (int x = 0; x < Wo; x++) {
                 /* strict > keeps the first maximum in row-major window order */
                 float best = r0[2 * x];
-                uint8_t idx = 0;
-                if (r0[2 * x + 1] > best) best = r0[2 * x + 1], idx = 1;
-                if (r1[2 * x] > best) best = r1[2 * x], idx = 2;
-                if (r1[2 * x + 1] > best) best = r1[2 * x + 1], idx = 3;
+                int idx = 0, c;
+                /* selects, not branches: the maxima are unpredictable */
+                c = r0[2 * x + 1] > best;
+                best = c ? r0[2 * x + 1] : best;
+                idx = c ? 1 : idx;
+                c = r1[2 * x] > best;
+                best = c ? r1[2 * x] : best;
+                idx = c ? 2 : idx;
+                c = r1[2 * x + 1] > best;
+                best = c ? r1[2 * x + 1] : best;
+                idx = c ? 3 : idx;
                 dst[(size_t)y * Wo + x] = best;
-                a[(size_t)y * Wo + x] = idx;
+                a[(size_t)y * Wo + x] = (uint8_t)idx;
             }
         }
     }

@@ -1,6 +1,7 @@
 /* Error codes, the thread-local last-error message, allocation. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +51,34 @@ int dcrw_fail(int code, const char *fmt, ...) {
     return code;
 }
 
+/* The allocation-failure hook of tests/test_allocfail.c: the countdown is
+ * negative (off) in every ordinary run, so the cost is one relaxed load. It
+ * is atomic because the thread pool's workers may allocate too. */
+static atomic_long alloc_fail_countdown = -1;
+
+long dcrw_test_alloc_fail_after(long n) {
+    return atomic_exchange_explicit(&alloc_fail_countdown, n < 0 ? -1 : n, memory_order_relaxed);
+}
+
+/* 1 when this allocation is the one to fail; the hook then turns itself off,
+ * so exactly one allocation fails and the error paths run as they would on
+ * a real shortage. */
+static int alloc_should_fail(void) {
+    long v = atomic_load_explicit(&alloc_fail_countdown, memory_order_relaxed);
+    while (v >= 0) {
+        if (atomic_compare_exchange_weak_explicit(&alloc_fail_countdown, &v, v - 1,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            return v == 0;
+    }
+    return 0;
+}
+
 void *dcrw_alloc(size_t n) {
     if (n == 0) return NULL;
+    if (alloc_should_fail()) {
+        dcrw_fail(DCRW_ENOMEM, "out of memory allocating %zu bytes (injected)", n);
+        return NULL;
+    }
     /* round up so aligned_alloc's size-multiple rule holds */
     size_t rounded;
     if (dcrw_add_size(n, 63, &rounded)) {

@@ -12,6 +12,7 @@
 
 #include "filterbank.h"
 #include "gemm.h"
+#include "vmath.h"
 
 #define FB_FLOOR 1e-8
 
@@ -85,8 +86,12 @@ static void filter_rows(int N, int L, double g, double delta, double sigma2, flo
         double s = 0.0;
         float *row = F + (size_t)i * L;
         for (int a = 0; a < L; a++) {
+            /* the exponent in double (it can exceed float's range); below
+             * exp's float range the value is exactly 0, as it would
+             * underflow to */
             double d = (a + 1) - mu;
-            e[a] = exp(-(d * d) * inv2s2);
+            double arg = -(d * d) * inv2s2;
+            e[a] = arg < -87.0 ? 0.0 : (double)vexpf((float)arg);
             s += e[a];
         }
         double den = s >= FB_FLOOR ? s : FB_FLOOR;

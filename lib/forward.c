@@ -182,7 +182,13 @@ void pass_draw_noise(const dcrw_model *m, int B, uint64_t seed, uint64_t stream,
         uint64_t key = rng_key(seed, stream, first_index + (uint64_t)b);
         for (int t = 0; t < T; t++) {
             float *row = eps + ((size_t)t * B + b) * Z;
-            for (int j = 0; j < Z; j++) row[j] = rng_normal(key, (uint64_t)t * Z + j);
+            /* pairs of normals; an odd Z drops the last one's twin */
+            const uint64_t base = (uint64_t)t * ((Z + 1) / 2);
+            for (int j = 0; j + 1 < Z; j += 2) rng_normal2(key, base + j / 2, &row[j], &row[j + 1]);
+            if (Z % 2) {
+                float spare;
+                rng_normal2(key, base + Z / 2, &row[Z - 1], &spare);
+            }
         }
     }
 }

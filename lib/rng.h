@@ -38,4 +38,17 @@ static inline float rng_normal(uint64_t key, uint64_t counter) {
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
+/* Two standard normals from one draw (Box-Muller, both branches), in
+ * float: half the logarithms of rng_normal, for the bulk noise of a pass.
+ * u1 uses 24 bits and is in (0, 1], so the tails reach |z| = 5.8. */
+static inline void rng_normal2(uint64_t key, uint64_t counter, float *z0, float *z1) {
+    uint64_t u = rng_u64(key, counter);
+    float u1 = ((float)(u >> 40) + 1.0f) * (1.0f / 16777216.0f);
+    float u2 = (float)((u >> 8) & 0xffffffu) * (1.0f / 16777216.0f);
+    float r = sqrtf(-2.0f * logf(u1));
+    float th = 6.28318530718f * u2;
+    *z0 = r * cosf(th);
+    *z1 = r * sinf(th);
+}
+
 #endif

@@ -44,27 +44,49 @@ static size_t sz_4(int a, int b, int c, int d) {
 
 /* ---- im2col / col2im over the batch ---- */
 
+/* Tap (dy, dx) of a 3×3 window reads input pixel (y + dy − 1, x + dx − 1).
+ * For one image plane the valid output rows y ∈ [ylo, yhi) map to
+ * consecutive input rows, so the whole tap is ONE contiguous copy shifted
+ * by dx − 1, after which the column that fell off the image edge (x = 0 for
+ * dx = 0, x = W − 1 for dx = 2) is zeroed: the images here are 7×7, where a
+ * call per row costs more than the copy. */
+typedef struct tap {
+    int ylo, yhi; /* output rows with an input row */
+    int shift;    /* dx − 1 */
+} tap;
+
+static tap tap_of(int H, int dy, int dx) {
+    tap t = {dy == 0 ? 1 : 0, dy == 2 ? H - 1 : H, dx - 1};
+    return t;
+}
+
 static void im2col(int B, int C, int H, int W, const float *in, float *cols) {
     const size_t HW = (size_t)H * W, N = (size_t)B * HW;
     for (int c = 0; c < C; c++) {
         for (int dy = 0; dy < 3; dy++) {
             for (int dx = 0; dx < 3; dx++) {
+                const tap tp = tap_of(H, dy, dx);
                 float *row = cols + ((size_t)c * 9 + (size_t)dy * 3 + dx) * N;
-                /* x + dx − 1 lies in [0, W) for x in [x0, x1) */
-                const int x0 = dx == 0 ? 1 : 0, x1 = dx == 2 ? W - 1 : W;
                 for (int b = 0; b < B; b++) {
                     const float *plane = in + ((size_t)b * C + c) * HW;
-                    for (int y = 0; y < H; y++) {
-                        float *dst = row + (size_t)b * HW + (size_t)y * W;
-                        const int ys = y + dy - 1;
-                        if (ys < 0 || ys >= H || x1 <= x0) {
-                            memset(dst, 0, (size_t)W * sizeof *dst);
-                            continue;
-                        }
-                        const float *src = plane + (size_t)ys * W + (dx - 1);
-                        for (int x = 0; x < x0; x++) dst[x] = 0.0f;
-                        memcpy(dst + x0, src + x0, (size_t)(x1 - x0) * sizeof *dst);
-                        for (int x = x1; x < W; x++) dst[x] = 0.0f;
+                    float *dst = row + (size_t)b * HW;
+                    if (tp.yhi <= tp.ylo || (W == 1 && tp.shift != 0)) {
+                        memset(dst, 0, HW * sizeof *dst);
+                        continue;
+                    }
+                    if (tp.ylo > 0) memset(dst, 0, (size_t)W * sizeof *dst);
+                    if (tp.yhi < H) memset(dst + (size_t)tp.yhi * W, 0, (size_t)W * sizeof *dst);
+                    const size_t n = (size_t)(tp.yhi - tp.ylo) * W;
+                    float *d = dst + (size_t)tp.ylo * W;
+                    const float *src = plane + (size_t)(tp.ylo + dy - 1) * W;
+                    if (tp.shift == 0) {
+                        memcpy(d, src, n * sizeof *d);
+                    } else if (tp.shift < 0) {
+                        memcpy(d + 1, src, (n - 1) * sizeof *d);
+                        for (int y = tp.ylo; y < tp.yhi; y++) dst[(size_t)y * W] = 0.0f;
+                    } else {
+                        memcpy(d, src + 1, (n - 1) * sizeof *d);
+                        for (int y = tp.ylo; y < tp.yhi; y++) dst[(size_t)y * W + W - 1] = 0.0f;
                     }
                 }
             }
@@ -72,24 +94,32 @@ static void im2col(int B, int C, int H, int W, const float *in, float *cols) {
     }
 }
 
-/* din = Σ of the column entries that came from each input pixel */
-static void col2im(int B, int C, int H, int W, const float *cols, float *din) {
+/* din = Σ of the column entries that came from each input pixel: the
+ * adjoint of im2col, tap by tap. The entries that im2col zeroed (padding)
+ * are dropped by zeroing them in cols (scratch) before the shifted add. */
+static void col2im(int B, int C, int H, int W, float *cols, float *din) {
     const size_t HW = (size_t)H * W, N = (size_t)B * HW;
     memset(din, 0, (size_t)C * N * sizeof *din);
     for (int c = 0; c < C; c++) {
         for (int dy = 0; dy < 3; dy++) {
             for (int dx = 0; dx < 3; dx++) {
-                const float *row = cols + ((size_t)c * 9 + (size_t)dy * 3 + dx) * N;
-                const int x0 = dx == 0 ? 1 : 0, x1 = dx == 2 ? W - 1 : W;
-                if (x1 <= x0) continue;
+                const tap tp = tap_of(H, dy, dx);
+                if (tp.yhi <= tp.ylo || (W == 1 && tp.shift != 0)) continue;
+                float *row = cols + ((size_t)c * 9 + (size_t)dy * 3 + dx) * N;
+                const size_t n = (size_t)(tp.yhi - tp.ylo) * W;
                 for (int b = 0; b < B; b++) {
+                    float *src = row + (size_t)b * HW;
                     float *plane = din + ((size_t)b * C + c) * HW;
-                    for (int y = 0; y < H; y++) {
-                        const int ys = y + dy - 1;
-                        if (ys < 0 || ys >= H) continue;
-                        const float *src = row + (size_t)b * HW + (size_t)y * W;
-                        float *dst = plane + (size_t)ys * W + (dx - 1);
-                        for (int x = x0; x < x1; x++) dst[x] += src[x];
+                    float *d = plane + (size_t)(tp.ylo + dy - 1) * W;
+                    const float *sr = src + (size_t)tp.ylo * W;
+                    if (tp.shift < 0) {
+                        for (int y = tp.ylo; y < tp.yhi; y++) src[(size_t)y * W] = 0.0f;
+                        for (size_t k = 1; k < n; k++) d[k - 1] += sr[k];
+                    } else if (tp.shift > 0) {
+                        for (int y = tp.ylo; y < tp.yhi; y++) src[(size_t)y * W + W - 1] = 0.0f;
+                        for (size_t k = 0; k + 1 < n; k++) d[k + 1] += sr[k];
+                    } else {
+                        for (size_t k = 0; k < n; k++) d[k] += sr[k];
                     }
                 }
             }
@@ -103,7 +133,10 @@ static void col2im(int B, int C, int H, int W, const float *cols, float *din) {
  * the compiler vectorises */
 static void relu_grad(int n, const float *restrict out, const float *restrict dout,
                       float *restrict g) {
-    for (int p = 0; p < n; p++) g[p] = out[p] > 0.0f ? dout[p] : 0.0f;
+    for (int p = 0; p < n; p++) {
+        const float d = dout[p]; /* loaded unconditionally, so the select vectorises */
+        g[p] = out[p] > 0.0f ? d : 0.0f;
+    }
 }
 
 /* Σ x in double, eight lanes so the loop vectorises without reassociating

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * libdcrw: DRAW and DCRW sequential variational autoencoders in C.
  *
  * Copyright © 2026, the libdcrw authors. BSD-2-Clause, see COPYING.
@@ -49,8 +50,11 @@ extern "C" {
  * version; the major number is its soname (libdcrw.so.MAJOR). A program can
  * compare DCRW_VERSION (the header it was built with) to dcrw_version()
  * (the library it runs with) to detect a mismatch. @{ */
+/** Changes when the ABI breaks; the soname's number. */
 #define DCRW_VERSION_MAJOR 0
+/** Changes when functions are added. */
 #define DCRW_VERSION_MINOR 1
+/** Changes for fixes that leave the API alone. */
 #define DCRW_VERSION_PATCH 0
 /** (major << 16) | (minor << 8) | patch */
 #define DCRW_VERSION ((DCRW_VERSION_MAJOR << 16) | (DCRW_VERSION_MINOR << 8) | DCRW_VERSION_PATCH)
@@ -62,9 +66,11 @@ DCRW_API const char *dcrw_version_string(void);
 /** @} */
 
 /* ------------------------------------------------------------------------ */
-/** @name Errors @{ */
+/** @name Errors
+ * @{ */
+/** Status codes; every fallible function returns one of these. */
 enum {
-    DCRW_OK = 0,
+    DCRW_OK = 0,            /**< success */
     DCRW_EINVAL = -1,       /**< an argument is NULL, out of range or of the wrong size */
     DCRW_ENOMEM = -2,       /**< an allocation failed */
     DCRW_EIO = -3,          /**< a file could not be opened, read, written or renamed */
@@ -109,7 +115,8 @@ DCRW_API int dcrw_get_threads(void);
 /** @} */
 
 /* ------------------------------------------------------------------------ */
-/** @name Configuration @{ */
+/** @name Configuration
+ * @{ */
 
 /** The four architectures of MODEL.md §2. Append-only. */
 typedef enum dcrw_preset {
@@ -119,6 +126,7 @@ typedef enum dcrw_preset {
     DCRW_PRESET_DCRW_NOREAD = 3  /**< CNN encoder on the whole image once, write N=5, T=10 */
 } dcrw_preset;
 
+/** Values of dcrw_config::encoder: an LSTM encoder (DRAW) or a CNN (DCRW). */
 enum { DCRW_ENCODER_LSTM = 0, DCRW_ENCODER_CNN = 1 };
 
 /**
@@ -176,6 +184,7 @@ DCRW_API const char *dcrw_preset_name(dcrw_preset preset);
 /** @name Model
  * A model owns its configuration and one flat float32 buffer holding every
  * parameter tensor of MODEL.md §7, in that table's order. @{ */
+/** An opaque model: configuration and parameters. */
 typedef struct dcrw_model dcrw_model;
 
 /**
@@ -361,6 +370,12 @@ DCRW_API int dcrw_decode_windows(const dcrw_model *m, int B, const float *z, uin
 typedef struct dcrw_loss {
     double loss, lx, lz;
 } dcrw_loss;
+/** @var dcrw_loss::loss
+ * L = Lx + Lz, the negative evidence lower bound. */
+/** @var dcrw_loss::lx
+ * Lx, the reconstruction term −log p(x | z). */
+/** @var dcrw_loss::lz
+ * Lz, the KL term summed over the glimpses. */
 
 /**
  * The loss of MODEL.md §5 for @p x [B×P] with noise @p eps [T×B×Z] (NULL:
@@ -385,6 +400,10 @@ DCRW_API int dcrw_evaluate_images(const dcrw_model *m, int B, const float *x, co
  * dcrw_trainer_apply(). A trainer and its model belong to one thread at a
  * time; destroy the trainer before its model (using a trainer whose model
  * was destroyed is undefined behaviour, like any use after free). @{ */
+/**
+ * Training hyper-parameters. Fill with dcrw_train_config_default(), change
+ * what you need, pass to dcrw_trainer_create() (which checks every field).
+ */
 typedef struct dcrw_train_config {
     uint32_t size;       /**< sizeof(dcrw_train_config), set by the caller */
     float learning_rate; /**< Adam step size, > 0; default 1e-3 */
@@ -396,6 +415,7 @@ typedef struct dcrw_train_config {
     int32_t threads;     /**< threads for the BLAS and the library's loops, >= 0, 0 = default */
 } dcrw_train_config;
 
+/** An opaque trainer: gradients, Adam moments, step count, workspace. */
 typedef struct dcrw_trainer dcrw_trainer;
 
 /** Fill @p tc with the defaults above (and tc->size). @return DCRW_OK, DCRW_EINVAL. */
@@ -476,6 +496,7 @@ DCRW_API int dcrw_trainer_resume(dcrw_trainer *t, const char *path);
 /** @name Data
  * A data set of images held in memory as floats in [0, 1], with optional
  * labels. It is read-only after loading and may be shared between threads. @{ */
+/** An opaque, read-only data set of images and optional labels. */
 typedef struct dcrw_dataset dcrw_dataset;
 
 /** Binarization of dcrw_dataset_batch(). */

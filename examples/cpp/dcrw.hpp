@@ -1,0 +1,406 @@
+// A header-only C++17 wrapper of <dcrw/dcrw.h>: RAII handles with unique
+// ownership, exceptions carrying dcrw_last_error(), std::vector in and out.
+//
+//   #include "dcrw.hpp"
+//   auto m = dcrw::Model::create("dcrw", 1, [](dcrw_config &c) { c.glimpses = 4; });
+//   dcrw::Trainer t(m);
+//   dcrw::Loss l = t.step(batch);          // batch: B*P floats
+//   std::vector<float> img = m.sample(8, 42);
+//
+// Every class is move-only and frees its handle in its destructor. A Trainer
+// refers to its Model without owning it: keep the Model alive (and in place
+// or moved, not destroyed) for as long as the Trainer exists, as the C API
+// requires. Errors of the library throw dcrw::Error; sizes the wrapper can
+// check before the call (a batch that is not a whole number of images, a
+// noise buffer of the wrong length) throw std::invalid_argument.
+#ifndef DCRW_HPP
+#define DCRW_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <dcrw/dcrw.h>
+
+namespace dcrw {
+
+/// A failed libdcrw call: code() is the DCRW_E* value, what() names the
+/// function and holds dcrw_last_error() and dcrw_strerror(code()).
+class Error : public std::runtime_error {
+  public:
+    Error(int code, const std::string &what) : std::runtime_error(what), code_(code) {}
+    int code() const noexcept { return code_; }
+    const char *name() const noexcept { return dcrw_strerror(code_); }
+
+  private:
+    int code_;
+};
+
+/// Throw dcrw::Error if @p rc is a DCRW_E* code.
+inline int check(int rc, const char *function) {
+    if (rc < 0)
+        throw Error(rc, std::string(function) + ": " + dcrw_last_error() + " [" +
+                            dcrw_strerror(rc) + "]");
+    return rc;
+}
+
+/// A non-owning view of contiguous floats (std::span for C++17).
+template <class T> class Span {
+  public:
+    Span() noexcept = default;
+    Span(T *data, std::size_t size) noexcept : data_(data), size_(size) {}
+    template <class V, class = std::enable_if_t<
+                           std::is_convertible_v<decltype(std::declval<V &>().data()), T *>>>
+    Span(V &v) noexcept : data_(v.data()), size_(v.size()) {}
+    T *data() const noexcept { return data_; }
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    T *begin() const noexcept { return data_; }
+    T *end() const noexcept { return data_ + size_; }
+    T &operator[](std::size_t i) const noexcept { return data_[i]; }
+
+  private:
+    T *data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+using Floats = Span<const float>;
+
+/// Batch means in nats per image.
+struct Loss {
+    double loss, lx, lz;
+};
+
+/// z, mu and log sigma of every glimpse, each T*B*Z floats (time-major).
+struct Encoded {
+    std::vector<float> z, mu, logsigma;
+};
+
+inline std::string version() {
+    return dcrw_version_string();
+}
+
+/// The MNIST defaults of a preset by name ("draw", "draw-noattn", "dcrw", "dcrw-noread").
+inline dcrw_config preset(const char *name) {
+    dcrw_preset p;
+    check(dcrw_preset_from_name(name, &p), "dcrw_preset_from_name");
+    dcrw_config cfg;
+    check(dcrw_config_preset(&cfg, p), "dcrw_config_preset");
+    return cfg;
+}
+
+class Trainer;
+
+class Model {
+  public:
+    /// A new model of @p cfg; dcrw::Error(DCRW_ECONFIG) names a bad field.
+    static Model create(const dcrw_config &cfg, std::uint64_t seed = 0) {
+        dcrw_model *m = nullptr;
+        check(dcrw_model_create(&m, &cfg, seed), "dcrw_model_create");
+        return Model(m);
+    }
+    /// A new model of a preset, changed by @p tweak(dcrw_config &) first.
+    template <class F> static Model create(const char *name, std::uint64_t seed, F &&tweak) {
+        dcrw_config cfg = preset(name);
+        tweak(cfg);
+        return create(cfg, seed);
+    }
+    static Model create(const char *name, std::uint64_t seed = 0) {
+        return create(preset(name), seed);
+    }
+    static Model load(const std::string &path) {
+        dcrw_model *m = nullptr;
+        check(dcrw_model_load(&m, path.c_str()), "dcrw_model_load");
+        return Model(m);
+    }
+
+    Model(Model &&o) noexcept : m_(std::exchange(o.m_, nullptr)) {}
+    Model &operator=(Model &&o) noexcept {
+        if (this != &o) {
+            dcrw_model_destroy(m_);
+            m_ = std::exchange(o.m_, nullptr);
+        }
+        return *this;
+    }
+    Model(const Model &) = delete;
+    Model &operator=(const Model &) = delete;
+    ~Model() { dcrw_model_destroy(m_); }
+
+    dcrw_model *get() const noexcept { return m_; }
+
+    void save(const std::string &path) const {
+        check(dcrw_model_save(m_, path.c_str()), "dcrw_model_save");
+    }
+
+    dcrw_config config() const {
+        dcrw_config c;
+        c.size = sizeof c;
+        check(dcrw_model_config(m_, &c), "dcrw_model_config");
+        return c;
+    }
+    dcrw_sizes sizes() const {
+        dcrw_sizes s;
+        s.size = sizeof s;
+        check(dcrw_model_sizes(m_, &s), "dcrw_model_sizes");
+        return s;
+    }
+    std::size_t input_size() const noexcept { return dcrw_model_input_size(m_); }
+
+    std::vector<std::string> param_names() const {
+        std::vector<std::string> names;
+        for (std::size_t i = 0; i < dcrw_model_param_count(m_); i++) {
+            const char *name;
+            check(dcrw_model_param(m_, i, &name, nullptr, nullptr, nullptr), "dcrw_model_param");
+            names.emplace_back(name);
+        }
+        return names;
+    }
+    /// The shape of tensor @p i (MODEL.md §7 order).
+    std::vector<std::int64_t> param_shape(std::size_t i) const {
+        int ndim;
+        const std::int64_t *shape;
+        check(dcrw_model_param(m_, i, nullptr, &ndim, &shape, nullptr), "dcrw_model_param");
+        return std::vector<std::int64_t>(shape, shape + ndim);
+    }
+    /// A writable view of tensor @p name, valid for the model's life.
+    Span<float> param(const std::string &name) {
+        float *d;
+        std::size_t n;
+        check(dcrw_model_find_param(m_, name.c_str(), &d, &n), "dcrw_model_find_param");
+        return {d, n};
+    }
+    /// All parameters, one flat writable view.
+    Span<float> params() {
+        std::size_t n = 0;
+        float *d = dcrw_model_params(m_, &n);
+        return {d, n};
+    }
+    Span<const float> params() const {
+        std::size_t n = 0;
+        const float *d = dcrw_model_params(m_, &n);
+        return {d, n};
+    }
+
+    /// @p n images (Bernoulli means, n*P floats) drawn from @p seed.
+    std::vector<float> sample(int n, std::uint64_t seed) const {
+        if (n < 1) throw std::invalid_argument("dcrw::Model::sample: n must be >= 1");
+        std::vector<float> out(static_cast<std::size_t>(n) * input_size());
+        check(dcrw_decode(m_, n, nullptr, seed, out.data(), nullptr), "dcrw_decode");
+        return out;
+    }
+    /// The images of latents @p z (T*B*Z floats).
+    std::vector<float> decode(Floats z) const {
+        const dcrw_sizes s = sizes();
+        const int B = batch_of(z.size(), s.glimpses * s.z, "z");
+        std::vector<float> out(static_cast<std::size_t>(B) * s.input);
+        check(dcrw_decode(m_, B, z.data(), 0, out.data(), nullptr), "dcrw_decode");
+        return out;
+    }
+    /// The inference pass on images @p x (B*P floats); @p eps T*B*Z or empty.
+    Encoded encode(Floats x, Floats eps = {}) const {
+        const dcrw_sizes s = sizes();
+        const int B = batch_of(x.size(), s.input, "x");
+        const float *e = noise(eps, s, B);
+        const std::size_t n = s.glimpses * static_cast<std::size_t>(B) * s.z;
+        Encoded out{std::vector<float>(n), std::vector<float>(n), std::vector<float>(n)};
+        check(dcrw_encode(m_, B, x.data(), e, out.z.data(), out.mu.data(), out.logsigma.data()),
+              "dcrw_encode");
+        return out;
+    }
+    std::vector<float> reconstruct(Floats x, Floats eps = {}) const {
+        const dcrw_sizes s = sizes();
+        const int B = batch_of(x.size(), s.input, "x");
+        std::vector<float> out(x.size());
+        check(dcrw_reconstruct(m_, B, x.data(), noise(eps, s, B), out.data(), nullptr),
+              "dcrw_reconstruct");
+        return out;
+    }
+    Loss evaluate(Floats x, Floats eps = {}) const {
+        const dcrw_sizes s = sizes();
+        const int B = batch_of(x.size(), s.input, "x");
+        dcrw_loss l;
+        check(dcrw_evaluate(m_, B, x.data(), noise(eps, s, B), &l), "dcrw_evaluate");
+        return {l.loss, l.lx, l.lz};
+    }
+    /// The read of images @p x and @p xhat (B*P each) placed by @p h_dec (B*D; empty without read
+    /// attention).
+    std::vector<float> read(Floats x, Floats xhat, Floats h_dec = {}) const {
+        const dcrw_sizes s = sizes();
+        const int B = batch_of(x.size(), s.input, "x");
+        if (xhat.size() != x.size())
+            throw std::invalid_argument("dcrw::Model::read: xhat differs in size from x");
+        if (!h_dec.empty() && h_dec.size() != static_cast<std::size_t>(B) * s.dec)
+            throw std::invalid_argument("dcrw::Model::read: h_dec must hold B*D floats");
+        std::vector<float> r(static_cast<std::size_t>(B) * s.read);
+        check(dcrw_read(m_, B, x.data(), xhat.data(), h_dec.empty() ? nullptr : h_dec.data(),
+                        r.data()),
+              "dcrw_read");
+        return r;
+    }
+    std::vector<float> write(Floats h_dec) const {
+        const dcrw_sizes s = sizes();
+        const int B = batch_of(h_dec.size(), s.dec, "h_dec");
+        std::vector<float> delta(static_cast<std::size_t>(B) * s.input);
+        check(dcrw_write(m_, B, h_dec.data(), delta.data()), "dcrw_write");
+        return delta;
+    }
+
+  private:
+    friend class Trainer;
+    explicit Model(dcrw_model *m) noexcept : m_(m) {}
+
+    static int batch_of(std::size_t n, std::size_t per, const char *what) {
+        if (per == 0 || n == 0 || n % per != 0 || n / per > 0x7fffffff)
+            throw std::invalid_argument(
+                std::string("dcrw: ") + what + " must hold a whole number (>= 1) of " +
+                std::to_string(per) + "-float rows, has " + std::to_string(n));
+        return static_cast<int>(n / per);
+    }
+    static const float *noise(Floats eps, const dcrw_sizes &s, int B) {
+        if (eps.empty()) return nullptr;
+        if (eps.size() != s.glimpses * static_cast<std::size_t>(B) * s.z)
+            throw std::invalid_argument(
+                "dcrw: eps must hold T*B*Z = " +
+                std::to_string(s.glimpses * static_cast<std::size_t>(B) * s.z) + " floats, has " +
+                std::to_string(eps.size()));
+        return eps.data();
+    }
+
+    dcrw_model *m_ = nullptr;
+};
+
+/// Adam training of one Model, which must outlive the Trainer.
+class Trainer {
+  public:
+    static dcrw_train_config defaults() {
+        dcrw_train_config tc;
+        check(dcrw_train_config_default(&tc), "dcrw_train_config_default");
+        return tc;
+    }
+    explicit Trainer(Model &m) : Trainer(m, defaults()) {}
+    Trainer(Model &m, const dcrw_train_config &tc) : m_(m.get()) {
+        check(dcrw_trainer_create(&t_, m.get(), &tc), "dcrw_trainer_create");
+    }
+    Trainer(Trainer &&o) noexcept : t_(std::exchange(o.t_, nullptr)), m_(o.m_) {}
+    Trainer &operator=(Trainer &&o) noexcept {
+        if (this != &o) {
+            dcrw_trainer_destroy(t_);
+            t_ = std::exchange(o.t_, nullptr);
+            m_ = o.m_;
+        }
+        return *this;
+    }
+    Trainer(const Trainer &) = delete;
+    Trainer &operator=(const Trainer &) = delete;
+    ~Trainer() { dcrw_trainer_destroy(t_); }
+
+    dcrw_trainer *get() const noexcept { return t_; }
+
+    /// Forward and backward on @p x (B*P floats); eps T*B*Z or empty.
+    Loss backward(Floats x, Floats eps = {}) {
+        dcrw_loss l;
+        const int B = batch(x, eps);
+        check(dcrw_trainer_backward(t_, B, x.data(), eps.empty() ? nullptr : eps.data(), &l),
+              "dcrw_trainer_backward");
+        return {l.loss, l.lx, l.lz};
+    }
+    void apply() { check(dcrw_trainer_apply(t_), "dcrw_trainer_apply"); }
+    Loss step(Floats x, Floats eps = {}) {
+        dcrw_loss l;
+        const int B = batch(x, eps);
+        check(dcrw_trainer_step(t_, B, x.data(), eps.empty() ? nullptr : eps.data(), &l),
+              "dcrw_trainer_step");
+        return {l.loss, l.lx, l.lz};
+    }
+    std::uint64_t step_count() const noexcept { return dcrw_trainer_step_count(t_); }
+    /// All gradients, laid out like Model::params().
+    Span<float> grads() {
+        std::size_t n = 0;
+        float *d = dcrw_trainer_grads(t_, &n);
+        return {d, n};
+    }
+    Span<float> grad(const std::string &name) {
+        float *d;
+        std::size_t n;
+        check(dcrw_trainer_find_grad(t_, name.c_str(), &d, &n), "dcrw_trainer_find_grad");
+        return {d, n};
+    }
+    void save(const std::string &path) const {
+        check(dcrw_trainer_save(t_, path.c_str()), "dcrw_trainer_save");
+    }
+    void resume(const std::string &path) {
+        check(dcrw_trainer_resume(t_, path.c_str()), "dcrw_trainer_resume");
+    }
+
+  private:
+    int batch(Floats x, Floats eps) const {
+        dcrw_sizes s;
+        s.size = sizeof s;
+        check(dcrw_model_sizes(m_, &s), "dcrw_model_sizes");
+        const int B = Model::batch_of(x.size(), s.input, "x");
+        Model::noise(eps, s, B);
+        return B;
+    }
+
+    dcrw_trainer *t_ = nullptr;
+    dcrw_model *m_;
+};
+
+/// Images read from IDX files, read-only and shareable between threads.
+class Dataset {
+  public:
+    /// @p labels_path may be empty for a data set without labels.
+    static Dataset load_idx(const std::string &images_path, const std::string &labels_path = "") {
+        dcrw_dataset *d = nullptr;
+        check(dcrw_dataset_load_idx(&d, images_path.c_str(),
+                                    labels_path.empty() ? nullptr : labels_path.c_str()),
+              "dcrw_dataset_load_idx");
+        return Dataset(d);
+    }
+    Dataset(Dataset &&o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
+    Dataset &operator=(Dataset &&o) noexcept {
+        if (this != &o) {
+            dcrw_dataset_destroy(d_);
+            d_ = std::exchange(o.d_, nullptr);
+        }
+        return *this;
+    }
+    Dataset(const Dataset &) = delete;
+    Dataset &operator=(const Dataset &) = delete;
+    ~Dataset() { dcrw_dataset_destroy(d_); }
+
+    dcrw_dataset *get() const noexcept { return d_; }
+    std::size_t size() const noexcept { return dcrw_dataset_count(d_); }
+    /// channels, height, width
+    std::vector<int> shape() const {
+        int c, h, w;
+        check(dcrw_dataset_shape(d_, &c, &h, &w), "dcrw_dataset_shape");
+        return {c, h, w};
+    }
+    int label(std::size_t i) const noexcept { return dcrw_dataset_label(d_, i); }
+    /// Images @p indices as indices.size()*P floats; binarize is DCRW_BINARIZE_*.
+    std::vector<float> batch(const std::vector<std::size_t> &indices,
+                             int binarize = DCRW_BINARIZE_NONE, std::uint64_t seed = 0) const {
+        if (indices.empty() || indices.size() > 0x7fffffff)
+            throw std::invalid_argument("dcrw::Dataset::batch: need 1 to 2^31-1 indices");
+        const std::vector<int> s = shape();
+        std::vector<float> x(indices.size() * static_cast<std::size_t>(s[0]) *
+                             static_cast<std::size_t>(s[1]) * static_cast<std::size_t>(s[2]));
+        check(dcrw_dataset_batch(d_, indices.data(), static_cast<int>(indices.size()), binarize,
+                                 seed, x.data()),
+              "dcrw_dataset_batch");
+        return x;
+    }
+
+  private:
+    explicit Dataset(dcrw_dataset *d) noexcept : d_(d) {}
+    dcrw_dataset *d_ = nullptr;
+};
+
+} // namespace dcrw
+
+#endif // DCRW_HPP

@@ -1,0 +1,94 @@
+"""libdcrw from Python: DRAW and DCRW sequential VAEs over NumPy arrays.
+
+A pure-Python ctypes binding of include/dcrw/dcrw.h. The shared library is
+loaded from the path in the environment variable DCRW_LIBRARY, else found
+on the system (ctypes.util.find_library('dcrw'), then libdcrw.so.0). Import
+fails with ImportError if the library's major version is not the one this
+package was written for.
+
+    import numpy as np, dcrw
+    with dcrw.Model.create("dcrw", height=12, width=12, glimpses=3) as m:
+        with dcrw.Trainer(m, learning_rate=1e-3) as t:
+            x = (np.random.rand(8, m.input_size) > 0.5)
+            for _ in range(10):
+                print(t.step(x).loss)
+        images = m.sample(4, seed=1)
+        m.save("model.safetensors")
+
+Errors of the library raise DcrwError (code, name, message from
+dcrw_last_error()); wrong shapes and types are refused before the call with
+ValueError / TypeError.
+"""
+
+from . import _ffi
+from ._ffi import (
+    EFORMAT,
+    EINVAL,
+    EIO,
+    ENOMEM,
+    ENOTFOUND,
+    ENUMERIC,
+    ECONFIG,
+    ESHAPE,
+    ETRUNCATED,
+    EUNSUPPORTED,
+    EXPECTED_MAJOR,
+    OK,
+    DcrwError,
+    strerror,
+    last_error,
+    get_threads,
+    set_threads,
+    version,
+    version_string,
+)
+from .dataset import Dataset
+from .model import (
+    CONFIG_FIELDS,
+    Decoded,
+    Encoded,
+    ImageLosses,
+    Loss,
+    Model,
+    Reconstruction,
+    preset_config,
+)
+from .trainer import TRAIN_FIELDS, Trainer, default_train_config
+
+__version__ = version_string()
+
+__all__ = [
+    "CONFIG_FIELDS",
+    "TRAIN_FIELDS",
+    "Dataset",
+    "DcrwError",
+    "Decoded",
+    "Encoded",
+    "ImageLosses",
+    "Loss",
+    "Model",
+    "Reconstruction",
+    "Trainer",
+    "default_train_config",
+    "last_error",
+    "get_threads",
+    "set_threads",
+    "preset_config",
+    "strerror",
+    "version",
+    "version_string",
+    "OK",
+    "EINVAL",
+    "ENOMEM",
+    "EIO",
+    "EFORMAT",
+    "ETRUNCATED",
+    "ESHAPE",
+    "ENOTFOUND",
+    "EUNSUPPORTED",
+    "ECONFIG",
+    "ENUMERIC",
+    "EXPECTED_MAJOR",
+]
+
+del _ffi

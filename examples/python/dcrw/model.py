@@ -1,0 +1,393 @@
+"""dcrw.Model: a DRAW or DCRW model and the operations over NumPy arrays."""
+
+import ctypes
+from collections import namedtuple
+
+import numpy as np
+
+from . import _ffi
+from ._util import Handle, as_f32, batch_int, dptr, fptr, path_bytes, view
+
+#: The fields of dcrw_config a caller may set (Model.create's keywords).
+CONFIG_FIELDS = tuple(name for name, _ in _ffi.Config._fields_ if name != "size")
+
+_PRESETS = {
+    "draw": _ffi.PRESET_DRAW,
+    "draw-noattn": _ffi.PRESET_DRAW_NOATTN,
+    "dcrw": _ffi.PRESET_DCRW,
+    "dcrw-noread": _ffi.PRESET_DCRW_NOREAD,
+}
+_ENCODERS = {"lstm": _ffi.ENCODER_LSTM, "cnn": _ffi.ENCODER_CNN}
+
+#: Batch means of the loss in nats per image (dcrw_loss).
+Loss = namedtuple("Loss", "loss lx lz")
+#: Per-image losses of Model.evaluate(per_image=True), float64 arrays [B].
+ImageLosses = namedtuple("ImageLosses", "lx lz")
+#: Model.encode's result, each [T, B, Z].
+Encoded = namedtuple("Encoded", "z mu logsigma")
+#: Model.decode(canvases=..., windows=...)'s result; unrequested fields are None.
+Decoded = namedtuple("Decoded", "images canvases write_windows")
+#: Model.reconstruct(canvases=..., windows=...)'s result; unrequested fields
+#: and windows of an attention the model lacks are None.
+Reconstruction = namedtuple("Reconstruction", "images canvases read_windows write_windows")
+
+
+def preset_value(preset):
+    """dcrw_preset of a name ("draw", ...) or number; DcrwError for an unknown name."""
+    if isinstance(preset, str):
+        out = ctypes.c_int()
+        _ffi.dcrw_preset_from_name(preset.encode(), ctypes.byref(out))
+        return out.value
+    if isinstance(preset, (int, np.integer)) and not isinstance(preset, bool):
+        if _ffi.dcrw_preset_name(int(preset)) is None:
+            raise ValueError("unknown preset %d (expected one of %s)" % (preset, ", ".join(_PRESETS)))
+        return int(preset)
+    raise TypeError("preset: expected a name such as 'draw' or a number, got %r" % (preset,))
+
+
+def preset_config(preset, **overrides):
+    """The dcrw_config of `preset` with `overrides` applied, as a dict.
+
+    Keys are the dcrw_config field names (CONFIG_FIELDS); `encoder` also
+    takes "lstm" or "cnn", the attention switches take booleans.
+    """
+    cfg = _make_config(preset, overrides)
+    return {f: getattr(cfg, f) for f in CONFIG_FIELDS}
+
+
+def _make_config(preset, overrides):
+    cfg = _ffi.Config()
+    _ffi.dcrw_config_preset(ctypes.byref(cfg), preset_value(preset))
+    for key, value in overrides.items():
+        if key not in CONFIG_FIELDS:
+            raise TypeError("unknown configuration field %r (fields: %s)" % (key, ", ".join(CONFIG_FIELDS)))
+        if key == "encoder" and isinstance(value, str):
+            if value not in _ENCODERS:
+                raise ValueError("encoder: expected 'lstm' or 'cnn', got %r" % value)
+            value = _ENCODERS[value]
+        if key == "canvas_init":
+            value = float(value)
+        else:
+            if isinstance(value, float) or not isinstance(value, (int, bool, np.integer)):
+                raise TypeError("%s: expected an integer, got %r" % (key, value))
+            value = int(value)
+            if not -(2**31) <= value < 2**31:
+                # out of int32: let validation name the field instead of
+                # letting ctypes wrap the value around
+                value = -1
+        setattr(cfg, key, value)
+    _ffi.dcrw_config_validate(ctypes.byref(cfg))
+    return cfg
+
+
+class Model:
+    """A model: its configuration and the parameters the library owns.
+
+    Create one with Model.create() or Model.load(). Arrays passed in may be
+    of any real dtype and memory layout: anything that is not already
+    float32 and C-contiguous is converted once with
+    np.ascontiguousarray(a, dtype=np.float32) before the call (a float32
+    C-contiguous array is used in place, without a copy). Shapes are checked
+    before the call; a wrong shape raises ValueError naming the expected one.
+    Images are given as [B, P] or [B, C, H, W]; images returned are [B, P].
+
+    The operations that do not train (encode, decode, sample, evaluate,
+    read, write, reconstruct) may run in several threads at once; ctypes
+    releases the GIL during each call.
+
+    The C model is freed by close() or the end of a `with` block, or when the
+    object is garbage collected. Parameter views and trainers keep it alive:
+    if any exist when close() is called, the memory is freed when the last of
+    them is gone.
+    """
+
+    def __init__(self, _handle):
+        if not isinstance(_handle, Handle):
+            raise TypeError("use Model.create() or Model.load()")
+        self._h = _handle
+        ptr = _handle.ptr
+        cfg = _ffi.Config()
+        cfg.size = ctypes.sizeof(cfg)
+        _ffi.dcrw_model_config(ptr, ctypes.byref(cfg))
+        self._config = {f: getattr(cfg, f) for f in CONFIG_FIELDS}
+        sizes = _ffi.Sizes()
+        sizes.size = ctypes.sizeof(sizes)
+        _ffi.dcrw_model_sizes(ptr, ctypes.byref(sizes))
+        self._P, self._R, self._Z = sizes.input, sizes.read, sizes.z
+        self._D, self._T = sizes.dec, sizes.glimpses
+        self._image_shape = (cfg.channels, cfg.height, cfg.width)
+        names, shapes = [], {}
+        for i in range(_ffi.dcrw_model_param_count(ptr)):
+            name = ctypes.c_char_p()
+            ndim = ctypes.c_int()
+            shape = ctypes.POINTER(ctypes.c_int64)()
+            _ffi.dcrw_model_param(ptr, i, ctypes.byref(name), ctypes.byref(ndim), ctypes.byref(shape), None)
+            n = name.value.decode()
+            names.append(n)
+            shapes[n] = tuple(int(shape[k]) for k in range(ndim.value))
+        self._names = tuple(names)
+        self._shapes = shapes
+        self._nfloats = _ffi.dcrw_model_param_floats(ptr)
+
+    # ---- construction and files
+    @classmethod
+    def create(cls, preset="draw", seed=0, **overrides):
+        """A freshly initialised model of `preset` ("draw", "draw-noattn",
+        "dcrw", "dcrw-noread" or a DCRW_PRESET_* number) with MNIST defaults,
+        changed by `overrides` (dcrw_config field names, e.g. height=12,
+        glimpses=3; encoder="cnn"; read_attention=False).
+        DcrwError(ECONFIG) names a field the library refuses."""
+        cfg = _make_config(preset, overrides)
+        out = ctypes.c_void_p()
+        _ffi.dcrw_model_create(ctypes.byref(out), ctypes.byref(cfg), int(seed))
+        return cls(Handle(out.value, _ffi.dcrw_model_destroy))
+
+    @classmethod
+    def load(cls, path):
+        """Load a safetensors checkpoint (a model's or a trainer's)."""
+        out = ctypes.c_void_p()
+        _ffi.dcrw_model_load(ctypes.byref(out), path_bytes(path))
+        return cls(Handle(out.value, _ffi.dcrw_model_destroy))
+
+    def save(self, path):
+        """Save configuration and parameters atomically to `path`."""
+        _ffi.dcrw_model_save(self._ptr, path_bytes(path))
+
+    def close(self):
+        """Free the C model (now, or when its last view or trainer goes)."""
+        h, self._h = self._h, None
+        if h is not None:
+            h.close()
+
+    @property
+    def closed(self):
+        return self._h is None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if self._h is None else "%d parameters" % self._nfloats
+        c = self._config
+        return "<dcrw.Model %s T=%d Z=%d %dx%dx%d, %s>" % (
+            "cnn" if c["encoder"] == _ffi.ENCODER_CNN else "lstm",
+            c["glimpses"],
+            c["z_size"],
+            c["channels"],
+            c["height"],
+            c["width"],
+            state,
+        )
+
+    @property
+    def _ptr(self):
+        if self._h is None:
+            raise ValueError("operation on a closed Model")
+        return self._h.ptr
+
+    # ---- shape and parameters
+    @property
+    def config(self):
+        """The dcrw_config fields as a dict (a copy)."""
+        return dict(self._config)
+
+    @property
+    def input_size(self):
+        """P = channels * height * width."""
+        return self._P
+
+    @property
+    def image_shape(self):
+        """(C, H, W)."""
+        return self._image_shape
+
+    @property
+    def glimpses(self):
+        return self._T
+
+    @property
+    def z_size(self):
+        return self._Z
+
+    @property
+    def dec_size(self):
+        return self._D
+
+    @property
+    def read_size(self):
+        """Floats of one read r_t (2*C*N_r**2, or 2*P without read attention)."""
+        return self._R
+
+    @property
+    def param_names(self):
+        """Tensor names in MODEL.md §7 order."""
+        return self._names
+
+    @property
+    def param_shapes(self):
+        """{name: shape tuple}."""
+        return dict(self._shapes)
+
+    @property
+    def param_floats(self):
+        return self._nfloats
+
+    def param(self, name):
+        """A writable float32 view of tensor `name` in the library's memory."""
+        data = _ffi.f32p()
+        count = ctypes.c_size_t()
+        _ffi.dcrw_model_find_param(self._ptr, name.encode(), ctypes.byref(data), ctypes.byref(count))
+        return view(self._h, data, self._shapes[name])
+
+    @property
+    def params(self):
+        """{name: writable view} of every tensor, in MODEL.md §7 order.
+
+        Writing to a view changes the model (not while another thread uses
+        it). The views keep the model's memory alive."""
+        return {n: self.param(n) for n in self._names}
+
+    @property
+    def flat_params(self):
+        """All parameters as one writable view, tensors in MODEL.md §7 order."""
+        count = ctypes.c_size_t()
+        data = _ffi.dcrw_model_params(self._ptr, ctypes.byref(count))
+        return view(self._h, data, (count.value,))
+
+    # ---- argument checks
+    def _images(self, x, name="x"):
+        C, H, W = self._image_shape
+        doc = "(B, %d) or (B, %d, %d, %d)" % (self._P, C, H, W)
+        arr = as_f32(x, name, doc, (2, 4))
+        if (arr.ndim == 2 and arr.shape[1] != self._P) or (arr.ndim == 4 and arr.shape[1:] != (C, H, W)):
+            raise ValueError("%s: expected shape %s, got %s" % (name, doc, arr.shape))
+        return arr, batch_int(arr.shape[0])
+
+    def _tbz(self, a, name, B):
+        if a is None:
+            return None
+        shape = (self._T, B, self._Z)
+        arr = as_f32(a, name, str(shape), (3,))
+        if arr.shape != shape:
+            raise ValueError("%s: expected shape (T, B, Z) = %s, got %s" % (name, shape, arr.shape))
+        return arr
+
+    def _bd(self, a, name, B):
+        shape = (B, self._D)
+        arr = as_f32(a, name, str(shape), (2,))
+        if arr.shape != shape:
+            raise ValueError("%s: expected shape (B, D) = %s, got %s" % (name, shape, arr.shape))
+        return arr
+
+    def _out(self, *shape):
+        return np.empty(shape, dtype=np.float32)
+
+    # ---- operations
+    def encode(self, x, eps=None):
+        """The inference pass on images x: Encoded(z, mu, logsigma), each [T, B, Z].
+
+        eps [T, B, Z] is the noise; None draws the library's seed-0 noise
+        (the same evaluate() and reconstruct() draw); zeros give the means."""
+        x, B = self._images(x)
+        eps = self._tbz(eps, "eps", B)
+        z, mu, ls = (self._out(self._T, B, self._Z) for _ in range(3))
+        _ffi.dcrw_encode(self._ptr, B, fptr(x), fptr(eps), fptr(z), fptr(mu), fptr(ls))
+        return Encoded(z, mu, ls)
+
+    def decode(self, z=None, *, batch=None, seed=0, canvases=False, windows=False):
+        """The generative pass: images [B, P] from latents z [T, B, Z].
+
+        With z None, `batch` images are generated from z ~ N(0, I) drawn from
+        `seed`. With canvases or windows set, returns Decoded(images,
+        canvases [T, B, P], write_windows [T, B, 5]) instead."""
+        if z is None:
+            if batch is None:
+                raise ValueError("decode: give z [T, B, Z] or batch=B to draw z from seed")
+            B = batch_int(int(batch))
+        else:
+            zt = as_f32(z, "z", "(T, B, Z) = (%d, B, %d)" % (self._T, self._Z), (3,))
+            B = batch_int(zt.shape[1])
+            if batch is not None and int(batch) != B:
+                raise ValueError("decode: batch=%d but z has %d images" % (batch, B))
+            z = self._tbz(zt, "z", B)
+        images = self._out(B, self._P)
+        cv = self._out(self._T, B, self._P) if canvases else None
+        ww = None
+        if windows and self._config["write_attention"]:
+            ww = self._out(self._T, B, 5)
+        if windows:
+            _ffi.dcrw_decode_windows(self._ptr, B, fptr(z), int(seed), fptr(images), fptr(cv), fptr(ww))
+        else:
+            _ffi.dcrw_decode(self._ptr, B, fptr(z), int(seed), fptr(images), fptr(cv))
+        if not canvases and not windows:
+            return images
+        return Decoded(images, cv, ww)
+
+    def sample(self, n, seed=0, canvases=False):
+        """`n` generated images [n, P] (Bernoulli means), deterministic for a seed."""
+        return self.decode(None, batch=n, seed=seed, canvases=canvases)
+
+    def reconstruct(self, x, eps=None, canvases=False, windows=False):
+        """The reconstruction of x, [B, P]; with canvases or windows set,
+        Reconstruction(images, canvases [T, B, P], read_windows [T, B, 5],
+        write_windows [T, B, 5]) where windows are (gX, gY, delta, sigma2,
+        gamma); a window the model does not have is None."""
+        x, B = self._images(x)
+        eps = self._tbz(eps, "eps", B)
+        images = self._out(B, self._P)
+        cv = self._out(self._T, B, self._P) if canvases else None
+        rw = ww = None
+        if windows:
+            if self._config["read_attention"]:
+                rw = self._out(self._T, B, 5)
+            if self._config["write_attention"]:
+                ww = self._out(self._T, B, 5)
+            _ffi.dcrw_reconstruct_windows(self._ptr, B, fptr(x), fptr(eps), fptr(images), fptr(cv), fptr(rw), fptr(ww))
+        else:
+            _ffi.dcrw_reconstruct(self._ptr, B, fptr(x), fptr(eps), fptr(images), fptr(cv))
+        if not canvases and not windows:
+            return images
+        return Reconstruction(images, cv, rw, ww)
+
+    def evaluate(self, x, eps=None, per_image=False):
+        """The loss of MODEL.md §5: Loss(loss, lx, lz) batch means in nats, or
+        with per_image=True ImageLosses(lx, lz), float64 arrays [B]."""
+        x, B = self._images(x)
+        eps = self._tbz(eps, "eps", B)
+        if per_image:
+            lx = np.empty(B, dtype=np.float64)
+            lz = np.empty(B, dtype=np.float64)
+            _ffi.dcrw_evaluate_images(self._ptr, B, fptr(x), fptr(eps), dptr(lx), dptr(lz))
+            return ImageLosses(lx, lz)
+        out = _ffi.Loss()
+        _ffi.dcrw_evaluate(self._ptr, B, fptr(x), fptr(eps), ctypes.byref(out))
+        return Loss(out.loss, out.lx, out.lz)
+
+    def read(self, x, xhat, h_dec=None):
+        """The read operation: r [B, read_size] from images x, error images
+        xhat and decoder state h_dec [B, D] (required with read attention,
+        ignored without)."""
+        x, B = self._images(x)
+        xhat, B2 = self._images(xhat, "xhat")
+        if B2 != B:
+            raise ValueError("xhat: expected %d images like x, got %d" % (B, B2))
+        h = None
+        if self._config["read_attention"]:
+            if h_dec is None:
+                raise ValueError("read: h_dec (B, %d) is required with read attention" % self._D)
+            h = self._bd(h_dec, "h_dec", B)
+        r = self._out(B, self._R)
+        _ffi.dcrw_read(self._ptr, B, fptr(x), fptr(xhat), fptr(h), fptr(r))
+        return r
+
+    def write(self, h_dec):
+        """The canvas increment [B, P] of decoder state h_dec [B, D]."""
+        arr = as_f32(h_dec, "h_dec", "(B, %d)" % self._D, (2,))
+        B = batch_int(arr.shape[0])
+        h = self._bd(arr, "h_dec", B)
+        delta = self._out(B, self._P)
+        _ffi.dcrw_write(self._ptr, B, fptr(h), fptr(delta))
+        return delta

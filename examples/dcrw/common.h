@@ -1,0 +1,157 @@
+/* Shared helpers of the dcrw command. Everything here sits on the public
+ * header only: the command is the library's first outside user. */
+#ifndef DCRW_CLI_COMMON_H
+#define DCRW_CLI_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <dcrw/dcrw.h>
+
+/* Exit statuses: 2 for anything the user can fix (usage, files, values),
+ * 1 for failures of the run itself (out of memory, a diverged loss). */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_BAD = 2 };
+
+/* The fixed seeds that make evaluations comparable across runs. */
+#define CLI_EVAL_BINARIZE_SEED 12345u
+#define CLI_EVAL_NOISE_SEED 54321u
+
+#if defined(__GNUC__)
+#define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CLI_PRINTF(a, b)
+#endif
+
+/* ---- messages: one line on stderr, prefixed "dcrw CMD: " */
+void cli_set_command(const char *name);
+void cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);
+/* cli_error() followed by the library's code and last error */
+void cli_lib_error(int rc, const char *fmt, ...) CLI_PRINTF(2, 3);
+
+/* ---- option parsing: --name value or --name=value; anything not starting
+ * with "--" is a positional argument. */
+typedef struct cli_opt {
+    const char *name; /* without the leading "--" */
+    int has_arg;
+    int id;
+} cli_opt;
+
+typedef struct cli_args {
+    int argc;
+    char **argv;
+    int pos; /* next argv index */
+    const cli_opt *opts;
+} cli_args;
+
+/* Returns the option id, 0 for a positional (its text in *val), -1 at the
+ * end, or -2 after printing a message (unknown option, missing value). */
+int cli_next(cli_args *a, const char **val);
+
+/* Strict conversions: the whole string must be a number in range; on
+ * failure they print "--NAME: ..." and return -1. */
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
+int cli_parse_u64(const char *opt, const char *s, uint64_t *out);
+int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
+int cli_parse_binarize(const char *opt, const char *s, int *out);
+const char *cli_binarize_name(int b);
+
+/* ---- files */
+/* Join dir and name into a newly allocated string; NULL on overflow/OOM. */
+char *cli_path(const char *dir, const char *name);
+/* Write to a temporary file next to @p path, then rename over it: the
+ * callback returns 0 on success. A failure leaves no file behind. */
+typedef int (*cli_writer)(FILE *f, void *ctx);
+int cli_write_atomic(const char *path, cli_writer fn, void *ctx);
+/* Temporary file next to @p path for writers that need a descriptor or a
+ * name (libpng, giflib): returns the fd, the temporary name in *tmp (free
+ * it), or -1 after a message. */
+int cli_tmp_open(const char *path, char **tmp);
+/* fsync and rename @p tmp to @p path; on failure unlink @p tmp. */
+int cli_tmp_commit(const char *tmp, const char *path);
+/* Read a whole file; NULL after a message. */
+char *cli_read_file(const char *path, size_t *len);
+
+/* ---- data */
+typedef enum { SPLIT_TRAIN = 0, SPLIT_TEST = 1 } cli_split;
+int cli_parse_split(const char *opt, const char *s, cli_split *out);
+/* Load DIR/{train,t10k}-images-idx3-ubyte with its labels. */
+int cli_load_split(const char *dir, cli_split split, dcrw_dataset **out);
+/* The model's input shape must equal the data's. */
+int cli_check_shape(const dcrw_dataset *d, const dcrw_config *cfg, const char *what);
+int cli_load_model(const char *path, dcrw_model **out);
+
+/* ---- randomness: splitmix64, so that every draw is a pure function of its
+ * keys and a run is reproducible from its seed alone. */
+uint64_t cli_mix(uint64_t x);
+uint64_t cli_key(uint64_t a, uint64_t b);
+typedef struct cli_rng {
+    uint64_t s;
+} cli_rng;
+void cli_rng_init(cli_rng *r, uint64_t seed);
+uint64_t cli_rng_u64(cli_rng *r);
+/* uniform in [0, n), unbiased */
+uint64_t cli_rng_below(cli_rng *r, uint64_t n);
+/* uniform in (0, 1) */
+double cli_rng_open01(cli_rng *r);
+double cli_rng_normal(cli_rng *r);
+/* Noise eps [T×B×Z] for images first..first+B-1: the noise of image i is a
+ * function of (seed, i) only, whatever the batching. */
+void cli_fill_eps(float *eps, uint64_t seed, size_t first, int B, size_t T, size_t Z);
+/* Fisher-Yates permutation of 0..n-1 from @p seed */
+void cli_permutation(size_t *perm, size_t n, uint64_t seed);
+
+/* ---- misc */
+double cli_now(void); /* monotonic seconds */
+/* Parse "1,4,6,10" or "all" into 1-based glimpse numbers in 1..T; returns
+ * the count, or -1 after a message. *out is allocated. */
+int cli_parse_glimpses(const char *opt, const char *s, int T, int **out);
+const char *cli_basename(const char *path);
+
+/* ---- pictures: an 8-bit image, 1 (grey) or 3 (RGB) channels */
+typedef struct cli_image {
+    int width, height, channels;
+    unsigned char *px;
+} cli_image;
+int cli_image_alloc(cli_image *im, int width, int height, int channels, unsigned char fill);
+void cli_image_free(cli_image *im);
+/* Paint a C×H×W float image (values in [0,1]) at (x0, y0), each pixel as
+ * a scale×scale block: in colour when both have 3 channels, else the first
+ * channel in grey. */
+void cli_image_blit(cli_image *im, int x0, int y0, const float *src, int C, int h, int w,
+                    int scale);
+/* The size of a grid of cells with pad pixels between and around them;
+ * cell (r, c) starts at x = pad + c·(cell_w + pad), y = pad + r·(cell_h + pad).
+ * -1 after a message when the picture would be unreasonably large. */
+int cli_grid_size(int n_cols, int n_rows, int cell_w, int cell_h, int pad, int *w, int *h);
+/* An axis-aligned rectangle outline, clipped to the box (bx, by, bw, bh). */
+void cli_image_rect(cli_image *im, double x0, double y0, double x1, double y1, int bx, int by,
+                    int bw, int bh, const unsigned char rgb[3]);
+
+/* png.c and gif.c; both print their own message and return CLI_BAD when the
+ * build has no libpng / giflib. */
+int cli_png_available(void);
+int cli_gif_available(void);
+int cli_png_write(const char *path, const cli_image *im);
+/* frames: n frames of w×h grey pixels; delay in 1/100 s; the last frame
+ * holds for last_delay. */
+int cli_gif_write(const char *path, const unsigned char *const *frames, int n, int w, int h,
+                  int delay, int last_delay);
+
+/* ---- the subcommands */
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_reconstruct(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+/* plot.c: write the SVG of RUNDIR/log.csv (used by train at the end). */
+int cli_plot_run(const char *log_path, const char *svg_path);
+
+/* setopt.c: apply "field=value" to @p cfg. Returns 0, or -1 with a message
+ * in @p err (may be NULL). Ranges are checked by dcrw_config_validate()
+ * after every assignment has been applied. */
+int dcrw_cli_set(dcrw_config *cfg, const char *assignment, char *err, size_t errlen);
+
+#endif

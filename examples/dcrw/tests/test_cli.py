@@ -1,0 +1,704 @@
+#!/usr/bin/python3
+"""End-to-end tests of the dcrw command on a small model and a slice of the
+real MNIST.
+
+    test_cli.py CASE      CASE: usage setopt train resume signal eval
+                                pictures info badinput
+
+Environment: DCRW_CLI (the executable), DCRW_SOURCE_ROOT (MNIST is read
+from its data/mnist, or from DCRW_MNIST), DCRW_CLI_HAVE_PNG/GIF ("0" when
+the build has no libpng/giflib). Exit 0 pass, 1 fail, 77 skip (no MNIST).
+Standard library only: the pictures are decoded here with zlib and struct.
+"""
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+import zlib
+
+DCRW = os.environ.get("DCRW_CLI", "dcrw")
+ROOT = os.environ.get("DCRW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../../.."))
+MNIST = os.environ.get("DCRW_MNIST", os.path.join(ROOT, "data", "mnist"))
+HAVE_PNG = os.environ.get("DCRW_CLI_HAVE_PNG", "1") == "1"
+HAVE_GIF = os.environ.get("DCRW_CLI_HAVE_GIF", "1") == "1"
+
+# A model small enough to train in a second or two, on a slice of MNIST.
+SMALL = ["--set", "glimpses=3", "--set", "dec_size=32", "--set", "z_size=8",
+         "--set", "conv1=8", "--set", "conv2=8",
+         "--train-n", "500", "--valid", "200", "--batch", "50", "--lr", "0.01"]
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+def run(args, timeout=600, **kw):
+    p = subprocess.run([DCRW] + args, capture_output=True, text=True, timeout=timeout, **kw)
+    return p.returncode, p.stdout, p.stderr
+
+
+def ok(args, **kw):
+    rc, out, err = run(args, **kw)
+    if rc != 0:
+        raise SystemExit("dcrw %s: exit %d\n%s%s" % (" ".join(args), rc, out, err))
+    return out
+
+
+def train_small(tmp, name, steps, extra=()):
+    d = os.path.join(tmp, name)
+    ok(["train", "--data", MNIST, "--out", d, "--steps", str(steps), "--eval-every", "5"]
+       + SMALL + list(extra))
+    return d
+
+
+def listing(d):
+    out = set()
+    for dirpath, _, files in os.walk(d):
+        for f in files:
+            out.add(os.path.relpath(os.path.join(dirpath, f), d))
+    return out
+
+
+# ---------------------------------------------------------------- decoders
+def png_decode(path):
+    """(width, height, channels, rows) of an 8-bit grey/RGB PNG, each chunk's
+    CRC verified and the scanlines unfiltered."""
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "PNG signature"
+    pos, idat, ihdr, seen_end = 8, b"", None, False
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        typ = data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + n]
+        (crc,) = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])
+        assert zlib.crc32(typ + body) & 0xffffffff == crc, "CRC of " + repr(typ)
+        if typ == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif typ == b"IDAT":
+            idat += body
+        elif typ == b"IEND":
+            seen_end = True
+        pos += 12 + n
+    assert ihdr and seen_end, "IHDR and IEND"
+    w, h, depth, ctype, _, _, interlace = ihdr
+    assert depth == 8 and interlace == 0 and ctype in (0, 2), "8-bit grey or RGB"
+    ch = 1 if ctype == 0 else 3
+    raw = zlib.decompress(idat)
+    stride = w * ch
+    assert len(raw) == h * (stride + 1), "IDAT inflates to %d bytes, expected %d" % (
+        len(raw), h * (stride + 1))
+    rows, prev = [], bytearray(stride)
+    for y in range(h):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        assert f <= 4, "filter type"
+        for i in range(stride):
+            a = line[i - ch] if i >= ch else 0
+            b = prev[i]
+            c = prev[i - ch] if i >= ch else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pr = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                line[i] = (line[i] + pr) & 255
+        rows.append(line)
+        prev = line
+    return w, h, ch, rows
+
+
+def gif_info(path):
+    """(width, height, frames) of a GIF, walking every block to the trailer."""
+    d = open(path, "rb").read()
+    assert d[:6] in (b"GIF89a", b"GIF87a"), "GIF signature"
+    w, h, flags = struct.unpack("<HHB", d[6:11])
+    pos = 13
+    if flags & 0x80:
+        pos += 3 * (2 << (flags & 7))
+    frames = 0
+
+    def skip_sub(p):
+        while d[p] != 0:
+            p += d[p] + 1
+        return p + 1
+
+    while True:
+        b = d[pos]
+        if b == 0x3B:
+            assert pos == len(d) - 1, "data after the GIF trailer"
+            return w, h, frames
+        if b == 0x21:
+            pos = skip_sub(pos + 2)
+        elif b == 0x2C:
+            iw, ih, lf = struct.unpack("<4xHHB", d[pos + 1:pos + 10])
+            assert (iw, ih) == (w, h), "frame size"
+            pos += 10
+            if lf & 0x80:
+                pos += 3 * (2 << (lf & 7))
+            pos = skip_sub(pos + 1)
+            frames += 1
+        else:
+            raise AssertionError("bad GIF block 0x%02x at %d" % (b, pos))
+
+
+def grid(cols, rows, cell, pad=2):
+    return cols * (cell + pad) + pad, rows * (cell + pad) + pad
+
+
+def read_log(run_dir):
+    lines = open(os.path.join(run_dir, "log.csv")).read().splitlines()
+    return lines[0], [l.split(",") for l in lines[1:]]
+
+
+def info_fields(text):
+    return {m.group(1): m.group(2).strip()
+            for m in re.finditer(r"^(\S+)\s{2,}(.*)$", text, re.M)}
+
+
+# ------------------------------------------------------------------- cases
+def case_usage(tmp):
+    rc, out, err = run(["--help"])
+    check(rc == 0 and all(c in out for c in
+                          ["train", "eval", "sample", "reconstruct", "plot", "info"]),
+          "dcrw --help lists the commands")
+    for c in ["train", "eval", "sample", "reconstruct", "plot", "info"]:
+        rc, out, err = run([c, "--help"])
+        check(rc == 0 and out.startswith("usage: dcrw " + c), "dcrw %s --help" % c)
+    rc, out, err = run(["eval", "--help"])
+    check("K >= 100" in out, "eval --help says papers use K >= 100")
+    rc, out, err = run(["--version"])
+    check(rc == 0 and "dcrw" in out, "--version")
+
+
+def case_setopt(tmp):
+    # each bad assignment: exit 2, one line naming the problem, no run folder
+    bad = {"nosuch=1": "unknown field", "glimpses=abc": "not an integer",
+           "glimpses=12x": "not an integer", "glimpses=": "not an integer",
+           "glimpses=99999999999": "not an integer", "channels=3": "channels",
+           "glimpses=0": "glimpses", "dec_size=-4": "dec_size", "encoder=rnn": "lstm or cnn",
+           "read_attention=2": "read_attention", "canvas_init=nan": "finite",
+           "canvas_init=1e99": "finite", "height=20": "20", "noequals": "field=value",
+           "encoder=lstm": "enc_size"}
+    for a, word in bad.items():
+        d = os.path.join(tmp, "bad")
+        rc, out, err = run(["train", "--data", MNIST, "--out", d, "--steps", "1",
+                            "--set", a])
+        check(rc == 2, "--set %s exits 2 (got %d)" % (a, rc))
+        check(word in err and err.count("\n") == 1, "--set %s message: %r" % (a, err))
+        check(not os.path.exists(d), "--set %s leaves no run folder" % a)
+    # good assignments change the model that is built
+    d = os.path.join(tmp, "lstm")
+    ok(["train", "--data", MNIST, "--out", d, "--steps", "2", "--valid", "0", "--train-n", "100",
+        "--set", "encoder=lstm", "--set", "enc_size=16", "--set", "read_n=2",
+        "--set", "glimpses=4", "--set", "dec_size=24", "--set", "z_size=5",
+        "--set", "canvas_init=-2.5", "--set", "write_attention=false"])
+    f = info_fields(ok(["info", os.path.join(d, "checkpoint.safetensors")]))
+    check(f.get("encoder") == "lstm" and f.get("enc_size") == "16" and f.get("glimpses") == "4"
+          and f.get("dec_size") == "24" and f.get("z_size") == "5" and f.get("read_n") == "2"
+          and f.get("write_attention") == "0" and f.get("canvas_init") == "-2.5",
+          "--set fields reach the checkpoint: %r" % f)
+
+
+def case_train(tmp):
+    d = os.path.join(tmp, "run")
+    t0 = time.time()
+    rc, out, err = run(["train", "--data", MNIST, "--out", d, "--steps", "30", "--eval-every",
+                        "10", "--progress-seconds", "0"] + SMALL)
+    check(rc == 0, "train exits 0: %s" % err)
+    lines = out.splitlines()
+    prog = [l for l in lines if l.startswith("step ") and "img/s" in l]
+    check(len(prog) >= 3, "plain progress lines when stdout is not a terminal")
+    check(all(re.search(r"epoch \d+ .*Lx [\d.]+\s+Lz [\d.]+\s+\d+ img/s\s+ETA", l) for l in prog),
+          "progress shows step, epoch, Lx, Lz, images/s, ETA")
+    check("\r" not in out, "no carriage returns when stdout is not a terminal")
+    header, rows = read_log(d)
+    check(header == "step,wall_s,lx,lz,loss,images_per_s,valid_bound", "log header")
+    steps = [r for r in rows if r[2] != ""]
+    check([int(r[0]) for r in steps] == list(range(1, 31)), "one log row per step")
+    for r in steps:
+        check(len(r) == 7 and abs(float(r[2]) + float(r[3]) - float(r[4])) < 1e-3,
+              "loss = lx + lz in row %s" % r[0])
+    valid = [(int(r[0]), float(r[6])) for r in rows if r[6] != ""]
+    check([s for s, _ in valid] == [10, 20, 30], "held-out bound at steps 10, 20, 30: %r" % valid)
+    check(valid[-1][1] < valid[0][1] - 5, "the held-out bound improves: %r" % valid)
+    walls = [float(r[1]) for r in rows]
+    check(walls == sorted(walls) and walls[-1] < time.time() - t0 + 1, "wall time increases")
+    rj = json.load(open(os.path.join(d, "run.json")))
+    check(rj["glimpses"] == 3 and rj["batch"] == 50 and rj["train_n"] == 500
+          and rj["valid"] == 200 and rj["steps"] == 30, "run.json holds the flags")
+    f = info_fields(ok(["info", os.path.join(d, "checkpoint.safetensors")]))
+    check(f.get("step") == "30", "checkpoint at step 30")
+    svg = ET.parse(os.path.join(d, "losses.svg")).getroot()
+    check(svg.tag == "{http://www.w3.org/2000/svg}svg", "losses.svg written at the end")
+    check(listing(d) == {"checkpoint.safetensors", "log.csv", "run.json", "losses.svg"},
+          "the run folder holds exactly its four files: %r" % listing(d))
+    # budgets: --epochs counts passes over --train-n images (500/50 = 10 steps)
+    e = os.path.join(tmp, "epochs")
+    ok(["train", "--data", MNIST, "--out", e, "--epochs", "2"] + SMALL)
+    check(info_fields(ok(["info", os.path.join(e, "checkpoint.safetensors")])).get("step")
+          == "20", "--epochs 2 makes 20 steps")
+    m = os.path.join(tmp, "minutes")
+    t0 = time.time()
+    ok(["train", "--data", MNIST, "--out", m, "--minutes", "0.05"] + SMALL)
+    check(time.time() - t0 < 30, "--minutes 0.05 stops in time")
+    # a terminal gets one live line, updated with carriage returns
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(DCRW, [DCRW, "train", "--data", MNIST, "--out", os.path.join(tmp, "tty"),
+                        "--steps", "40"] + SMALL)
+    buf = b""
+    while True:
+        try:
+            r, _, _ = select.select([fd], [], [], 120)
+            chunk = os.read(fd, 4096) if r else b""
+        except OSError:
+            chunk = b""
+        if not chunk:
+            break
+        buf += chunk
+    _, status = os.waitpid(pid, 0)
+    check(os.WEXITSTATUS(status) == 0, "train on a terminal exits 0")
+    check(b"\rstep " in buf, "a terminal gets \\r progress updates")
+
+
+def case_resume(tmp):
+    straight = train_small(tmp, "straight", 23)
+    part = train_small(tmp, "part", 9)
+    # flags that define the run cannot change on resume
+    for extra in (["--lr", "0.1"], ["--seed", "3"], ["--set", "glimpses=4"], ["--batch", "10"],
+                  ["--out", os.path.join(tmp, "x")]):
+        rc, out, err = run(["train", "--resume", part, "--steps", "23"] + extra)
+        check(rc == 2 and err.count("\n") == 1, "resume refuses %s" % extra)
+    out = ok(["train", "--resume", part, "--steps", "15"])
+    check("continuing from step 9" in out, "resume reports where it continues")
+    # and a second interruption, by the step budget again
+    ok(["train", "--resume", part, "--steps", "23"])
+    a = open(os.path.join(straight, "checkpoint.safetensors"), "rb").read()
+    b = open(os.path.join(part, "checkpoint.safetensors"), "rb").read()
+    check(len(a) > 1000 and a == b,
+          "23 straight steps and 9 + 6 + 8 resumed steps give identical checkpoints")
+    _, ra = read_log(straight)
+    _, rb = read_log(part)
+    la = [(r[0], r[2], r[3], r[4]) for r in ra if r[2] != ""]
+    lb = [(r[0], r[2], r[3], r[4]) for r in rb if r[2] != ""]
+    check(la == lb and len(la) == 23, "identical logged losses, one row per step")
+    va = [(r[0], r[6]) for r in ra if r[6] != ""]
+    vb = [(r[0], r[6]) for r in rb if r[6] != ""]
+    check(va[-1] == vb[-1], "identical final held-out bound")
+    # log rows past the checkpoint (a crash after it) are dropped on resume
+    crash = train_small(tmp, "crash", 6)
+    with open(os.path.join(crash, "log.csv"), "a") as f:
+        f.write("7,1.0,1,1,2,10,\n8,1.1,1,1,2,10,\n9,1.2,1")
+    ok(["train", "--resume", crash, "--steps", "7"])
+    _, rc_rows = read_log(crash)
+    check([r[0] for r in rc_rows if r[2] != ""] == [str(i) for i in range(1, 8)],
+          "resume rewrites the log up to the checkpoint: %r" % [r[0] for r in rc_rows])
+    # a different seed gives a different run
+    other = train_small(tmp, "other", 23, ["--seed", "2"])
+    check(open(os.path.join(other, "checkpoint.safetensors"), "rb").read() != a,
+          "a different seed changes the run")
+
+
+def case_signal(tmp):
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        d = os.path.join(tmp, "sig%d" % sig)
+        p = subprocess.Popen([DCRW, "train", "--data", MNIST, "--out", d, "--steps", "1000000",
+                              "--progress-seconds", "0.2"] + SMALL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = ""
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            first = p.stdout.readline()
+            if first.startswith("step ") or not first:
+                break
+        check(first.startswith("step "), "a progress line before the signal")
+        p.send_signal(sig)
+        try:
+            out, err = p.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        check(p.returncode == 0, "exit 0 after signal %d (got %d, %s)" % (sig, p.returncode, err))
+        check("stopped by signal" in out, "says it stopped")
+        rc, info, err = run(["info", os.path.join(d, "checkpoint.safetensors")])
+        check(rc == 0, "the checkpoint loads after signal %d: %s" % (sig, err))
+        step = int(info_fields(info).get("step", "0"))
+        _, rows = read_log(d)
+        check(step >= 1 and max(int(r[0]) for r in rows) == step,
+              "the log reaches the saved step %d" % step)
+        check(not [f for f in os.listdir(d) if ".tmp." in f], "no temporary files left")
+        ok(["train", "--resume", d, "--steps", str(step + 2)])
+        check(info_fields(ok(["info", os.path.join(d, "checkpoint.safetensors")])).get("step")
+              == str(step + 2), "the interrupted run resumes")
+
+
+    # SIGKILL cannot be caught: the periodic checkpoint is what survives, and
+    # the log rows written after it are dropped when the run resumes
+    d = os.path.join(tmp, "killed")
+    p = subprocess.Popen([DCRW, "train", "--data", MNIST, "--out", d, "--steps", "1000000",
+                          "--progress-seconds", "0", "--checkpoint-minutes", "0.002"] + SMALL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = 0
+    while seen < 40:
+        line = p.stdout.readline()
+        if not line:
+            break
+        seen += line.startswith("step ")
+    p.kill()
+    p.communicate()
+    check(seen == 40, "training ran before the kill")
+    rc, info, err = run(["info", os.path.join(d, "checkpoint.safetensors")])
+    check(rc == 0, "the periodic checkpoint loads after SIGKILL: %s" % err)
+    step = int(info_fields(info).get("step", "0"))
+    check(step >= 1, "a periodic checkpoint was saved (step %d)" % step)
+    ok(["train", "--resume", d, "--steps", str(step + 3)])
+    _, rows = read_log(d)
+    check([int(r[0]) for r in rows if r[2] != ""] == list(range(1, step + 4)),
+          "after the resume the log has one row per step")
+
+
+def parse_eval(out):
+    v = {}
+    for key in ("Lx", "Lz", "L"):
+        m = re.search(r"^%s\s+(-?[\d.]+) nats" % key, out, re.M)
+        v[key] = float(m.group(1)) if m else None
+    m = re.search(r"^L\s+[\d.]+ nats \(standard error ([\d.]+)\)", out, re.M)
+    v["se"] = float(m.group(1)) if m else None
+    m = re.search(r"^IW bound\s+([\d.]+) nats \(K = (\d+), standard error ([\d.]+)\)", out, re.M)
+    if m:
+        v["iw"], v["K"], v["iw_se"] = float(m.group(1)), int(m.group(2)), float(m.group(3))
+    return v
+
+
+def case_eval(tmp):
+    d = train_small(tmp, "run", 40)
+    ck = os.path.join(d, "checkpoint.safetensors")
+    out = ok(["eval", "--model", ck, "--data", MNIST, "--n", "300"])
+    e = parse_eval(out)
+    check(None not in e.values() and abs(e["Lx"] + e["Lz"] - e["L"]) < 2e-3 and e["Lz"] > 0,
+          "eval prints Lx, Lz, L = Lx + Lz: %r" % e)
+    check("300 images" in out and "seed 12345" in out, "eval names its images and seed")
+    check(ok(["eval", "--model", ck, "--data", MNIST, "--n", "300"]) == out,
+          "eval is deterministic")
+    e100 = parse_eval(ok(["eval", "--model", ck, "--data", MNIST, "--n", "100"]))
+    check(e100["L"] != e["L"], "a different subset gives a different bound")
+    tr = parse_eval(ok(["eval", "--model", ck, "--data", MNIST, "--n", "300", "--split",
+                        "train"]))
+    check(tr["L"] != e["L"], "--split train evaluates other images")
+    # importance sampling: K=1 is the bound in expectation, K=20 is tighter
+    k1 = parse_eval(ok(["eval", "--model", ck, "--data", MNIST, "--n", "300",
+                        "--importance", "1"]))
+    k20 = parse_eval(ok(["eval", "--model", ck, "--data", MNIST, "--n", "300",
+                         "--importance", "20"]))
+    check(k1.get("K") == 1 and k20.get("K") == 20, "IW bound printed with K")
+    check(abs(k1["iw"] - e["L"]) < 4 * e["se"] + 0.5,
+          "K=1 importance bound %.3f agrees with the ELBO %.3f" % (k1["iw"], e["L"]))
+    check(k20["iw"] < k1["iw"] and k20["iw"] < e["L"],
+          "K=20 bound %.3f is below K=1 %.3f and the ELBO %.3f" % (k20["iw"], k1["iw"], e["L"]))
+    check(0 < k20["iw_se"] < 20, "standard error is reported")
+    # a trained model beats an untrained one on the test set
+    d0 = train_small(tmp, "run0", 1)
+    e0 = parse_eval(ok(["eval", "--model", os.path.join(d0, "checkpoint.safetensors"),
+                        "--data", MNIST, "--n", "300"]))
+    check(e["L"] < e0["L"] - 20, "training lowers the test bound (%.1f vs %.1f)" % (e["L"],
+                                                                                    e0["L"]))
+
+
+def case_pictures(tmp):
+    if not HAVE_PNG:
+        d = train_small(tmp, "run", 2)
+        rc, out, err = run(["sample", "--model", os.path.join(d, "checkpoint.safetensors"),
+                            "--out", os.path.join(tmp, "s.png")])
+        check(rc == 2 and "libpng" in err, "without libpng: exit 2 naming it")
+        return
+    d = train_small(tmp, "run", 30)
+    ck = os.path.join(d, "checkpoint.safetensors")
+    # the grid: 16 samples, 4 columns, 28*2 pixel cells
+    s = os.path.join(tmp, "s.png")
+    ok(["sample", "--model", ck, "--n", "16", "--out", s])
+    w, h, ch, rows = png_decode(s)
+    check((w, h, ch) == grid(4, 4, 56) + (1,), "sample grid size %r" % ((w, h, ch),))
+    cell = [rows[2 + y][2 + x] for y in range(56) for x in range(56)]
+    check(max(cell) - min(cell) > 50, "a sample has contrast")
+    # ceil(sqrt(10)) = 4 columns, 3 rows, scale 3
+    ok(["sample", "--model", ck, "--n", "10", "--scale", "3", "--out", s])
+    check(png_decode(s)[:2] == grid(4, 3, 84), "10 samples: 4 x 3 grid")
+    # reproducible by seed
+    a, b, c = (os.path.join(tmp, n) for n in ("a.png", "b.png", "c.png"))
+    ok(["sample", "--model", ck, "--n", "4", "--seed", "5", "--out", a])
+    ok(["sample", "--model", ck, "--n", "4", "--seed", "5", "--out", b])
+    ok(["sample", "--model", ck, "--n", "4", "--seed", "6", "--out", c])
+    check(open(a, "rb").read() == open(b, "rb").read(), "the same seed, the same picture")
+    check(open(a, "rb").read() != open(c, "rb").read(), "another seed, another picture")
+    # glimpse rows: one row per sample, one column per glimpse
+    g = os.path.join(tmp, "g.png")
+    ok(["sample", "--model", ck, "--n", "5", "--glimpses", "1,3", "--out", g])
+    check(png_decode(g)[:2] == grid(2, 5, 56), "--glimpses 1,3: 2 columns x 5 rows")
+    ok(["sample", "--model", ck, "--n", "2", "--glimpses", "all", "--out", g])
+    gw, gh, _, grows = png_decode(g)
+    check((gw, gh) == grid(3, 2, 56), "--glimpses all: T=3 columns")
+    # the last glimpse column is the grid's image: sample 0 of the same seed
+    ok(["sample", "--model", ck, "--n", "2", "--out", s])
+    _, _, _, srows = png_decode(s)
+    last = [grows[2 + y][2 + 2 * 58 + x] for y in range(56) for x in range(56)]
+    first = [srows[2 + y][2 + x] for y in range(56) for x in range(56)]
+    check(last == first, "the last glimpse is the final sample")
+    if HAVE_GIF:
+        gif = os.path.join(tmp, "s.gif")
+        ok(["sample", "--model", ck, "--n", "9", "--gif", gif])
+        check(gif_info(gif) == grid(3, 3, 56) + (4,), "GIF: 3x3 grid, blank + 3 glimpses")
+    else:
+        rc, out, err = run(["sample", "--model", ck, "--gif", os.path.join(tmp, "s.gif")])
+        check(rc == 2 and "giflib" in err, "without giflib: exit 2 naming it")
+    # reconstructions: original + 3 glimpses, scale 4, RGB, windows drawn
+    r = os.path.join(tmp, "r.png")
+    ok(["reconstruct", "--model", ck, "--data", MNIST, "--n", "3", "--out", r])
+    w, h, ch, rows = png_decode(r)
+    check((w, h, ch) == grid(4, 3, 112) + (3,), "reconstruct size %r" % ((w, h, ch),))
+    px = lambda x, y: tuple(rows[y][3 * x:3 * x + 3])
+    orig = {px(2 + x, 2 + y) for y in range(112) for x in range(112)}
+    check(orig <= {(0, 0, 0), (255, 255, 255)} and len(orig) == 2,
+          "the original is a binarized image: %r" % list(orig)[:5])
+    frames = {px(2 + k * 114 + x, 2 + y) for k in (1, 2, 3) for y in range(112)
+              for x in range(112)}
+    check((255, 40, 40) in frames, "the read window is drawn in red")
+    check((255, 40, 40) not in orig and (40, 230, 40) not in orig, "no window on the original")
+    # Untrained, the first read window (placed by h_0 = 0, so only by the
+    # zero biases) is centred and covers the image (MODEL.md §3.4):
+    # gX = gY = (28+1)/2 = 14.5, delta = 27/(N-1), so the grid spans
+    # 14.5 -+ 13.5 = pixels 1..28, drawn from pixel centre to pixel centre:
+    # 4*(1-0.5) = 2 .. 4*(28-0.5) = 110 in the 112-pixel cell.
+    fresh = train_small(tmp, "fresh", 1, ["--lr", "1e-9"])
+    fck = os.path.join(fresh, "checkpoint.safetensors")
+    ok(["reconstruct", "--model", fck, "--data", MNIST, "--n", "1", "--glimpses", "1",
+        "--windows", "read", "--out", r])
+    w, h, ch, rows = png_decode(r)
+    red, green = (255, 40, 40), (40, 230, 40)
+    x0, y0 = 2 + 114, 2
+    edge = [px(x0 + x, y0 + 2) for x in range(2, 111)] + \
+           [px(x0 + x, y0 + 110) for x in range(2, 111)] + \
+           [px(x0 + 2, y0 + y) for y in range(2, 111)] + \
+           [px(x0 + 110, y0 + y) for y in range(2, 111)]
+    check(all(c == red for c in edge), "the first read window's outline")
+    inside = {px(x0 + x, y0 + y) for y in range(3, 110) for x in range(3, 110)}
+    outside = {px(x0 + x, y0 + y) for y in (0, 1, 111) for x in range(112)}
+    check(red not in inside and red not in outside and green not in inside | outside,
+          "nothing red off the outline, no green with --windows read")
+    # the write windows of an untrained model are near the same place
+    ok(["reconstruct", "--model", fck, "--data", MNIST, "--n", "1", "--windows", "write",
+        "--out", r])
+    w, h, ch, rows = png_decode(r)
+    for k in (1, 2, 3):
+        cell = [px(2 + k * 114 + x, 2 + y) for y in range(112) for x in range(112)]
+        check(cell.count(green) > 200 and red not in cell,
+              "frame %d: a green write window, no red" % k)
+    ok(["reconstruct", "--model", ck, "--data", MNIST, "--n", "2", "--glimpses", "3",
+        "--scale", "1", "--windows", "none", "--out", r])
+    w, h, ch, rows = png_decode(r)
+    check((w, h) == grid(2, 2, 28), "--glimpses 3 --scale 1")
+    check(not any(rows[y][3 * x:3 * x + 3] in (bytearray(b"\xff\x28\x28"),
+                                                 bytearray(b"\x28\xe6\x28"))
+                  for y in range(h) for x in range(w)), "--windows none draws none")
+    # a model without attention gets no rectangles
+    na = os.path.join(tmp, "noattn")
+    ok(["train", "--data", MNIST, "--out", na, "--steps", "2", "--preset", "draw-noattn",
+        "--set", "glimpses=2", "--set", "enc_size=8", "--set", "dec_size=8", "--set", "z_size=2",
+        "--train-n", "100", "--valid", "0"])
+    ok(["reconstruct", "--model", os.path.join(na, "checkpoint.safetensors"), "--data", MNIST,
+        "--n", "2", "--out", r])
+    w, h, ch, rows = png_decode(r)
+    colours = {tuple(rows[y][3 * x:3 * x + 3]) for y in range(h) for x in range(w)}
+    check(all(c[0] == c[1] == c[2] for c in colours), "no attention: only grey pixels")
+    # the plot
+    svgp = os.path.join(tmp, "p.svg")
+    out = ok(["plot", d, "--out", svgp])
+    root = ET.parse(svgp).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    check(root.tag == ns + "svg", "plot writes SVG")
+    check(len(root.findall(ns + "polyline")) == 3, "Lx, Lz and L curves")
+    _, lrows = read_log(d)
+    check(len(root.findall(ns + "circle")) == sum(1 for r in lrows if r[6] != ""),
+          "one point per held-out evaluation")
+    texts = " ".join(t.text or "" for t in root.iter(ns + "text"))
+    check("Lx" in texts and "Lz" in texts and "step" in texts, "titles and axis labels")
+    ok(["plot", d])
+    ET.parse(os.path.join(d, "losses.svg"))
+
+
+def case_info(tmp):
+    d = train_small(tmp, "run", 3)
+    out = ok(["info", os.path.join(d, "checkpoint.safetensors")])
+    f = info_fields(out)
+    check(f.get("preset") == "dcrw" and f.get("step") == "3", "preset and step")
+    for k in ("channels", "height", "width", "glimpses", "enc_size", "dec_size", "z_size",
+              "read_n", "write_n", "conv1", "conv2", "encoder", "read_attention",
+              "write_attention", "canvas_init"):
+        check(k in f, "info prints %s" % k)
+    # MODEL.md §7 for C=1, K1=K2=8, N_r=7 (CNN output 8*1*1), D=32, Z=8, N_w=5
+    want = {"enc.conv1.weight": [8, 2, 3, 3], "enc.conv1.bias": [8],
+            "enc.conv2.weight": [8, 8, 3, 3], "enc.conv2.bias": [8],
+            "q.mu.weight": [8, 8 + 32], "q.mu.bias": [8],
+            "q.logsigma.weight": [8, 40], "q.logsigma.bias": [8],
+            "dec.lstm.weight_ih": [128, 8], "dec.lstm.weight_hh": [128, 32],
+            "dec.lstm.bias": [128], "read.attn.weight": [5, 32], "read.attn.bias": [5],
+            "write.attn.weight": [5, 32], "write.attn.bias": [5],
+            "write.weight": [25, 32], "write.bias": [25]}
+    got = {}
+    for m in re.finditer(r"^  (\S+)\s+\[([\d, ]*)\]\s+(\d+)$", out, re.M):
+        got[m.group(1)] = [int(v) for v in m.group(2).split(",")]
+    check(got == want, "tensor names and shapes: %r" % got)
+    total = 0
+    for shape in want.values():
+        n = 1
+        for v in shape:
+            n *= v
+        total += n
+    check(f.get("parameters", "").startswith(str(total) + " "), "parameter count %d" % total)
+    check("optimizer state  yes" in out, "a trainer checkpoint has optimizer state")
+
+
+def case_badinput(tmp):
+    d = train_small(tmp, "run", 2)
+    ck = os.path.join(d, "checkpoint.safetensors")
+    out_dir = os.path.join(tmp, "out")
+    os.mkdir(out_dir)
+    junk = os.path.join(tmp, "junk.safetensors")
+    open(junk, "wb").write(b"this is not a checkpoint at all, just some words.\n")
+    trunc = os.path.join(tmp, "trunc.safetensors")
+    open(trunc, "wb").write(open(ck, "rb").read()[:3000])
+    # data of the wrong shape: 10x10 images, and a truncated image file
+    small = os.path.join(tmp, "small")
+    os.mkdir(small)
+    for split in ("train", "t10k"):
+        with open(os.path.join(small, split + "-images-idx3-ubyte"), "wb") as f:
+            f.write(struct.pack(">IIII", 0x803, 200, 10, 10) + bytes(200 * 100))
+    broken = os.path.join(tmp, "broken")
+    os.mkdir(broken)
+    with open(os.path.join(broken, "train-images-idx3-ubyte"), "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, 60000, 28, 28) + bytes(5000))
+    o = lambda name: os.path.join(out_dir, name)
+    cases = [
+        ([], "usage"),
+        (["frobnicate"], "unknown command"),
+        (["train", "--bogus"], "unknown option"),
+        (["train", "--steps"], "needs a value"),
+        (["train", "--data", MNIST, "--out", o("r")], "budget"),
+        (["train", "--data", os.path.join(tmp, "nope"), "--out", o("r"), "--steps", "1"],
+         "not a folder"),
+        (["train", "--data", small, "--out", o("r"), "--steps", "1"], "10x10"),
+        (["train", "--data", broken, "--out", o("r"), "--steps", "1"], "train-images"),
+        (["train", "--data", MNIST, "--out", o("r"), "--steps", "0"], "steps"),
+        (["train", "--data", MNIST, "--out", o("r"), "--steps", "-3"], "steps"),
+        (["train", "--data", MNIST, "--out", o("r"), "--steps", "1", "--batch", "0"], "batch"),
+        (["train", "--data", MNIST, "--out", o("r"), "--steps", "1", "--lr", "-1"], "lr"),
+        (["train", "--data", MNIST, "--out", o("r"), "--steps", "1", "--lr", "fast"], "lr"),
+        (["train", "--data", MNIST, "--out", o("r"), "--steps", "1", "--binarize", "maybe"],
+         "binarize"),
+        (["train", "--data", MNIST, "--out", o("r"), "--steps", "1", "--preset", "vae"],
+         "preset"),
+        (["train", "--data", MNIST, "--out", o("r"), "--steps", "1", "--valid", "60000"],
+         "valid"),
+        (["train", "--data", MNIST, "--out", o("r"), "--steps", "1", "--train-n", "59000"],
+         "train-n"),
+        (["train", "--data", MNIST, "--out", o("r"), "--steps", "1", "--threads", "-1"],
+         "threads"),
+        (["train", "--data", MNIST, "--out", os.path.join(tmp, "no", "such"), "--steps", "1"]
+         + SMALL, "cannot create"),
+        (["train", "--data", MNIST, "--out", d, "--steps", "1"], "already holds a run"),
+        (["train", "--resume", out_dir, "--steps", "1"], "run.json"),
+        (["train", "--resume", os.path.join(tmp, "nope")], "not a run folder"),
+        (["eval", "--model", junk, "--data", MNIST], "checkpoint"),
+        (["eval", "--model", trunc, "--data", MNIST], "checkpoint"),
+        (["eval", "--model", o("none"), "--data", MNIST], "checkpoint"),
+        (["eval", "--model", ck, "--data", small], "10x10"),
+        (["eval", "--model", ck, "--data", MNIST, "--importance", "0"], "importance"),
+        (["eval", "--model", ck, "--data", MNIST, "--split", "valid"], "split"),
+        (["eval", "--model", ck, "--data", MNIST, "--n", "10001"], "10000"),
+        (["eval", "--model", ck], "--data"),
+        (["sample", "--model", ck], "--out"),
+        (["sample", "--model", junk, "--out", o("s.png")], "checkpoint"),
+        (["sample", "--model", ck, "--n", "0", "--out", o("s.png")], "n"),
+        (["sample", "--model", ck, "--scale", "99", "--out", o("s.png")], "scale"),
+        (["sample", "--model", ck, "--glimpses", "4", "--out", o("s.png")], "glimpse 4"),
+        (["sample", "--model", ck, "--glimpses", "1,,2", "--out", o("s.png")], "glimpses"),
+        (["sample", "--model", ck, "--glimpses", "0", "--out", o("s.png")], "glimpse 0"),
+        (["sample", "--model", ck, "--out", os.path.join(tmp, "no", "s.png")], "s.png"),
+        (["sample", "--model", ck, "--gif", os.path.join(tmp, "no", "s.gif")], "s.gif"),
+        (["reconstruct", "--model", ck, "--data", MNIST, "--n", "1001", "--out", o("r.png")],
+         "n"),
+        (["reconstruct", "--model", ck, "--data", MNIST, "--first", "9999", "--n", "2",
+          "--out", o("r.png")], "first"),
+        (["reconstruct", "--model", ck, "--data", small, "--out", o("r.png")], "10x10"),
+        (["reconstruct", "--model", junk, "--data", MNIST, "--out", o("r.png")], "checkpoint"),
+        (["plot", out_dir], "log.csv"),
+        (["plot", junk, "--out", o("p.svg")], "not a log"),
+        (["plot"], "RUNDIR"),
+        (["info", junk], "checkpoint"),
+        (["info", trunc], "checkpoint"),
+        (["info", o("none")], "checkpoint"),
+        (["info"], "checkpoint"),
+        (["info", ck, ck], "unexpected"),
+    ]
+    before_tmp = listing(tmp)
+    for args, word in cases:
+        # a build without libpng/giflib may refuse those outputs first
+        words = [word]
+        if not HAVE_PNG and args[:1] in (["sample"], ["reconstruct"]) and any(
+                a.endswith(".png") for a in args):
+            words.append("libpng")
+        if not HAVE_GIF and any(a.endswith(".gif") for a in args):
+            words.append("giflib")
+        rc, out, err = run(args)
+        name = "dcrw " + " ".join(a.replace(tmp, "$T") for a in args)
+        check(rc == 2, "%s: exit 2 (got %d)" % (name, rc))
+        lines = err.strip().splitlines()
+        check(len(lines) >= 1 and any(w in err for w in words) and
+              (args == [] or len(lines) == 1),
+              "%s: one-line message naming %r, got %r" % (name, words, err))
+        check(listing(tmp) == before_tmp, "%s: leaves no file behind: %r" % (
+            name, listing(tmp) ^ before_tmp))
+    check(info_fields(ok(["info", ck])).get("step") == "2", "the run refused above is intact")
+
+
+CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
+        print("usage: test_cli.py {%s}" % "|".join(CASES), file=sys.stderr)
+        return 2
+    if sys.argv[1] != "usage" and not os.path.isfile(os.path.join(MNIST,
+                                                                  "train-images-idx3-ubyte")):
+        print("SKIP: no MNIST in %s (run examples/fetch-mnist.sh)" % MNIST)
+        return 77
+    tmp = tempfile.mkdtemp(prefix="dcrw-cli-")
+    try:
+        t0 = time.time()
+        CASES[sys.argv[1]](tmp)
+        print("%s: %d failures, %.1f s" % (sys.argv[1], len(failures), time.time() - t0))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

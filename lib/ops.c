@@ -56,7 +56,7 @@ static int forward(const char *fn, const dcrw_model *m, int B, const float *x, c
     if (eps && !dcrw_all_finite(eps, (size_t)m->d.T * B * m->d.Z))
         return dcrw_fail(DCRW_ENUMERIC, "%s: eps is not finite", fn);
     if ((rc = call_begin(c, fn, m, B))) return rc;
-    runner_noise noise = {eps, 0, OPS_NOISE_STREAM};
+    runner_noise noise = {eps, 0, OPS_NOISE_STREAM, 0};
     runner_forward(c->r, x, noise, out);
     return DCRW_OK;
 }
@@ -144,7 +144,7 @@ int dcrw_decode_windows(const dcrw_model *m, int B, const float *z, uint64_t see
     out.images = images;
     out.write_windows = write_windows;
     /* z = NULL: the prior N(0, I), drawn like noise */
-    runner_noise noise = {z, seed, OPS_PRIOR_STREAM};
+    runner_noise noise = {z, seed, OPS_PRIOR_STREAM, 0};
     runner_generate(c.r, noise, &out);
     call_end(&c);
     return DCRW_OK;

@@ -67,7 +67,8 @@ static const float *chunk_noise(dcrw_runner *r, int i, runner_noise noise) {
             memcpy(ps->eps + (size_t)t * ps->B * d->Z,
                    noise.eps + ((size_t)t * r->B + r->b0[i]) * d->Z, ps->B * rowz);
     } else {
-        pass_draw_noise(r->m, ps->B, noise.seed, noise.stream, (uint64_t)r->b0[i], ps->eps);
+        pass_draw_noise(r->m, ps->B, noise.seed, noise.stream, noise.first + (uint64_t)r->b0[i],
+                        ps->eps);
     }
     return ps->eps;
 }
@@ -78,6 +79,7 @@ typedef struct job {
     runner_noise noise;
     const pass_outputs *out;
     float *grad;
+    float inv_total;
     enum { FORWARD, BACKWARD, GENERATE, REDUCE } what;
 } job;
 
@@ -113,17 +115,18 @@ static void run_chunk(void *ctx, int i) {
     if (j->what == BACKWARD) {
         float *g = i == 0 ? j->grad : r->grad[i];
         memset(g, 0, r->m->lay.total * sizeof(float));
-        pass_backward(ps, x, eps, g, 1.0f / (float)r->B);
+        pass_backward(ps, x, eps, g, j->inv_total);
     }
 }
 
 void runner_forward(dcrw_runner *r, const float *x, runner_noise noise, const pass_outputs *out) {
-    job j = {r, x, noise, out, NULL, FORWARD};
+    job j = {r, x, noise, out, NULL, 0.0f, FORWARD};
     pool_run(r->pool, r->n, run_chunk, &j);
 }
 
-void runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float *grad) {
-    job j = {r, x, noise, NULL, grad, BACKWARD};
+void runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float inv_total,
+                     float *grad) {
+    job j = {r, x, noise, NULL, grad, inv_total, BACKWARD};
     pool_run(r->pool, r->n, run_chunk, &j);
     if (r->n > 1) {
         j.what = REDUCE;
@@ -132,6 +135,6 @@ void runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float *
 }
 
 void runner_generate(dcrw_runner *r, runner_noise noise, const pass_outputs *out) {
-    job j = {r, NULL, noise, out, NULL, GENERATE};
+    job j = {r, NULL, noise, out, NULL, 0.0f, GENERATE};
     pool_run(r->pool, r->n, run_chunk, &j);
 }

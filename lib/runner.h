@@ -29,19 +29,21 @@ int runner_create(dcrw_runner **out, const dcrw_model *m, int B, int threads, in
 void runner_destroy(dcrw_runner *r);
 
 /* Where the noise comes from: the caller's eps [T×B×Z], or drawn from
- * (seed, stream) and each image's index. */
+ * (seed, stream) and each image's index, first + b for image b (first > 0
+ * when this batch is one part of a larger one, as on an MPI rank). */
 typedef struct runner_noise {
     const float *eps;
-    uint64_t seed, stream;
+    uint64_t seed, stream, first;
 } runner_noise;
 
 /* Forward of §4; r->lx, r->lz get each image's losses; out (may be NULL)
  * receives whole-batch outputs. */
 void runner_forward(dcrw_runner *r, const float *x, runner_noise noise, const pass_outputs *out);
 
-/* Forward and backward of the batch mean; grad (laid out like the
- * parameters) is overwritten with the gradient. */
-void runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float *grad);
+/* Forward and backward of inv_total·Σ L over the batch (inv_total = 1/B:
+ * the batch mean); grad (laid out like the parameters) is overwritten. */
+void runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float inv_total,
+                     float *grad);
 
 /* Generation from z [T×B×Z] or the prior (noise.eps = NULL). */
 void runner_generate(dcrw_runner *r, runner_noise noise, const pass_outputs *out);

@@ -103,9 +103,17 @@ uint64_t dcrw_trainer_step_count(const dcrw_trainer *t) {
 
 int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const float *eps,
                           dcrw_loss *out) {
+    return dcrw_trainer_backward_part(t, B, x, eps, 0, B, out);
+}
+
+int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const float *eps,
+                               int64_t first, int64_t B_total, dcrw_loss *out) {
     DCRW_CHECK_ARG(t, "dcrw_trainer_backward: trainer is NULL");
     DCRW_CHECK_ARG(x, "dcrw_trainer_backward: x is NULL");
     DCRW_CHECK_ARG(B >= 1, "dcrw_trainer_backward: batch size must be >= 1, got %d", B);
+    DCRW_CHECK_ARG(first >= 0 && B_total >= B && first <= B_total - B,
+                   "dcrw_trainer_backward_part: images %lld..%lld are not within a batch of %lld",
+                   (long long)first, (long long)first + B - 1, (long long)B_total);
     const dcrw_model *m = t->m;
     t->grads_ready = 0;
     int rc = dcrw_check_images("dcrw_trainer_backward", x, (size_t)B * m->d.P);
@@ -119,8 +127,8 @@ int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const float *e
         runner_destroy(t->run);
         t->run = r;
     }
-    runner_noise noise = {eps, t->tc.seed, TRAIN_NOISE_STREAM ^ (t->step << 16)};
-    runner_backward(t->run, x, noise, t->grad);
+    runner_noise noise = {eps, t->tc.seed, TRAIN_NOISE_STREAM ^ (t->step << 16), (uint64_t)first};
+    runner_backward(t->run, x, noise, (float)(1.0 / (double)B_total), t->grad);
     double lx = 0, lz = 0;
     for (int b = 0; b < B; b++) {
         lx += t->run->lx[b];

@@ -540,6 +540,46 @@ START_TEST(test_threads_agree) {
 }
 END_TEST
 
+/* data parallelism: the parts of a batch, each on its own trainer, sum to
+ * the whole batch's gradient, and the library's noise follows the image */
+START_TEST(test_backward_parts) {
+    dcrw_config c = tiny(_i);
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 700 + _i), DCRW_OK);
+    const int B = 7, P = (int)dcrw_model_input_size(m);
+    float *x = malloc((size_t)B * P * 4);
+    tu_fill_uniform(x, (size_t)B * P, 0, 1, 71);
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    tc.seed = 3;
+    tc.threads = 1;
+    dcrw_trainer *whole, *part;
+    ck_assert_int_eq(dcrw_trainer_create(&whole, m, &tc), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_create(&part, m, &tc), DCRW_OK);
+    dcrw_loss lw, l0, l1;
+    ck_assert_int_eq(dcrw_trainer_backward(whole, B, x, NULL, &lw), DCRW_OK);
+    size_t n;
+    const float *gw = dcrw_trainer_grads(whole, &n);
+    float *sum = calloc(n, 4);
+    ck_assert_int_eq(dcrw_trainer_backward_part(part, 3, x, NULL, 0, B, &l0), DCRW_OK);
+    const float *gp = dcrw_trainer_grads(part, NULL);
+    for (size_t i = 0; i < n; i++) sum[i] = gp[i];
+    ck_assert_int_eq(dcrw_trainer_backward_part(part, 4, x + 3 * P, NULL, 3, B, &l1), DCRW_OK);
+    for (size_t i = 0; i < n; i++) sum[i] += gp[i];
+    ck_assert(fabs((3 * l0.loss + 4 * l1.loss) / B - lw.loss) < 1e-6 * lw.loss);
+    double err = tu_rel_err(sum, gw, n, 1e-6);
+    ck_assert_msg(err < 1e-5, "parts sum to the whole within %g", err);
+    ck_assert_int_eq(dcrw_trainer_backward_part(part, 4, x, NULL, 4, B, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_trainer_backward_part(part, 4, x, NULL, -1, B, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_trainer_backward_part(part, 4, x, NULL, 0, 3, NULL), DCRW_EINVAL);
+    dcrw_trainer_destroy(whole);
+    dcrw_trainer_destroy(part);
+    dcrw_model_destroy(m);
+    free(x);
+    free(sum);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
@@ -553,6 +593,7 @@ int main(void) {
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_windows_by_hand);
     tcase_add_loop_test(tc, test_threads_agree, 0, NTINY);
+    tcase_add_loop_test(tc, test_backward_parts, 0, NTINY);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

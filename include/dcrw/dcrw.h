@@ -445,6 +445,22 @@ DCRW_API void dcrw_trainer_destroy(dcrw_trainer *t);
 DCRW_API int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const float *eps,
                                    dcrw_loss *out);
 
+/**
+ * dcrw_trainer_backward() over one part of a larger batch, for data
+ * parallelism across processes: images @p first .. @p first + @p B − 1 of
+ * a global batch of @p B_total. The gradients are those of the GLOBAL
+ * batch mean restricted to these images (each image weighs 1/B_total), so
+ * that summing the trainers' dcrw_trainer_grads() over all parts (an
+ * allreduce) gives exactly the gradient of the whole batch; then every
+ * part calls dcrw_trainer_apply(). Noise drawn by the library (eps NULL)
+ * is keyed by the image's global index, so it does not depend on which
+ * part holds the image. @p out receives the means over this part.
+ * @return as dcrw_trainer_backward(); DCRW_EINVAL if the part is not
+ *         within the batch.
+ */
+DCRW_API int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const float *eps,
+                                        int64_t first, int64_t B_total, dcrw_loss *out);
+
 /** The gradient of tensor @p name (MODEL.md §7), a view valid for the trainer's life. */
 DCRW_API int dcrw_trainer_find_grad(dcrw_trainer *t, const char *name, float **data, size_t *count);
 

@@ -236,6 +236,7 @@ dcrw_train_config_default = _fn("dcrw_train_config_default", c_int, [ctypes.POIN
 dcrw_trainer_create = _fn("dcrw_trainer_create", c_int, [handlep, handle, ctypes.POINTER(TrainConfig)], True)
 dcrw_trainer_destroy = _fn("dcrw_trainer_destroy", None, [handle], False)
 dcrw_trainer_backward = _fn("dcrw_trainer_backward", c_int, [handle, c_int, f32p, f32p, ctypes.POINTER(Loss)], True)
+dcrw_trainer_backward_part = _fn("dcrw_trainer_backward_part", c_int, [handle, c_int, f32p, f32p, ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(Loss)], True)
 dcrw_trainer_find_grad = _fn("dcrw_trainer_find_grad", c_int, [handle, c_str, ctypes.POINTER(f32p), ctypes.POINTER(c_size)], True)
 dcrw_trainer_grads = _fn("dcrw_trainer_grads", f32p, [handle, ctypes.POINTER(c_size)], False)
 dcrw_trainer_apply = _fn("dcrw_trainer_apply", c_int, [handle], True)

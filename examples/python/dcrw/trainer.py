@@ -93,6 +93,17 @@ class Trainer:
         _ffi.dcrw_trainer_backward(self._ptr, B, x.ctypes.data_as(_ffi.f32p), _p(eps), ctypes.byref(out))
         return Loss(out.loss, out.lx, out.lz)
 
+    def backward_part(self, x, first, total, eps=None):
+        """backward() over images first .. first + B - 1 of a global batch
+        of `total` (data parallelism): the gradients are the global batch
+        mean's share of these images, so summing them over all parts gives
+        the whole batch's gradient. Returns the Loss means over this part."""
+        x, B, eps = self._batch(x, eps)
+        out = _ffi.Loss()
+        _ffi.dcrw_trainer_backward_part(self._ptr, B, x.ctypes.data_as(_ffi.f32p), _p(eps),
+                                        int(first), int(total), ctypes.byref(out))
+        return Loss(out.loss, out.lx, out.lz)
+
     def apply(self):
         """Clip the gradients and take one Adam step (step_count + 1)."""
         _ffi.dcrw_trainer_apply(self._ptr)

@@ -61,17 +61,23 @@ static int forward(const char *fn, const dcrw_model *m, int B, const float *x, c
     return DCRW_OK;
 }
 
+/* a forward pass whose results all go to the caller's buffers */
+static int forward_to(const char *fn, const dcrw_model *m, int B, const float *x,
+                      const float *eps, const pass_outputs *out) {
+    call c;
+    int rc = forward(fn, m, B, x, eps, out, &c);
+    if (rc) return rc;
+    call_end(&c);
+    return DCRW_OK;
+}
+
 int dcrw_encode(const dcrw_model *m, int B, const float *x, const float *eps, float *z, float *mu,
                 float *logsigma) {
     pass_outputs out = {0};
     out.z = z;
     out.mu = mu;
     out.logsigma = logsigma;
-    call c;
-    int rc = forward("dcrw_encode", m, B, x, eps, &out, &c);
-    if (rc) return rc;
-    call_end(&c);
-    return DCRW_OK;
+    return forward_to("dcrw_encode", m, B, x, eps, &out);
 }
 
 int dcrw_reconstruct(const dcrw_model *m, int B, const float *x, const float *eps, float *images,
@@ -87,11 +93,7 @@ int dcrw_reconstruct_windows(const dcrw_model *m, int B, const float *x, const f
     out.images = images;
     out.read_windows = read_windows;
     out.write_windows = write_windows;
-    call c;
-    int rc = forward("dcrw_reconstruct", m, B, x, eps, &out, &c);
-    if (rc) return rc;
-    call_end(&c);
-    return DCRW_OK;
+    return forward_to("dcrw_reconstruct", m, B, x, eps, &out);
 }
 
 int dcrw_evaluate_images(const dcrw_model *m, int B, const float *x, const float *eps, double *lx,

@@ -147,22 +147,39 @@ static float load_f32le(const uint8_t *p) {
     return x;
 }
 
-int ckpt_copy_tensor(const st_file *f, const char *name, int ndim, const int64_t *shape,
-                     float *dst) {
-    DCRW_CHECK_ARG(f && name && (shape || ndim == 0), "checkpoint: NULL argument");
-    DCRW_CHECK_ARG(ndim >= 0 && ndim <= ST_MAX_DIMS, "checkpoint: ndim %d", ndim);
+/* The tensor `name` of f if it is F32 with exactly this shape; else NULL
+ * with the error recorded in *rc. */
+static const st_tensor *check_tensor(const st_file *f, const char *name, int ndim,
+                                     const int64_t *shape, int *rc) {
     const st_tensor *t = st_find(f, name);
-    if (!t) return dcrw_fail(DCRW_ENOTFOUND, "missing tensor %.80s", name);
-    if (t->dtype != ST_F32)
-        return dcrw_fail(DCRW_EUNSUPPORTED, "%.80s: dtype %s, expected F32", name, t->dtype_name);
+    *rc = DCRW_OK;
+    if (!t) {
+        *rc = dcrw_fail(DCRW_ENOTFOUND, "missing tensor %.80s", name);
+        return NULL;
+    }
+    if (t->dtype != ST_F32) {
+        *rc = dcrw_fail(DCRW_EUNSUPPORTED, "%.80s: dtype %s, expected F32", name, t->dtype_name);
+        return NULL;
+    }
     int same = t->ndim == ndim;
     for (int k = 0; same && k < ndim; k++) same = t->shape[k] == shape[k];
     if (!same) {
         char want[160], have[160];
         shape_str(want, sizeof want, ndim, shape);
         shape_str(have, sizeof have, t->ndim, t->shape);
-        return dcrw_fail(DCRW_ESHAPE, "%.80s: expected %s, file has %s", name, want, have);
+        *rc = dcrw_fail(DCRW_ESHAPE, "%.80s: expected %s, file has %s", name, want, have);
+        return NULL;
     }
+    return t;
+}
+
+int ckpt_copy_tensor(const st_file *f, const char *name, int ndim, const int64_t *shape,
+                     float *dst) {
+    DCRW_CHECK_ARG(f && name && (shape || ndim == 0), "checkpoint: NULL argument");
+    DCRW_CHECK_ARG(ndim >= 0 && ndim <= ST_MAX_DIMS, "checkpoint: ndim %d", ndim);
+    int rc;
+    const st_tensor *t = check_tensor(f, name, ndim, shape, &rc);
+    if (!t) return rc;
     /* the container checked that the byte span matches dtype × shape */
     size_t count = (size_t)(t->end - t->begin) / 4;
     DCRW_CHECK_ARG(dst || count == 0, "checkpoint: dst is NULL");
@@ -271,6 +288,21 @@ int ckpt_model_from_file(const st_file *f, dcrw_model **out) {
     dcrw_config cfg;
     int rc = config_from_meta(f, &cfg);
     if (rc) return rc;
+    /* Every tensor the configuration needs must be in the file, with its
+     * shape, BEFORE anything is allocated: the parameters' size then is
+     * bounded by the file's, and a small file that declares a huge model is
+     * refused instead of costing gigabytes (found by the fuzzer). */
+    dcrw_dims d;
+    rc = dcrw_dims_from_config(&cfg, &d);
+    if (!rc) {
+        dcrw_layout lay;
+        dcrw_layout_init(&lay, &d);
+        for (int i = 0; i < lay.ntensors && !rc; i++) {
+            const dcrw_tensor_info *t = &lay.t[lay.order[i]];
+            check_tensor(f, dcrw_tensor_names[lay.order[i]], t->ndim, t->shape, &rc);
+        }
+        if (rc) return rc;
+    }
     dcrw_model *m;
     rc = dcrw_model_alloc(&m, &cfg);
     if (rc == DCRW_EINVAL || rc == DCRW_ECONFIG) {

@@ -225,11 +225,10 @@ static void decoder_step(dcrw_pass *ps, int t, const float *z_t) {
     const int B = ps->B, D = d->D;
     const size_t BP = (size_t)B * d->P, BD = (size_t)B * D;
     float *g = SLOT(ps, gd, t, BD * 4), *h = SLOT(ps, hd, t + 1, BD);
-    bias_rows(B, 4 * D, p->dec_b, g, 4 * D);
-    gemm_nt(B, 4 * D, d->Z, z_t, d->Z, p->dec_wih, d->Z, 1.0f, g, 4 * D);
+    gemm_nt(B, 4 * D, d->Z, z_t, d->Z, p->dec_wih, d->Z, 0.0f, g, 4 * D);
     gemm_nt(B, 4 * D, D, SLOT(ps, hd, t, BD), D, p->dec_whh, D, 1.0f, g, 4 * D);
-    lstm_cell_forward(B, D, g, SLOT(ps, sd, t, BD), SLOT(ps, sd, t + 1, BD), SLOT(ps, td, t, BD),
-                      h);
+    lstm_cell_forward(B, D, g, p->dec_b, 0, SLOT(ps, sd, t, BD), SLOT(ps, sd, t + 1, BD),
+                      SLOT(ps, td, t, BD), h);
 
     float *w = SLOT(ps, w, t, (size_t)B * d->Wout);
     dense_forward(B, D, d->Wout, h, D, p->write_w, p->write_b, w, d->Wout);
@@ -325,14 +324,12 @@ void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_ou
                 float *g = SLOT(ps, ge, t, BE * 4);
                 if (d->ra) copy_rows(B, d->R, r, d->R, u, ps->Us);
                 copy_rows(B, D, hdp, D, u + ps->Us - D, ps->Us);
-                if (d->ra)
-                    bias_rows(B, 4 * E, p->enc_b, g, 4 * E);
-                else
-                    memcpy(g, ps->xq, BE * 4 * sizeof(float));
-                gemm_nt(B, 4 * E, ps->Us, u, ps->Us, p->enc_wih + ps->ucol, d->Rin, 1.0f, g, 4 * E);
+                gemm_nt(B, 4 * E, ps->Us, u, ps->Us, p->enc_wih + ps->ucol, d->Rin, 0.0f, g, 4 * E);
                 gemm_nt(B, 4 * E, E, SLOT(ps, he, t, BE), E, p->enc_whh, E, 1.0f, g, 4 * E);
-                lstm_cell_forward(B, E, g, SLOT(ps, se, t, BE), SLOT(ps, se, t + 1, BE),
-                                  SLOT(ps, te, t, BE), SLOT(ps, he, t + 1, BE));
+                /* the bias, or without read attention the hoisted x·W_xᵀ + b rows */
+                lstm_cell_forward(B, E, g, d->ra ? p->enc_b : ps->xq, d->ra ? 0 : 4 * E,
+                                  SLOT(ps, se, t, BE), SLOT(ps, se, t + 1, BE), SLOT(ps, te, t, BE),
+                                  SLOT(ps, he, t + 1, BE));
                 e = SLOT(ps, he, t + 1, BE);
                 lde = E;
             } else {

@@ -7,11 +7,11 @@
 #include "vmath.h"
 
 DCRW_VECTOR_CLONES
-static void cell_row(int S, float *restrict q, const float *restrict sp, float *restrict s,
-                     float *restrict th, float *restrict h) {
+static void cell_row(int S, float *restrict q, const float *restrict a, const float *restrict sp,
+                     float *restrict s, float *restrict th, float *restrict h) {
     for (int k = 0; k < S; k++) {
-        float i = vsigmoidf(q[k]), f = vsigmoidf(q[S + k]), g = vtanhf(q[2 * S + k]),
-              o = vsigmoidf(q[3 * S + k]);
+        float i = vsigmoidf(q[k] + a[k]), f = vsigmoidf(q[S + k] + a[S + k]),
+              g = vtanhf(q[2 * S + k] + a[2 * S + k]), o = vsigmoidf(q[3 * S + k] + a[3 * S + k]);
         float sn = i * g + f * sp[k];
         float t = vtanhf(sn);
         q[k] = i;
@@ -24,11 +24,11 @@ static void cell_row(int S, float *restrict q, const float *restrict sp, float *
     }
 }
 
-void lstm_cell_forward(int B, int S, float *gates, const float *s_prev, float *s, float *tanh_s,
-                       float *h) {
+void lstm_cell_forward(int B, int S, float *gates, const float *add, int ld_add,
+                       const float *s_prev, float *s, float *tanh_s, float *h) {
     for (int b = 0; b < B; b++) {
         const size_t r = (size_t)b * S;
-        cell_row(S, gates + 4 * r, s_prev + r, s + r, tanh_s + r, h + r);
+        cell_row(S, gates + 4 * r, add + (size_t)b * ld_add, s_prev + r, s + r, tanh_s + r, h + r);
     }
 }
 

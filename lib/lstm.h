@@ -9,12 +9,16 @@
 #ifndef DCRW_LIB_LSTM_H
 #define DCRW_LIB_LSTM_H
 
-/* gates: in = pre-activations q, out = σ(q_i), σ(q_f), tanh(q_g), σ(q_o).
+/* gates: in = the matrix products of the pre-activations, to which row b of
+ * add (add + b·ld_add: ld_add = 0 broadcasts one bias vector of 4S, ld_add =
+ * 4S adds a per-row term such as a hoisted input product) is added, giving
+ * q; out = σ(q_i), σ(q_f), tanh(q_g), σ(q_o). Folding the bias in here saves
+ * writing it into the gates before the sgemm adds onto it.
  * s = f⊙s_prev + i⊙g; tanh_s = tanh(s); h = o⊙tanh_s. No pointer may be
  * NULL (the first step passes a zero state): the loops stay branch-free.
  * Everything the backward needs (gates, s_prev, tanh_s) stays in place. */
-void lstm_cell_forward(int B, int S, float *gates, const float *s_prev, float *s, float *tanh_s,
-                       float *h);
+void lstm_cell_forward(int B, int S, float *gates, const float *add, int ld_add,
+                       const float *s_prev, float *s, float *tanh_s, float *h);
 
 /* Backward of lstm_cell_forward. dh [B×S] is dL/dh_t. ds [B×S] holds dL/ds_t
  * from the later steps on entry and dL/ds_{t-1} on return. gates: in = the

@@ -62,8 +62,8 @@ static int forward(const char *fn, const dcrw_model *m, int B, const float *x, c
 }
 
 /* a forward pass whose results all go to the caller's buffers */
-static int forward_to(const char *fn, const dcrw_model *m, int B, const float *x,
-                      const float *eps, const pass_outputs *out) {
+static int forward_to(const char *fn, const dcrw_model *m, int B, const float *x, const float *eps,
+                      const pass_outputs *out) {
     call c;
     int rc = forward(fn, m, B, x, eps, out, &c);
     if (rc) return rc;

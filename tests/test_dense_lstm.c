@@ -9,11 +9,14 @@
 #include "lstm.h"
 #include "testutil.h"
 
+static const float zero4[4] = {0, 0, 0, 0};
+static const float zero16[16] = {0};
+
 /* S = 1, B = 2, with pre-activations chosen so every gate is a round number */
 START_TEST(test_lstm_hand) {
     float q[8] = {0, 0, 0, 0, logf(3.0f), -logf(3.0f), atanhf(0.5f), 0};
     float s_prev[2] = {1.0f, 2.0f}, s[2], th[2], h[2];
-    lstm_cell_forward(2, 1, q, s_prev, s, th, h);
+    lstm_cell_forward(2, 1, q, zero4, 0, s_prev, s, th, h);
     /* row 0: i = f = o = 1/2, g = 0: s = 1/2, h = tanh(1/2)/2 */
     ck_assert_float_eq_tol(s[0], 0.5f, 1e-7f);
     ck_assert_float_eq_tol(h[0], 0.5f * 0.46211715726f, 1e-7f);
@@ -25,7 +28,7 @@ START_TEST(test_lstm_hand) {
     ck_assert_float_eq_tol(h[1], 0.5f * (float)tanh(0.875), 1e-6f);
     /* a zero previous state: the forget gate has nothing to keep */
     float q2[4] = {0, 5, 0, 0}, zero = 0.0f, s2, t2, h2;
-    lstm_cell_forward(1, 1, q2, &zero, &s2, &t2, &h2);
+    lstm_cell_forward(1, 1, q2, zero4, 0, &zero, &s2, &t2, &h2);
     ck_assert_float_eq(s2, 0.0f);
 }
 END_TEST
@@ -47,7 +50,7 @@ START_TEST(test_lstm_step_weights) {
     for (int k = 0; k < 4; k++) ck_assert_float_eq_tol(qa[k], expect[k], 1e-6f);
     float s, th, h;
     float sp = 0.5f;
-    lstm_cell_forward(1, 1, qa, &sp, &s, &th, &h);
+    lstm_cell_forward(1, 1, qa, zero4, 0, &sp, &s, &th, &h);
     double i = 1 / (1 + exp(0.5)), f = 0.5, g = tanh(0.5), o = 1 / (1 + exp(-3.0));
     ck_assert_float_eq_tol(s, (float)(f * 0.5 + i * g), 1e-6f);
     ck_assert_float_eq_tol(h, (float)(o * tanh(f * 0.5 + i * g)), 1e-6f);
@@ -59,7 +62,7 @@ static double lstm_loss(int B, int S, const float *q0, const float *sp, const fl
     float *q = malloc((size_t)B * 4 * S * 4), *s = malloc((size_t)B * S * 4),
           *t = malloc((size_t)B * S * 4), *h = malloc((size_t)B * S * 4);
     memcpy(q, q0, (size_t)B * 4 * S * 4);
-    lstm_cell_forward(B, S, q, sp, s, t, h);
+    lstm_cell_forward(B, S, q, zero16, 0, sp, s, t, h);
     double L = 0;
     for (int i = 0; i < B * S; i++) L += (double)h[i] * R1[i] + (double)s[i] * R2[i];
     free(q), free(s), free(t), free(h);
@@ -76,7 +79,7 @@ START_TEST(test_lstm_backward_fd) {
     tu_fill_uniform(R1, 12, -1, 1, 3);
     tu_fill_uniform(R2, 12, -1, 1, 4);
     memcpy(q, q0, sizeof q);
-    lstm_cell_forward(B, S, q, sp, s, t, h);
+    lstm_cell_forward(B, S, q, zero16, 0, sp, s, t, h);
     memcpy(ds, R2, sizeof ds);
     lstm_cell_backward(B, S, q, sp, t, R1, ds);
     const float eps = 1e-2f;

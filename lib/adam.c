@@ -14,6 +14,29 @@ void grad_scale(float *g, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) g[i] *= scale;
 }
 
+/* One Adam update of element i, the same arithmetic in both passes below.
+ * m / (√v̂ + ε) is formed before the step size multiplies it, so a large
+ * learning rate cannot overflow an intermediate product. */
+static inline float adam_new_param(float p, float mi, float vi, float eps, float step_size,
+                                   float inv_sqrt_bc2) {
+    return p - step_size * (mi / (sqrtf(vi) * inv_sqrt_bc2 + eps));
+}
+
+/* 1 if every updated parameter would be finite; writes nothing */
+DCRW_VECTOR_CLONES
+static int adam_check(size_t n, const float *restrict param, const float *restrict grad,
+                      const float *restrict m, const float *restrict v, float beta1, float beta2,
+                      float eps, float step_size, float inv_sqrt_bc2) {
+    float acc = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i];
+        float mi = beta1 * m[i] + (1.0f - beta1) * g;
+        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+        acc += adam_new_param(param[i], mi, vi, eps, step_size, inv_sqrt_bc2) * 0.0f;
+    }
+    return acc == 0.0f;
+}
+
 DCRW_VECTOR_CLONES
 static void adam_kernel(size_t n, float *restrict param, const float *restrict grad,
                         float *restrict m, float *restrict v, float beta1, float beta2, float eps,
@@ -24,16 +47,22 @@ static void adam_kernel(size_t n, float *restrict param, const float *restrict g
         float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
         m[i] = mi;
         v[i] = vi;
-        param[i] -= step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+        param[i] = adam_new_param(param[i], mi, vi, eps, step_size, inv_sqrt_bc2);
     }
 }
 
-void adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr,
-                 float beta1, float beta2, float eps, uint64_t step) {
+int adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr,
+                float beta1, float beta2, float eps, uint64_t step) {
     /* bias corrections in double: 1 − β^t loses digits in float for small t */
     const double bc1 = 1.0 - pow(beta1, (double)step);
     const double bc2 = 1.0 - pow(beta2, (double)step);
     const float step_size = (float)(lr / bc1);
     const float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
+    /* a second pass over the moments costs ~1% of a step and makes an
+     * update all or nothing: never a NaN or inf in the model */
+    if (!isfinite(step_size) ||
+        !adam_check(n, param, grad, m, v, beta1, beta2, eps, step_size, inv_sqrt_bc2))
+        return -1;
     adam_kernel(n, param, grad, m, v, beta1, beta2, eps, step_size, inv_sqrt_bc2);
+    return 0;
 }

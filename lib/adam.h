@@ -12,8 +12,9 @@ double grad_norm(const float *g, size_t n);
 /* g *= scale */
 void grad_scale(float *g, size_t n, float scale);
 
-/* One Adam step number `step` (1-based) on n parameters. */
-void adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr,
-                 float beta1, float beta2, float eps, uint64_t step);
+/* One Adam step number `step` (1-based) on n parameters. Returns −1, and
+ * changes nothing, if any updated parameter would not be finite. */
+int adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr,
+                float beta1, float beta2, float eps, uint64_t step);
 
 #endif

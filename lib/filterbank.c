@@ -61,11 +61,12 @@ void fb_windows(int B, int N, int H, int W, const float *p5, float *win) {
         const float *p = p5 + (size_t)b * 5;
         fb_geom g = geom(N, H, W, p);
         float *o = win + (size_t)b * 5;
-        o[0] = (float)g.gX;
-        o[1] = (float)g.gY;
-        o[2] = (float)g.delta;
-        o[3] = (float)g.sigma2;
-        o[4] = (float)exp(clamp_log(p[4]));
+        /* δ can exceed float's range under the exp() guard: saturate */
+        o[0] = sat(g.gX);
+        o[1] = sat(g.gY);
+        o[2] = sat(g.delta);
+        o[3] = sat(g.sigma2);
+        o[4] = sat(exp(clamp_log(p[4])));
     }
 }
 

@@ -61,6 +61,27 @@ static int forward(const char *fn, const dcrw_model *m, int B, const float *x, c
     return DCRW_OK;
 }
 
+/* Parameters that are finite but huge (a diverged run) can still overflow
+ * the forward pass: say so rather than hand back infinities. */
+static int check_outputs(const char *fn, const dcrw_model *m, int B, const pass_outputs *o) {
+    const size_t T = (size_t)m->d.T, b = (size_t)B;
+    const struct {
+        const float *p;
+        size_t n;
+        const char *what;
+    } outs[] = {{o->z, T * b * m->d.Z, "z"},
+                {o->mu, T * b * m->d.Z, "mu"},
+                {o->logsigma, T * b * m->d.Z, "logsigma"},
+                {o->canvases, T * b * m->d.P, "canvases"},
+                {o->images, b * m->d.P, "images"},
+                {m->d.ra ? o->read_windows : NULL, T * b * 5, "read windows"},
+                {m->d.wa ? o->write_windows : NULL, T * b * 5, "write windows"}};
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++)
+        if (outs[i].p && !dcrw_all_finite(outs[i].p, outs[i].n))
+            return dcrw_fail(DCRW_ENUMERIC, "%s: the model's %s are not finite", fn, outs[i].what);
+    return DCRW_OK;
+}
+
 /* a forward pass whose results all go to the caller's buffers */
 static int forward_to(const char *fn, const dcrw_model *m, int B, const float *x, const float *eps,
                       const pass_outputs *out) {
@@ -68,7 +89,7 @@ static int forward_to(const char *fn, const dcrw_model *m, int B, const float *x
     int rc = forward(fn, m, B, x, eps, out, &c);
     if (rc) return rc;
     call_end(&c);
-    return DCRW_OK;
+    return check_outputs(fn, m, B, out);
 }
 
 int dcrw_encode(const dcrw_model *m, int B, const float *x, const float *eps, float *z, float *mu,
@@ -149,5 +170,5 @@ int dcrw_decode_windows(const dcrw_model *m, int B, const float *z, uint64_t see
     runner_noise noise = {z, seed, OPS_PRIOR_STREAM, 0};
     runner_generate(c.r, noise, &out);
     call_end(&c);
-    return DCRW_OK;
+    return check_outputs("dcrw_decode", m, B, &out);
 }

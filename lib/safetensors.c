@@ -670,6 +670,7 @@ int st_write_atomic(const char *path, const st_out *tensors, int ntensors,
     if ((rc = build_header(&hb, tensors, ntensors, meta_keys, meta_vals, nmeta))) goto out;
     size_t plen = strlen(path);
     tmp = dcrw_alloc(plen + 16);
+    if (tmp) tmp[0] = '\0'; /* nothing to unlink until mkstemp made it */
     dir = dir_of(path);
     if (!tmp || !dir) {
         rc = DCRW_ENOMEM;

@@ -180,10 +180,14 @@ int dcrw_trainer_apply(dcrw_trainer *t) {
         double coef = t->tc.clip_norm / (norm + 1e-6);
         if (coef < 1.0) grad_scale(t->grad, n, (float)coef);
     }
-    t->step++;
-    adam_update(n, t->m->params, t->grad, t->am, t->av, t->tc.learning_rate, t->tc.beta1,
-                t->tc.beta2, t->tc.adam_eps, t->step);
     t->grads_ready = 0;
+    if (adam_update(n, t->m->params, t->grad, t->am, t->av, t->tc.learning_rate, t->tc.beta1,
+                    t->tc.beta2, t->tc.adam_eps, t->step + 1))
+        return dcrw_fail(DCRW_ENUMERIC,
+                         "dcrw_trainer_apply: the update would make a parameter non-finite "
+                         "(learning rate %g); nothing changed",
+                         (double)t->tc.learning_rate);
+    t->step++;
     return DCRW_OK;
 }
 

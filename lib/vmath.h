@@ -6,7 +6,7 @@
  * vexpf: Cephes' expf (range reduction by ln 2 in two parts, degree-6
  * polynomial), error below 2 ulp for x in [−87.3, 88.3]; outside that the
  * argument is clamped, so the result saturates at ~1.2e-38 and ~2.1e38
- * instead of 0 and inf (no inf/inf or 0·inf further on). The rounding to
+ * instead of 0 and inf (no inf/inf or 0·inf further on); NaN stays NaN. The rounding to
  * the nearest integer uses the 1.5·2^23 trick, exact for |x| < 2^22. */
 #ifndef DCRW_LIB_VMATH_H
 #define DCRW_LIB_VMATH_H
@@ -24,9 +24,11 @@
 #define DCRW_VECTOR_CLONES
 #endif
 
-static inline float vexpf(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.3f ? 88.3f : x;
+static inline float vexpf(float x0) {
+    /* written so that NaN takes the clamp (the integer conversion below of
+     * a NaN would be undefined) and is restored at the end */
+    float x = x0 > -87.3f ? x0 : -87.3f;
+    x = x < 88.3f ? x : 88.3f;
     const float big = 12582912.0f; /* 1.5·2^23 */
     float n = (x * 1.44269504088896341f + big) - big;
     float r = x - n * 0.693359375f;
@@ -41,7 +43,7 @@ static inline float vexpf(float x) {
     int32_t e = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &e, sizeof scale);
-    return y * scale;
+    return x0 != x0 ? x0 : y * scale;
 }
 
 static inline float vsigmoidf(float x) {

@@ -319,7 +319,8 @@ DCRW_API int dcrw_write(const dcrw_model *m, int B, const float *h_dec, float *d
  *                 any may be NULL. For dcrw-noread μ and log σ repeat for
  *                 every t (the encoder runs once).
  * @return DCRW_OK, DCRW_EINVAL (NULL model or x, B < 1, a pixel outside
- *         [0, 1]), DCRW_ENUMERIC (NaN in x or eps), DCRW_ENOMEM.
+ *         [0, 1]), DCRW_ENUMERIC (NaN in x or eps, or parameters so large
+ *         that an output overflows), DCRW_ENOMEM.
  */
 DCRW_API int dcrw_encode(const dcrw_model *m, int B, const float *x, const float *eps, float *z,
                          float *mu, float *logsigma);
@@ -331,7 +332,8 @@ DCRW_API int dcrw_encode(const dcrw_model *m, int B, const float *x, const float
  * @param images   [B×P] out: σ(c_T), the Bernoulli means; may be NULL
  * @param canvases [T×B×P] out: σ(c_t) after every glimpse; may be NULL
  *                 (not both)
- * @return DCRW_OK, DCRW_EINVAL, DCRW_ENUMERIC (NaN in z), DCRW_ENOMEM.
+ * @return DCRW_OK, DCRW_EINVAL, DCRW_ENUMERIC (NaN in z, or an output
+ *         that overflows), DCRW_ENOMEM.
  */
 DCRW_API int dcrw_decode(const dcrw_model *m, int B, const float *z, uint64_t seed, float *images,
                          float *canvases);
@@ -475,9 +477,11 @@ DCRW_API float *dcrw_trainer_grads(dcrw_trainer *t, size_t *count);
  * Clip the gradients to the global norm clip_norm (scale by
  * clip_norm / (norm + 1e-6) when that is below 1, as PyTorch's
  * clip_grad_norm_), then one Adam step with bias correction; increments the
- * step count. @return DCRW_OK; DCRW_ENUMERIC if a gradient is not finite, or
- * if no gradients were computed since the last apply, leaving the model's
- * parameters, the moments and the step count untouched; DCRW_EINVAL.
+ * step count. @return DCRW_OK; DCRW_ENUMERIC if a gradient is not finite,
+ * if the update would make a parameter non-finite (an absurd learning
+ * rate), or if no gradients were computed since the last apply, leaving the
+ * model's parameters, the moments and the step count untouched;
+ * DCRW_EINVAL.
  */
 DCRW_API int dcrw_trainer_apply(dcrw_trainer *t);
 

@@ -5,7 +5,17 @@
  * from (seed, epoch); the binarization of step s is keyed by (seed, s); the
  * noise comes from the trainer, keyed by its seed and step count. So the
  * checkpoint's step count is all the state there is besides the trainer,
- * and --resume continues bit for bit. */
+ * and --resume continues bit for bit.
+ *
+ * Under mpirun (dist.h) every process trains the same model on its share of
+ * each global batch: process r of K takes the contiguous images
+ * [r·(B/K) + min(r, B%K), +B/K + (r < B%K)), the first B%K processes one
+ * more, which is how the library splits a batch among threads, so K
+ * processes of one thread reproduce one process of K threads. The gradients
+ * are summed across the processes once per step and every process applies
+ * the same update; process 0 alone writes the run folder, evaluates and
+ * prints, and decides when to stop. The checkpoint holds nothing that
+ * depends on K. */
 /* realpath() and SA_RESETHAND are XSI */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
@@ -19,6 +29,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "dist.h"
 
 #define BINARIZE_KEY 0x62696e6172697a65ull /* keeps the step keys apart from others */
 #define EPOCH_KEY 0x65706f6368730000ull
@@ -47,42 +58,48 @@ static void on_signal(int sig) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: dcrw train --preset NAME --data DIR --out RUNDIR BUDGET [OPTIONS]\n"
-               "       dcrw train --resume RUNDIR [BUDGET] [--threads N] [--data DIR]\n"
-               "\n"
-               "Train a model on DIR/train-images-idx3-ubyte (MNIST). RUNDIR receives\n"
-               "checkpoint.safetensors (model + Adam state), log.csv, run.json (the flags)\n"
-               "and losses.svg. Ctrl-C or SIGTERM finishes the current step, saves and\n"
-               "exits 0; --resume RUNDIR then continues bit for bit.\n"
-               "\n"
-               "Budget (at least one; training stops at the first reached):\n"
-               "  --steps N            until the run has made N optimizer steps in all\n"
-               "  --epochs N           until the run has made N passes over its images\n"
-               "  --minutes M          for M minutes of this invocation\n"
-               "Model and optimizer:\n"
-               "  --preset NAME        draw, draw-noattn, dcrw (default), dcrw-noread\n"
-               "  --set FIELD=VALUE    change a configuration field (repeatable): glimpses,\n"
-               "                       enc_size, dec_size, z_size, read_n, write_n, conv1,\n"
-               "                       conv2, encoder (lstm|cnn), read_attention,\n"
-               "                       write_attention (0|1), canvas_init, height, width\n"
-               "  --batch B            images per step (default 100)\n"
-               "  --lr X               Adam learning rate (default 0.001)\n"
-               "  --clip X             gradient-norm clip, 0 = off (default 5)\n"
-               "  --seed N             initialisation, batches, binarization, noise (default 1)\n"
-               "  --threads N          threads for the BLAS and the library (0 = default); the\n"
-               "                       batch is split by thread, so resuming with another N\n"
-               "                       matches the straight run only to float rounding\n"
-               "Data:\n"
-               "  --data DIR           folder with the four MNIST IDX files\n"
-               "  --binarize MODE      dynamic (default; fresh bits every step), threshold, none\n"
-               "  --valid N            hold out the last N training images for the periodic\n"
-               "                       evaluation (default 5000; 0: train on all, no evaluation)\n"
-               "  --train-n N          train on the first N images only (default: all the rest)\n"
-               "Reporting:\n"
-               "  --eval-every N       held-out bound every N steps and at the end (default 500)\n"
-               "  --checkpoint-minutes M  save every M minutes (default 5) and at the end\n"
-               "  --progress-seconds S    progress line every S seconds when stdout is not a\n"
-               "                       terminal (default 10); a terminal gets a live line\n");
+    fprintf(f,
+            "usage: dcrw train --preset NAME --data DIR --out RUNDIR BUDGET [OPTIONS]\n"
+            "       dcrw train --resume RUNDIR [BUDGET] [--threads N] [--data DIR]\n"
+            "\n"
+            "Train a model on DIR/train-images-idx3-ubyte (MNIST). RUNDIR receives\n"
+            "checkpoint.safetensors (model + Adam state), log.csv, run.json (the flags)\n"
+            "and losses.svg. Ctrl-C or SIGTERM finishes the current step, saves and\n"
+            "exits 0; --resume RUNDIR then continues bit for bit.\n"
+            "\n"
+            "'mpirun -n K dcrw train ...' with the same flags trains one model on K\n"
+            "processes (each takes a share of every batch; see doc/DISTRIBUTED.md); give\n"
+            "--threads per process. %s\n"
+            "\n"
+            "Budget (at least one; training stops at the first reached):\n"
+            "  --steps N            until the run has made N optimizer steps in all\n"
+            "  --epochs N           until the run has made N passes over its images\n"
+            "  --minutes M          for M minutes of this invocation\n"
+            "Model and optimizer:\n"
+            "  --preset NAME        draw, draw-noattn, dcrw (default), dcrw-noread\n"
+            "  --set FIELD=VALUE    change a configuration field (repeatable): glimpses,\n"
+            "                       enc_size, dec_size, z_size, read_n, write_n, conv1,\n"
+            "                       conv2, encoder (lstm|cnn), read_attention,\n"
+            "                       write_attention (0|1), canvas_init, height, width\n"
+            "  --batch B            images per step (default 100)\n"
+            "  --lr X               Adam learning rate (default 0.001)\n"
+            "  --clip X             gradient-norm clip, 0 = off (default 5)\n"
+            "  --seed N             initialisation, batches, binarization, noise (default 1)\n"
+            "  --threads N          threads for the BLAS and the library (0 = default); the\n"
+            "                       batch is split by thread, so resuming with another N\n"
+            "                       matches the straight run only to float rounding\n"
+            "Data:\n"
+            "  --data DIR           folder with the four MNIST IDX files\n"
+            "  --binarize MODE      dynamic (default; fresh bits every step), threshold, none\n"
+            "  --valid N            hold out the last N training images for the periodic\n"
+            "                       evaluation (default 5000; 0: train on all, no evaluation)\n"
+            "  --train-n N          train on the first N images only (default: all the rest)\n"
+            "Reporting:\n"
+            "  --eval-every N       held-out bound every N steps and at the end (default 500)\n"
+            "  --checkpoint-minutes M  save every M minutes (default 5) and at the end\n"
+            "  --progress-seconds S    progress line every S seconds when stdout is not a\n"
+            "                       terminal (default 10); a terminal gets a live line\n",
+            dist_available() ? "This build has MPI." : "This build has no MPI.");
 }
 
 enum {
@@ -479,27 +496,48 @@ static int file_exists(const char *p) {
     return stat(p, &st) == 0;
 }
 
+/* 1 when every process passes ok = 1; a collective call */
+static int all_ok(int ok) {
+    double v = ok ? 1.0 : 0.0;
+    dist_allreduce_sum_doubles(&v, 1);
+    return v == (double)dist_size();
+}
+
+/* This process's share of a global batch of B: see the top of the file. */
+static void batch_share(int B, int *first, int *count) {
+    const int K = dist_size(), r = dist_rank();
+    *first = r * (B / K) + (r < B % K ? r : B % K);
+    *count = B / K + (r < B % K);
+}
+
 static int train_loop(trainer_run *tr, dcrw_model *m, dcrw_trainer *t, const dcrw_dataset *train,
                       size_t ntrain, const held_out *valid, FILE *log, double wall_offset) {
     run_flags *f = &tr->f;
     const int B = (int)f->batch;
+    const int K = dist_size(), lead = dist_rank() == 0;
+    int off, Bp;
+    batch_share(B, &off, &Bp);
     const uint64_t spe = ntrain / (uint64_t)B;
     size_t P = dcrw_model_input_size(m);
     size_t *perm = malloc(ntrain * sizeof *perm);
-    float *x = malloc((size_t)B * P * sizeof *x);
-    if (!perm || !x) {
+    float *x = malloc((size_t)Bp * P * sizeof *x);
+    if (!perm || !x) cli_error("out of memory for %zu training images", ntrain);
+    if (!all_ok(perm && x)) {
         free(perm);
         free(x);
-        cli_error("out of memory for %zu training images", ntrain);
         return CLI_FAIL;
     }
+    size_t ngrad = 0;
+    float *grads = dcrw_trainer_grads(t, &ngrad);
     uint64_t target = UINT64_MAX;
     if (f->steps) target = f->steps;
     if (f->epochs && (uint64_t)f->epochs <= UINT64_MAX / spe && (uint64_t)f->epochs * spe < target)
         target = (uint64_t)f->epochs * spe;
     const double start = cli_now();
     const double deadline = f->minutes > 0 ? start + 60.0 * f->minutes : INFINITY;
-    const int tty = isatty(1);
+    /* mpirun hands process 0 a pseudo-terminal even when its own output
+     * goes to a file: no live line under it */
+    const int tty = lead && !dist_launched() && isatty(1);
     double last_ckpt = start, last_print = -INFINITY, train_time = 0.0;
     double win_lx = 0, win_lz = 0, win_time = 0;
     long win_steps = 0;
@@ -509,29 +547,68 @@ static int train_loop(trainer_run *tr, dcrw_model *m, dcrw_trainer *t, const dcr
 
     for (;;) {
         uint64_t s = dcrw_trainer_step_count(t);
-        if (s >= target || cli_now() >= deadline || stop_requested) break;
+        /* the clock and the signals are process 0's: one decision for all */
+        int stop = s >= target || status != CLI_OK || cli_now() >= deadline || stop_requested;
+        dist_bcast(&stop, sizeof stop);
+        if (stop) break;
         uint64_t epoch = s / spe, pos = s % spe;
         if (epoch != cur_epoch) {
             cli_permutation(perm, ntrain, cli_key(f->seed ^ EPOCH_KEY, epoch));
             cur_epoch = epoch;
         }
-        int rc = dcrw_dataset_batch(train, perm + pos * (uint64_t)B, B, f->binarize,
-                                    cli_key(f->seed ^ BINARIZE_KEY, s), x);
+        /* binarization is keyed by the image, so gathering a share gives
+         * the bits the whole batch would have */
+        int rc = dcrw_dataset_batch(train, perm + pos * (uint64_t)B + (uint64_t)off, Bp,
+                                    f->binarize, cli_key(f->seed ^ BINARIZE_KEY, s), x);
         double t0 = cli_now();
         dcrw_loss loss = {0};
-        if (rc == DCRW_OK) rc = dcrw_trainer_step(t, B, x, NULL, &loss);
-        double dt = cli_now() - t0;
-        if (rc != DCRW_OK) {
+        if (rc == DCRW_OK) rc = dcrw_trainer_backward_part(t, Bp, x, NULL, off, B, &loss);
+        int failed_here = rc != DCRW_OK, failed_elsewhere = 0;
+        if (failed_here) {
             if (tty && printed_tty) putchar('\n');
             cli_lib_error(rc, "training step %llu failed%s", (unsigned long long)s + 1,
                           rc == DCRW_ENUMERIC ? " (the loss diverged; try a smaller --lr or "
                                                 "--clip)"
                                               : "");
+        }
+        if (K > 1) {
+            /* the sums of the part means weighted by part size are the
+             * global batch sums; a failure anywhere travels with them */
+            double sums[3] = {loss.lx * Bp, loss.lz * Bp, failed_here};
+            if (failed_here) sums[0] = sums[1] = 0.0;
+            dist_allreduce_sum_floats(grads, ngrad);
+            dist_allreduce_sum_doubles(sums, 3);
+            loss.lx = sums[0] / B;
+            loss.lz = sums[1] / B;
+            loss.loss = loss.lx + loss.lz;
+            failed_elsewhere = !failed_here && sums[2] > 0;
+            if (failed_elsewhere && lead) {
+                if (tty && printed_tty) putchar('\n');
+                cli_error("training step %llu failed in another process (its message is above)",
+                          (unsigned long long)s + 1);
+            }
+        }
+        if (failed_here || failed_elsewhere) {
+            status = CLI_FAIL;
+            break;
+        }
+        /* the summed gradients are the same everywhere, so is this outcome */
+        rc = dcrw_trainer_apply(t);
+        double dt = cli_now() - t0;
+        if (rc != DCRW_OK) {
+            if (lead) {
+                if (tty && printed_tty) putchar('\n');
+                cli_lib_error(rc,
+                              "training step %llu failed (the loss diverged; try a smaller "
+                              "--lr or --clip)",
+                              (unsigned long long)s + 1);
+            }
             status = CLI_FAIL;
             break;
         }
         train_time += dt;
         s++;
+        if (!lead) continue;
         win_lx += loss.lx;
         win_lz += loss.lz;
         win_time += dt;
@@ -540,7 +617,7 @@ static int train_loop(trainer_run *tr, dcrw_model *m, dcrw_trainer *t, const dcr
         if (valid->n && f->eval_every && s % (uint64_t)f->eval_every == 0) {
             if (held_out_bound(m, valid, &vb) != DCRW_OK) {
                 status = CLI_FAIL;
-                break;
+                continue; /* to tell the others */
             }
             last_valid = vb;
             valid_done_at_end = 1;
@@ -580,11 +657,14 @@ static int train_loop(trainer_run *tr, dcrw_model *m, dcrw_trainer *t, const dcr
                 if (tty) putchar('\n');
                 cli_lib_error(rc, "cannot save %s", tr->ckpt);
                 status = CLI_FAIL;
-                break;
+                continue;
             }
             last_ckpt = cli_now();
         }
     }
+    free(perm);
+    free(x);
+    if (!lead) return status;
     if (tty && printed_tty) putchar('\n');
     uint64_t s = dcrw_trainer_step_count(t);
     /* the end of a run gets its bound, unless the last step just had one */
@@ -610,8 +690,6 @@ static int train_loop(trainer_run *tr, dcrw_model *m, dcrw_trainer *t, const dcr
            cli_now() - start, train_time > 0 ? (double)(s - first) * B / train_time : 0.0);
     if (!isnan(last_valid))
         printf("held-out bound (%zu images): %.3f nats\n", valid->n, last_valid);
-    free(perm);
-    free(x);
     return status;
 }
 
@@ -631,7 +709,67 @@ static void flags_default(run_flags *f) {
     f->progress_seconds = 10.0;
 }
 
+/* FNV-1a over what every process must hold alike before the first step */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t start_state_hash(dcrw_model *m, dcrw_trainer *t, const dcrw_dataset *train) {
+    uint64_t h = 0xcbf29ce484222325ull, step = dcrw_trainer_step_count(t);
+    size_t n = 0, count = dcrw_dataset_count(train);
+    const float *p = dcrw_model_params(m, &n);
+    h = fnv(h, &step, sizeof step);
+    h = fnv(h, &count, sizeof count);
+    if (p) h = fnv(h, p, n * sizeof *p);
+    /* a few images stand for the data: a different file on one node shows */
+    size_t idx[16], P = dcrw_model_input_size(m);
+    int nb = (int)(count < 16 ? count : 16);
+    float *img = nb > 0 ? malloc((size_t)nb * P * sizeof *img) : NULL;
+    if (img) {
+        for (int i = 0; i < nb; i++) idx[i] = (size_t)i * (count / (size_t)nb);
+        if (dcrw_dataset_batch(train, idx, nb, DCRW_BINARIZE_NONE, 0, img) == DCRW_OK)
+            h = fnv(h, img, (size_t)nb * P * sizeof *img);
+    }
+    free(img);
+    return h;
+}
+
+/* The checks every process makes before the first step: that all are
+ * ready and start from the same model, step and data. A collective call. */
+static int start_together(int ready, dcrw_model *m, dcrw_trainer *t, const dcrw_dataset *train) {
+    if (dist_size() == 1) return ready;
+    uint64_t mine[2] = {(uint64_t)ready, ready ? start_state_hash(m, t, train) : 0};
+    uint64_t lead[2] = {mine[0], mine[1]};
+    dist_bcast(lead, sizeof lead);
+    if (ready && lead[0] && mine[1] != lead[1]) {
+        cli_error("this process starts from another model, step or data set than process 0: "
+                  "every node must see the same --data and run folder (a shared file system)");
+        ready = 0;
+    }
+    if (all_ok(ready)) return 1;
+    if (ready && dist_rank() == 0) cli_error("another process could not start (see its message)");
+    return 0;
+}
+
+static int train_command(int argc, char **argv);
+
 int cmd_train(int argc, char **argv) {
+    if (dist_init(&argc, &argv) != 0) return CLI_FAIL;
+    if (dist_size() > 1) {
+        static char name[64];
+        snprintf(name, sizeof name, "dcrw train (process %d of %d)", dist_rank(), dist_size());
+        cli_set_command(name);
+        /* one progress report for the job: process 0's */
+        if (dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) dist_abort(CLI_FAIL);
+    }
+    int status = train_command(argc, argv);
+    dist_finalize();
+    return status;
+}
+
+static int train_command(int argc, char **argv) {
     trainer_run tr;
     memset(&tr, 0, sizeof tr);
     run_flags *f = &tr.f;
@@ -643,7 +781,8 @@ int cmd_train(int argc, char **argv) {
     /* options a resumed run may not change: the run is a function of them */
     int fixed_given = 0;
     const char *fixed_name = NULL;
-    int status = CLI_BAD;
+    int status = CLI_BAD, synced = 0;
+    const int lead = dist_rank() == 0;
     uint64_t steps = 0;
     long epochs = 0;
     double minutes = 0, ckpt_min = -1, prog = -1;
@@ -879,6 +1018,11 @@ int cmd_train(int argc, char **argv) {
         cli_error("--batch %ld: larger than the %zu training images", f->batch, ntrain);
         goto done;
     }
+    if (f->batch < dist_size()) {
+        if (lead)
+            cli_error("--batch %ld: fewer images than the %d processes", f->batch, dist_size());
+        goto done;
+    }
     held_out valid = {train, count - (size_t)f->valid, (size_t)f->valid, f->binarize};
 
     /* ---- model and trainer */
@@ -905,29 +1049,38 @@ int cmd_train(int argc, char **argv) {
             cli_lib_error(rc, "%s: cannot resume from it", tr.ckpt);
             goto done;
         }
-        log_text = file_exists(tr.log_path) ? cli_read_file(tr.log_path, NULL) : NULL;
-        log_keep k = {log_text, dcrw_trainer_step_count(t), 0.0};
-        if (cli_write_atomic(tr.log_path, write_log_kept, &k) != 0) goto done;
-        wall_offset = k.last_wall;
-    } else {
-        if (make_run_dir(out) != 0) goto done;
-        log_keep k = {NULL, 0, 0.0};
-        if (cli_write_atomic(tr.log_path, write_log_kept, &k) != 0) goto done;
     }
-    if (cli_write_atomic(tr.json_path, write_run_json, f) != 0) goto done;
-    if (!resume) {
-        /* a run folder always holds a loadable checkpoint, even at step 0 */
-        rc = dcrw_trainer_save(t, tr.ckpt);
-        if (rc != DCRW_OK) {
-            cli_lib_error(rc, "cannot save %s", tr.ckpt);
+    /* every process has read what it needs: process 0 may now write */
+    synced = 1;
+    if (!start_together(1, m, t, train)) goto done;
+    if (lead) {
+        if (resume) {
+            log_text = file_exists(tr.log_path) ? cli_read_file(tr.log_path, NULL) : NULL;
+            log_keep k = {log_text, dcrw_trainer_step_count(t), 0.0};
+            if (cli_write_atomic(tr.log_path, write_log_kept, &k) != 0) goto done;
+            wall_offset = k.last_wall;
+        } else {
+            if (make_run_dir(out) != 0) goto done;
+            log_keep k = {NULL, 0, 0.0};
+            if (cli_write_atomic(tr.log_path, write_log_kept, &k) != 0) goto done;
+        }
+        if (cli_write_atomic(tr.json_path, write_run_json, f) != 0) goto done;
+        if (!resume) {
+            /* a run folder always holds a loadable checkpoint, even at step 0 */
+            rc = dcrw_trainer_save(t, tr.ckpt);
+            if (rc != DCRW_OK) {
+                cli_lib_error(rc, "cannot save %s", tr.ckpt);
+                goto done;
+            }
+        }
+        log = fopen(tr.log_path, "a");
+        if (!log) {
+            cli_error("%s: %s", tr.log_path, strerror(errno));
             goto done;
         }
     }
-    log = fopen(tr.log_path, "a");
-    if (!log) {
-        cli_error("%s: %s", tr.log_path, strerror(errno));
-        goto done;
-    }
+    synced = 2;
+    if (!all_ok(1)) goto done;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -944,11 +1097,21 @@ int cmd_train(int argc, char **argv) {
            resume ? "resuming" : "training", f->preset, f->cfg.glimpses, f->cfg.dec_size,
            f->cfg.z_size, dcrw_model_param_floats(m), ntrain, (unsigned long long)spe, f->batch,
            valid.n, tr.dir);
+    if (dist_size() > 1) {
+        long K = dist_size(), q = f->batch / K, extra = f->batch % K;
+        if (extra)
+            printf("%ld processes share each batch: %ld images in the first %ld, %ld in the "
+                   "others\n",
+                   K, q + 1, extra, q);
+        else
+            printf("%ld processes share each batch: %ld images each\n", K, q);
+    }
     if (resume)
         printf("continuing from step %llu\n", (unsigned long long)dcrw_trainer_step_count(t));
     fflush(stdout);
 
     status = train_loop(&tr, m, t, train, ntrain, &valid, log, wall_offset);
+    if (!lead) goto done;
     if (fclose(log) != 0 && status == CLI_OK) {
         cli_error("%s: cannot write the log", tr.log_path);
         status = CLI_FAIL;
@@ -960,6 +1123,10 @@ int cmd_train(int argc, char **argv) {
         printf("checkpoint %s\nlog        %s\n", tr.ckpt, tr.log_path);
 
 done:
+    /* a process that failed before the start still takes part in the
+     * checks the others are waiting in */
+    if (synced < 1) start_together(0, m, t, train);
+    if (synced < 2) all_ok(0);
     if (log) fclose(log);
     dcrw_trainer_destroy(t);
     dcrw_model_destroy(m);

@@ -1,5 +1,6 @@
 /* The model store: tensor table, flat buffer, initialisation, accessors. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "common.h"
@@ -102,6 +103,8 @@ int dcrw_model_alloc(dcrw_model **out, const dcrw_config *cfg) {
     if (rc) return rc;
     dcrw_model *m = dcrw_calloc(1, sizeof *m);
     if (!m) return DCRW_ENOMEM;
+    static atomic_uint_fast64_t next_id = 1;
+    m->id = atomic_fetch_add(&next_id, 1);
     dcrw_dims_from_config(cfg, &m->d);
     dcrw_layout_init(&m->lay, &m->d);
     m->params = dcrw_calloc(m->lay.total, sizeof(float));

@@ -80,6 +80,7 @@ typedef struct dcrw_views {
 } dcrw_views;
 
 struct dcrw_model {
+    uint64_t id; /* unique in the process: keys the per-thread workspace cache */
     dcrw_config cfg;
     dcrw_dims d;
     dcrw_layout lay;

@@ -2,6 +2,7 @@
  * reconstruct, evaluate. Each call has its own workspace (and threads), so
  * several threads may share a model. */
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "common.h"
@@ -22,33 +23,80 @@ int dcrw_check_images(const char *fn, const float *x, size_t n) {
     return DCRW_OK;
 }
 
-/* a runner with its own pool for one call */
+/* The workspace (a runner and its thread pool) of a call. The last one of
+ * each calling thread is kept for its next call with the same model, batch
+ * size and thread count, and freed when the thread exits: a fresh
+ * multi-megabyte workspace per call cost a third of an evaluation in page
+ * faults. A model is known by its unique id, not its address, so a freed
+ * and reallocated model never matches a stale workspace. */
 typedef struct call {
     dcrw_pool *pool;
     dcrw_runner *r;
+    uint64_t model_id;
+    int B, threads;
 } call;
 
-static void call_end(call *c) {
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static int cache_ok;
+
+static void call_free(void *p) {
+    call *c = p;
+    if (!c) return;
     runner_destroy(c->r);
     pool_destroy(c->pool);
+    dcrw_free(c);
 }
 
-static int call_begin(call *c, const char *fn, const dcrw_model *m, int B) {
-    c->pool = NULL;
-    c->r = NULL;
+static void cache_init(void) {
+    cache_ok = pthread_key_create(&cache_key, call_free) == 0;
+}
+
+/* Give the workspace back: it becomes this thread's cached one. */
+static void call_end(call *c) {
+    if (!cache_ok) {
+        call_free(c);
+        return;
+    }
+    call_free(pthread_getspecific(cache_key));
+    if (pthread_setspecific(cache_key, c) != 0) call_free(c);
+}
+
+static int call_begin(call **out, const char *fn, const dcrw_model *m, int B) {
+    *out = NULL;
     if (!m) return dcrw_fail(DCRW_EINVAL, "%s: model is NULL", fn);
     if (B < 1) return dcrw_fail(DCRW_EINVAL, "%s: batch size must be >= 1, got %d", fn, B);
     int threads = dcrw_default_threads();
     if (threads > B) threads = B;
     if (threads > 1) blas_single_thread();
+    pthread_once(&cache_once, cache_init);
+    if (cache_ok) {
+        /* taken out of the cache while in use, so nothing else frees it */
+        call *c = pthread_getspecific(cache_key);
+        pthread_setspecific(cache_key, NULL);
+        if (c && c->model_id == m->id && c->B == B && c->threads == threads) {
+            *out = c;
+            return DCRW_OK;
+        }
+        call_free(c);
+    }
+    call *c = dcrw_calloc(1, sizeof *c);
+    if (!c) return DCRW_ENOMEM;
+    c->model_id = m->id;
+    c->B = B;
+    c->threads = threads;
     int rc = pool_create(&c->pool, threads);
     if (!rc) rc = runner_create(&c->r, m, B, threads, 0, c->pool);
-    if (rc) call_end(c);
-    return rc;
+    if (rc) {
+        call_free(c);
+        return rc;
+    }
+    *out = c;
+    return DCRW_OK;
 }
 
 static int forward(const char *fn, const dcrw_model *m, int B, const float *x, const float *eps,
-                   const pass_outputs *out, call *c) {
+                   const pass_outputs *out, call **c) {
     if (!x) return dcrw_fail(DCRW_EINVAL, "%s: x is NULL", fn);
     if (!m || B < 1) return call_begin(c, fn, m, B); /* reports which */
     int rc = dcrw_check_images(fn, x, (size_t)B * m->d.P);
@@ -57,7 +105,7 @@ static int forward(const char *fn, const dcrw_model *m, int B, const float *x, c
         return dcrw_fail(DCRW_ENUMERIC, "%s: eps is not finite", fn);
     if ((rc = call_begin(c, fn, m, B))) return rc;
     runner_noise noise = {eps, 0, OPS_NOISE_STREAM, 0};
-    runner_forward(c->r, x, noise, out);
+    runner_forward((*c)->r, x, noise, out);
     return DCRW_OK;
 }
 
@@ -85,10 +133,10 @@ static int check_outputs(const char *fn, const dcrw_model *m, int B, const pass_
 /* a forward pass whose results all go to the caller's buffers */
 static int forward_to(const char *fn, const dcrw_model *m, int B, const float *x, const float *eps,
                       const pass_outputs *out) {
-    call c;
+    call *c;
     int rc = forward(fn, m, B, x, eps, out, &c);
     if (rc) return rc;
-    call_end(&c);
+    call_end(c);
     return check_outputs(fn, m, B, out);
 }
 
@@ -120,26 +168,26 @@ int dcrw_reconstruct_windows(const dcrw_model *m, int B, const float *x, const f
 int dcrw_evaluate_images(const dcrw_model *m, int B, const float *x, const float *eps, double *lx,
                          double *lz) {
     if (!lx && !lz) return dcrw_fail(DCRW_EINVAL, "dcrw_evaluate_images: lx and lz are NULL");
-    call c;
+    call *c;
     int rc = forward("dcrw_evaluate_images", m, B, x, eps, NULL, &c);
     if (rc) return rc;
-    if (lx) memcpy(lx, c.r->lx, (size_t)B * sizeof(double));
-    if (lz) memcpy(lz, c.r->lz, (size_t)B * sizeof(double));
-    call_end(&c);
+    if (lx) memcpy(lx, c->r->lx, (size_t)B * sizeof(double));
+    if (lz) memcpy(lz, c->r->lz, (size_t)B * sizeof(double));
+    call_end(c);
     return DCRW_OK;
 }
 
 int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps, dcrw_loss *out) {
     if (!out) return dcrw_fail(DCRW_EINVAL, "dcrw_evaluate: out is NULL");
-    call c;
+    call *c;
     int rc = forward("dcrw_evaluate", m, B, x, eps, NULL, &c);
     if (rc) return rc;
     double lx = 0, lz = 0;
     for (int b = 0; b < B; b++) {
-        lx += c.r->lx[b];
-        lz += c.r->lz[b];
+        lx += c->r->lx[b];
+        lz += c->r->lz[b];
     }
-    call_end(&c);
+    call_end(c);
     out->lx = lx / B;
     out->lz = lz / B;
     out->loss = out->lx + out->lz;
@@ -159,7 +207,7 @@ int dcrw_decode_windows(const dcrw_model *m, int B, const float *z, uint64_t see
         return dcrw_fail(DCRW_EINVAL, "dcrw_decode: no output buffer");
     if (m && B >= 1 && z && !dcrw_all_finite(z, (size_t)m->d.T * B * m->d.Z))
         return dcrw_fail(DCRW_ENUMERIC, "dcrw_decode: z is not finite");
-    call c;
+    call *c;
     int rc = call_begin(&c, "dcrw_decode", m, B);
     if (rc) return rc;
     pass_outputs out = {0};
@@ -168,7 +216,7 @@ int dcrw_decode_windows(const dcrw_model *m, int B, const float *z, uint64_t see
     out.write_windows = write_windows;
     /* z = NULL: the prior N(0, I), drawn like noise */
     runner_noise noise = {z, seed, OPS_PRIOR_STREAM, 0};
-    runner_generate(c.r, noise, &out);
-    call_end(&c);
+    runner_generate(c->r, noise, &out);
+    call_end(c);
     return check_outputs("dcrw_decode", m, B, &out);
 }

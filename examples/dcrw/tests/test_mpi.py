@@ -299,6 +299,13 @@ def finish(p, timeout=120):
 def case_kill(tmp):
     d, p = start_long(tmp, "killed", ["--checkpoint-minutes", "0.002"])
     check(wait_steps(p, 30) >= 30, "the job trains before the kill")
+    # on a fast machine 30 steps can take less than one checkpoint period:
+    # wait (bounded) until a periodic checkpoint beyond step 0 is on disk
+    ckpt = os.path.join(d, "checkpoint.safetensors")
+    t0 = os.path.getmtime(ckpt) if os.path.exists(ckpt) else 0
+    deadline = time.time() + 60
+    while time.time() < deadline and (not os.path.exists(ckpt) or os.path.getmtime(ckpt) <= t0):
+        wait_steps(p, 1)
     victims = rank_pids(d, 1)
     check(len(victims) == 1, "found the process of rank 1: %r" % victims)
     for pid in victims:

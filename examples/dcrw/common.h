@@ -48,6 +48,12 @@ typedef struct cli_args {
  * end, or -2 after printing a message (unknown option, missing value). */
 int cli_next(cli_args *a, const char **val);
 
+/* cli_next with what every subcommand does alike: on a parse error, a
+ * stray argument, or --help (option id 1 in every subcommand: usage on
+ * stdout) it returns 0 with *status the exit status to return; at the end
+ * of the arguments it returns 0 with *status = -1; else the option's id. */
+int cli_next_option(cli_args *a, const char **val, void (*usage)(FILE *), int *status);
+
 /* Strict conversions: the whole string must be a number in range; on
  * failure they print "--NAME: ..." and return -1. */
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);

@@ -91,16 +91,9 @@ int cmd_eval(int argc, char **argv) {
     long n = 0, K = 0;
     int binarize = DCRW_BINARIZE_DYNAMIC, id;
     uint64_t seed = CLI_EVAL_NOISE_SEED;
-    while ((id = cli_next(&a, &val)) != -1) {
+    int opt_status;
+    while ((id = cli_next_option(&a, &val, usage, &opt_status)) > 0) {
         switch (id) {
-        case -2:
-            return CLI_BAD;
-        case 0:
-            cli_error("unexpected argument '%s' (see --help)", val);
-            return CLI_BAD;
-        case O_HELP:
-            usage(stdout);
-            return CLI_OK;
         case O_MODEL:
             model_path = val;
             break;
@@ -124,6 +117,7 @@ int cmd_eval(int argc, char **argv) {
             break;
         }
     }
+    if (opt_status >= 0) return opt_status;
     if (!model_path || !data) {
         cli_error("give --model CKPT and --data DIR (see --help)");
         return CLI_BAD;

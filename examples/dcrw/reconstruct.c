@@ -86,16 +86,9 @@ int cmd_reconstruct(int argc, char **argv) {
     cli_split split = SPLIT_TEST;
     int binarize = DCRW_BINARIZE_DYNAMIC, use_mean = 0, windows = 3, id;
     uint64_t seed = CLI_EVAL_NOISE_SEED;
-    while ((id = cli_next(&a, &val)) != -1) {
+    int opt_status;
+    while ((id = cli_next_option(&a, &val, usage, &opt_status)) > 0) {
         switch (id) {
-        case -2:
-            return CLI_BAD;
-        case 0:
-            cli_error("unexpected argument '%s' (see --help)", val);
-            return CLI_BAD;
-        case O_HELP:
-            usage(stdout);
-            return CLI_OK;
         case O_MODEL:
             model_path = val;
             break;
@@ -145,6 +138,7 @@ int cmd_reconstruct(int argc, char **argv) {
             break;
         }
     }
+    if (opt_status >= 0) return opt_status;
     if (!model_path || !data || !out) {
         cli_error("give --model CKPT, --data DIR and --out FILE.png (see --help)");
         return CLI_BAD;

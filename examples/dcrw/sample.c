@@ -41,16 +41,9 @@ int cmd_sample(int argc, char **argv) {
     long n = 64, scale = 2;
     uint64_t seed = 1;
     int id;
-    while ((id = cli_next(&a, &val)) != -1) {
+    int opt_status;
+    while ((id = cli_next_option(&a, &val, usage, &opt_status)) > 0) {
         switch (id) {
-        case -2:
-            return CLI_BAD;
-        case 0:
-            cli_error("unexpected argument '%s' (see --help)", val);
-            return CLI_BAD;
-        case O_HELP:
-            usage(stdout);
-            return CLI_OK;
         case O_MODEL:
             model_path = val;
             break;
@@ -74,6 +67,7 @@ int cmd_sample(int argc, char **argv) {
             break;
         }
     }
+    if (opt_status >= 0) return opt_status;
     if (!model_path) {
         cli_error("give --model CKPT (see --help)");
         return CLI_BAD;

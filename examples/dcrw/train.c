@@ -787,16 +787,9 @@ static int train_command(int argc, char **argv) {
     long epochs = 0;
     double minutes = 0, ckpt_min = -1, prog = -1;
     long eval_every = -1, threads = -1;
-    while ((id = cli_next(&a, &val)) != -1) {
+    int opt_status;
+    while ((id = cli_next_option(&a, &val, usage, &opt_status)) > 0) {
         switch (id) {
-        case -2:
-            return CLI_BAD;
-        case 0:
-            cli_error("unexpected argument '%s' (see --help)", val);
-            return CLI_BAD;
-        case O_HELP:
-            usage(stdout);
-            return CLI_OK;
         case O_PRESET: {
             dcrw_preset p;
             if (dcrw_preset_from_name(val, &p) != DCRW_OK) {
@@ -884,6 +877,7 @@ static int train_command(int argc, char **argv) {
             break;
         }
     }
+    if (opt_status >= 0) return opt_status;
 
     if (resume && out) {
         cli_error("--resume RUNDIR continues the run in RUNDIR; do not give --out too");

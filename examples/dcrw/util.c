@@ -89,6 +89,21 @@ int cli_next(cli_args *a, const char **val) {
     return -2;
 }
 
+int cli_next_option(cli_args *a, const char **val, void (*usage)(FILE *), int *status) {
+    int id = cli_next(a, val);
+    *status = -1;
+    if (id == -2) {
+        *status = CLI_BAD;
+    } else if (id == 0) {
+        cli_error("unexpected argument '%s' (see --help)", *val);
+        *status = CLI_BAD;
+    } else if (id == 1) {
+        usage(stdout);
+        *status = CLI_OK;
+    }
+    return id > 1 ? id : 0;
+}
+
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
     char *end = NULL;
     errno = 0;

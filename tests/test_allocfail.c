@@ -174,30 +174,6 @@ static void assert_unchanged(ctx *c, const char *what) {
     if (c->t) ck_assert_uint_eq(dcrw_trainer_step_count(c->t), c->step);
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len + 1);
-    ck_assert_uint_eq(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
-static int files_in(const char *dir) {
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
-
 /* ---- model create and load */
 
 static int run_create(void *p) {
@@ -327,7 +303,7 @@ START_TEST(test_trainer) {
         ck_assert_int_eq(dcrw_trainer_save(c->t, c->path2), DCRW_OK);
         ck_assert_int_eq(dcrw_trainer_step(c->t, B, c->x, c->eps, NULL), DCRW_OK);
         free(c->file);
-        c->file = slurp(c->path2, &c->file_n);
+        c->file = tu_read_file(c->path2, &c->file_n);
         for (n = 0;; n++) {
             dcrw_test_alloc_fail_after(n);
             int rc = dcrw_trainer_save(c->t, c->path2);
@@ -338,11 +314,11 @@ START_TEST(test_trainer) {
             }
             expect_enomem("dcrw_trainer_save", n, rc);
             size_t len;
-            unsigned char *now = slurp(c->path2, &len);
+            unsigned char *now = tu_read_file(c->path2, &len);
             ck_assert_msg(len == c->file_n && memcmp(now, c->file, len) == 0,
                           "a failed save changed the checkpoint");
             free(now);
-            ck_assert_int_eq(files_in(c->dir), 1);
+            ck_assert_int_eq(tu_count_entries(c->dir), 1);
         }
         printf("allocfail: %-28s %3ld allocation points\n", "dcrw_trainer_save", n);
         total += n;
@@ -355,7 +331,7 @@ START_TEST(test_trainer) {
                 break;
             }
             expect_enomem("dcrw_model_save", n, rc);
-            ck_assert_int_eq(files_in(c->dir), 1);
+            ck_assert_int_eq(tu_count_entries(c->dir), 1);
             ck_assert_int_eq(dcrw_trainer_save(c->t, c->path2), DCRW_OK);
         }
         printf("allocfail: %-28s %3ld allocation points\n", "dcrw_model_save", n);

@@ -58,30 +58,6 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-static int count_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
-
-static uint8_t *slurp(const char *path, size_t *size) {
-    FILE *fp = fopen(path, "rb");
-    ck_assert_ptr_nonnull(fp);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *buf = malloc(n ? (size_t)n : 1);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *size = (size_t)n;
-    return buf;
-}
-
 static void spit(const char *path, const void *buf, size_t n) {
     FILE *fp = fopen(path, "wb");
     ck_assert_ptr_nonnull(fp);
@@ -111,7 +87,7 @@ static void roundtrip(const dcrw_config *c, uint64_t seed) {
     assert_same_model(m, back);
     /* the saved file is valid safetensors with the header padded */
     size_t size;
-    uint8_t *buf = slurp(path, &size);
+    uint8_t *buf = tu_read_file(path, &size);
     uint64_t n = 0;
     for (int k = 7; k >= 0; k--) n = n << 8 | buf[k];
     ck_assert_uint_eq((8 + n) % 8, 0);
@@ -259,10 +235,10 @@ START_TEST(test_save_atomic) {
     ck_assert_int_eq(dcrw_model_create(&a, &c, 1), DCRW_OK);
     ck_assert_int_eq(dcrw_model_create(&b, &c, 2), DCRW_OK);
     ck_assert_int_eq(dcrw_model_save(a, path), DCRW_OK);
-    ck_assert_int_eq(count_entries(dir), 1);
+    ck_assert_int_eq(tu_count_entries(dir), 1);
     /* replace an existing file */
     ck_assert_int_eq(dcrw_model_save(b, path), DCRW_OK);
-    ck_assert_int_eq(count_entries(dir), 1);
+    ck_assert_int_eq(tu_count_entries(dir), 1);
     ck_assert_int_eq(dcrw_model_load(&back, path), DCRW_OK);
     assert_same_model(b, back);
     dcrw_model_destroy(back);
@@ -273,12 +249,12 @@ START_TEST(test_save_atomic) {
     ck_assert_str_ne(dcrw_last_error(), "");
     struct stat st;
     ck_assert_int_ne(stat(sub, &st), 0);
-    ck_assert_int_eq(count_entries(dir), 1);
+    ck_assert_int_eq(tu_count_entries(dir), 1);
     /* a path that is a folder: the rename fails, the temp file is removed */
     char *asdir = join(dir, "adir");
     ck_assert_int_eq(mkdir(asdir, 0700), 0);
     ck_assert_int_eq(dcrw_model_save(a, asdir), DCRW_EIO);
-    ck_assert_int_eq(count_entries(dir), 2);
+    ck_assert_int_eq(tu_count_entries(dir), 2);
     ck_assert_int_eq(rmdir(asdir), 0);
     /* the earlier file is intact */
     ck_assert_int_eq(dcrw_model_load(&back, path), DCRW_OK);
@@ -342,7 +318,7 @@ START_TEST(test_writer_escapes) {
     ck_assert_int_eq(st_write_atomic(path, t, 2, keys, vals, 2), DCRW_EINVAL);
     keys[1] = keys[0];
     ck_assert_int_eq(st_write_atomic(path, t, 1, keys, vals, 2), DCRW_EINVAL);
-    ck_assert_int_eq(count_entries(dir), 1);
+    ck_assert_int_eq(tu_count_entries(dir), 1);
     free(path);
     tu_rmdir(dir);
 }
@@ -974,7 +950,7 @@ START_TEST(test_every_truncation) {
     ck_assert_int_eq(dcrw_model_create(&m, &c, 3), DCRW_OK);
     ck_assert_int_eq(dcrw_model_save(m, path), DCRW_OK);
     size_t size;
-    uint8_t *full = slurp(path, &size);
+    uint8_t *full = tu_read_file(path, &size);
     for (size_t len = 0; len < size; len++) {
         uint8_t *cut = malloc(len ? len : 1);
         memcpy(cut, full, len);
@@ -1070,7 +1046,7 @@ START_TEST(test_python_reader) {
     }
     /* the validator itself must reject a broken file */
     size_t size;
-    uint8_t *full = slurp(path, &size);
+    uint8_t *full = tu_read_file(path, &size);
     char *cut = join(dir, "cut.safetensors");
     spit(cut, full, size - 1);
     char cmd[8192];

@@ -294,18 +294,6 @@ static int save_with_limit(const dcrw_model *m, const dcrw_trainer *t, const cha
     return WEXITSTATUS(st);
 }
 
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*len + 1);
-    ck_assert_uint_eq(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
 START_TEST(test_disk_full) {
     dcrw_set_threads(1);
     dcrw_config c = tiny();
@@ -323,13 +311,13 @@ START_TEST(test_disk_full) {
     /* the sizes of the files the two saves would write */
     ck_assert_int_eq(dcrw_model_save(b, path), DCRW_OK);
     size_t model_len, trainer_len, old_len;
-    free(slurp(path, &model_len));
+    free(tu_read_file(path, &model_len));
     ck_assert_int_eq(dcrw_trainer_save(t, path), DCRW_OK);
-    free(slurp(path, &trainer_len));
+    free(tu_read_file(path, &trainer_len));
     ck_assert_uint_gt(trainer_len, model_len);
 
     ck_assert_int_eq(dcrw_model_save(a, path), DCRW_OK);
-    unsigned char *old = slurp(path, &old_len);
+    unsigned char *old = tu_read_file(path, &old_len);
     /* limits that cut the new file anywhere: before the length, inside the
      * header, inside the data, one byte short */
     const rlim_t limits[] = {0, 1, 7, 8, 100, model_len / 2, model_len - 4, model_len - 1};
@@ -340,7 +328,7 @@ START_TEST(test_disk_full) {
                       "limit %lu: model save gave %d, trainer save %d, expected EIO (%d) twice",
                       (unsigned long)limits[k], -(st / 16), -(st % 16), DCRW_EIO);
         size_t len;
-        unsigned char *now = slurp(path, &len);
+        unsigned char *now = tu_read_file(path, &len);
         ck_assert_msg(len == old_len && memcmp(now, old, len) == 0,
                       "limit %lu: the old checkpoint changed", (unsigned long)limits[k]);
         free(now);

@@ -293,6 +293,19 @@ START_TEST(test_filters_backward_floor) {
 }
 END_TEST
 
+/* (L(var + h) − L(var − h)) / 2h with LOSS(out) evaluating L; var is
+ * restored. h is the caller's. */
+#define CENTRAL_DIFF(LOSS, var, result)                                                            \
+    do {                                                                                           \
+        double keep = (var), lp, lm;                                                               \
+        (var) = keep + h;                                                                          \
+        LOSS(lp);                                                                                  \
+        (var) = keep - h;                                                                          \
+        LOSS(lm);                                                                                  \
+        (var) = keep;                                                                              \
+        result = (lp - lm) / (2 * h);                                                              \
+    } while (0)
+
 /* ---- read backward ---- */
 
 START_TEST(test_read_backward_fd) {
@@ -327,16 +340,7 @@ START_TEST(test_read_backward_fd) {
         out = 0.0;                                                                                 \
         for (size_t k = 0; k < R; k++) out += dr[b * R + k] * rr[k];                               \
     } while (0)
-#define FD(var, result)                                                                            \
-    do {                                                                                           \
-        double keep = (var), lp, lm;                                                               \
-        (var) = keep + h;                                                                          \
-        READ_LOSS(lp);                                                                             \
-        (var) = keep - h;                                                                          \
-        READ_LOSS(lm);                                                                             \
-        (var) = keep;                                                                              \
-        result = (lp - lm) / (2 * h);                                                              \
-    } while (0)
+#define FD(var, result) CENTRAL_DIFF(READ_LOSS, var, result)
     for (int b = 0; b < B; b++) {
         to_double(f.FX + b * NW, FX, NW);
         to_double(f.FY + b * NH, FY, NH);
@@ -408,16 +412,7 @@ START_TEST(test_write_backward_fd) {
         out = 0.0;                                                                                 \
         for (size_t k = 0; k < P; k++) out += dout[b * P + k] * oo[k];                             \
     } while (0)
-#define FD(var, result)                                                                            \
-    do {                                                                                           \
-        double keep = (var), lp, lm;                                                               \
-        (var) = keep + h;                                                                          \
-        WRITE_LOSS(lp);                                                                            \
-        (var) = keep - h;                                                                          \
-        WRITE_LOSS(lm);                                                                            \
-        (var) = keep;                                                                              \
-        result = (lp - lm) / (2 * h);                                                              \
-    } while (0)
+#define FD(var, result) CENTRAL_DIFF(WRITE_LOSS, var, result)
     for (int b = 0; b < B; b++) {
         to_double(f.FX + b * NW, FX, NW);
         to_double(f.FY + b * NH, FY, NH);

@@ -18,6 +18,13 @@ const char *tu_path(const char *rel);
 char *tu_tmpdir(void);
 void tu_rmdir(char *dir);
 
+/* The whole file at path, malloc'ed (one spare byte); *n its size. Fails
+ * the test if it cannot be read. */
+unsigned char *tu_read_file(const char *path, size_t *n);
+
+/* Entries of dir other than . and .. */
+int tu_count_entries(const char *dir);
+
 /* Deterministic uniform fill in [lo, hi). */
 void tu_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed);
 

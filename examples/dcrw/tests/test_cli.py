@@ -15,19 +15,15 @@ import os
 import pty
 import re
 import select
-import shutil
 import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 import zlib
 
-DCRW = os.environ.get("DCRW_CLI", "dcrw")
-ROOT = os.environ.get("DCRW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../../.."))
-MNIST = os.environ.get("DCRW_MNIST", os.path.join(ROOT, "data", "mnist"))
+from clitest import DCRW, MNIST, check, main as run_case
 HAVE_PNG = os.environ.get("DCRW_CLI_HAVE_PNG", "1") == "1"
 HAVE_GIF = os.environ.get("DCRW_CLI_HAVE_GIF", "1") == "1"
 
@@ -35,16 +31,6 @@ HAVE_GIF = os.environ.get("DCRW_CLI_HAVE_GIF", "1") == "1"
 SMALL = ["--set", "glimpses=3", "--set", "dec_size=32", "--set", "z_size=8",
          "--set", "conv1=8", "--set", "conv2=8",
          "--train-n", "500", "--valid", "200", "--batch", "50", "--lr", "0.01"]
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-    return cond
-
 
 def run(args, timeout=600, **kw):
     p = subprocess.run([DCRW] + args, capture_output=True, text=True, timeout=timeout, **kw)
@@ -683,21 +669,7 @@ CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 
 def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        print("usage: test_cli.py {%s}" % "|".join(CASES), file=sys.stderr)
-        return 2
-    if sys.argv[1] != "usage" and not os.path.isfile(os.path.join(MNIST,
-                                                                  "train-images-idx3-ubyte")):
-        print("SKIP: no MNIST in %s (run examples/fetch-mnist.sh)" % MNIST)
-        return 77
-    tmp = tempfile.mkdtemp(prefix="dcrw-cli-")
-    try:
-        t0 = time.time()
-        CASES[sys.argv[1]](tmp)
-        print("%s: %d failures, %.1f s" % (sys.argv[1], len(failures), time.time() - t0))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failures else 0
+    return run_case("test_cli.py", CASES, needs_mnist=lambda case: case != "usage")
 
 
 if __name__ == "__main__":

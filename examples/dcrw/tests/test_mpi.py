@@ -23,13 +23,11 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
-DCRW = os.environ.get("DCRW_CLI", "dcrw")
+from clitest import DCRW, MNIST, check, main as run_case
+
 MPIRUN = os.environ.get("DCRW_MPIRUN", shutil.which("mpirun") or "mpirun")
-ROOT = os.environ.get("DCRW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../../.."))
-MNIST = os.environ.get("DCRW_MNIST", os.path.join(ROOT, "data", "mnist"))
 
 # A model small enough to train in a second or two, on a slice of MNIST.
 SMALL = ["--set", "glimpses=3", "--set", "dec_size=32", "--set", "z_size=8",
@@ -48,16 +46,6 @@ MPI_ENV["LSAN_OPTIONS"] = ":".join(
     o for o in (os.environ.get("LSAN_OPTIONS"), "fast_unwind_on_malloc=0",
                 "suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                "lsan-mpi.supp")) if o)
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-    return cond
-
 
 def mpirun_args(k):
     return [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", str(k)]
@@ -396,24 +384,14 @@ CASES = {"equal": case_equal, "tolerance": case_tolerance, "uneven": case_uneven
          "badinput": case_badinput}
 
 
-def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        print("usage: test_mpi.py {%s}" % "|".join(CASES), file=sys.stderr)
-        return 2
-    if not os.path.isfile(os.path.join(MNIST, "train-images-idx3-ubyte")):
-        print("SKIP: no MNIST in %s (run examples/fetch-mnist.sh)" % MNIST)
-        return 77
+def no_mpirun():
     if not (os.path.isabs(MPIRUN) and os.access(MPIRUN, os.X_OK)) and not shutil.which(MPIRUN):
-        print("SKIP: no mpirun")
-        return 77
-    tmp = tempfile.mkdtemp(prefix="dcrw-mpi-")
-    try:
-        t0 = time.time()
-        CASES[sys.argv[1]](tmp)
-        print("%s: %d failures, %.1f s" % (sys.argv[1], len(failures), time.time() - t0))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failures else 0
+        return "no mpirun"
+    return None
+
+
+def main():
+    return run_case("test_mpi.py", CASES, skip_reason=no_mpirun)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,51 @@
+"""What the dcrw command's test scripts (test_cli.py, test_mpi.py) share:
+where things are, failure bookkeeping, and the runner of one case."""
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+DCRW = os.environ.get("DCRW_CLI", "dcrw")
+ROOT = os.environ.get("DCRW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../../.."))
+MNIST = os.environ.get("DCRW_MNIST", os.path.join(ROOT, "data", "mnist"))
+
+failures = []
+
+
+def check(cond, what):
+    """Record a failed property and go on; the case fails at the end."""
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+def main(script, cases, needs_mnist=lambda case: True, skip_reason=lambda: None):
+    """Run the case named by argv[1] in a fresh temporary folder.
+
+    Missing MNIST skips (exit 77), unless DCRW_REQUIRE_MNIST=1 (the test
+    command sets it after fetching), where it fails: a test that needs the
+    data must not pass silently without it."""
+    if len(sys.argv) != 2 or sys.argv[1] not in cases:
+        print("usage: %s {%s}" % (script, "|".join(cases)), file=sys.stderr)
+        return 2
+    case = sys.argv[1]
+    if needs_mnist(case) and not os.path.isfile(os.path.join(MNIST, "train-images-idx3-ubyte")):
+        if os.environ.get("DCRW_REQUIRE_MNIST") == "1":
+            print("FAIL: no MNIST in %s (run examples/fetch-mnist.sh)" % MNIST)
+            return 1
+        print("SKIP: no MNIST in %s (run examples/fetch-mnist.sh)" % MNIST)
+        return 77
+    reason = skip_reason()
+    if reason:
+        print("SKIP:", reason)
+        return 77
+    tmp = tempfile.mkdtemp(prefix="dcrw-%s-" % script.split(".")[0])
+    try:
+        t0 = time.time()
+        cases[case](tmp)
+        print("%s: %d failures, %.1f s" % (case, len(failures), time.time() - t0))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failures else 0

@@ -101,6 +101,19 @@ uint64_t dcrw_trainer_step_count(const dcrw_trainer *t) {
     return t ? t->step : 0;
 }
 
+int dcrw_trainer_set_learning_rate(dcrw_trainer *t, float learning_rate) {
+    DCRW_CHECK_ARG(t, "dcrw_trainer_set_learning_rate: trainer is NULL");
+    DCRW_CHECK_ARG(isfinite(learning_rate) && learning_rate > 0,
+                   "dcrw_trainer_set_learning_rate: %g must be finite and > 0",
+                   (double)learning_rate);
+    t->tc.learning_rate = learning_rate;
+    return DCRW_OK;
+}
+
+float dcrw_trainer_learning_rate(const dcrw_trainer *t) {
+    return t ? t->tc.learning_rate : 0.0f;
+}
+
 int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const float *eps,
                           dcrw_loss *out) {
     return dcrw_trainer_backward_part(t, B, x, eps, 0, B, out);

@@ -450,6 +450,15 @@ START_TEST(test_trainer_backward_apply_step) {
     EXPECT(dcrw_trainer_step(t, 4, x, e, &l), DCRW_ENUMERIC);
     ck_assert_uint_eq(dcrw_trainer_step_count(t), 0);
     ck_assert_uint_eq(dcrw_trainer_step_count(NULL), 0);
+    /* a bad learning rate is refused and leaves the old one */
+    EXPECT(dcrw_trainer_set_learning_rate(NULL, 1e-3f), DCRW_EINVAL);
+    const float lr0 = dcrw_trainer_learning_rate(t);
+    EXPECT(dcrw_trainer_set_learning_rate(t, NAN), DCRW_EINVAL);
+    EXPECT(dcrw_trainer_set_learning_rate(t, INFINITY), DCRW_EINVAL);
+    EXPECT(dcrw_trainer_set_learning_rate(t, 0.0f), DCRW_EINVAL);
+    EXPECT(dcrw_trainer_set_learning_rate(t, -1e-3f), DCRW_EINVAL);
+    ck_assert_float_eq(dcrw_trainer_learning_rate(t), lr0);
+    ck_assert_float_eq(dcrw_trainer_learning_rate(NULL), 0.0f);
     /* a gradient made non-finite by the caller (a bad allreduce) */
     EXPECT(dcrw_trainer_backward(t, 4, x, NULL, &l), DCRW_OK);
     size_t n;

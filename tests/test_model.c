@@ -334,6 +334,49 @@ START_TEST(test_adam_by_hand) {
 }
 END_TEST
 
+/* a rate changed between steps scales that step's Adam update, and only it */
+START_TEST(test_set_learning_rate) {
+    dcrw_config c = tiny(1);
+    dcrw_model *ma, *mb;
+    ck_assert_int_eq(dcrw_model_create(&ma, &c, 1), DCRW_OK);
+    ck_assert_int_eq(dcrw_model_create(&mb, &c, 1), DCRW_OK);
+    const int B = 2, P = (int)dcrw_model_input_size(ma);
+    float x[2 * 2 * 25];
+    tu_fill_uniform(x, (size_t)2 * B * P, 0, 1, 3);
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    tc.learning_rate = 0.01f;
+    dcrw_trainer *ta, *tb;
+    ck_assert_int_eq(dcrw_trainer_create(&ta, ma, &tc), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_create(&tb, mb, &tc), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_step(ta, B, x, NULL, NULL), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_step(tb, B, x, NULL, NULL), DCRW_OK);
+    size_t n;
+    float *pa = dcrw_model_params(ma, &n), *pb = dcrw_model_params(mb, NULL);
+    ck_assert_int_eq(memcmp(pa, pb, n * 4), 0);
+    float *before = malloc(n * 4);
+    memcpy(before, pa, n * 4);
+    ck_assert_int_eq(dcrw_trainer_set_learning_rate(ta, 0.003f), DCRW_OK);
+    ck_assert_float_eq(dcrw_trainer_learning_rate(ta), 0.003f);
+    ck_assert_float_eq(dcrw_trainer_learning_rate(tb), 0.01f);
+    ck_assert_int_eq(dcrw_trainer_step(ta, B, x + B * P, NULL, NULL), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_step(tb, B, x + B * P, NULL, NULL), DCRW_OK);
+    double moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        double da = (double)pa[i] - before[i], db = (double)pb[i] - before[i];
+        ck_assert_msg(fabs(da - 0.3 * db) < 1e-6, "param %zu: moved %g, expected 0.3 x %g", i, da,
+                      db);
+        moved += fabs(db);
+    }
+    ck_assert(moved > 1e-3);
+    dcrw_trainer_destroy(ta);
+    dcrw_trainer_destroy(tb);
+    dcrw_model_destroy(ma);
+    dcrw_model_destroy(mb);
+    free(before);
+}
+END_TEST
+
 START_TEST(test_nonfinite_leaves_model) {
     dcrw_config c = tiny(_i);
     dcrw_model *m;
@@ -589,6 +632,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_generation, 0, NTINY);
     tcase_add_loop_test(tc, test_resume_bit_exact, 0, NTINY);
     tcase_add_test(tc, test_adam_by_hand);
+    tcase_add_test(tc, test_set_learning_rate);
     tcase_add_loop_test(tc, test_nonfinite_leaves_model, 0, 4);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_windows_by_hand);

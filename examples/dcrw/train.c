@@ -19,6 +19,7 @@
 /* realpath() and SA_RESETHAND are XSI */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -38,7 +39,7 @@ typedef struct run_flags {
     char preset[32];
     dcrw_config cfg;
     long batch;
-    double lr, clip;
+    double lr, lr_halflife, clip;
     uint64_t seed;
     long threads;
     int binarize;
@@ -83,6 +84,8 @@ static void usage(FILE *f) {
             "                       write_attention (0|1), canvas_init, height, width\n"
             "  --batch B            images per step (default 100)\n"
             "  --lr X               Adam learning rate (default 0.001)\n"
+            "  --lr-halflife N      decay the rate smoothly, halving it every N steps:\n"
+            "                       X * 2^(-step/N) (default 0: constant)\n"
             "  --clip X             gradient-norm clip, 0 = off (default 5)\n"
             "  --seed N             initialisation, batches, binarization, noise (default 1)\n"
             "  --threads N          threads for the BLAS and the library (0 = default); the\n"
@@ -113,6 +116,7 @@ enum {
     O_MINUTES,
     O_BATCH,
     O_LR,
+    O_LR_HALFLIFE,
     O_CLIP,
     O_SEED,
     O_THREADS,
@@ -135,6 +139,7 @@ static const cli_opt opts[] = {{"help", 0, O_HELP},
                                {"minutes", 1, O_MINUTES},
                                {"batch", 1, O_BATCH},
                                {"lr", 1, O_LR},
+                               {"lr-halflife", 1, O_LR_HALFLIFE},
                                {"clip", 1, O_CLIP},
                                {"seed", 1, O_SEED},
                                {"threads", 1, O_THREADS},
@@ -177,10 +182,11 @@ static int write_run_json(FILE *f, void *ctx) {
             c->read_n, c->write_n, c->conv1, c->conv2, c->encoder, c->read_attention,
             c->write_attention, (double)c->canvas_init);
     fprintf(f,
-            "  \"batch\": %ld,\n  \"lr\": %.9g,\n  \"clip\": %.9g,\n  \"seed\": %llu,\n"
-            "  \"binarize\": %d,\n  \"valid\": %ld,\n  \"train_n\": %ld,\n  \"data\": ",
-            r->batch, r->lr, r->clip, (unsigned long long)r->seed, r->binarize, r->valid,
-            r->train_n);
+            "  \"batch\": %ld,\n  \"lr\": %.9g,\n  \"lr_halflife\": %.9g,\n  \"clip\": %.9g,\n"
+            "  \"seed\": %llu,\n  \"binarize\": %d,\n  \"valid\": %ld,\n  \"train_n\": %ld,\n"
+            "  \"data\": ",
+            r->batch, r->lr, r->lr_halflife, r->clip, (unsigned long long)r->seed, r->binarize,
+            r->valid, r->train_n);
     put_json_string(f, r->data);
     fprintf(f,
             ",\n  \"steps\": %llu,\n  \"epochs\": %ld,\n  \"minutes\": %.9g,\n"
@@ -348,6 +354,8 @@ static int read_run_json(const char *path, run_flags *r) {
     c->canvas_init = (float)d;
     GET_LONG("batch", r->batch, 1, INT_MAX);
     GET_DOUBLE("lr", r->lr);
+    GET_DOUBLE("lr_halflife", r->lr_halflife); /* absent in older runs: constant */
+    if (r->lr_halflife < 0) bad = 1;
     GET_DOUBLE("clip", r->clip);
     if (GET("seed") && cli_parse_u64("seed", v, &r->seed) != 0) bad = 2;
     long b = 0;
@@ -592,6 +600,10 @@ static int train_loop(trainer_run *tr, dcrw_model *m, dcrw_trainer *t, const dcr
             status = CLI_FAIL;
             break;
         }
+        /* a pure function of the step count, so a resumed run decays alike */
+        if (f->lr_halflife > 0)
+            dcrw_trainer_set_learning_rate(
+                t, (float)fmax(f->lr * exp2(-(double)s / f->lr_halflife), (double)FLT_MIN));
         /* the summed gradients are the same everywhere, so is this outcome */
         rc = dcrw_trainer_apply(t);
         double dt = cli_now() - t0;
@@ -833,6 +845,11 @@ static int train_command(int argc, char **argv) {
         case O_LR:
             if (cli_parse_double("lr", val, 1e-12, 10.0, &f->lr) != 0) return CLI_BAD;
             fixed_given = 1, fixed_name = "lr";
+            break;
+        case O_LR_HALFLIFE:
+            if (cli_parse_double("lr-halflife", val, 0.0, 1e15, &f->lr_halflife) != 0)
+                return CLI_BAD;
+            fixed_given = 1, fixed_name = "lr-halflife";
             break;
         case O_CLIP:
             if (cli_parse_double("clip", val, 0.0, 1e30, &f->clip) != 0) return CLI_BAD;

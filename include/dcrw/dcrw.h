@@ -493,6 +493,17 @@ DCRW_API int dcrw_trainer_step(dcrw_trainer *t, int B, const float *x, const flo
 DCRW_API uint64_t dcrw_trainer_step_count(const dcrw_trainer *t);
 
 /**
+ * Change the Adam step size for the following dcrw_trainer_apply() calls,
+ * for a learning-rate schedule; the moments and step count are kept.
+ * @return DCRW_OK; DCRW_EINVAL for NULL or a rate that is not finite and > 0
+ *         (the trainer is then unchanged).
+ */
+DCRW_API int dcrw_trainer_set_learning_rate(dcrw_trainer *t, float learning_rate);
+
+/** The current Adam step size. 0 for NULL. */
+DCRW_API float dcrw_trainer_learning_rate(const dcrw_trainer *t);
+
+/**
  * Save the model, the Adam moments (tensors adam.m.NAME, adam.v.NAME) and
  * the step count (metadata dcrw.step) in one safetensors file, atomically
  * as dcrw_model_save(). The file also loads with dcrw_model_load().

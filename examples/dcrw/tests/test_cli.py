@@ -298,6 +298,27 @@ def case_resume(tmp):
     _, rc_rows = read_log(crash)
     check([r[0] for r in rc_rows if r[2] != ""] == [str(i) for i in range(1, 8)],
           "resume rewrites the log up to the checkpoint: %r" % [r[0] for r in rc_rows])
+    # a learning-rate decay is a function of the step: the rate saved with
+    # step 8 is the one its last update used, 0.01 * 2^(-7/2); resuming keeps
+    # the schedule and cannot change it
+    decay = train_small(tmp, "decay", 8, ["--lr-halflife", "2"])
+    halves = train_small(tmp, "halves", 3, ["--lr-halflife", "2"])
+    rc, _, err = run(["train", "--resume", halves, "--steps", "8", "--lr-halflife", "4"])
+    check(rc == 2 and "lr-halflife" in err, "resume refuses a new --lr-halflife")
+    ok(["train", "--resume", halves, "--steps", "8"])
+    da = open(os.path.join(decay, "checkpoint.safetensors"), "rb").read()
+    check(da == open(os.path.join(halves, "checkpoint.safetensors"), "rb").read(),
+          "a decaying run resumed after 3 steps equals the straight one")
+    check(da != open(os.path.join(train_small(tmp, "flat", 8), "checkpoint.safetensors"),
+                     "rb").read(), "the decay changes the run")
+    meta = json.loads(da[8:8 + struct.unpack("<Q", da[:8])[0]])["__metadata__"]
+    lr = float(meta["dcrw.train.learning_rate"])
+    check(abs(lr - 0.01 * 2 ** -3.5) < 1e-8, "learning rate after 8 steps: %g" % lr)
+    for bad in ("-1", "nan", "x"):
+        rc, _, err = run(["train", "--data", MNIST, "--out", os.path.join(tmp, "bad"),
+                          "--steps", "1", "--lr-halflife", bad])
+        check(rc == 2 and not os.path.exists(os.path.join(tmp, "bad")),
+              "--lr-halflife %s is refused" % bad)
     # a different seed gives a different run
     other = train_small(tmp, "other", 23, ["--seed", "2"])
     check(open(os.path.join(other, "checkpoint.safetensors"), "rb").read() != a,

@@ -242,6 +242,8 @@ dcrw_trainer_grads = _fn("dcrw_trainer_grads", f32p, [handle, ctypes.POINTER(c_s
 dcrw_trainer_apply = _fn("dcrw_trainer_apply", c_int, [handle], True)
 dcrw_trainer_step = _fn("dcrw_trainer_step", c_int, [handle, c_int, f32p, f32p, ctypes.POINTER(Loss)], True)
 dcrw_trainer_step_count = _fn("dcrw_trainer_step_count", c_u64, [handle], False)
+dcrw_trainer_set_learning_rate = _fn("dcrw_trainer_set_learning_rate", c_int, [handle, ctypes.c_float], True)
+dcrw_trainer_learning_rate = _fn("dcrw_trainer_learning_rate", ctypes.c_float, [handle], False)
 dcrw_trainer_save = _fn("dcrw_trainer_save", c_int, [handle, c_str], True)
 dcrw_trainer_resume = _fn("dcrw_trainer_resume", c_int, [handle, c_str], True)
 

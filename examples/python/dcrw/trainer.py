@@ -120,6 +120,15 @@ class Trainer:
         return int(_ffi.dcrw_trainer_step_count(self._ptr))
 
     @property
+    def learning_rate(self):
+        """The Adam step size; assign to change it between steps (a schedule)."""
+        return float(_ffi.dcrw_trainer_learning_rate(self._ptr))
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        _ffi.dcrw_trainer_set_learning_rate(self._ptr, float(value))
+
+    @property
     def grads(self):
         """All gradients as one writable view laid out like Model.flat_params
         (change them before apply(), e.g. after an allreduce)."""

@@ -134,6 +134,14 @@ def test_trainer_config_and_resume_errors(model, tmp_path):
         expect_dcrw_error(dcrw.EIO, t.resume, tmp_path / "missing.safetensors")
         expect_dcrw_error(dcrw.EIO, t.save, tmp_path / "no-dir" / "t.safetensors")
     expect_dcrw_error(dcrw.EIO, model.save, tmp_path / "no-dir" / "m.safetensors")
+    with dcrw.Trainer(model, learning_rate=0.01) as t:
+        assert t.learning_rate == pytest.approx(0.01)
+        t.learning_rate = 0.003
+        assert t.learning_rate == pytest.approx(0.003)
+        for bad in (0.0, -1.0, float("nan"), float("inf")):
+            with pytest.raises(dcrw.DcrwError):
+                t.learning_rate = bad
+        assert t.learning_rate == pytest.approx(0.003)
 
 
 def test_closed_handles_refuse_use():

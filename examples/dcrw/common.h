@@ -85,6 +85,7 @@ int cli_parse_split(const char *opt, const char *s, cli_split *out);
 int cli_load_split(const char *dir, cli_split split, dcrw_dataset **out);
 /* The model's input shape must equal the data's. */
 int cli_check_shape(const dcrw_dataset *d, const dcrw_config *cfg, const char *what);
+const char *cli_model_path(const char *given);
 int cli_load_model(const char *path, dcrw_model **out);
 
 /* ---- randomness: splitmix64, so that every draw is a pure function of its

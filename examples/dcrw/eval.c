@@ -9,7 +9,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: dcrw eval --model CKPT --data DIR [OPTIONS]\n"
+            "usage: dcrw eval [--model CKPT] --data DIR [OPTIONS]\n"
             "\n"
             "Print the mean reconstruction loss Lx, regularisation loss Lz and the bound\n"
             "L = Lx + Lz (nats per image, an upper bound on -log p(x)) over the 10,000 test\n"
@@ -17,7 +17,8 @@ static void usage(FILE *f) {
             "the noise comes from the fixed seed %u, so numbers compare across runs and\n"
             "models.\n"
             "\n"
-            "  --model CKPT       a checkpoint (dcrw train writes RUNDIR/checkpoint.safetensors)\n"
+            "  --model CKPT       a checkpoint (dcrw train writes RUNDIR/checkpoint.safetensors;\n"
+            "                     default: $DCRW_MODEL, else the shipped model)\n"
             "  --data DIR         folder with the MNIST IDX files\n"
             "  --split S          test (default) or train\n"
             "  --n N              only the first N images of the split\n"
@@ -118,10 +119,11 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (opt_status >= 0) return opt_status;
-    if (!model_path || !data) {
-        cli_error("give --model CKPT and --data DIR (see --help)");
+    if (!data) {
+        cli_error("give --data DIR (see --help)");
         return CLI_BAD;
     }
+    model_path = cli_model_path(model_path);
     dcrw_model *m = NULL;
     dcrw_dataset *d = NULL;
     int status = CLI_BAD;

@@ -13,14 +13,14 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: dcrw reconstruct --model CKPT --data DIR --out FILE.png [OPTIONS]\n"
+            "usage: dcrw reconstruct [--model CKPT] --data DIR --out FILE.png [OPTIONS]\n"
             "\n"
             "One row per test image: the image, then the canvas sigma(c_t) after each\n"
             "glimpse, with the read window (red) and the write window (green) of that\n"
             "glimpse drawn as rectangles (the span of the N x N grid of Gaussians:\n"
             "centre +- stride*(N-1)/2), for the attention the model has.\n"
             "\n"
-            "  --model CKPT       a checkpoint\n"
+            "  --model CKPT       a checkpoint (default: $DCRW_MODEL, else the shipped model)\n"
             "  --data DIR         folder with the MNIST IDX files\n"
             "  --out FILE.png     the picture (RGB)\n"
             "  --n N              number of images (default 16)\n"
@@ -139,10 +139,11 @@ int cmd_reconstruct(int argc, char **argv) {
         }
     }
     if (opt_status >= 0) return opt_status;
-    if (!model_path || !data || !out) {
-        cli_error("give --model CKPT, --data DIR and --out FILE.png (see --help)");
+    if (!data || !out) {
+        cli_error("give --data DIR and --out FILE.png (see --help)");
         return CLI_BAD;
     }
+    model_path = cli_model_path(model_path);
     if (!cli_png_available()) return cli_png_write(out, NULL);
 
     dcrw_model *m = NULL;

@@ -11,13 +11,14 @@
 #define BACKGROUND 96
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: dcrw sample --model CKPT [--out FILE.png] [--gif FILE.gif] [OPTIONS]\n"
+    fprintf(f, "usage: dcrw sample [--model CKPT] [--out FILE.png] [--gif FILE.gif] [OPTIONS]\n"
                "\n"
                "Draw images from the model's prior: z_t ~ N(0, I), then the decoder writes\n"
                "on the canvas glimpse by glimpse. Pixels are the Bernoulli means sigma(c_t)\n"
                "(grey levels), not sampled bits.\n"
                "\n"
-               "  --model CKPT       a checkpoint\n"
+               "  --model CKPT       a checkpoint (default: $DCRW_MODEL, else the model\n"
+               "                     shipped with dcrw, " DCRW_SHIPPED_MODEL ")\n"
                "  --out FILE.png     a grid of the final images, ceil(sqrt(n)) columns; with\n"
                "                     --glimpses, one row per sample instead\n"
                "  --glimpses LIST    the canvas after these glimpses side by side, e.g. 1,4,6,10\n"
@@ -68,10 +69,7 @@ int cmd_sample(int argc, char **argv) {
         }
     }
     if (opt_status >= 0) return opt_status;
-    if (!model_path) {
-        cli_error("give --model CKPT (see --help)");
-        return CLI_BAD;
-    }
+    model_path = cli_model_path(model_path);
     if (!out && !gif) {
         cli_error("give --out FILE.png and/or --gif FILE.gif");
         return CLI_BAD;

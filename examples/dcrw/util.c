@@ -366,10 +366,19 @@ int cli_check_shape(const dcrw_dataset *d, const dcrw_config *cfg, const char *w
     return 0;
 }
 
+/* Without --model, $DCRW_MODEL, else the model installed beside the
+ * command, so that sampling works right after installation. */
+const char *cli_model_path(const char *given) {
+    if (given) return given;
+    const char *env = getenv("DCRW_MODEL");
+    return env && *env ? env : DCRW_SHIPPED_MODEL;
+}
+
 int cli_load_model(const char *path, dcrw_model **out) {
     int rc = dcrw_model_load(out, path);
     if (rc != DCRW_OK) {
-        cli_lib_error(rc, "--model %s: not a usable dcrw checkpoint", path);
+        cli_lib_error(rc, "model %s: not a usable dcrw checkpoint%s", path,
+                      strcmp(path, DCRW_SHIPPED_MODEL) ? "" : " (give --model CKPT)");
         return -1;
     }
     return 0;

@@ -23,7 +23,7 @@ import time
 import xml.etree.ElementTree as ET
 import zlib
 
-from clitest import DCRW, MNIST, check, main as run_case
+from clitest import DCRW, MNIST, ROOT, check, main as run_case
 HAVE_PNG = os.environ.get("DCRW_CLI_HAVE_PNG", "1") == "1"
 HAVE_GIF = os.environ.get("DCRW_CLI_HAVE_GIF", "1") == "1"
 
@@ -581,6 +581,34 @@ def case_info(tmp):
         total += n
     check(f.get("parameters", "").startswith(str(total) + " "), "parameter count %d" % total)
     check("optimizer state  yes" in out, "a trainer checkpoint has optimizer state")
+
+
+SHIPPED = os.path.join(ROOT, "examples", "models", "dcrw-mnist.safetensors")
+
+
+def case_shipped(tmp):
+    """The model shipped in examples/models is the one doc/RESULTS.md
+    describes: it loads, samples without --model, and scores on the first
+    1,000 test images within 1 nat of what the table reports."""
+    check(os.path.getsize(SHIPPED) < 5 * 1000 * 1000, "the shipped model is under 5 MB")
+    out = ok(["info", SHIPPED])
+    check(info_fields(out).get("preset") == "dcrw" and "optimizer state  no" in out,
+          "a dcrw model without optimizer state:\n%s" % out)
+    png = os.path.join(tmp, "samples.png")
+    ok(["sample", "--out", png, "--n", "16", "--scale", "1"], env=dict(os.environ, DCRW_MODEL=SHIPPED))
+    w, h, ch, rows = png_decode(png)
+    check((w, h, ch) == grid(4, 4, 28) + (1,), "16 samples in a 4 x 4 grid: %r" % ((w, h, ch),))
+    ink = [v for r in rows[2:30] for v in r[2:30]]
+    check(max(ink) > 200 and sum(v < 30 for v in ink) > 300,
+          "the first sample is a bright stroke on a dark ground, not noise or grey")
+    results = os.path.join(ROOT, "doc", "RESULTS.md")
+    text = open(results).read() if os.path.exists(results) else ""
+    m = re.search(r"^Shipped model on the first 1,000 test images:.*?L = ([\d.]+)", text, re.M)
+    if not check(m is not None, "doc/RESULTS.md states the shipped model's bound on 1,000 images"):
+        return
+    e = parse_eval(ok(["eval", "--model", SHIPPED, "--data", MNIST, "--n", "1000"]))
+    check(e["L"] is not None and abs(e["L"] - float(m.group(1))) <= 1.0,
+          "bound on 1,000 test images %r, RESULTS.md says %s" % (e["L"], m.group(1)))
 
 
 def case_badinput(tmp):

@@ -57,7 +57,28 @@ from .trainer import TRAIN_FIELDS, Trainer, default_train_config
 
 __version__ = version_string()
 
+
+def shipped_model():
+    """The path of the model trained on MNIST that libdcrw ships
+    (doc/RESULTS.md): $DCRW_MODEL if set, else the copy installed with
+    this package, else the one in the source tree beside it."""
+    import os
+
+    env = os.environ.get("DCRW_MODEL")
+    if env:
+        return env
+    name = "dcrw-mnist.safetensors"
+    try:
+        from ._install import MODELS_DIR
+    except ImportError:  # not installed: the source tree
+        MODELS_DIR = None
+    if MODELS_DIR and os.path.exists(os.path.join(MODELS_DIR, name)):
+        return os.path.join(MODELS_DIR, name)
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(os.path.dirname(os.path.dirname(here)), "models", name)
+
 __all__ = [
+    "shipped_model",
     "CONFIG_FIELDS",
     "TRAIN_FIELDS",
     "Dataset",

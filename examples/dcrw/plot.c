@@ -1,22 +1,33 @@
-/* dcrw plot: the loss curves of a run (the seed paper's Fig. 6) as a
- * hand-written SVG: Lx and Lz against the step, each in its own panel on a
- * log scale, and the held-out bound when the run has one. */
+/* dcrw plot: the loss curves of one or more runs (the seed paper's Fig. 6)
+ * as a hand-written SVG: Lx, Lz and the bound L against the step or the
+ * wall-clock minutes, each in its own panel on a log scale, with the
+ * held-out bound where a run has one. Reads dcrw's own log.csv and the CSV
+ * of the PyTorch reference script, whose columns are found by name. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common.h"
 
 #define MAX_POINTS 800 /* per curve: a longer log is averaged into buckets */
+#define MAX_RUNS 8     /* as many as the palette tells apart */
+#define MAX_MARKS 32
 #define FIG_W 760
 #define PANEL_H 250
 #define MARGIN_L 70
 #define MARGIN_R 20
 #define MARGIN_T 40
 #define PANEL_GAP 60
+#define LEGEND_ROW 18
+
+/* matplotlib's "tab10" without its grey and olive, which read poorly on
+ * white next to the grid */
+static const char *const palette[MAX_RUNS] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                              "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
 typedef struct series {
     double *x, *y;
@@ -73,68 +84,211 @@ static void series_bucket(series *s) {
     s->n = out;
 }
 
-/* a CSV field as a number; NaN when empty */
-static double field(const char **p) {
-    const char *s = *p;
-    double v = NAN;
-    if (*s != ',' && *s != '\n' && *s != '\r' && *s) {
-        char *end = NULL;
-        errno = 0;
-        v = strtod(s, &end);
-        if (end == s || errno == ERANGE) v = NAN;
-        s = end;
-    }
-    while (*s && *s != ',' && *s != '\n') s++;
-    if (*s == ',') s++;
-    *p = s;
-    return v;
+/* ------------------------------------------------------------------------ */
+/* Reading the logs */
+
+enum { P_LX, P_LZ, P_LOSS, P_N };
+static const char *const panel_names[P_N] = {"lx", "lz", "loss"};
+
+/* Columns by name: dcrw's log.csv, then the reference script's CSV. */
+enum { C_STEP, C_WALL, C_LX, C_LZ, C_LOSS, C_VALID, C_N };
+static const char *const col_names[C_N][2] = {{"step", NULL},      {"wall_s", "seconds"},
+                                              {"lx", "train_Lx"},  {"lz", "train_Lz"},
+                                              {"loss", "train_L"}, {"valid_bound", NULL}};
+
+typedef struct run {
+    const char *path;
+    char *label;
+    series s[P_N];     /* the training batches */
+    series valid;      /* held-out bound */
+    int has[P_N];      /* the log has (or implies) this curve */
+    double xmin, xmax; /* before bucketing, so that the axis spans the data */
+} run;
+
+static void run_free(run *r) {
+    for (int p = 0; p < P_N; p++) series_free(&r->s[p]);
+    series_free(&r->valid);
+    free(r->label);
 }
 
-typedef struct curves {
-    series lx, lz, loss, valid;
-} curves;
+/* [*b, *e) trimmed of blanks and the \r of CRLF files */
+static void trim(const char **b, const char **e) {
+    while (*b < *e && (**b == ' ' || **b == '\t' || **b == '\r')) (*b)++;
+    while (*e > *b && ((*e)[-1] == ' ' || (*e)[-1] == '\t' || (*e)[-1] == '\r')) (*e)--;
+}
 
-static int read_log(const char *path, curves *c) {
-    char *text = cli_read_file(path, NULL);
-    if (!text) return -1;
-    if (strncmp(text, "step,wall_s,lx,lz,loss", 22) != 0) {
-        cli_error("%s: not a log of dcrw train (its header should start step,wall_s,lx,lz,loss)",
-                  path);
-        free(text);
-        return -1;
-    }
-    const char *p = strchr(text, '\n');
-    int rc = 0;
-    while (p && *++p && rc == 0) {
-        const char *e = strchr(p, '\n');
-        if (!e) break; /* a row still being written */
+static int header_columns(const char *p, const char *end, int col[C_N]) {
+    int ncols = 0;
+    for (int c = 0; c < C_N; c++) col[c] = -1;
+    for (;;) {
         const char *q = p;
-        double step = field(&q);
-        field(&q); /* wall time */
-        double lx = field(&q), lz = field(&q), loss = field(&q);
-        field(&q); /* images/s */
-        double vb = q < e ? field(&q) : NAN;
-        if (isfinite(step)) {
-            if (isfinite(lx) && isfinite(lz) && isfinite(loss))
-                rc |= series_push(&c->lx, step, lx) | series_push(&c->lz, step, lz) |
-                      series_push(&c->loss, step, loss);
-            if (isfinite(vb)) rc |= series_push(&c->valid, step, vb);
+        while (q < end && *q != ',') q++;
+        const char *b = p, *e = q;
+        trim(&b, &e);
+        for (int c = 0; c < C_N; c++)
+            for (int k = 0; k < 2; k++) {
+                const char *n = col_names[c][k];
+                if (n && col[c] < 0 && (size_t)(e - b) == strlen(n) &&
+                    !memcmp(b, n, (size_t)(e - b)))
+                    col[c] = ncols;
+            }
+        ncols++;
+        if (q >= end) break;
+        p = q + 1;
+    }
+    return ncols;
+}
+
+/* One data row into v[C_N] (NaN where empty or unused); -1 after a message
+ * on a wrong field count or a field that is not a number. */
+static int parse_row(const char *path, int line, const char *p, const char *end, const int col[C_N],
+                     int ncols, const int used[C_N], double v[C_N]) {
+    int j = 0;
+    for (int c = 0; c < C_N; c++) v[c] = NAN;
+    for (;;) {
+        const char *q = p;
+        while (q < end && *q != ',') q++;
+        const char *b = p, *e = q;
+        trim(&b, &e);
+        for (int c = 0; c < C_N; c++) {
+            if (col[c] != j || !used[c] || b == e) continue;
+            char *stop = NULL;
+            errno = 0;
+            double x = strtod(b, &stop);
+            if (stop != e || errno == ERANGE) {
+                cli_error("%s:%d: '%.*s' is not a number", path, line,
+                          (int)(e - b > 40 ? 40 : e - b), b);
+                return -1;
+            }
+            v[c] = x;
         }
-        p = e;
+        j++;
+        if (q >= end) break;
+        p = q + 1;
     }
-    free(text);
-    if (rc) {
-        cli_error("%s: out of memory", path);
-        return -1;
-    }
-    if (c->lx.n == 0) {
-        cli_error("%s: no training steps logged yet", path);
+    if (j != ncols) {
+        cli_error("%s:%d: %d fields where the header has %d", path, line, j, ncols);
         return -1;
     }
     return 0;
 }
 
+static int read_log(const char *path, int minutes, run *r) {
+    char *text = cli_read_file(path, NULL);
+    if (!text) return -1;
+    const char *p = text;
+    if (!strncmp(p, "\xEF\xBB\xBF", 3)) p += 3; /* a BOM from a spreadsheet */
+    const char *nl = strchr(p, '\n');
+    int col[C_N];
+    int ncols = header_columns(p, nl ? nl : p + strlen(p), col);
+    int rc = -1;
+    int xc = minutes ? C_WALL : C_STEP;
+    if (col[C_LX] < 0 && col[C_LZ] < 0 && col[C_LOSS] < 0) {
+        cli_error("%s: not a log of dcrw train or of the reference script (its header names "
+                  "none of lx, lz, loss, train_Lx, train_Lz, train_L)",
+                  path);
+        goto done;
+    }
+    if (col[xc] < 0) {
+        cli_error("%s: no %s column in the header", path,
+                  minutes ? "wall_s or seconds (needed by --x minutes)" : "step");
+        goto done;
+    }
+    r->has[P_LX] = col[C_LX] >= 0;
+    r->has[P_LZ] = col[C_LZ] >= 0;
+    r->has[P_LOSS] = col[C_LOSS] >= 0 || (r->has[P_LX] && r->has[P_LZ]);
+    int used[C_N] = {0};
+    used[xc] = used[C_LX] = used[C_LZ] = used[C_LOSS] = used[C_VALID] = 1;
+    r->xmin = INFINITY;
+    r->xmax = -INFINITY;
+    int line = 1, oom = 0;
+    while (nl && nl[1]) {
+        p = nl + 1;
+        line++;
+        nl = strchr(p, '\n');
+        if (!nl) break; /* a row still being written */
+        const char *b = p, *e = nl;
+        trim(&b, &e);
+        if (b == e) continue;
+        double v[C_N];
+        if (parse_row(path, line, p, nl, col, ncols, used, v)) goto done;
+        if (!isfinite(v[xc])) {
+            cli_error("%s:%d: no %s value", path, line, minutes ? "wall-clock" : "step");
+            goto done;
+        }
+        double x = minutes ? v[xc] / 60.0 : v[xc];
+        double y[P_N] = {v[C_LX], v[C_LZ], v[C_LOSS]};
+        if (col[C_LOSS] < 0) y[P_LOSS] = v[C_LX] + v[C_LZ];
+        int any = 0;
+        for (int k = 0; k < P_N; k++)
+            if (isfinite(y[k])) {
+                oom |= series_push(&r->s[k], x, y[k]);
+                any = 1;
+            }
+        if (isfinite(v[C_VALID])) {
+            oom |= series_push(&r->valid, x, v[C_VALID]);
+            any = 1;
+        }
+        if (any) {
+            if (x < r->xmin) r->xmin = x;
+            if (x > r->xmax) r->xmax = x;
+        }
+        if (oom) {
+            cli_error("%s: out of memory", path);
+            goto done;
+        }
+    }
+    if (r->s[P_LX].n + r->s[P_LZ].n + r->s[P_LOSS].n == 0) {
+        cli_error("%s: no training steps logged yet", path);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(text);
+    return rc;
+}
+
+/* The last name in path[0..n), trailing slashes dropped; the current
+ * folder's own name for "." or nothing. */
+static char *last_name(const char *path, size_t n) {
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && path[b - 1] != '/') b--;
+    if (b == 0 && (n == 0 || (n == 1 && path[0] == '.'))) {
+        char cwd[4096];
+        if (getcwd(cwd, sizeof cwd) && strcmp(cwd, "/")) return strdup(cli_basename(cwd));
+    }
+    return strndup(path + b, n - b);
+}
+
+/* The run folder's name; for a CSV its file name without .csv, but for a
+ * log.csv the name of the folder it sits in, which names the run. */
+static char *default_label(const char *path, int is_dir) {
+    if (is_dir) return last_name(path, strlen(path));
+    const char *base = cli_basename(path);
+    size_t n = strlen(base);
+    if (!strcmp(base, "log.csv")) return last_name(path, (size_t)(base - path));
+    if (n > 4 && !strcmp(base + n - 4, ".csv")) n -= 4;
+    return strndup(base, n);
+}
+
 /* ------------------------------------------------------------------------ */
+/* Drawing */
+
+typedef struct mark {
+    double x, y;
+    const char *text;
+} mark;
+
+typedef struct plot_opts {
+    int minutes;    /* x: wall-clock minutes instead of the step */
+    int panel[P_N]; /* which to draw, in order */
+    int npanels;    /* 0: lx, lz, and loss when some run has a held-out bound */
+    double ymax;    /* NaN: from the data */
+    const mark *marks;
+    int nmarks;
+    int named; /* a legend names the runs, each in its colour */
+} plot_opts;
 
 static void xml_text(FILE *f, const char *s) {
     for (; *s; s++) {
@@ -173,6 +327,8 @@ static void fmt_num(char *buf, size_t n, double v) {
 typedef struct panel {
     double x0, x1, ylo, yhi; /* data ranges; y in log10 */
     double top;              /* pixel y of the panel's top */
+    int clipped;             /* yhi is the user's --ymax: a tick marks it */
+    const char *name;        /* class of the panel's elements */
 } panel;
 
 static double px_x(const panel *p, double x) {
@@ -180,6 +336,8 @@ static double px_x(const panel *p, double x) {
     return MARGIN_L + (p->x1 > p->x0 ? (x - p->x0) / (p->x1 - p->x0) : 0.5) * w;
 }
 
+/* values beyond the range sit on its edge, so a clipped curve runs along
+ * the top of the panel instead of leaving it */
 static double px_y(const panel *p, double y) {
     double ly = log10(y > 0 ? y : 1e-300);
     if (ly < p->ylo) ly = p->ylo;
@@ -187,119 +345,221 @@ static double px_y(const panel *p, double y) {
     return p->top + PANEL_H - (ly - p->ylo) / (p->yhi - p->ylo) * PANEL_H;
 }
 
-static void y_range(const series *a, const series *b, double *lo, double *hi) {
-    double mn = INFINITY, mx = -INFINITY;
-    const series *all[2] = {a, b};
-    for (int k = 0; k < 2; k++)
-        for (size_t i = 0; all[k] && i < all[k]->n; i++) {
-            double v = all[k]->y[i];
-            if (v > 0 && v < mn) mn = v;
-            if (v > 0 && v > mx) mx = v;
-        }
-    if (!(mn <= mx)) mn = mx = 1;
+static void minmax(const series *s, double *mn, double *mx) {
+    for (size_t i = 0; i < s->n; i++) {
+        double v = s->y[i];
+        if (v > 0 && v < *mn) *mn = v;
+        if (v > 0 && v > *mx) *mx = v;
+    }
+}
+
+static void y_range(double mn, double mx, double ymax, panel *p) {
+    if (!(mn <= mx)) mn = mx = isnan(ymax) ? 1 : ymax / 2;
+    if (!isnan(ymax)) {
+        /* the axis ends at ymax exactly, however far the data lies below */
+        if (mn >= ymax) mn = ymax / 2;
+        double l = log10(mn), h = log10(ymax);
+        if (h - l < 0.05) l = h - 0.05;
+        p->ylo = l - 0.04 * (h - l);
+        p->yhi = h;
+        p->clipped = 1;
+        return;
+    }
     double l = log10(mn), h = log10(mx);
     if (h - l < 0.05) {
         l -= 0.05;
         h += 0.05;
     }
     double pad = 0.04 * (h - l);
-    *lo = l - pad;
-    *hi = h + pad;
+    p->ylo = l - pad;
+    p->yhi = h + pad;
+    p->clipped = 0;
 }
 
-static void draw_axes(FILE *f, const panel *p, const char *title) {
+/* the label's y equals the grid line's, centred on it, so that a value's
+ * pixel can be read back from its tick */
+static void y_tick(FILE *f, const panel *p, double v) {
+    double w = FIG_W - MARGIN_L - MARGIN_R, y = px_y(p, v);
+    char buf[32];
+    fmt_num(buf, sizeof buf, v);
+    fprintf(f,
+            "<line class=\"grid %s\" x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+            "stroke=\"#ddd\"/>\n",
+            p->name, MARGIN_L, y, MARGIN_L + w, y);
+    fprintf(f,
+            "<text class=\"ytick %s\" x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\" "
+            "dominant-baseline=\"central\">%s</text>\n",
+            p->name, MARGIN_L - 5, y, buf);
+}
+
+/* leaves room under a --ymax tick so that two labels do not overlap */
+static int y_tick_fits(const panel *p, double v) {
+    double lv = log10(v);
+    if (lv < p->ylo - 1e-12 || lv > p->yhi + 1e-12) return 0;
+    if (p->clipped && px_y(p, v) - p->top < 14) return 0;
+    return 1;
+}
+
+static void draw_yticks(FILE *f, const panel *p) {
+    if (p->yhi - p->ylo < 1.0) {
+        /* within a decade, evenly spaced values read better than 1-2-5,
+         * which leave 100..150 without a single tick */
+        double lo = pow(10.0, p->ylo), hi = pow(10.0, p->yhi), st = nice_step(hi - lo);
+        long k0 = (long)ceil(lo / st - 1e-9), k1 = (long)floor(hi / st + 1e-9);
+        for (long k = k0; k <= k1; k++)
+            if (y_tick_fits(p, (double)k * st)) y_tick(f, p, (double)k * st);
+    } else {
+        int sparse = p->yhi - p->ylo > 4.0; /* one tick a decade */
+        for (int e = (int)floor(p->ylo); e <= (int)ceil(p->yhi); e++)
+            for (int mlt = 1; mlt <= 5; mlt++) {
+                if ((sparse && mlt != 1) || mlt == 3 || mlt == 4) continue;
+                double v = mlt * pow(10.0, e);
+                if (y_tick_fits(p, v)) y_tick(f, p, v);
+            }
+    }
+    if (p->clipped) y_tick(f, p, pow(10.0, p->yhi));
+}
+
+static void draw_axes(FILE *f, const panel *p, const char *title, int minutes) {
     double w = FIG_W - MARGIN_L - MARGIN_R;
     fprintf(f,
-            "<rect x=\"%d\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"none\" "
-            "stroke=\"#444\"/>\n",
-            MARGIN_L, p->top, w, PANEL_H);
-    fprintf(f, "<text x=\"%d\" y=\"%.1f\" font-size=\"14\" font-weight=\"bold\">", MARGIN_L,
-            p->top - 8);
+            "<rect class=\"frame %s\" x=\"%d\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" "
+            "fill=\"none\" stroke=\"#444\"/>\n",
+            p->name, MARGIN_L, p->top, w, PANEL_H);
+    fprintf(f,
+            "<text class=\"title %s\" x=\"%d\" y=\"%.1f\" font-size=\"14\" "
+            "font-weight=\"bold\">",
+            p->name, MARGIN_L, p->top - 8);
     xml_text(f, title);
     fputs("</text>\n", f);
-    /* x ticks */
+    /* an integer tick index, so that accumulated rounding cannot drop the
+     * tick at the end of the range */
     double st = nice_step(p->x1 - p->x0);
+    long k0 = (long)ceil(p->x0 / st - 1e-9), k1 = (long)floor(p->x1 / st + 1e-9);
     char buf[32];
-    for (double v = ceil(p->x0 / st) * st; v <= p->x1 + 1e-9 * st; v += st) {
-        double x = px_x(p, v);
+    for (long k = k0; k <= k1; k++) {
+        double v = (double)k * st, x = px_x(p, v);
         fmt_num(buf, sizeof buf, v);
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", x,
-                p->top, x, p->top + PANEL_H);
         fprintf(f,
-                "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"middle\">%s</text>\n",
-                x, p->top + PANEL_H + 14, buf);
+                "<line class=\"grid %s\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                "stroke=\"#ddd\"/>\n",
+                p->name, x, p->top, x, p->top + PANEL_H);
+        fprintf(f,
+                "<text class=\"xtick %s\" x=\"%.1f\" y=\"%.1f\" font-size=\"11\" "
+                "text-anchor=\"middle\">%s</text>\n",
+                p->name, x, p->top + PANEL_H + 14, buf);
     }
-    /* y ticks on the log axis: 1-2-5 per decade, or every integer multiple
-     * when the range is narrow */
-    int dense = p->yhi - p->ylo < 1.0;
-    int drawn = 0;
-    for (int pass = 0; pass < 2 && drawn < 2; pass++) {
-        for (int e = (int)floor(p->ylo); e <= (int)ceil(p->yhi); e++)
-            for (int mlt = 1; mlt <= 9; mlt++) {
-                if (!(dense || pass) && mlt != 1 && mlt != 2 && mlt != 5) continue;
-                double v = mlt * pow(10.0, e), lv = log10(v);
-                if (lv < p->ylo || lv > p->yhi) continue;
-                double y = px_y(p, v);
-                fmt_num(buf, sizeof buf, v);
-                fprintf(f,
-                        "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n",
-                        MARGIN_L, y, MARGIN_L + w, y);
-                fprintf(
-                    f, "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%s</text>\n",
-                    MARGIN_L - 5, y + 4, buf);
-                drawn++;
-            }
-        if (drawn >= 2) break;
-    }
+    draw_yticks(f, p);
     fprintf(f,
-            "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\">training "
-            "step</text>\n",
-            MARGIN_L + w / 2, p->top + PANEL_H + 30);
+            "<text class=\"xlabel %s\" x=\"%.1f\" y=\"%.1f\" font-size=\"12\" "
+            "text-anchor=\"middle\">%s</text>\n",
+            p->name, MARGIN_L + w / 2, p->top + PANEL_H + 30,
+            minutes ? "wall-clock minutes since the start of the run" : "training step");
     fprintf(f,
             "<text x=\"16\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\" "
             "transform=\"rotate(-90 16 %.1f)\">nats (log scale)</text>\n",
             p->top + PANEL_H / 2.0, p->top + PANEL_H / 2.0);
 }
 
-static void draw_line(FILE *f, const panel *p, const series *s, const char *colour) {
-    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", colour);
+static void draw_line(FILE *f, const panel *p, const series *s, const char *colour, int k) {
+    fprintf(f,
+            "<polyline class=\"curve %s run%d\" fill=\"none\" stroke=\"%s\" "
+            "stroke-width=\"1.5\" points=\"",
+            p->name, k, colour);
     for (size_t i = 0; i < s->n; i++)
         fprintf(f, "%s%.1f,%.1f", i ? " " : "", px_x(p, s->x[i]), px_y(p, s->y[i]));
     fputs("\"/>\n", f);
 }
 
-static void draw_points(FILE *f, const panel *p, const series *s, const char *colour) {
+static void draw_points(FILE *f, const panel *p, const series *s, const char *colour, int k,
+                        int outline) {
     for (size_t i = 0; i < s->n; i++)
-        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"/>\n", px_x(p, s->x[i]),
-                px_y(p, s->y[i]), colour);
+        fprintf(
+            f,
+            "<circle class=\"valid %s run%d\" cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"%s/>\n",
+            p->name, k, px_x(p, s->x[i]), px_y(p, s->y[i]), colour,
+            outline ? " stroke=\"#222\" stroke-width=\"0.8\"" : "");
 }
 
-static void legend(FILE *f, const panel *p, int row, const char *colour, const char *label) {
+/* the key of the single-run bound panel, inside it at the top right */
+static void key(FILE *f, const panel *p, int row, const char *colour, const char *label) {
     double x = FIG_W - MARGIN_R - 230, y = p->top + 16 + 16 * row;
     fprintf(f,
-            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+            "<line class=\"key\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
             "stroke-width=\"3\"/>\n",
             x, y - 4, x + 20, y - 4, colour);
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\">", x + 26, y);
+    fprintf(f, "<text class=\"key\" x=\"%.1f\" y=\"%.1f\" font-size=\"12\">", x + 26, y);
     xml_text(f, label);
     fputs("</text>\n", f);
 }
 
+static int legend_rows(int nruns) {
+    return (nruns + 1) / 2;
+}
+
+/* the runs' names above the panels, two a row */
+static void legend(FILE *f, const run *runs, int nruns) {
+    double col_w = (FIG_W - MARGIN_L - MARGIN_R) / 2.0;
+    for (int k = 0; k < nruns; k++) {
+        double x = MARGIN_L + (k % 2) * col_w, y = MARGIN_T + LEGEND_ROW * (k / 2);
+        fprintf(f,
+                "<line class=\"legend run%d\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                "stroke=\"%s\" stroke-width=\"3\"/>\n",
+                k, x, y - 4, x + 24, y - 4, palette[k]);
+        fprintf(f, "<text class=\"legend run%d\" x=\"%.1f\" y=\"%.1f\" font-size=\"12\">", k,
+                x + 30, y);
+        xml_text(f, runs[k].label);
+        fputs("</text>\n", f);
+    }
+}
+
+static void draw_mark(FILE *f, const panel *p, const mark *m) {
+    double x = px_x(p, m->x), y = px_y(p, m->y);
+    /* the text goes on the side with room for it */
+    int left = x > MARGIN_L + (FIG_W - MARGIN_L - MARGIN_R) * 0.6;
+    fprintf(f,
+            "<circle class=\"mark\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#000\" "
+            "stroke=\"#fff\" stroke-width=\"1\"/>\n",
+            x, y);
+    if (!*m->text) return;
+    fprintf(f, "<text class=\"mark\" x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"%s\">",
+            left ? x - 7 : x + 7, y - 7, left ? "end" : "start");
+    xml_text(f, m->text);
+    fputs("</text>\n", f);
+}
+
 typedef struct plot_ctx {
-    curves *c;
+    run *runs;
+    int nruns;
+    const plot_opts *o;
+    const int *panel;
+    int npanels;
+    int any_valid;
     const char *title;
 } plot_ctx;
 
+static const char *const titles[P_N] = {"Reconstruction loss Lx (training batches)",
+                                        "Regularisation loss Lz (training batches)",
+                                        "Bound L = Lx + Lz"};
+static const char *const single_colour[P_N] = {"#1f77b4", "#d62728", "#999999"};
+
 static int write_svg(FILE *f, void *ctx) {
     plot_ctx *pc = ctx;
-    curves *c = pc->c;
-    int npanels = c->valid.n ? 3 : 2;
-    int height = MARGIN_T + npanels * (PANEL_H + PANEL_GAP);
-    double x0 = c->lx.x[0], x1 = c->lx.x[c->lx.n - 1];
-    if (c->valid.n) {
-        if (c->valid.x[0] < x0) x0 = c->valid.x[0];
-        if (c->valid.x[c->valid.n - 1] > x1) x1 = c->valid.x[c->valid.n - 1];
+    const plot_opts *o = pc->o;
+    int named = o->named;
+    double top0 = MARGIN_T + (named ? LEGEND_ROW * legend_rows(pc->nruns) + 16 : 0);
+    int height = (int)top0 + pc->npanels * (PANEL_H + PANEL_GAP);
+    /* one x range for every panel, so that the panels line up */
+    double x0 = INFINITY, x1 = -INFINITY;
+    for (int k = 0; k < pc->nruns; k++) {
+        if (pc->runs[k].xmin < x0) x0 = pc->runs[k].xmin;
+        if (pc->runs[k].xmax > x1) x1 = pc->runs[k].xmax;
     }
+    for (int i = 0; i < o->nmarks; i++) {
+        if (o->marks[i].x < x0) x0 = o->marks[i].x;
+        if (o->marks[i].x > x1) x1 = o->marks[i].x;
+    }
+    if (o->minutes && x0 > 0) x0 = 0; /* minutes since the start */
     if (x1 <= x0) x1 = x0 + 1;
     fprintf(f,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -307,71 +567,213 @@ static int write_svg(FILE *f, void *ctx) {
             "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n"
             "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
             FIG_W, height, FIG_W, height);
-    fputs("<text x=\"10\" y=\"20\" font-size=\"13\" fill=\"#555\">", f);
-    xml_text(f, pc->title);
-    fputs("</text>\n", f);
+    if (pc->title) {
+        fputs("<text x=\"10\" y=\"20\" font-size=\"13\" fill=\"#555\">", f);
+        xml_text(f, pc->title);
+        fputs("</text>\n", f);
+    }
+    if (named) legend(f, pc->runs, pc->nruns);
 
-    panel p = {x0, x1, 0, 0, MARGIN_T};
-    y_range(&c->lx, NULL, &p.ylo, &p.yhi);
-    draw_axes(f, &p, "Reconstruction loss Lx (training batches)");
-    draw_line(f, &p, &c->lx, "#1f77b4");
-
-    p.top += PANEL_H + PANEL_GAP;
-    y_range(&c->lz, NULL, &p.ylo, &p.yhi);
-    draw_axes(f, &p, "Regularisation loss Lz (training batches)");
-    draw_line(f, &p, &c->lz, "#d62728");
-
-    if (c->valid.n) {
+    panel p = {x0, x1, 0, 0, top0, 0, NULL};
+    for (int i = 0; i < pc->npanels; i++) {
+        int pn = pc->panel[i];
+        p.name = panel_names[pn];
+        double mn = INFINITY, mx = -INFINITY;
+        for (int k = 0; k < pc->nruns; k++) {
+            minmax(&pc->runs[k].s[pn], &mn, &mx);
+            if (pn == P_LOSS) minmax(&pc->runs[k].valid, &mn, &mx);
+        }
+        if (pn == P_LOSS)
+            for (int m = 0; m < o->nmarks; m++) {
+                if (o->marks[m].y < mn) mn = o->marks[m].y;
+                if (o->marks[m].y > mx) mx = o->marks[m].y;
+            }
+        y_range(mn, mx, o->ymax, &p);
+        const char *title = titles[pn];
+        if (pn == P_LOSS && named)
+            title = pc->any_valid ? "Bound L = Lx + Lz (lines: training batches, dots: held-out)"
+                                  : "Bound L = Lx + Lz (training batches)";
+        draw_axes(f, &p, title, o->minutes);
+        for (int k = 0; k < pc->nruns; k++)
+            draw_line(f, &p, &pc->runs[k].s[pn], named ? palette[k] : single_colour[pn], k);
+        if (pn == P_LOSS) {
+            for (int k = 0; k < pc->nruns; k++)
+                draw_points(f, &p, &pc->runs[k].valid, named ? palette[k] : "#2ca02c", k, named);
+            if (!named && pc->any_valid) {
+                key(f, &p, 0, "#999999", "training batches");
+                key(f, &p, 1, "#2ca02c", "held-out images");
+            }
+            for (int m = 0; m < o->nmarks; m++) draw_mark(f, &p, &o->marks[m]);
+        }
         p.top += PANEL_H + PANEL_GAP;
-        y_range(&c->loss, &c->valid, &p.ylo, &p.yhi);
-        draw_axes(f, &p, "Bound L = Lx + Lz");
-        draw_line(f, &p, &c->loss, "#999999");
-        draw_points(f, &p, &c->valid, "#2ca02c");
-        legend(f, &p, 0, "#999999", "training batches");
-        legend(f, &p, 1, "#2ca02c", "held-out images");
     }
     fputs("</svg>\n", f);
     return 0;
 }
 
-int cli_plot_run(const char *log_path, const char *svg_path) {
-    curves c;
-    memset(&c, 0, sizeof c);
-    int rc = read_log(log_path, &c);
-    if (rc == 0) {
-        series_bucket(&c.lx);
-        series_bucket(&c.lz);
-        series_bucket(&c.loss);
-        char title[512];
-        snprintf(title, sizeof title, "%s: %zu logged points, last step %.0f", log_path, c.lx.n,
-                 c.lx.x[c.lx.n - 1]);
-        plot_ctx pc = {&c, title};
-        rc = cli_write_atomic(svg_path, write_svg, &pc);
+/* Read every run, check that each has the curves asked for, and write the
+ * SVG; -1 after a message, with no file written. */
+static int plot_runs(run *runs, int nruns, const plot_opts *o, const char *svg_path) {
+    int any_valid = 0;
+    for (int k = 0; k < nruns; k++) {
+        if (read_log(runs[k].path, o->minutes, &runs[k])) return -1;
+        any_valid |= runs[k].valid.n > 0;
     }
-    series_free(&c.lx);
-    series_free(&c.lz);
-    series_free(&c.loss);
-    series_free(&c.valid);
+    int def[P_N] = {P_LX, P_LZ, P_LOSS};
+    const int *panel = o->npanels ? o->panel : def;
+    int npanels = o->npanels ? o->npanels : any_valid ? 3 : 2;
+    for (int k = 0; k < nruns; k++)
+        for (int i = 0; i < npanels; i++)
+            if (!runs[k].has[panel[i]]) {
+                cli_error("%s: no %s column for the %s panel", runs[k].path,
+                          panel[i] == P_LX   ? "lx or train_Lx"
+                          : panel[i] == P_LZ ? "lz or train_Lz"
+                                             : "loss or train_L",
+                          panel_names[panel[i]]);
+                return -1;
+            }
+    int loss_shown = 0;
+    for (int i = 0; i < npanels; i++) loss_shown |= panel[i] == P_LOSS;
+    if (o->nmarks && !loss_shown) {
+        cli_error("--mark: the marks go in the loss panel, which is not shown (add loss to "
+                  "--panels)");
+        return -1;
+    }
+    for (int k = 0; k < nruns; k++)
+        for (int p = 0; p < P_N; p++) series_bucket(&runs[k].s[p]);
+    char title[512];
+    const char *tp = NULL;
+    if (nruns == 1) {
+        const series *s = &runs[0].s[P_LX];
+        if (!s->n) s = runs[0].s[P_LZ].n ? &runs[0].s[P_LZ] : &runs[0].s[P_LOSS];
+        if (o->minutes)
+            snprintf(title, sizeof title, "%s: %zu logged points over %.1f minutes", runs[0].path,
+                     s->n, runs[0].xmax);
+        else
+            snprintf(title, sizeof title, "%s: %zu logged points, last step %.0f", runs[0].path,
+                     s->n, runs[0].xmax);
+        tp = title;
+    }
+    plot_ctx pc = {runs, nruns, o, panel, npanels, any_valid, tp};
+    return cli_write_atomic(svg_path, write_svg, &pc);
+}
+
+int cli_plot_run(const char *log_path, const char *svg_path) {
+    run r;
+    memset(&r, 0, sizeof r);
+    r.path = log_path;
+    plot_opts o;
+    memset(&o, 0, sizeof o);
+    o.ymax = NAN;
+    int rc = plot_runs(&r, 1, &o, svg_path);
+    run_free(&r);
     return rc;
 }
 
+/* ------------------------------------------------------------------------ */
+/* The command */
+
 static void usage(FILE *f) {
-    fprintf(f, "usage: dcrw plot RUNDIR [--out FILE.svg]\n"
-               "\n"
-               "Plot the reconstruction loss Lx and the regularisation loss Lz of the\n"
-               "training batches against the step (log scale), and the held-out bound when\n"
-               "the run evaluated one, from RUNDIR/log.csv into RUNDIR/losses.svg (or --out).\n"
-               "dcrw train does this by itself at the end of a run. RUNDIR may also be the\n"
-               "path of a log.csv.\n");
+    fprintf(f,
+            "usage: dcrw plot RUN [RUN ...] [--out FILE.svg] [--label TEXT]...\n"
+            "                 [--x step|minutes] [--panels LIST] [--ymax V]\n"
+            "                 [--mark X,Y,TEXT]...\n"
+            "\n"
+            "Plot the reconstruction loss Lx and the regularisation loss Lz of the\n"
+            "training batches (log scale), and the held-out bound when a run evaluated\n"
+            "one. A RUN is a run folder (its log.csv is read) or a CSV file: dcrw's\n"
+            "log.csv or the reference script's CSV, whose columns are found by name\n"
+            "(step; wall_s or seconds; lx or train_Lx; lz or train_Lz; loss or\n"
+            "train_L; valid_bound). One run folder writes RUNDIR/losses.svg unless\n"
+            "--out is given; dcrw train does this by itself at the end of a run.\n"
+            "\n"
+            "  --out FILE.svg    where to write (needed for a CSV or several runs)\n"
+            "  --label TEXT      a run's name in the legend, once per run in order\n"
+            "                    (default: the folder's name, or the CSV's without .csv)\n"
+            "  --x step|minutes  x axis: the training step (default) or the wall-clock\n"
+            "                    minutes since the start of the run\n"
+            "  --panels LIST     panels among lx,lz,loss in the order given (loss: the\n"
+            "                    bound L = Lx + Lz, and the held-out bound); default lx,lz\n"
+            "                    and loss when a run has a held-out bound\n"
+            "  --ymax V          every panel's y axis ends at V; points above it are\n"
+            "                    drawn on the top edge\n"
+            "  --mark X,Y,TEXT   a dot labelled TEXT at (X, Y) in the loss panel, X in the\n"
+            "                    unit of --x (e.g. the test-set bound at a run's end)\n"
+            "\n"
+            "Up to %d runs, each in its own colour in every panel.\n",
+            MAX_RUNS);
 }
 
-enum { O_HELP = 1, O_OUT };
-static const cli_opt opts[] = {{"help", 0, O_HELP}, {"out", 1, O_OUT}, {NULL, 0, 0}};
+enum { O_HELP = 1, O_OUT, O_LABEL, O_X, O_PANELS, O_YMAX, O_MARK };
+static const cli_opt opts[] = {
+    {"help", 0, O_HELP},     {"out", 1, O_OUT},   {"label", 1, O_LABEL}, {"x", 1, O_X},
+    {"panels", 1, O_PANELS}, {"ymax", 1, O_YMAX}, {"mark", 1, O_MARK},   {NULL, 0, 0}};
+
+static int parse_panels(const char *s, plot_opts *o) {
+    o->npanels = 0;
+    const char *p = s;
+    for (;;) {
+        const char *q = strchr(p, ',');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        int found = -1;
+        for (int k = 0; k < P_N; k++)
+            if (n == strlen(panel_names[k]) && !strncmp(p, panel_names[k], n)) found = k;
+        if (found < 0) {
+            cli_error("--panels: unknown panel '%.*s' (choose among lx, lz, loss)",
+                      (int)(n > 40 ? 40 : n), p);
+            return -1;
+        }
+        for (int k = 0; k < o->npanels; k++)
+            if (o->panel[k] == found) {
+                cli_error("--panels: %s is listed twice", panel_names[found]);
+                return -1;
+            }
+        o->panel[o->npanels++] = found;
+        if (!q) break;
+        p = q + 1;
+    }
+    return 0;
+}
+
+static int parse_number(const char *b, const char *e, double *out) {
+    char *stop = NULL;
+    errno = 0;
+    if (b == e) return -1;
+    double v = strtod(b, &stop);
+    if (stop != e || errno == ERANGE || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+/* X,Y,TEXT: the text is everything after the second comma, commas and all */
+static int parse_mark(const char *s, mark *m) {
+    const char *c1 = strchr(s, ',');
+    const char *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+    if (!c2) {
+        cli_error("--mark: '%s' is not X,Y,TEXT", s);
+        return -1;
+    }
+    if (parse_number(s, c1, &m->x) || parse_number(c1 + 1, c2, &m->y)) {
+        cli_error("--mark: '%s': X and Y must be finite numbers", s);
+        return -1;
+    }
+    if (!(m->y > 0)) {
+        cli_error("--mark: '%s': Y must be positive (the y axis is logarithmic)", s);
+        return -1;
+    }
+    m->text = c2 + 1;
+    return 0;
+}
 
 int cmd_plot(int argc, char **argv) {
     cli_args a = {argc, argv, 1, opts};
-    const char *val, *run = NULL, *out = NULL;
-    int id;
+    const char *val, *out = NULL, *paths[MAX_RUNS], *labels[MAX_RUNS];
+    int nruns = 0, nlabels = 0, id;
+    mark marks[MAX_MARKS];
+    plot_opts o;
+    memset(&o, 0, sizeof o);
+    o.ymax = NAN;
+    o.marks = marks;
     while ((id = cli_next(&a, &val)) != -1) {
         switch (id) {
         case -2:
@@ -382,40 +784,107 @@ int cmd_plot(int argc, char **argv) {
         case O_OUT:
             out = val;
             break;
-        case 0:
-            if (run) {
-                cli_error("unexpected argument '%s' (one RUNDIR only)", val);
+        case O_LABEL:
+            if (nlabels == MAX_RUNS) {
+                cli_error("--label: too many labels (one per run, at most %d)", MAX_RUNS);
                 return CLI_BAD;
             }
-            run = val;
+            labels[nlabels++] = val;
+            break;
+        case O_X:
+            if (strcmp(val, "step") && strcmp(val, "minutes")) {
+                cli_error("--x: '%s' is neither step nor minutes", val);
+                return CLI_BAD;
+            }
+            o.minutes = !strcmp(val, "minutes");
+            break;
+        case O_PANELS:
+            if (parse_panels(val, &o)) return CLI_BAD;
+            break;
+        case O_YMAX:
+            if (parse_number(val, val + strlen(val), &o.ymax) || !(o.ymax > 0)) {
+                cli_error("--ymax: '%s' is not a positive finite number", val);
+                return CLI_BAD;
+            }
+            break;
+        case O_MARK:
+            if (o.nmarks == MAX_MARKS) {
+                cli_error("--mark: at most %d marks", MAX_MARKS);
+                return CLI_BAD;
+            }
+            if (parse_mark(val, &marks[o.nmarks])) return CLI_BAD;
+            o.nmarks++;
+            break;
+        case 0:
+            if (nruns == MAX_RUNS) {
+                cli_error("too many runs: at most %d in one figure", MAX_RUNS);
+                return CLI_BAD;
+            }
+            paths[nruns++] = val;
             break;
         }
     }
-    if (!run) {
-        cli_error("give RUNDIR (see --help)");
+    if (!nruns) {
+        cli_error("give RUNDIR or a CSV log (see --help)");
         return CLI_BAD;
     }
-    struct stat st;
-    if (stat(run, &st) != 0) {
-        cli_error("%s: %s", run, strerror(errno));
+    if (nlabels > nruns) {
+        cli_error("--label: too many labels (%d labels for %d runs)", nlabels, nruns);
         return CLI_BAD;
     }
-    int is_dir = S_ISDIR(st.st_mode);
-    char *log = is_dir ? cli_path(run, "log.csv") : strdup(run);
-    char *svg = out ? strdup(out) : is_dir ? cli_path(run, "losses.svg") : NULL;
-    if (!svg && !out && !is_dir) {
-        cli_error("give --out FILE.svg when plotting a log file");
-        free(log);
-        return CLI_BAD;
+    o.named = nruns > 1 || nlabels > 0;
+
+    run runs[MAX_RUNS];
+    memset(runs, 0, sizeof runs);
+    char *logs[MAX_RUNS] = {NULL};
+    char *svg = NULL;
+    int status = CLI_BAD, first_is_dir = 0;
+    for (int k = 0; k < nruns; k++) {
+        struct stat st;
+        if (stat(paths[k], &st) != 0) {
+            cli_error("%s: %s", paths[k], strerror(errno));
+            goto done;
+        }
+        int is_dir = S_ISDIR(st.st_mode);
+        if (k == 0) first_is_dir = is_dir;
+        logs[k] = is_dir ? cli_path(paths[k], "log.csv") : strdup(paths[k]);
+        runs[k].label = k < nlabels ? strdup(labels[k]) : default_label(paths[k], is_dir);
+        if (!logs[k] || !runs[k].label) {
+            cli_error("out of memory");
+            goto done;
+        }
+        runs[k].path = logs[k];
     }
-    int status = CLI_BAD;
-    if (!log || !svg)
+    if (out)
+        svg = strdup(out);
+    else if (nruns == 1 && first_is_dir)
+        svg = cli_path(paths[0], "losses.svg");
+    else {
+        cli_error("give --out FILE.svg when plotting a CSV file or several runs");
+        goto done;
+    }
+    if (!svg) {
         cli_error("out of memory");
-    else if (cli_plot_run(log, svg) == 0) {
+        goto done;
+    }
+    struct stat so;
+    if (stat(svg, &so) == 0)
+        for (int k = 0; k < nruns; k++) {
+            struct stat si;
+            if (stat(logs[k], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
+                cli_error("--out %s is the log of a run being plotted", svg);
+                goto done;
+            }
+        }
+    if (plot_runs(runs, nruns, &o, svg) == 0) {
         printf("%s\n", svg);
         status = CLI_OK;
     }
-    free(log);
+done:
+    for (int k = 0; k < nruns; k++) {
+        run_free(&runs[k]);
+        free(logs[k]);
+    }
     free(svg);
     return status;
 }

@@ -13,6 +13,15 @@ MNIST = os.environ.get("DCRW_MNIST", os.path.join(ROOT, "data", "mnist"))
 failures = []
 
 
+def listing(d):
+    """The relative paths of every file below d."""
+    out = set()
+    for dirpath, _, files in os.walk(d):
+        for f in files:
+            out.add(os.path.relpath(os.path.join(dirpath, f), d))
+    return out
+
+
 def check(cond, what):
     """Record a failed property and go on; the case fails at the end."""
     if not cond:

@@ -23,7 +23,7 @@ import time
 import xml.etree.ElementTree as ET
 import zlib
 
-from clitest import DCRW, MNIST, ROOT, check, main as run_case
+from clitest import DCRW, MNIST, ROOT, check, listing, main as run_case
 HAVE_PNG = os.environ.get("DCRW_CLI_HAVE_PNG", "1") == "1"
 HAVE_GIF = os.environ.get("DCRW_CLI_HAVE_GIF", "1") == "1"
 
@@ -49,14 +49,6 @@ def train_small(tmp, name, steps, extra=()):
     ok(["train", "--data", MNIST, "--out", d, "--steps", str(steps), "--eval-every", "5"]
        + SMALL + list(extra))
     return d
-
-
-def listing(d):
-    out = set()
-    for dirpath, _, files in os.walk(d):
-        for f in files:
-            out.add(os.path.relpath(os.path.join(dirpath, f), d))
-    return out
 
 
 # ---------------------------------------------------------------- decoders

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-from clitest import DCRW, check, main as run_case
+from clitest import DCRW, check, listing, main as run_case
 
 NS = "{http://www.w3.org/2000/svg}"
 DCRW_HEADER = "step,wall_s,lx,lz,loss,images_per_s,valid_bound\n"
@@ -110,14 +110,6 @@ def value_x(root, panel, value):
 
 def run_class(e):
     return [c for c in e.get("class").split() if c.startswith("run")][0]
-
-
-def listing(d):
-    out = set()
-    for dirpath, _, files in os.walk(d):
-        for f in files:
-            out.add(os.path.relpath(os.path.join(dirpath, f), d))
-    return out
 
 
 # ------------------------------------------------------------------ cases

@@ -317,6 +317,11 @@ class Trainer {
         return {l.loss, l.lx, l.lz};
     }
     std::uint64_t step_count() const noexcept { return dcrw_trainer_step_count(t_); }
+    /// The Adam step size; set it between steps for a schedule.
+    float learning_rate() const noexcept { return dcrw_trainer_learning_rate(t_); }
+    void set_learning_rate(float lr) {
+        check(dcrw_trainer_set_learning_rate(t_, lr), "dcrw_trainer_set_learning_rate");
+    }
     /// All gradients, laid out like Model::params().
     Span<float> grads() {
         std::size_t n = 0;

@@ -72,6 +72,15 @@ int main(int argc, char **argv) {
             std::printf("loss %.2f -> %.2f nats after %llu steps\n", first.loss, last.loss,
                         static_cast<unsigned long long>(trainer.step_count()));
             expect(trainer.step_count() == 20, "20 steps counted");
+            trainer.set_learning_rate(5e-3f);
+            expect(trainer.learning_rate() == 5e-3f, "the learning rate is changed");
+            bool refused = false;
+            try {
+                trainer.set_learning_rate(-1.0f);
+            } catch (const dcrw::Error &) {
+                refused = true;
+            }
+            expect(refused && trainer.learning_rate() == 5e-3f, "a negative rate is refused");
             expect(std::isfinite(last.loss) && last.loss < first.loss, "training lowers the loss");
             expect(trainer.grads().size() == model.params().size(), "one gradient per parameter");
             trainer.save((dir / "trainer.safetensors").string());

@@ -354,8 +354,15 @@ static int read_run_json(const char *path, run_flags *r) {
     c->canvas_init = (float)d;
     GET_LONG("batch", r->batch, 1, INT_MAX);
     GET_DOUBLE("lr", r->lr);
-    GET_DOUBLE("lr_halflife", r->lr_halflife); /* absent in older runs: constant */
-    if (r->lr_halflife < 0) bad = 1;
+    /* absent from the runs of dcrw 0.1.0, which had a constant rate */
+    r->lr_halflife = 0;
+    const int has_halflife = json_get(text, "lr_halflife", v, sizeof v);
+    if (has_halflife < 0) bad = 1;
+    if (has_halflife == 1) {
+        char *e = NULL;
+        r->lr_halflife = strtod(v, &e);
+        if (*e || e == v || !(r->lr_halflife >= 0) || !isfinite(r->lr_halflife)) bad = 1;
+    }
     GET_DOUBLE("clip", r->clip);
     if (GET("seed") && cli_parse_u64("seed", v, &r->seed) != 0) bad = 2;
     long b = 0;

@@ -282,6 +282,17 @@ def case_resume(tmp):
     va = [(r[0], r[6]) for r in ra if r[6] != ""]
     vb = [(r[0], r[6]) for r in rb if r[6] != ""]
     check(va[-1] == vb[-1], "identical final held-out bound")
+    # a run folder of dcrw 0.1.0 (its run.json has no lr_halflife) resumes
+    old = train_small(tmp, "old", 9)
+    rj = os.path.join(old, "run.json")
+    text = open(rj).read()
+    stripped = re.sub(r'\n  "lr_halflife": [^\n]*', "", text)
+    check(stripped != text, "run.json records lr_halflife")
+    with open(rj, "w") as f:
+        f.write(stripped)
+    ok(["train", "--resume", old, "--steps", "23"])
+    check(open(os.path.join(old, "checkpoint.safetensors"), "rb").read() == a,
+          "a run.json without lr_halflife resumes with a constant rate")
     # log rows past the checkpoint (a crash after it) are dropped on resume
     crash = train_small(tmp, "crash", 6)
     with open(os.path.join(crash, "log.csv"), "a") as f:

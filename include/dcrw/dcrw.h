@@ -53,7 +53,7 @@ extern "C" {
 /** Changes when the ABI breaks; the soname's number. */
 #define DCRW_VERSION_MAJOR 0
 /** Changes when functions are added. */
-#define DCRW_VERSION_MINOR 1
+#define DCRW_VERSION_MINOR 2
 /** Changes for fixes that leave the API alone. */
 #define DCRW_VERSION_PATCH 0
 /** (major << 16) | (minor << 8) | patch */
@@ -495,12 +495,13 @@ DCRW_API uint64_t dcrw_trainer_step_count(const dcrw_trainer *t);
 /**
  * Change the Adam step size for the following dcrw_trainer_apply() calls,
  * for a learning-rate schedule; the moments and step count are kept.
+ * Since 0.2.
  * @return DCRW_OK; DCRW_EINVAL for NULL or a rate that is not finite and > 0
  *         (the trainer is then unchanged).
  */
 DCRW_API int dcrw_trainer_set_learning_rate(dcrw_trainer *t, float learning_rate);
 
-/** The current Adam step size. 0 for NULL. */
+/** The current Adam step size. 0 for NULL. Since 0.2. */
 DCRW_API float dcrw_trainer_learning_rate(const dcrw_trainer *t);
 
 /**

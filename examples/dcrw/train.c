@@ -293,6 +293,9 @@ static int read_run_json(const char *path, run_flags *r) {
     if (!text) return -1;
     char v[4096];
     int bad = 0;
+/* HAVE: the key is there (or the file is malformed, which GET then reports);
+ * GET: the key must be there */
+#define HAVE(key) (json_get(text, key, v, sizeof v) != 0)
 #define GET(key) (json_get(text, key, v, sizeof v) == 1 ? 1 : (bad = bad ? bad : 1, 0))
 #define GET_LONG(key, dst, lo, hi)                                                                 \
     do {                                                                                           \
@@ -356,13 +359,8 @@ static int read_run_json(const char *path, run_flags *r) {
     GET_DOUBLE("lr", r->lr);
     /* absent from the runs of dcrw 0.1.0, which had a constant rate */
     r->lr_halflife = 0;
-    const int has_halflife = json_get(text, "lr_halflife", v, sizeof v);
-    if (has_halflife < 0) bad = 1;
-    if (has_halflife == 1) {
-        char *e = NULL;
-        r->lr_halflife = strtod(v, &e);
-        if (*e || e == v || !(r->lr_halflife >= 0) || !isfinite(r->lr_halflife)) bad = 1;
-    }
+    if (HAVE("lr_halflife")) GET_DOUBLE("lr_halflife", r->lr_halflife);
+    if (!(r->lr_halflife >= 0)) bad = 1;
     GET_DOUBLE("clip", r->clip);
     if (GET("seed") && cli_parse_u64("seed", v, &r->seed) != 0) bad = 2;
     long b = 0;
@@ -382,6 +380,7 @@ static int read_run_json(const char *path, run_flags *r) {
     GET_DOUBLE("checkpoint_minutes", r->checkpoint_minutes);
     GET_DOUBLE("progress_seconds", r->progress_seconds);
     GET_LONG("threads", r->threads, 0, 4096);
+#undef HAVE
 #undef GET
 #undef GET_LONG
 #undef GET_DOUBLE

@@ -293,6 +293,12 @@ def case_resume(tmp):
     ok(["train", "--resume", old, "--steps", "23"])
     check(open(os.path.join(old, "checkpoint.safetensors"), "rb").read() == a,
           "a run.json without lr_halflife resumes with a constant rate")
+    # and a negative or non-numeric one is refused
+    for bad in ("-1", '"x"'):
+        with open(rj, "w") as f:
+            f.write(text.replace('"lr_halflife": 0', '"lr_halflife": ' + bad))
+        rc, _, err = run(["train", "--resume", old, "--steps", "30"])
+        check(rc == 2 and "malformed" in err, "run.json lr_halflife %s is refused: %s" % (bad, err))
     # log rows past the checkpoint (a crash after it) are dropped on resume
     crash = train_small(tmp, "crash", 6)
     with open(os.path.join(crash, "log.csv"), "a") as f:

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "dcrw.hpp"
+#include <dcrw/dcrw.hpp>
 
 namespace fs = std::filesystem;
 

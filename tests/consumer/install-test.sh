@@ -1,13 +1,15 @@
 #!/bin/sh
 # The installed library as outside projects see it. Installs into a DESTDIR,
 # then:
-#  - checks the versioned shared object and its soname, the header, dcrw.pc;
+#  - checks the versioned shared object and its soname, the headers, dcrw.pc;
 #  - builds examples/quickstart.c with `pkg-config --cflags --libs dcrw`
-#    under -std=c99 -pedantic -Werror and runs it against the staged .so;
+#    under -std=c99 -pedantic -Werror and runs it against the staged .so,
+#    found through LD_LIBRARY_PATH, then through an rpath (the private
+#    prefix case of the README);
 #  - links the same program statically (`pkg-config --static`), which proves
 #    dcrw.pc's private requirements are complete;
-#  - builds the C++ wrapper's example (examples/cpp) with pkg-config, if a
-#    C++ compiler exists;
+#  - builds the C++ wrapper's example (examples/cpp) with pkg-config and
+#    the installed <dcrw/dcrw.hpp>, if a C++ compiler exists;
 #  - imports the Python package (the installed one with -Dpython=true, else
 #    the source tree's) with no DCRW_LIBRARY set, so the system lookup finds
 #    the staged library, and trains and samples a small model.
@@ -23,6 +25,7 @@ prefix=$(meson introspect "$build" --buildoptions |
 pc=$(find "$dest" -name dcrw.pc | head -n 1)
 [ -n "$pc" ] || { echo "dcrw.pc not installed"; exit 1; }
 [ -f "$dest$prefix/include/dcrw/dcrw.h" ] || { echo "header not installed"; exit 1; }
+[ -f "$dest$prefix/include/dcrw/dcrw.hpp" ] || { echo "C++ wrapper not installed"; exit 1; }
 so=$(find "$dest" -name 'libdcrw.so.*.*.*' | head -n 1)
 [ -n "$so" ] || { echo "versioned libdcrw.so not installed"; exit 1; }
 libdir=$(dirname "$so")
@@ -45,6 +48,13 @@ objdump -p "$dest/quickstart" | grep -q "NEEDED *libdcrw.so.$major\$" ||
     { echo "quickstart does not need libdcrw.so.$major"; exit 1; }
 echo "pkg-config: quickstart built and ran against the staged shared library"
 
+# a private prefix without LD_LIBRARY_PATH: the rpath the README shows
+cc -std=c99 "$src/examples/quickstart.c" $flags -Wl,-rpath,"$(pkg-config --variable=libdir dcrw)" \
+    -o "$dest/quickstart-rpath"
+mkdir "$dest/rpath-out"
+(unset LD_LIBRARY_PATH; "$dest/quickstart-rpath" "$dest/rpath-out" >/dev/null)
+echo "pkg-config: quickstart with -Wl,-rpath,\$(pkg-config --variable=libdir dcrw) ran without LD_LIBRARY_PATH"
+
 # static: the archive itself plus everything --static says it needs
 static_libs=$(pkg-config --static --libs dcrw | sed "s#-ldcrw\\( \\|\$\\)#$libdir/libdcrw.a #")
 cc -std=c99 -Wall -Wextra -Werror -pedantic $(pkg-config --cflags dcrw) "$src/examples/quickstart.c" \
@@ -58,9 +68,11 @@ mkdir "$dest/static-out"
 echo "pkg-config --static: quickstart linked with libdcrw.a and ran"
 
 if command -v c++ >/dev/null 2>&1; then
-    c++ -std=c++17 -Wall -Wextra -Werror -pedantic "$src/examples/cpp/example.cpp" $flags -o "$dest/cpp-example"
+    # from a copy, so that only the installed <dcrw/dcrw.hpp> can be found
+    cp "$src/examples/cpp/example.cpp" "$dest/example.cpp"
+    c++ -std=c++17 -Wall -Wextra -Werror -pedantic "$dest/example.cpp" $flags -o "$dest/cpp-example"
     LD_LIBRARY_PATH="$libdir" OPENBLAS_NUM_THREADS=1 "$dest/cpp-example" "$dest" >/dev/null
-    echo "pkg-config: the C++ wrapper's example built and ran"
+    echo "pkg-config: the C++ wrapper's example built with the installed dcrw.hpp and ran"
 else
     echo "no C++ compiler: C++ consumer not checked"
 fi

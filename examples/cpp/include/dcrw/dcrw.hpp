@@ -1,23 +1,27 @@
-// A header-only C++17 wrapper of <dcrw/dcrw.h>: RAII handles with unique
-// ownership, exceptions carrying dcrw_last_error(), std::vector in and out.
+// A header-only C++17 wrapper of <dcrw/dcrw.h>: RAII handles, exceptions
+// carrying dcrw_last_error(), std::vector in and out.
 //
-//   #include "dcrw.hpp"
+//   #include <dcrw/dcrw.hpp>
 //   auto m = dcrw::Model::create("dcrw", 1, [](dcrw_config &c) { c.glimpses = 4; });
 //   dcrw::Trainer t(m);
 //   dcrw::Loss l = t.step(batch);          // batch: B*P floats
 //   std::vector<float> img = m.sample(8, 42);
 //
 // Every class is move-only and frees its handle in its destructor. A Trainer
-// refers to its Model without owning it: keep the Model alive (and in place
-// or moved, not destroyed) for as long as the Trainer exists, as the C API
-// requires. Errors of the library throw dcrw::Error; sizes the wrapper can
-// check before the call (a batch that is not a whole number of images, a
-// noise buffer of the wrong length) throw std::invalid_argument.
+// shares the ownership of its Model's handle: the C model lives until both
+// the Model and every Trainer of it are gone, so a Trainer may outlive the
+// Model object it was made from, and the C trainer is always destroyed
+// before its model, as the C API requires. Sharing changes nothing about
+// threads: a Trainer and its Model belong to one thread at a time. Errors of
+// the library throw dcrw::Error; sizes the wrapper can check before the call
+// (a batch that is not a whole number of images, a noise buffer of the wrong
+// length) throw std::invalid_argument.
 #ifndef DCRW_HPP
 #define DCRW_HPP
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -80,6 +84,28 @@ struct Encoded {
     std::vector<float> z, mu, logsigma;
 };
 
+/// Where one glimpse looked: an N x N grid of Gaussians centred on (gx, gy)
+/// in 1-based pixel coordinates, delta pixels apart (the grid spans
+/// gx +- delta*(N-1)/2), of variance sigma2, weighted by gamma.
+struct Window {
+    float gx, gy, delta, sigma2, gamma;
+};
+
+/// The generative pass glimpse by glimpse: images B*P, canvases T*B*P
+/// (sigma(c_t) after every glimpse, time-major) and the write window of
+/// every glimpse and image, T*B (empty without write attention).
+struct Decoded {
+    std::vector<float> images, canvases;
+    std::vector<Window> write_windows;
+};
+
+/// A reconstruction glimpse by glimpse: as Decoded, plus the read window of
+/// every glimpse and image, T*B (empty without read attention).
+struct Reconstruction {
+    std::vector<float> images, canvases;
+    std::vector<Window> read_windows, write_windows;
+};
+
 inline std::string version() {
     return dcrw_version_string();
 }
@@ -95,6 +121,7 @@ inline dcrw_config preset(const char *name) {
 
 class Trainer;
 
+/// A model; move-only. Its C handle is shared with the Trainers made from it.
 class Model {
   public:
     /// A new model of @p cfg; dcrw::Error(DCRW_ECONFIG) names a bad field.
@@ -118,43 +145,38 @@ class Model {
         return Model(m);
     }
 
-    Model(Model &&o) noexcept : m_(std::exchange(o.m_, nullptr)) {}
-    Model &operator=(Model &&o) noexcept {
-        if (this != &o) {
-            dcrw_model_destroy(m_);
-            m_ = std::exchange(o.m_, nullptr);
-        }
-        return *this;
-    }
+    Model(Model &&) noexcept = default;
+    Model &operator=(Model &&) noexcept = default;
     Model(const Model &) = delete;
     Model &operator=(const Model &) = delete;
-    ~Model() { dcrw_model_destroy(m_); }
+    ~Model() = default;
 
-    dcrw_model *get() const noexcept { return m_; }
+    /// The C handle; nullptr once moved from.
+    dcrw_model *get() const noexcept { return m_.get(); }
 
     void save(const std::string &path) const {
-        check(dcrw_model_save(m_, path.c_str()), "dcrw_model_save");
+        check(dcrw_model_save(get(), path.c_str()), "dcrw_model_save");
     }
 
     dcrw_config config() const {
         dcrw_config c;
         c.size = sizeof c;
-        check(dcrw_model_config(m_, &c), "dcrw_model_config");
+        check(dcrw_model_config(get(), &c), "dcrw_model_config");
         return c;
     }
     dcrw_sizes sizes() const {
         dcrw_sizes s;
         s.size = sizeof s;
-        check(dcrw_model_sizes(m_, &s), "dcrw_model_sizes");
+        check(dcrw_model_sizes(get(), &s), "dcrw_model_sizes");
         return s;
     }
-    std::size_t input_size() const noexcept { return dcrw_model_input_size(m_); }
+    std::size_t input_size() const noexcept { return dcrw_model_input_size(get()); }
 
     std::vector<std::string> param_names() const {
         std::vector<std::string> names;
-        for (std::size_t i = 0; i < dcrw_model_param_count(m_); i++) {
+        for (std::size_t i = 0; i < dcrw_model_param_count(get()); i++) {
             const char *name;
-            check(dcrw_model_param(m_, i, &name, nullptr, nullptr, nullptr), "dcrw_model_param");
+            check(dcrw_model_param(get(), i, &name, nullptr, nullptr, nullptr), "dcrw_model_param");
             names.emplace_back(name);
         }
         return names;
@@ -163,25 +185,25 @@ class Model {
     std::vector<std::int64_t> param_shape(std::size_t i) const {
         int ndim;
         const std::int64_t *shape;
-        check(dcrw_model_param(m_, i, nullptr, &ndim, &shape, nullptr), "dcrw_model_param");
+        check(dcrw_model_param(get(), i, nullptr, &ndim, &shape, nullptr), "dcrw_model_param");
         return std::vector<std::int64_t>(shape, shape + ndim);
     }
-    /// A writable view of tensor @p name, valid for the model's life.
+    /// A writable view of tensor @p name, valid while this Model or a Trainer of it exists.
     Span<float> param(const std::string &name) {
         float *d;
         std::size_t n;
-        check(dcrw_model_find_param(m_, name.c_str(), &d, &n), "dcrw_model_find_param");
+        check(dcrw_model_find_param(get(), name.c_str(), &d, &n), "dcrw_model_find_param");
         return {d, n};
     }
     /// All parameters, one flat writable view.
     Span<float> params() {
         std::size_t n = 0;
-        float *d = dcrw_model_params(m_, &n);
+        float *d = dcrw_model_params(get(), &n);
         return {d, n};
     }
     Span<const float> params() const {
         std::size_t n = 0;
-        const float *d = dcrw_model_params(m_, &n);
+        const float *d = dcrw_model_params(get(), &n);
         return {d, n};
     }
 
@@ -189,7 +211,7 @@ class Model {
     std::vector<float> sample(int n, std::uint64_t seed) const {
         if (n < 1) throw std::invalid_argument("dcrw::Model::sample: n must be >= 1");
         std::vector<float> out(static_cast<std::size_t>(n) * input_size());
-        check(dcrw_decode(m_, n, nullptr, seed, out.data(), nullptr), "dcrw_decode");
+        check(dcrw_decode(get(), n, nullptr, seed, out.data(), nullptr), "dcrw_decode");
         return out;
     }
     /// The images of latents @p z (T*B*Z floats).
@@ -197,7 +219,7 @@ class Model {
         const dcrw_sizes s = sizes();
         const int B = batch_of(z.size(), s.glimpses * s.z, "z");
         std::vector<float> out(static_cast<std::size_t>(B) * s.input);
-        check(dcrw_decode(m_, B, z.data(), 0, out.data(), nullptr), "dcrw_decode");
+        check(dcrw_decode(get(), B, z.data(), 0, out.data(), nullptr), "dcrw_decode");
         return out;
     }
     /// The inference pass on images @p x (B*P floats); @p eps T*B*Z or empty.
@@ -207,7 +229,7 @@ class Model {
         const float *e = noise(eps, s, B);
         const std::size_t n = s.glimpses * static_cast<std::size_t>(B) * s.z;
         Encoded out{std::vector<float>(n), std::vector<float>(n), std::vector<float>(n)};
-        check(dcrw_encode(m_, B, x.data(), e, out.z.data(), out.mu.data(), out.logsigma.data()),
+        check(dcrw_encode(get(), B, x.data(), e, out.z.data(), out.mu.data(), out.logsigma.data()),
               "dcrw_encode");
         return out;
     }
@@ -215,16 +237,53 @@ class Model {
         const dcrw_sizes s = sizes();
         const int B = batch_of(x.size(), s.input, "x");
         std::vector<float> out(x.size());
-        check(dcrw_reconstruct(m_, B, x.data(), noise(eps, s, B), out.data(), nullptr),
+        check(dcrw_reconstruct(get(), B, x.data(), noise(eps, s, B), out.data(), nullptr),
               "dcrw_reconstruct");
+        return out;
+    }
+    /// @p n images from @p seed, or the images of latents @p z (T*B*Z
+    /// floats), glimpse by glimpse.
+    Decoded sample_glimpses(int n, std::uint64_t seed) const {
+        if (n < 1) throw std::invalid_argument("dcrw::Model::sample_glimpses: n must be >= 1");
+        return decode_glimpses(n, nullptr, seed);
+    }
+    Decoded decode_glimpses(Floats z) const {
+        const dcrw_sizes s = sizes();
+        return decode_glimpses(batch_of(z.size(), s.glimpses * s.z, "z"), z.data(), 0);
+    }
+    /// The reconstruction of @p x (B*P floats) glimpse by glimpse; @p eps T*B*Z or empty.
+    Reconstruction reconstruct_glimpses(Floats x, Floats eps = {}) const {
+        const dcrw_sizes s = sizes();
+        const dcrw_config c = config();
+        const int B = batch_of(x.size(), s.input, "x");
+        const std::size_t TB = s.glimpses * static_cast<std::size_t>(B);
+        Reconstruction out{std::vector<float>(x.size()), std::vector<float>(TB * s.input), {}, {}};
+        std::vector<float> rw(c.read_attention ? TB * 5 : 0), ww(c.write_attention ? TB * 5 : 0);
+        check(dcrw_reconstruct_windows(get(), B, x.data(), noise(eps, s, B), out.images.data(),
+                                       out.canvases.data(), rw.empty() ? nullptr : rw.data(),
+                                       ww.empty() ? nullptr : ww.data()),
+              "dcrw_reconstruct_windows");
+        out.read_windows = windows(rw);
+        out.write_windows = windows(ww);
         return out;
     }
     Loss evaluate(Floats x, Floats eps = {}) const {
         const dcrw_sizes s = sizes();
         const int B = batch_of(x.size(), s.input, "x");
         dcrw_loss l;
-        check(dcrw_evaluate(m_, B, x.data(), noise(eps, s, B), &l), "dcrw_evaluate");
+        check(dcrw_evaluate(get(), B, x.data(), noise(eps, s, B), &l), "dcrw_evaluate");
         return {l.loss, l.lx, l.lz};
+    }
+    /// The loss of every image of @p x (B*P floats), B entries; @p eps T*B*Z or empty.
+    std::vector<Loss> evaluate_images(Floats x, Floats eps = {}) const {
+        const dcrw_sizes s = sizes();
+        const int B = batch_of(x.size(), s.input, "x");
+        std::vector<double> lx(static_cast<std::size_t>(B)), lz(static_cast<std::size_t>(B));
+        check(dcrw_evaluate_images(get(), B, x.data(), noise(eps, s, B), lx.data(), lz.data()),
+              "dcrw_evaluate_images");
+        std::vector<Loss> out(static_cast<std::size_t>(B));
+        for (std::size_t b = 0; b < out.size(); b++) out[b] = {lx[b] + lz[b], lx[b], lz[b]};
+        return out;
     }
     /// The read of images @p x and @p xhat (B*P each) placed by @p h_dec (B*D; empty without read
     /// attention).
@@ -236,7 +295,7 @@ class Model {
         if (!h_dec.empty() && h_dec.size() != static_cast<std::size_t>(B) * s.dec)
             throw std::invalid_argument("dcrw::Model::read: h_dec must hold B*D floats");
         std::vector<float> r(static_cast<std::size_t>(B) * s.read);
-        check(dcrw_read(m_, B, x.data(), xhat.data(), h_dec.empty() ? nullptr : h_dec.data(),
+        check(dcrw_read(get(), B, x.data(), xhat.data(), h_dec.empty() ? nullptr : h_dec.data(),
                         r.data()),
               "dcrw_read");
         return r;
@@ -245,13 +304,34 @@ class Model {
         const dcrw_sizes s = sizes();
         const int B = batch_of(h_dec.size(), s.dec, "h_dec");
         std::vector<float> delta(static_cast<std::size_t>(B) * s.input);
-        check(dcrw_write(m_, B, h_dec.data(), delta.data()), "dcrw_write");
+        check(dcrw_write(get(), B, h_dec.data(), delta.data()), "dcrw_write");
         return delta;
     }
 
   private:
     friend class Trainer;
-    explicit Model(dcrw_model *m) noexcept : m_(m) {}
+    // the shared_ptr frees @p m itself if its control block cannot be allocated
+    explicit Model(dcrw_model *m) : m_(m, dcrw_model_destroy) {}
+
+    Decoded decode_glimpses(int B, const float *z, std::uint64_t seed) const {
+        const dcrw_sizes s = sizes();
+        const std::size_t TB = s.glimpses * static_cast<std::size_t>(B);
+        Decoded out{std::vector<float>(static_cast<std::size_t>(B) * s.input),
+                    std::vector<float>(TB * s.input),
+                    {}};
+        std::vector<float> ww(config().write_attention ? TB * 5 : 0);
+        check(dcrw_decode_windows(get(), B, z, seed, out.images.data(), out.canvases.data(),
+                                  ww.empty() ? nullptr : ww.data()),
+              "dcrw_decode_windows");
+        out.write_windows = windows(ww);
+        return out;
+    }
+    static std::vector<Window> windows(const std::vector<float> &w) {
+        std::vector<Window> out(w.size() / 5);
+        for (std::size_t i = 0; i < out.size(); i++)
+            out[i] = {w[5 * i], w[5 * i + 1], w[5 * i + 2], w[5 * i + 3], w[5 * i + 4]};
+        return out;
+    }
 
     static int batch_of(std::size_t n, std::size_t per, const char *what) {
         if (per == 0 || n == 0 || n % per != 0 || n / per > 0x7fffffff)
@@ -270,10 +350,12 @@ class Model {
         return eps.data();
     }
 
-    dcrw_model *m_ = nullptr;
+    std::shared_ptr<dcrw_model> m_;
 };
 
-/// Adam training of one Model, which must outlive the Trainer.
+/// Adam training of one Model. The Trainer keeps the C model alive, so it
+/// may outlive the Model object; it changes the parameters that Model (and
+/// any view of them) sees.
 class Trainer {
   public:
     static dcrw_train_config defaults() {
@@ -282,20 +364,23 @@ class Trainer {
         return tc;
     }
     explicit Trainer(Model &m) : Trainer(m, defaults()) {}
-    Trainer(Model &m, const dcrw_train_config &tc) : m_(m.get()) {
-        check(dcrw_trainer_create(&t_, m.get(), &tc), "dcrw_trainer_create");
+    /// dcrw::Error(DCRW_EINVAL) for a moved-from Model or a bad field of @p tc.
+    Trainer(Model &m, const dcrw_train_config &tc) : m_(m.m_) {
+        check(dcrw_trainer_create(&t_, m_.get(), &tc), "dcrw_trainer_create");
     }
-    Trainer(Trainer &&o) noexcept : t_(std::exchange(o.t_, nullptr)), m_(o.m_) {}
+    Trainer(Trainer &&o) noexcept : m_(std::move(o.m_)), t_(std::exchange(o.t_, nullptr)) {}
+    // the old C trainer goes before the reference to its model
     Trainer &operator=(Trainer &&o) noexcept {
         if (this != &o) {
             dcrw_trainer_destroy(t_);
             t_ = std::exchange(o.t_, nullptr);
-            m_ = o.m_;
+            m_ = std::move(o.m_);
         }
         return *this;
     }
     Trainer(const Trainer &) = delete;
     Trainer &operator=(const Trainer &) = delete;
+    // the C trainer first; m_, released after this body, may free the model
     ~Trainer() { dcrw_trainer_destroy(t_); }
 
     dcrw_trainer *get() const noexcept { return t_; }
@@ -345,14 +430,14 @@ class Trainer {
     int batch(Floats x, Floats eps) const {
         dcrw_sizes s;
         s.size = sizeof s;
-        check(dcrw_model_sizes(m_, &s), "dcrw_model_sizes");
+        check(dcrw_model_sizes(m_.get(), &s), "dcrw_model_sizes");
         const int B = Model::batch_of(x.size(), s.input, "x");
         Model::noise(eps, s, B);
         return B;
     }
 
+    std::shared_ptr<dcrw_model> m_;
     dcrw_trainer *t_ = nullptr;
-    dcrw_model *m_;
 };
 
 /// Images read from IDX files, read-only and shareable between threads.

@@ -54,7 +54,9 @@ def test_corrupt_files(tmp_path):
 def test_config_errors():
     e = expect_dcrw_error(dcrw.ECONFIG, dcrw.Model.create, "draw", glimpses=0)
     assert "glimpses" in e.message
-    expect_dcrw_error(dcrw.ECONFIG, dcrw.Model.create, "draw", z_size=2**40)
+    # beyond the C int: refused before ctypes could wrap it around
+    with pytest.raises(ValueError, match="z_size must be <= 2147483647"):
+        dcrw.Model.create("draw", z_size=2**40)
     expect_dcrw_error(dcrw.ENOTFOUND, dcrw.Model.create, "no-such-preset")
     with pytest.raises(ValueError, match="unknown preset 9"):
         dcrw.Model.create(9)
@@ -163,3 +165,91 @@ def test_error_fields():
     e = dcrw.DcrwError(dcrw.ESHAPE, "dcrw_x", "a message")
     assert (e.code, e.name, e.message, e.function) == (dcrw.ESHAPE, dcrw.strerror(dcrw.ESHAPE), "a message", "dcrw_x")
     assert str(e) == "dcrw_x: a message [%s]" % dcrw.strerror(dcrw.ESHAPE)
+
+
+# Every integer the binding hands to C is checked against the C type first:
+# ctypes would silently keep only its low bits (seed=-1 becoming 2**64 - 1,
+# glimpses=2**32 + 3 becoming 3), and a C string ends at the first NUL.
+BAD_INTEGERS = [
+    ("Model.create seed -1", lambda m, ds, t: dcrw.Model.create("draw", seed=-1, **TINY["draw"]), ValueError),
+    ("Model.create seed 2**64", lambda m, ds, t: dcrw.Model.create("draw", seed=2**64, **TINY["draw"]), ValueError),
+    ("Model.create seed 1.0", lambda m, ds, t: dcrw.Model.create("draw", seed=1.0, **TINY["draw"]), TypeError),
+    ("Model.create seed '3'", lambda m, ds, t: dcrw.Model.create("draw", seed="3", **TINY["draw"]), TypeError),
+    ("glimpses 2**40", lambda m, ds, t: dcrw.Model.create("draw", glimpses=2**40), ValueError),
+    ("glimpses 2**32 + 3", lambda m, ds, t: dcrw.Model.create("draw", glimpses=2**32 + 3), ValueError),
+    ("glimpses -2**31 - 1", lambda m, ds, t: dcrw.Model.create("draw", glimpses=-(2**31) - 1), ValueError),
+    ("canvas_init 'x'", lambda m, ds, t: dcrw.Model.create("draw", canvas_init="0.5"), TypeError),
+    ("canvas_init 1e39", lambda m, ds, t: dcrw.Model.create("draw", canvas_init=1e39), ValueError),
+    ("preset 2**32 + 2", lambda m, ds, t: dcrw.Model.create(2**32 + 2, **TINY["draw"]), ValueError),
+    ("preset 2.0", lambda m, ds, t: dcrw.Model.create(2.0), TypeError),
+    ("preset with NUL", lambda m, ds, t: dcrw.Model.create("draw\0junk", **TINY["draw"]), ValueError),
+    ("sample seed -1", lambda m, ds, t: m.sample(2, seed=-1), ValueError),
+    ("sample seed 2**64", lambda m, ds, t: m.sample(2, seed=2**64), ValueError),
+    ("sample n 2.5", lambda m, ds, t: m.sample(2.5), TypeError),
+    ("sample n 2**32 + 1", lambda m, ds, t: m.sample(2**32 + 1), ValueError),
+    ("decode batch 2.5", lambda m, ds, t: m.decode(batch=2.5), TypeError),
+    ("decode batch -1", lambda m, ds, t: m.decode(batch=-1), ValueError),
+    ("decode seed 2**70", lambda m, ds, t: m.decode(batch=1, seed=2**70), ValueError),
+    ("decode z and batch 2.0", lambda m, ds, t: m.decode(np.zeros((3, 2, 4)), batch=2.0), TypeError),
+    ("param name with NUL", lambda m, ds, t: m.param("write.bias\0x"), ValueError),
+    ("save path with NUL", lambda m, ds, t: m.save("model\0.safetensors"), ValueError),
+    ("load path with NUL", lambda m, ds, t: dcrw.Model.load(GOLDEN + "\0junk"), ValueError),
+    ("load path not a path", lambda m, ds, t: dcrw.Model.load(3), TypeError),
+    ("Trainer seed -1", lambda m, ds, t: dcrw.Trainer(m, seed=-1), ValueError),
+    ("Trainer seed 2**64", lambda m, ds, t: dcrw.Trainer(m, seed=2**64), ValueError),
+    ("Trainer threads 2**32 + 1", lambda m, ds, t: dcrw.Trainer(m, threads=2**32 + 1), ValueError),
+    ("Trainer threads 1.5", lambda m, ds, t: dcrw.Trainer(m, threads=1.5), TypeError),
+    ("Trainer learning_rate '0.1'", lambda m, ds, t: dcrw.Trainer(m, learning_rate="0.1"), TypeError),
+    ("backward_part first 2**63", lambda m, ds, t: t.backward_part(np.zeros((2, 144)), 2**63, 4), ValueError),
+    ("backward_part total 2**64 + 4", lambda m, ds, t: t.backward_part(np.zeros((2, 144)), 0, 2**64 + 4), ValueError),
+    ("backward_part first 0.0", lambda m, ds, t: t.backward_part(np.zeros((2, 144)), 0.0, 4), TypeError),
+    ("grad name with NUL", lambda m, ds, t: t.grad("write.bias\0x"), ValueError),
+    ("trainer save path with NUL", lambda m, ds, t: t.save(b"t\0.safetensors"), ValueError),
+    ("learning_rate 1e39", lambda m, ds, t: setattr(t, "learning_rate", 1e39), ValueError),
+    ("set_threads 2**32 + 1", lambda m, ds, t: dcrw.set_threads(2**32 + 1), ValueError),
+    ("set_threads 1.0", lambda m, ds, t: dcrw.set_threads(1.0), TypeError),
+    ("dataset seed -1", lambda m, ds, t: ds.batch([0], binarize="dynamic", seed=-1), ValueError),
+    ("dataset binarize 2**32 + 1", lambda m, ds, t: ds.batch([0], binarize=2**32 + 1), ValueError),
+    ("dataset label 1.0", lambda m, ds, t: ds.label(1.0), TypeError),
+    ("dataset path with NUL", lambda m, ds, t: dcrw.Dataset.load_idx("images\0x"), ValueError),
+]
+
+
+@pytest.fixture
+def objects(tmp_path):
+    images = tmp_path / "images-idx3-ubyte"
+    images.write_bytes(bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2]) + bytes(range(0, 160, 20)))
+    with dcrw.Model.create("draw", seed=1, **TINY["draw"]) as m, dcrw.Dataset.load_idx(images) as ds:
+        with dcrw.Trainer(m) as t:
+            yield m, ds, t
+
+
+@pytest.mark.parametrize("what,call,error", BAD_INTEGERS, ids=[b[0] for b in BAD_INTEGERS])
+def test_out_of_range_and_wrong_types_are_refused(objects, what, call, error, tmp_path, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    m, ds, t = objects
+    threads = dcrw.get_threads()
+    before = m.flat_params.copy()
+    with pytest.raises(error) as info:
+        call(m, ds, t)
+    # refused by the binding, not by the library after a wrapped value
+    assert not isinstance(info.value, dcrw.DcrwError)
+    assert type(info.value) is error, what
+    np.testing.assert_array_equal(m.flat_params, before)
+    assert t.step_count == 0 and dcrw.get_threads() == threads
+    assert not os.listdir(cwd), "a file was written: %s" % os.listdir(cwd)
+
+
+def test_integers_at_the_limits_are_taken(objects):
+    m, ds, t = objects
+    big = 2**64 - 1
+    a = m.sample(2, seed=big)
+    assert a.shape == (2, 144)
+    assert not np.array_equal(a, m.sample(2, seed=0))
+    np.testing.assert_array_equal(m.sample(np.int64(2), seed=np.uint64(big)), a)
+    with dcrw.Model.create("draw", seed=big, **TINY["draw"]) as other:
+        assert not np.array_equal(other.flat_params, m.flat_params)
+    assert ds.label(2**64) == -1 and ds.label(-1) == -1
+    np.testing.assert_array_equal(ds.batch([1], binarize="dynamic", seed=big), ds.batch([1], binarize=1, seed=big))

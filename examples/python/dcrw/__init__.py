@@ -1,10 +1,11 @@
 """libdcrw from Python: DRAW and DCRW sequential VAEs over NumPy arrays.
 
 A pure-Python ctypes binding of include/dcrw/dcrw.h. The shared library is
-loaded from the path in the environment variable DCRW_LIBRARY, else found
-on the system (ctypes.util.find_library('dcrw'), then libdcrw.so.0). Import
-fails with ImportError if the library's major version is not the one this
-package was written for.
+loaded from the path in the environment variable DCRW_LIBRARY, else from
+the path recorded when the package was installed with the library, else
+found on the system (ctypes.util.find_library('dcrw'), then libdcrw.so.0).
+Import fails with ImportError if the library's major version is not the one
+this package was written for.
 
     import numpy as np, dcrw
     with dcrw.Model.create("dcrw", height=12, width=12, glimpses=3) as m:
@@ -17,7 +18,18 @@ package was written for.
 
 Errors of the library raise DcrwError (code, name, message from
 dcrw_last_error()); wrong shapes and types are refused before the call with
-ValueError / TypeError.
+ValueError / TypeError, and so are integers outside their C type (a
+negative seed, a batch size beyond int) and strings holding a NUL.
+
+Objects may be shared between threads: close() while another thread is
+inside a call frees the C object only when that call returns, and a
+trainer's step never overlaps an operation of its model. Ctrl-C interrupts
+a long call (a large evaluate, sample or step) at once with
+KeyboardInterrupt; the library finishes that call in the background and
+the object's next call waits for it.
+
+For cffi users, dcrw.cdef() returns the header's declarations in the form
+cffi's FFI.cdef() takes as is.
 """
 
 from . import _ffi
@@ -77,7 +89,40 @@ def shipped_model():
     here = os.path.dirname(os.path.abspath(__file__))
     return os.path.join(os.path.dirname(os.path.dirname(here)), "models", name)
 
+CDEF_FILE = "dcrw.cdef"
+
+
+def cdef():
+    """The declarations of dcrw.h, preprocessed for cffi (ABI mode):
+
+        ffi = cffi.FFI()
+        ffi.cdef(dcrw.cdef())
+        lib = ffi.dlopen(dcrw.library_path())
+
+    Generated from the header when the package was built and installed
+    with it; OSError if this copy of the package has none (the source tree
+    before a build)."""
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), CDEF_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            "%s: not generated for this copy of the package (it is made when the package is built "
+            "with the library: meson -Dpython=true, or pip install)" % path
+        ) from None
+
+
+def library_path():
+    """The path of the shared library this package loaded."""
+    return _ffi.library_path()
+
+
 __all__ = [
+    "cdef",
+    "library_path",
     "shipped_model",
     "CONFIG_FIELDS",
     "TRAIN_FIELDS",
@@ -112,4 +157,3 @@ __all__ = [
     "EXPECTED_MAJOR",
 ]
 
-del _ffi

@@ -1,8 +1,9 @@
 """ctypes declarations of the whole public API of libdcrw (include/dcrw/dcrw.h).
 
 The library is taken from the environment variable DCRW_LIBRARY (a path), else
-from the system through ctypes.util.find_library('dcrw'), else by its soname
-libdcrw.so.MAJOR. Every function is declared once by `_fn` with its argument
+from the path `meson install` recorded in _install.py when it installed this
+package with the library, else from the system through
+ctypes.util.find_library('dcrw'), else by its soname libdcrw.so.MAJOR. Every function is declared once by `_fn` with its argument
 and result types; fallible functions get `_check` as errcheck, so a negative
 status becomes a DcrwError in exactly one place (python-libarchive-c's
 ffi.py does the same).
@@ -42,18 +43,31 @@ BINARIZE_DYNAMIC = 1
 BINARIZE_THRESHOLD = 2
 
 
-def _load():
-    candidates = []
-    env = os.environ.get("DCRW_LIBRARY")
+def _recorded_library():
+    """The library installed together with this package, if it is there."""
+    try:
+        from ._install import LIBRARY
+    except ImportError:  # not installed by meson: the source tree or pip
+        return None
+    return LIBRARY if LIBRARY and os.path.exists(LIBRARY) else None
+
+
+def library_candidates(env, recorded, found):
+    """Where to look for the library, in order: DCRW_LIBRARY alone when set,
+    else the recorded path, what find_library found, the soname."""
     if env:
         # An explicit choice is final: silently falling back to another copy
         # would hide a broken test setup.
-        candidates = [env]
-    else:
-        found = ctypes.util.find_library("dcrw")
-        if found:
-            candidates.append(found)
-        candidates.append("libdcrw.so.%d" % EXPECTED_MAJOR)
+        return [env]
+    names = [recorded, found, "libdcrw.so.%d" % EXPECTED_MAJOR]
+    return [n for i, n in enumerate(names) if n and n not in names[:i]]
+
+
+def _load():
+    env = os.environ.get("DCRW_LIBRARY")
+    recorded = None if env else _recorded_library()
+    found = None if env or recorded else ctypes.util.find_library("dcrw")
+    candidates = library_candidates(env, recorded, found)
     errors = []
     for name in candidates:
         try:
@@ -66,6 +80,30 @@ def _load():
 
 
 lib = _load()
+
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [
+        ("dli_fname", ctypes.c_char_p),
+        ("dli_fbase", ctypes.c_void_p),
+        ("dli_sname", ctypes.c_char_p),
+        ("dli_saddr", ctypes.c_void_p),
+    ]
+
+
+def library_path():
+    """The file the library was loaded from (dladdr of one of its functions),
+    else the name it was loaded by."""
+    try:
+        dladdr = ctypes.CDLL(None).dladdr
+    except (OSError, AttributeError):
+        return lib._name
+    dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+    dladdr.restype = ctypes.c_int
+    info = _DlInfo()
+    if dladdr(ctypes.cast(lib.dcrw_version, ctypes.c_void_p), ctypes.byref(info)) and info.dli_fname:
+        return os.path.abspath(os.fsdecode(info.dli_fname))
+    return lib._name
 
 
 def _fn(name, restype, argtypes, fallible):
@@ -267,7 +305,9 @@ def last_error():
 def set_threads(n):
     """Threads of the const operations and of trainers configured with 0;
     0 means the CPUs this process may run on. Process-wide."""
-    dcrw_set_threads(int(n))
+    from ._util import INT32, integer
+
+    dcrw_set_threads(integer(n, "threads", *INT32))
 
 
 def get_threads():

@@ -1,11 +1,12 @@
 """dcrw.Dataset: images (and labels) read from IDX files, held by the library."""
 
 import ctypes
+import math
 
 import numpy as np
 
 from . import _ffi
-from ._util import Handle, batch_int, path_bytes, view
+from ._util import INT32, SIZE, Handle, Owner, batch_int, integer, path_bytes, seed_int, view
 
 _BINARIZE = {
     "none": _ffi.BINARIZE_NONE,
@@ -14,13 +15,16 @@ _BINARIZE = {
 }
 
 
-class Dataset:
+class Dataset(Owner):
     """Images as float32 in [0, 1] with optional labels, read-only.
 
     Dataset.load_idx(images_path, labels_path=None) reads MNIST-style IDX
     files, plain or gzip. May be shared between threads. Freed by close(), a
-    `with` block or garbage collection (the `images` view keeps it alive).
+    `with` block or garbage collection (the `images` view and calls running
+    in other threads keep it alive).
     """
+
+    _kind = "Dataset"
 
     def __init__(self, _handle):
         if not isinstance(_handle, Handle):
@@ -37,23 +41,6 @@ class Dataset:
         lab = None if labels is None else path_bytes(labels, "labels")
         _ffi.dcrw_dataset_load_idx(ctypes.byref(out), path_bytes(images, "images"), lab)
         return cls(Handle(out.value, _ffi.dcrw_dataset_destroy))
-
-    @property
-    def _ptr(self):
-        if self._h is None:
-            raise ValueError("operation on a closed Dataset")
-        return self._h.ptr
-
-    def close(self):
-        h, self._h = self._h, None
-        if h is not None:
-            h.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __len__(self):
         return self._count
@@ -95,32 +82,42 @@ class Dataset:
             if binarize not in _BINARIZE:
                 raise ValueError("binarize: expected one of %s, got %r" % (", ".join(_BINARIZE), binarize))
             binarize = _BINARIZE[binarize]
+        binarize = integer(binarize, "binarize", *INT32)
+        seed = seed_int(seed)
         x = np.empty((B, self.input_size), dtype=np.float32)
-        _ffi.dcrw_dataset_batch(
-            self._ptr,
+        self._call(
+            _ffi.dcrw_dataset_batch,
             idx.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t)),
             B,
-            int(binarize),
-            int(seed),
+            binarize,
+            seed,
             x.ctypes.data_as(_ffi.f32p),
         )
         return x
 
     def label(self, i):
         """Label of image i, or -1 without labels or out of range."""
-        if i < 0:
+        i = integer(i, "i", -math.inf, math.inf)
+        if not SIZE[0] <= i <= SIZE[1]:
             return -1
-        return _ffi.dcrw_dataset_label(self._ptr, i)
+        return self._call(_ffi.dcrw_dataset_label, i)
 
     @property
     def labels(self):
         """All labels as an int32 array [count], or None without labels."""
-        if self._count == 0 or _ffi.dcrw_dataset_label(self._ptr, 0) < 0:
-            return None
-        return np.array([_ffi.dcrw_dataset_label(self._ptr, i) for i in range(self._count)], dtype=np.int32)
+        def labels(ptr):
+            if self._count == 0 or _ffi.dcrw_dataset_label(ptr, 0) < 0:
+                return None
+            return np.array([_ffi.dcrw_dataset_label(ptr, i) for i in range(self._count)], dtype=np.int32)
+
+        return self._call(labels)
 
     @property
     def images(self):
         """A read-only view [count, P] of the library's image buffer."""
-        data = _ffi.dcrw_dataset_images(self._ptr)
-        return view(self._h, data, (self._count, self.input_size), writeable=False)
+        h = self._h
+
+        def images(ptr):
+            return view(h, _ffi.dcrw_dataset_images(ptr), (self._count, self.input_size), writeable=False)
+
+        return self._call(images)

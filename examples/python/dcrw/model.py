@@ -6,7 +6,21 @@ from collections import namedtuple
 import numpy as np
 
 from . import _ffi
-from ._util import Handle, as_f32, batch_int, dptr, fptr, path_bytes, view
+from ._util import (
+    INT32,
+    Handle,
+    Owner,
+    as_f32,
+    batch_int,
+    c_string,
+    dptr,
+    fptr,
+    integer,
+    path_bytes,
+    real,
+    seed_int,
+    view,
+)
 
 #: The fields of dcrw_config a caller may set (Model.create's keywords).
 CONFIG_FIELDS = tuple(name for name, _ in _ffi.Config._fields_ if name != "size")
@@ -36,13 +50,19 @@ def preset_value(preset):
     """dcrw_preset of a name ("draw", ...) or number; DcrwError for an unknown name."""
     if isinstance(preset, str):
         out = ctypes.c_int()
-        _ffi.dcrw_preset_from_name(preset.encode(), ctypes.byref(out))
+        _ffi.dcrw_preset_from_name(c_string(preset, "preset"), ctypes.byref(out))
         return out.value
-    if isinstance(preset, (int, np.integer)) and not isinstance(preset, bool):
-        if _ffi.dcrw_preset_name(int(preset)) is None:
-            raise ValueError("unknown preset %d (expected one of %s)" % (preset, ", ".join(_PRESETS)))
-        return int(preset)
-    raise TypeError("preset: expected a name such as 'draw' or a number, got %r" % (preset,))
+    if isinstance(preset, bool):
+        raise TypeError("preset: expected a name such as 'draw' or a number, got %r" % (preset,))
+    try:
+        value = integer(preset, "preset", *INT32)
+    except TypeError:
+        raise TypeError("preset: expected a name such as 'draw' or a number, got %r" % (preset,)) from None
+    except ValueError:
+        value = None
+    if value is None or _ffi.dcrw_preset_name(value) is None:
+        raise ValueError("unknown preset %d (expected one of %s)" % (preset, ", ".join(_PRESETS)))
+    return value
 
 
 def preset_config(preset, **overrides):
@@ -66,21 +86,15 @@ def _make_config(preset, overrides):
                 raise ValueError("encoder: expected 'lstm' or 'cnn', got %r" % value)
             value = _ENCODERS[value]
         if key == "canvas_init":
-            value = float(value)
+            value = real(value, key)
         else:
-            if isinstance(value, float) or not isinstance(value, (int, bool, np.integer)):
-                raise TypeError("%s: expected an integer, got %r" % (key, value))
-            value = int(value)
-            if not -(2**31) <= value < 2**31:
-                # out of int32: let validation name the field instead of
-                # letting ctypes wrap the value around
-                value = -1
+            value = integer(value, key, *INT32)
         setattr(cfg, key, value)
     _ffi.dcrw_config_validate(ctypes.byref(cfg))
     return cfg
 
 
-class Model:
+class Model(Owner):
     """A model: its configuration and the parameters the library owns.
 
     Create one with Model.create() or Model.load(). Arrays passed in may be
@@ -89,17 +103,26 @@ class Model:
     np.ascontiguousarray(a, dtype=np.float32) before the call (a float32
     C-contiguous array is used in place, without a copy). Shapes are checked
     before the call; a wrong shape raises ValueError naming the expected one.
+    Integers (seeds, batch sizes) must be integers within the C type's
+    range, else TypeError or ValueError; nothing is wrapped around.
     Images are given as [B, P] or [B, C, H, W]; images returned are [B, P].
 
     The operations that do not train (encode, decode, sample, evaluate,
     read, write, reconstruct) may run in several threads at once; ctypes
-    releases the GIL during each call.
+    releases the GIL during each call. A trainer's step waits for them to
+    finish and they wait for it.
+
+    Ctrl-C interrupts a long operation at once: KeyboardInterrupt is raised
+    while the library finishes the interrupted call in the background (the
+    model stays usable; its next operation waits for that call).
 
     The C model is freed by close() or the end of a `with` block, or when the
-    object is garbage collected. Parameter views and trainers keep it alive:
-    if any exist when close() is called, the memory is freed when the last of
-    them is gone.
+    object is garbage collected. Parameter views, trainers and calls running
+    in other threads keep it alive: if any exist when close() is called, the
+    memory is freed when the last of them is gone.
     """
+
+    _kind = "Model"
 
     def __init__(self, _handle):
         if not isinstance(_handle, Handle):
@@ -138,8 +161,9 @@ class Model:
         glimpses=3; encoder="cnn"; read_attention=False).
         DcrwError(ECONFIG) names a field the library refuses."""
         cfg = _make_config(preset, overrides)
+        seed = seed_int(seed)
         out = ctypes.c_void_p()
-        _ffi.dcrw_model_create(ctypes.byref(out), ctypes.byref(cfg), int(seed))
+        _ffi.dcrw_model_create(ctypes.byref(out), ctypes.byref(cfg), seed)
         return cls(Handle(out.value, _ffi.dcrw_model_destroy))
 
     @classmethod
@@ -151,23 +175,7 @@ class Model:
 
     def save(self, path):
         """Save configuration and parameters atomically to `path`."""
-        _ffi.dcrw_model_save(self._ptr, path_bytes(path))
-
-    def close(self):
-        """Free the C model (now, or when its last view or trainer goes)."""
-        h, self._h = self._h, None
-        if h is not None:
-            h.close()
-
-    @property
-    def closed(self):
-        return self._h is None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        self._call(_ffi.dcrw_model_save, path_bytes(path))
 
     def __repr__(self):
         state = "closed" if self._h is None else "%d parameters" % self._nfloats
@@ -181,12 +189,6 @@ class Model:
             c["width"],
             state,
         )
-
-    @property
-    def _ptr(self):
-        if self._h is None:
-            raise ValueError("operation on a closed Model")
-        return self._h.ptr
 
     # ---- shape and parameters
     @property
@@ -237,10 +239,16 @@ class Model:
 
     def param(self, name):
         """A writable float32 view of tensor `name` in the library's memory."""
+        cname = c_string(name, "name")
         data = _ffi.f32p()
         count = ctypes.c_size_t()
-        _ffi.dcrw_model_find_param(self._ptr, name.encode(), ctypes.byref(data), ctypes.byref(count))
-        return view(self._h, data, self._shapes[name])
+        h = self._h
+
+        def find(ptr):
+            _ffi.dcrw_model_find_param(ptr, cname, ctypes.byref(data), ctypes.byref(count))
+            return view(h, data, self._shapes[name])
+
+        return self._call(find)
 
     @property
     def params(self):
@@ -254,8 +262,13 @@ class Model:
     def flat_params(self):
         """All parameters as one writable view, tensors in MODEL.md §7 order."""
         count = ctypes.c_size_t()
-        data = _ffi.dcrw_model_params(self._ptr, ctypes.byref(count))
-        return view(self._h, data, (count.value,))
+        h = self._h
+
+        def params(ptr):
+            data = _ffi.dcrw_model_params(ptr, ctypes.byref(count))
+            return view(h, data, (count.value,))
+
+        return self._call(params)
 
     # ---- argument checks
     def _images(self, x, name="x"):
@@ -285,6 +298,11 @@ class Model:
     def _out(self, *shape):
         return np.empty(shape, dtype=np.float32)
 
+    def _work(self, B, glimpses=True):
+        """Multiply-adds of a pass over B images, roughly: each parameter
+        once per image and glimpse."""
+        return B * self._nfloats * (self._T if glimpses else 1)
+
     # ---- operations
     def encode(self, x, eps=None):
         """The inference pass on images x: Encoded(z, mu, logsigma), each [T, B, Z].
@@ -294,7 +312,7 @@ class Model:
         x, B = self._images(x)
         eps = self._tbz(eps, "eps", B)
         z, mu, ls = (self._out(self._T, B, self._Z) for _ in range(3))
-        _ffi.dcrw_encode(self._ptr, B, fptr(x), fptr(eps), fptr(z), fptr(mu), fptr(ls))
+        self._call(_ffi.dcrw_encode, B, fptr(x), fptr(eps), fptr(z), fptr(mu), fptr(ls), work=self._work(B))
         return Encoded(z, mu, ls)
 
     def decode(self, z=None, *, batch=None, seed=0, canvases=False, windows=False):
@@ -303,14 +321,17 @@ class Model:
         With z None, `batch` images are generated from z ~ N(0, I) drawn from
         `seed`. With canvases or windows set, returns Decoded(images,
         canvases [T, B, P], write_windows [T, B, 5]) instead."""
+        seed = seed_int(seed)
+        if batch is not None:
+            batch = batch_int(batch)
         if z is None:
             if batch is None:
                 raise ValueError("decode: give z [T, B, Z] or batch=B to draw z from seed")
-            B = batch_int(int(batch))
+            B = batch
         else:
             zt = as_f32(z, "z", "(T, B, Z) = (%d, B, %d)" % (self._T, self._Z), (3,))
             B = batch_int(zt.shape[1])
-            if batch is not None and int(batch) != B:
+            if batch is not None and batch != B:
                 raise ValueError("decode: batch=%d but z has %d images" % (batch, B))
             z = self._tbz(zt, "z", B)
         images = self._out(B, self._P)
@@ -319,16 +340,17 @@ class Model:
         if windows and self._config["write_attention"]:
             ww = self._out(self._T, B, 5)
         if windows:
-            _ffi.dcrw_decode_windows(self._ptr, B, fptr(z), int(seed), fptr(images), fptr(cv), fptr(ww))
+            self._call(_ffi.dcrw_decode_windows, B, fptr(z), seed, fptr(images), fptr(cv), fptr(ww),
+                       work=self._work(B))
         else:
-            _ffi.dcrw_decode(self._ptr, B, fptr(z), int(seed), fptr(images), fptr(cv))
+            self._call(_ffi.dcrw_decode, B, fptr(z), seed, fptr(images), fptr(cv), work=self._work(B))
         if not canvases and not windows:
             return images
         return Decoded(images, cv, ww)
 
     def sample(self, n, seed=0, canvases=False):
         """`n` generated images [n, P] (Bernoulli means), deterministic for a seed."""
-        return self.decode(None, batch=n, seed=seed, canvases=canvases)
+        return self.decode(None, batch=batch_int(n), seed=seed, canvases=canvases)
 
     def reconstruct(self, x, eps=None, canvases=False, windows=False):
         """The reconstruction of x, [B, P]; with canvases or windows set,
@@ -345,9 +367,10 @@ class Model:
                 rw = self._out(self._T, B, 5)
             if self._config["write_attention"]:
                 ww = self._out(self._T, B, 5)
-            _ffi.dcrw_reconstruct_windows(self._ptr, B, fptr(x), fptr(eps), fptr(images), fptr(cv), fptr(rw), fptr(ww))
+            self._call(_ffi.dcrw_reconstruct_windows, B, fptr(x), fptr(eps), fptr(images), fptr(cv), fptr(rw),
+                       fptr(ww), work=self._work(B))
         else:
-            _ffi.dcrw_reconstruct(self._ptr, B, fptr(x), fptr(eps), fptr(images), fptr(cv))
+            self._call(_ffi.dcrw_reconstruct, B, fptr(x), fptr(eps), fptr(images), fptr(cv), work=self._work(B))
         if not canvases and not windows:
             return images
         return Reconstruction(images, cv, rw, ww)
@@ -360,10 +383,10 @@ class Model:
         if per_image:
             lx = np.empty(B, dtype=np.float64)
             lz = np.empty(B, dtype=np.float64)
-            _ffi.dcrw_evaluate_images(self._ptr, B, fptr(x), fptr(eps), dptr(lx), dptr(lz))
+            self._call(_ffi.dcrw_evaluate_images, B, fptr(x), fptr(eps), dptr(lx), dptr(lz), work=self._work(B))
             return ImageLosses(lx, lz)
         out = _ffi.Loss()
-        _ffi.dcrw_evaluate(self._ptr, B, fptr(x), fptr(eps), ctypes.byref(out))
+        self._call(_ffi.dcrw_evaluate, B, fptr(x), fptr(eps), ctypes.byref(out), work=self._work(B))
         return Loss(out.loss, out.lx, out.lz)
 
     def read(self, x, xhat, h_dec=None):
@@ -380,7 +403,7 @@ class Model:
                 raise ValueError("read: h_dec (B, %d) is required with read attention" % self._D)
             h = self._bd(h_dec, "h_dec", B)
         r = self._out(B, self._R)
-        _ffi.dcrw_read(self._ptr, B, fptr(x), fptr(xhat), fptr(h), fptr(r))
+        self._call(_ffi.dcrw_read, B, fptr(x), fptr(xhat), fptr(h), fptr(r), work=self._work(B, False))
         return r
 
     def write(self, h_dec):
@@ -389,5 +412,5 @@ class Model:
         B = batch_int(arr.shape[0])
         h = self._bd(arr, "h_dec", B)
         delta = self._out(B, self._P)
-        _ffi.dcrw_write(self._ptr, B, fptr(h), fptr(delta))
+        self._call(_ffi.dcrw_write, B, fptr(h), fptr(delta), work=self._work(B, False))
         return delta

@@ -3,7 +3,20 @@
 import ctypes
 
 from . import _ffi
-from ._util import Handle, path_bytes, view
+from ._util import (
+    INT32,
+    INT64,
+    Handle,
+    Owner,
+    c_string,
+    fptr,
+    integer,
+    leave_all,
+    path_bytes,
+    real,
+    seed_int,
+    view,
+)
 from .model import Loss, Model
 
 #: The fields of dcrw_train_config a caller may set (Trainer's keywords).
@@ -17,63 +30,64 @@ def default_train_config():
     return {f: getattr(tc, f) for f in TRAIN_FIELDS}
 
 
-class Trainer:
+def _train_config(config):
+    tc = _ffi.TrainConfig()
+    _ffi.dcrw_train_config_default(ctypes.byref(tc))
+    for key, value in config.items():
+        if key not in TRAIN_FIELDS:
+            raise TypeError("unknown training field %r (fields: %s)" % (key, ", ".join(TRAIN_FIELDS)))
+        if key == "seed":
+            value = seed_int(value)
+        elif key == "threads":
+            value = integer(value, key, *INT32)
+        else:
+            value = real(value, key)
+        setattr(tc, key, value)
+    return tc
+
+
+class Trainer(Owner):
     """Trains `model` with Adam: Trainer(model, learning_rate=1e-3, ...).
 
     Keywords are dcrw_train_config fields (TRAIN_FIELDS); the rest keep the
-    library's defaults. A trainer and its model belong to one thread at a
-    time. The trainer keeps its model alive (the C model is freed only after
-    the C trainer), and is freed by close(), a `with` block or garbage
-    collection; gradient views keep it alive as parameter views keep a
-    model. Input arrays follow Model's rules (converted once to C-contiguous
-    float32, shapes checked before the call).
+    library's defaults. A trainer's operations run one at a time (calls
+    from several threads wait for each other) and not at the same time as
+    its model's operations. The trainer keeps its model alive (the C model
+    is freed only after the C trainer), and is freed by close(), a `with`
+    block or garbage collection; gradient views keep it alive as parameter
+    views keep a model. Input arrays follow Model's rules (converted once to
+    C-contiguous float32, shapes checked before the call). Ctrl-C during a
+    long step raises KeyboardInterrupt at once; the step itself completes
+    in the background, and the trainer's next operation waits for it.
     """
+
+    _kind = "Trainer"
 
     def __init__(self, model, **config):
         if not isinstance(model, Model):
             raise TypeError("Trainer(model): expected a dcrw.Model, got %r" % (model,))
-        tc = _ffi.TrainConfig()
-        _ffi.dcrw_train_config_default(ctypes.byref(tc))
-        for key, value in config.items():
-            if key not in TRAIN_FIELDS:
-                raise TypeError("unknown training field %r (fields: %s)" % (key, ", ".join(TRAIN_FIELDS)))
-            if key in ("seed", "threads"):
-                if isinstance(value, float):
-                    raise TypeError("%s: expected an integer, got %r" % (key, value))
-                value = int(value)
-                if key == "seed" and not 0 <= value < 2**64:
-                    raise ValueError("seed: expected 0 <= seed < 2**64, got %d" % value)
-                if key == "threads" and not -(2**31) <= value < 2**31:
-                    raise ValueError("threads: %d does not fit int32" % value)
-            else:
-                value = float(value)
-            setattr(tc, key, value)
+        tc = _train_config(config)
         out = ctypes.c_void_p()
-        _ffi.dcrw_trainer_create(ctypes.byref(out), model._ptr, ctypes.byref(tc))
-        self._h = Handle(out.value, _ffi.dcrw_trainer_destroy, parent=model._h)
+        mh = model._h
+        # the model's pointer is the second argument: bracketed by hand
+        if mh is None:
+            raise ValueError("operation on a closed Model")
+        held = []
+        try:
+            mptr = mh.enter("Model", held)
+            _ffi.dcrw_trainer_create(ctypes.byref(out), mptr, ctypes.byref(tc))
+        finally:
+            leave_all(held)
+        self._h = Handle(out.value, _ffi.dcrw_trainer_destroy, parent=mh)
         self.model = model
         self.config = {f: getattr(tc, f) for f in TRAIN_FIELDS}
 
-    @property
-    def _ptr(self):
-        if self._h is None:
-            raise ValueError("operation on a closed Trainer")
-        return self._h.ptr
-
-    def close(self):
-        h, self._h = self._h, None
-        if h is not None:
-            h.close()
-
-    @property
-    def closed(self):
-        return self._h is None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    def _locks(self):
+        # A step changes the model too: exclusive on both, the trainer first
+        # (model operations take only the model's lock, so no cycle). The
+        # model may be closed already; the trainer keeps it alive.
+        h = self._h
+        return [(h, True, False), (None if h is None else h.parent, True, True)]
 
     def __repr__(self):
         if self._h is None:
@@ -84,13 +98,17 @@ class Trainer:
         x, B = self.model._images(x)
         return x, B, self.model._tbz(eps, "eps", B)
 
+    def _work(self, B):
+        # forward and backward: about three passes
+        return 3 * self.model._work(B)
+
     def backward(self, x, eps=None):
         """Forward and backward on images x [B, P] or [B, C, H, W]; the
         gradients replace the previous ones. eps [T, B, Z] or None (noise
         drawn from (seed, step count, image)). Returns Loss batch means."""
         x, B, eps = self._batch(x, eps)
         out = _ffi.Loss()
-        _ffi.dcrw_trainer_backward(self._ptr, B, x.ctypes.data_as(_ffi.f32p), _p(eps), ctypes.byref(out))
+        self._call(_ffi.dcrw_trainer_backward, B, fptr(x), fptr(eps), ctypes.byref(out), work=self._work(B))
         return Loss(out.loss, out.lx, out.lz)
 
     def backward_part(self, x, first, total, eps=None):
@@ -99,49 +117,62 @@ class Trainer:
         mean's share of these images, so summing them over all parts gives
         the whole batch's gradient. Returns the Loss means over this part."""
         x, B, eps = self._batch(x, eps)
+        first = integer(first, "first", *INT64)
+        total = integer(total, "total", *INT64)
         out = _ffi.Loss()
-        _ffi.dcrw_trainer_backward_part(self._ptr, B, x.ctypes.data_as(_ffi.f32p), _p(eps),
-                                        int(first), int(total), ctypes.byref(out))
+        self._call(_ffi.dcrw_trainer_backward_part, B, fptr(x), fptr(eps), first, total, ctypes.byref(out),
+                   work=self._work(B))
         return Loss(out.loss, out.lx, out.lz)
 
     def apply(self):
         """Clip the gradients and take one Adam step (step_count + 1)."""
-        _ffi.dcrw_trainer_apply(self._ptr)
+        self._call(_ffi.dcrw_trainer_apply)
 
     def step(self, x, eps=None):
         """backward() then apply(); returns the Loss of the batch before the update."""
         x, B, eps = self._batch(x, eps)
         out = _ffi.Loss()
-        _ffi.dcrw_trainer_step(self._ptr, B, x.ctypes.data_as(_ffi.f32p), _p(eps), ctypes.byref(out))
+        self._call(_ffi.dcrw_trainer_step, B, fptr(x), fptr(eps), ctypes.byref(out), work=self._work(B))
         return Loss(out.loss, out.lx, out.lz)
 
     @property
     def step_count(self):
-        return int(_ffi.dcrw_trainer_step_count(self._ptr))
+        return int(self._call(_ffi.dcrw_trainer_step_count))
 
     @property
     def learning_rate(self):
         """The Adam step size; assign to change it between steps (a schedule)."""
-        return float(_ffi.dcrw_trainer_learning_rate(self._ptr))
+        return float(self._call(_ffi.dcrw_trainer_learning_rate))
 
     @learning_rate.setter
     def learning_rate(self, value):
-        _ffi.dcrw_trainer_set_learning_rate(self._ptr, float(value))
+        self._call(_ffi.dcrw_trainer_set_learning_rate, real(value, "learning_rate"))
 
     @property
     def grads(self):
         """All gradients as one writable view laid out like Model.flat_params
         (change them before apply(), e.g. after an allreduce)."""
         count = ctypes.c_size_t()
-        data = _ffi.dcrw_trainer_grads(self._ptr, ctypes.byref(count))
-        return view(self._h, data, (count.value,))
+        h = self._h
+
+        def grads(ptr):
+            data = _ffi.dcrw_trainer_grads(ptr, ctypes.byref(count))
+            return view(h, data, (count.value,))
+
+        return self._call(grads)
 
     def grad(self, name):
         """A writable view of the gradient of tensor `name`, shaped like it."""
+        cname = c_string(name, "name")
         data = _ffi.f32p()
         count = ctypes.c_size_t()
-        _ffi.dcrw_trainer_find_grad(self._ptr, name.encode(), ctypes.byref(data), ctypes.byref(count))
-        return view(self._h, data, self.model._shapes[name])
+        h = self._h
+
+        def find(ptr):
+            _ffi.dcrw_trainer_find_grad(ptr, cname, ctypes.byref(data), ctypes.byref(count))
+            return view(h, data, self.model._shapes[name])
+
+        return self._call(find)
 
     def named_grads(self):
         """{name: gradient view} in MODEL.md §7 order."""
@@ -149,13 +180,9 @@ class Trainer:
 
     def save(self, path):
         """Save model, Adam moments and step count atomically."""
-        _ffi.dcrw_trainer_save(self._ptr, path_bytes(path))
+        self._call(_ffi.dcrw_trainer_save, path_bytes(path))
 
     def resume(self, path):
         """Restore parameters, moments and step count from a trainer (or model)
         checkpoint of the same configuration; on failure nothing changes."""
-        _ffi.dcrw_trainer_resume(self._ptr, path_bytes(path))
-
-
-def _p(arr):
-    return None if arr is None else arr.ctypes.data_as(_ffi.f32p)
+        self._call(_ffi.dcrw_trainer_resume, path_bytes(path))

@@ -6,7 +6,8 @@ set -eu
 
 pkgs="gcc g++ meson ninja-build pkg-config libopenblas-dev check libcjson-dev zlib1g-dev libpng-dev
       libgif-dev ca-certificates python3-numpy python3-pytest python3-cffi doxygen
-      clang libclang-rt-14-dev valgrind libopenmpi-dev openmpi-bin"
+      clang libclang-rt-14-dev valgrind libopenmpi-dev openmpi-bin cmake
+      python3-pip python3-venv python3-setuptools python3-wheel"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

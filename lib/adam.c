@@ -22,19 +22,23 @@ static inline float adam_new_param(float p, float mi, float vi, float eps, float
     return p - step_size * (mi / (sqrtf(vi) * inv_sqrt_bc2 + eps));
 }
 
-/* 1 if every updated parameter would be finite; writes nothing */
+/* The ADAM_BAD_* bits of the updated values that would not be finite;
+ * writes nothing */
 DCRW_VECTOR_CLONES
 static int adam_check(size_t n, const float *restrict param, const float *restrict grad,
                       const float *restrict m, const float *restrict v, float beta1, float beta2,
                       float eps, float step_size, float inv_sqrt_bc2) {
-    float acc = 0.0f;
+    float acc_p = 0.0f, acc_m = 0.0f, acc_v = 0.0f;
     for (size_t i = 0; i < n; i++) {
         float g = grad[i];
         float mi = beta1 * m[i] + (1.0f - beta1) * g;
         float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-        acc += adam_new_param(param[i], mi, vi, eps, step_size, inv_sqrt_bc2) * 0.0f;
+        acc_p += adam_new_param(param[i], mi, vi, eps, step_size, inv_sqrt_bc2) * 0.0f;
+        acc_m += mi * 0.0f;
+        acc_v += vi * 0.0f;
     }
-    return acc == 0.0f;
+    return (acc_p == 0.0f ? 0 : ADAM_BAD_PARAM) | (acc_m == 0.0f ? 0 : ADAM_BAD_M) |
+           (acc_v == 0.0f ? 0 : ADAM_BAD_V);
 }
 
 DCRW_VECTOR_CLONES
@@ -59,10 +63,10 @@ int adam_update(size_t n, float *param, const float *grad, float *m, float *v, f
     const float step_size = (float)(lr / bc1);
     const float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
     /* a second pass over the moments costs ~1% of a step and makes an
-     * update all or nothing: never a NaN or inf in the model */
-    if (!isfinite(step_size) ||
-        !adam_check(n, param, grad, m, v, beta1, beta2, eps, step_size, inv_sqrt_bc2))
-        return -1;
+     * update all or nothing: never a NaN or inf in the model or its moments */
+    if (!isfinite(step_size)) return ADAM_BAD_PARAM;
+    int bad = adam_check(n, param, grad, m, v, beta1, beta2, eps, step_size, inv_sqrt_bc2);
+    if (bad) return bad;
     adam_kernel(n, param, grad, m, v, beta1, beta2, eps, step_size, inv_sqrt_bc2);
     return 0;
 }

@@ -75,6 +75,26 @@ static int32_t *int_field(dcrw_config *c, int k) {
     return (int32_t *)(void *)((char *)c + int_keys[k].offset);
 }
 
+/* The elements of an st_out, or 0 for a shape st_write_atomic refuses
+ * anyway (a negative or overflowing one). */
+static size_t out_count(const st_out *o) {
+    size_t n = 1;
+    for (int k = 0; k < o->ndim && k < ST_MAX_DIMS; k++)
+        if (o->shape[k] < 0 || dcrw_mul_size(n, (size_t)o->shape[k], &n)) return 0;
+    return n;
+}
+
+/* The loader refuses a NaN or infinity in any tensor: such a file must
+ * not replace a good one. DCRW_ENUMERIC naming the first bad value. */
+static int check_finite_out(const st_out *o) {
+    const size_t n = o->data ? out_count(o) : 0;
+    if (dcrw_all_finite(o->data, n)) return DCRW_OK;
+    size_t i = 0;
+    while (i < n && o->data[i] * 0.0f == 0.0f) i++;
+    return dcrw_fail(DCRW_ENUMERIC, "%.80s[%zu] = %g is not finite: not saved (it would not load)",
+                     o->name ? o->name : "a tensor", i, (double)o->data[i]);
+}
+
 int ckpt_write(const char *path, const dcrw_model *m, const st_out *extra, int nextra,
                const char *const *extra_keys, const char *const *extra_vals, int nextra_meta) {
     DCRW_CHECK_ARG(path, "checkpoint: path is NULL");
@@ -125,7 +145,9 @@ int ckpt_write(const char *path, const dcrw_model *m, const st_out *extra, int n
     for (int i = 0; i < nextra; i++) outs[m->lay.ntensors + i] = extra[i];
     for (int i = 0; i < nm; i++) mk[i] = keys[i], mv[i] = vals[i];
     for (int i = 0; i < nextra_meta; i++) mk[nm + i] = extra_keys[i], mv[nm + i] = extra_vals[i];
-    rc = st_write_atomic(path, outs, nt, mk, mv, nmeta);
+    rc = DCRW_OK;
+    for (int i = 0; i < nt && !rc; i++) rc = check_finite_out(&outs[i]);
+    if (!rc) rc = st_write_atomic(path, outs, nt, mk, mv, nmeta);
 out:
     dcrw_free(outs);
     dcrw_free(mk);

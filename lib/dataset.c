@@ -1,13 +1,12 @@
 /* IDX data sets (the MNIST format), plain or gzip-compressed, held in memory
  * as floats, and the batches the trainer draws from them. */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
 #include "dcrw_build_config.h"
+#include "file.h"
 #include "rng.h"
 
 #if DCRW_HAVE_ZLIB
@@ -30,120 +29,162 @@ struct dcrw_dataset {
     uint8_t *labels; /* count, or NULL */
 };
 
-/* One reader over a plain descriptor or a gzip stream, so that the parser
- * does not care which it got. No seeking, so pipes work too. */
+/* The raw bytes of a file are read through a buffer of this size. */
+#define IDX_INBUF ((size_t)1 << 16)
+
+/* One reader over a plain file or a gzip stream, so that the parser does
+ * not care which it got. The gzip stream is inflated here rather than by
+ * gzread, which ignores whatever follows the compressed data: a gzip file
+ * must end where its data does, as a plain one must. */
 typedef struct {
     const char *path;
     int fd;
     int gzip;
-    uint64_t size; /* bytes on disk if a regular file, else 0 (unknown) */
+    uint64_t size;     /* bytes on disk */
+    unsigned char *in; /* raw bytes read ahead: in[at .. len) */
+    size_t at, len;
+    int raw_eof;
 #if DCRW_HAVE_ZLIB
-    gzFile gz;
-#else
-    unsigned char sniffed[2]; /* bytes read to detect gzip, served first */
-    size_t nsniffed, at;
+    z_stream zs;
+    int zs_ready;    /* inflateInit2 succeeded */
+    int member_done; /* the current gzip member ended */
+    int data_done;   /* the last member ended at the end of the file */
 #endif
 } idx_reader;
 
-static int reader_open(idx_reader *r, const char *path) {
-    memset(r, 0, sizeof *r);
-    r->path = path;
-    r->fd = open(path, O_RDONLY);
-    if (r->fd < 0) return dcrw_fail(DCRW_EIO, "cannot open %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode)) r->size = (uint64_t)st.st_size;
-#if DCRW_HAVE_ZLIB
-    /* zlib tells gzip from plain data by the content (the name says nothing
-     * reliable) and reads plain files through unchanged */
-    r->gz = gzdopen(r->fd, "rb");
-    if (!r->gz) {
-        close(r->fd);
-        r->fd = -1;
-        return dcrw_fail(DCRW_ENOMEM, "cannot open a zlib stream on %s", path);
+/* Make at least k raw bytes available (fewer only at the end of the file). */
+static int raw_ensure(idx_reader *r, size_t k) {
+    if (r->len - r->at >= k) return DCRW_OK;
+    memmove(r->in, r->in + r->at, r->len - r->at);
+    r->len -= r->at;
+    r->at = 0;
+    while (r->len < k && !r->raw_eof) {
+        ssize_t got = read(r->fd, r->in + r->len, IDX_INBUF - r->len);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return dcrw_fail(DCRW_EIO, "cannot read %s: %s", r->path, strerror(errno));
+        if (got == 0) r->raw_eof = 1;
+        r->len += (size_t)got;
     }
-    r->fd = -1; /* owned by the stream now */
-    gzbuffer(r->gz, 1u << 17);
-    r->gzip = !gzdirect(r->gz);
-#else
-    ssize_t got;
-    do got = read(r->fd, r->sniffed, sizeof r->sniffed);
-    while (got < 0 && errno == EINTR);
-    if (got < 0) {
-        int e = errno;
-        close(r->fd);
-        r->fd = -1;
-        return dcrw_fail(DCRW_EIO, "cannot read %s: %s", path, strerror(e));
-    }
-    r->nsniffed = (size_t)got;
-    if (got == 2 && r->sniffed[0] == 0x1f && r->sniffed[1] == 0x8b) {
-        close(r->fd);
-        r->fd = -1;
-        return dcrw_fail(DCRW_EUNSUPPORTED, "%s is gzip-compressed but this build has no zlib",
-                         path);
-    }
-#endif
     return DCRW_OK;
 }
 
 static void reader_close(idx_reader *r) {
 #if DCRW_HAVE_ZLIB
-    if (r->gz) gzclose(r->gz);
-    r->gz = NULL;
+    if (r->zs_ready) inflateEnd(&r->zs);
+    r->zs_ready = 0;
 #endif
+    dcrw_free(r->in);
+    r->in = NULL;
     if (r->fd >= 0) close(r->fd);
     r->fd = -1;
 }
 
+/* Sniff the first two bytes: gzip is told from plain data by the content,
+ * the name says nothing reliable. */
+static int reader_start(idx_reader *r) {
+    r->in = dcrw_alloc(IDX_INBUF);
+    if (!r->in) return DCRW_ENOMEM;
+    int rc = raw_ensure(r, 2);
+    if (rc) return rc;
+    r->gzip = r->len >= 2 && r->in[0] == 0x1f && r->in[1] == 0x8b;
+    if (!r->gzip) return DCRW_OK;
+#if DCRW_HAVE_ZLIB
+    /* 15 + 16: a gzip wrapper around a deflate stream with a 32 KiB window */
+    int zr = inflateInit2(&r->zs, 15 + 16);
+    if (zr != Z_OK)
+        return dcrw_fail(zr == Z_MEM_ERROR ? DCRW_ENOMEM : DCRW_EIO,
+                         "cannot start decompressing %s", r->path);
+    r->zs_ready = 1;
+    return DCRW_OK;
+#else
+    return dcrw_fail(DCRW_EUNSUPPORTED, "%s is gzip-compressed but this build has no zlib",
+                     r->path);
+#endif
+}
+
+static int reader_open(idx_reader *r, const char *path) {
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    int rc = file_open_read(path, &r->fd, &r->size);
+    if (!rc) rc = reader_start(r);
+    if (rc) reader_close(r);
+    return rc;
+}
+
+/* Up to n raw bytes of a plain file. */
+static int plain_read(idx_reader *r, unsigned char *p, size_t n, size_t *got) {
+    while (*got < n) {
+        int rc = raw_ensure(r, 1);
+        if (rc) return rc;
+        size_t k = r->len - r->at;
+        if (k == 0) break; /* the end of the file */
+        if (k > n - *got) k = n - *got;
+        memcpy(p + *got, r->in + r->at, k);
+        r->at += k;
+        *got += k;
+    }
+    return DCRW_OK;
+}
+
+#if DCRW_HAVE_ZLIB
+/* After a gzip member: the end of the file, or another member (gzip
+ * allows them to be concatenated); any other byte is trailing garbage. */
+static int gz_next_member(idx_reader *r) {
+    int rc = raw_ensure(r, 2);
+    if (rc) return rc;
+    if (r->len == r->at) {
+        r->data_done = 1;
+        return DCRW_OK;
+    }
+    if (r->len - r->at < 2 || r->in[r->at] != 0x1f || r->in[r->at + 1] != 0x8b)
+        return dcrw_fail(DCRW_EFORMAT, "%s: trailing bytes after the gzip-compressed data",
+                         r->path);
+    inflateReset(&r->zs);
+    r->member_done = 0;
+    return DCRW_OK;
+}
+
+static int gz_error(const idx_reader *r, int zr) {
+    const char *msg = r->zs.msg ? r->zs.msg : "no detail";
+    if (zr == Z_MEM_ERROR) return dcrw_fail(DCRW_ENOMEM, "out of memory decompressing %s", r->path);
+    return dcrw_fail(DCRW_EFORMAT, "%s: corrupt gzip stream (%s)", r->path, msg);
+}
+
+/* Up to n decompressed bytes. */
+static int gz_read(idx_reader *r, unsigned char *p, size_t n, size_t *got) {
+    while (*got < n && !r->data_done) {
+        int rc = r->member_done ? gz_next_member(r) : raw_ensure(r, 1);
+        if (rc) return rc;
+        if (r->member_done || r->data_done) continue;
+        size_t want = n - *got < ((size_t)1 << 30) ? n - *got : (size_t)1 << 30;
+        r->zs.next_in = r->in + r->at;
+        r->zs.avail_in = (uInt)(r->len - r->at);
+        r->zs.next_out = p + *got;
+        r->zs.avail_out = (uInt)want;
+        int zr = inflate(&r->zs, Z_NO_FLUSH);
+        *got += want - r->zs.avail_out;
+        r->at = r->len - r->zs.avail_in;
+        if (zr == Z_STREAM_END) {
+            r->member_done = 1;
+        } else if (zr == Z_BUF_ERROR && r->raw_eof && r->at == r->len) {
+            /* a stream cut short, even one missing only its CRC trailer */
+            return dcrw_fail(DCRW_ETRUNCATED, "%s: gzip stream ends early", r->path);
+        } else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+            return gz_error(r, zr);
+        }
+    }
+    return DCRW_OK;
+}
+#endif
+
 /* Read up to n bytes; *got is how many came before the end of the data.
  * A short read is not an error here: the caller knows what it expected. */
 static int reader_read(idx_reader *r, void *buf, size_t n, size_t *got) {
-    unsigned char *p = buf;
     *got = 0;
-    while (*got < n) {
-        size_t want = n - *got;
-        if (want > ((size_t)1 << 20)) want = (size_t)1 << 20;
 #if DCRW_HAVE_ZLIB
-        if (r->gz) {
-            int k = gzread(r->gz, p + *got, (unsigned)want);
-            if (k < 0) {
-                int zerr;
-                const char *msg = gzerror(r->gz, &zerr);
-                if (zerr == Z_ERRNO)
-                    return dcrw_fail(DCRW_EIO, "cannot read %s (%s)", r->path, msg);
-                if (zerr == Z_MEM_ERROR)
-                    return dcrw_fail(DCRW_ENOMEM, "out of memory decompressing %s", r->path);
-                return dcrw_fail(DCRW_EFORMAT, "%s: corrupt gzip stream (%s)", r->path, msg);
-            }
-            if (k == 0) {
-                /* zlib reports a stream cut short (even one missing only its
-                 * CRC trailer) as Z_BUF_ERROR, a clean end as Z_OK */
-                int zerr;
-                const char *msg = gzerror(r->gz, &zerr);
-                if (zerr == Z_BUF_ERROR)
-                    return dcrw_fail(DCRW_ETRUNCATED, "%s: gzip stream ends early (%s)", r->path,
-                                     msg);
-                if (zerr != Z_OK)
-                    return dcrw_fail(DCRW_EFORMAT, "%s: corrupt gzip stream (%s)", r->path, msg);
-                return DCRW_OK;
-            }
-            *got += (size_t)k;
-            continue;
-        }
-#else
-        if (r->at < r->nsniffed) {
-            p[(*got)++] = r->sniffed[r->at++];
-            continue;
-        }
+    if (r->gzip) return gz_read(r, buf, n, got);
 #endif
-        ssize_t k = read(r->fd, p + *got, want);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return dcrw_fail(DCRW_EIO, "cannot read %s: %s", r->path, strerror(errno));
-        }
-        if (k == 0) return DCRW_OK;
-        *got += (size_t)k;
-    }
-    return DCRW_OK;
+    return plain_read(r, buf, n, got);
 }
 
 static int reader_exact(idx_reader *r, void *buf, size_t n, const char *what) {
@@ -227,7 +268,6 @@ static int read_header(idx_reader *r, unsigned min_ndim, unsigned max_ndim, idx_
  * 1032:1, so a small file that declares gigabytes fails at once instead of
  * after a giant allocation. */
 static int check_room(const idx_reader *r, const idx_header *h) {
-    if (!r->size) return DCRW_OK;
     uint64_t need = 4 + 4 * (uint64_t)h->ndim + h->total;
     if (r->gzip) {
         if ((h->total + 1031u) / 1032u > r->size)

@@ -1,8 +1,8 @@
 /* The safetensors container: a strict reader and an atomic writer.
  *
- * Reader: the whole file is held in memory; the JSON header is parsed with
- * cJSON and every rule of STYLE.md "safetensors, exactly" is checked before
- * anything is returned, so callers may index the data section with the
+ * Reader: the JSON header is parsed with cJSON and every rule of STYLE.md
+ * "safetensors, exactly" is checked, against the file's size, before the
+ * data section is read into memory, so callers may index it with the
  * offsets without further checks. Writer: the header is built by hand so
  * that its layout (tensor order, padding) is under our control. */
 #ifndef _POSIX_C_SOURCE
@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "file.h"
 #include "safetensors.h"
 
 /* Integers above this are not exactly representable as the doubles cJSON
@@ -198,13 +199,12 @@ static char *put_str(char **pool, const char *s) {
     return r;
 }
 
-/* Parse the header of f->buf[0..f->size) into f. One allocation (owned by
- * f->tensors) holds the tensor table, the metadata pointer arrays and every
- * string, so st_free has three pointers to release whatever the outcome. */
-static int parse_header(st_file *f) {
-    if (f->size < 8)
-        return dcrw_fail(DCRW_ETRUNCATED, "safetensors: file has %zu bytes, fewer than 8", f->size);
-    uint64_t n = load_u64le(f->buf);
+/* The header length of a file of file_size bytes starting with b[0..8). */
+static int header_length(const uint8_t *b, uint64_t file_size, uint64_t *out) {
+    if (file_size < 8)
+        return dcrw_fail(DCRW_ETRUNCATED, "safetensors: file has %llu bytes, fewer than 8",
+                         (unsigned long long)file_size);
+    uint64_t n = load_u64le(b);
     /* checked before the file size: no valid file has such a header, and a
      * huge length should not read as "truncated" */
     if (n > ST_MAX_HEADER)
@@ -213,11 +213,21 @@ static int parse_header(st_file *f) {
     if (n < 2)
         return dcrw_fail(DCRW_EFORMAT, "safetensors: header length %llu < 2",
                          (unsigned long long)n);
-    if (n > f->size - 8)
+    if (n > file_size - 8)
         return dcrw_fail(DCRW_ETRUNCATED,
-                         "safetensors: header of %llu bytes runs past the end of a %zu-byte file",
-                         (unsigned long long)n, f->size);
-    const uint8_t *h = f->buf + 8;
+                         "safetensors: header of %llu bytes runs past the end of a %llu-byte file",
+                         (unsigned long long)n, (unsigned long long)file_size);
+    *out = n;
+    return DCRW_OK;
+}
+
+/* Parse the JSON header h[0..n) of a file of file_size bytes into f; the
+ * data section is not needed, so a reader checks the header against the
+ * file's size before it reads (or allocates for) anything more. One
+ * allocation (owned by f->tensors) holds the tensor table, the metadata
+ * pointer arrays and every string, so st_free has three pointers to
+ * release whatever the outcome. */
+static int parse_header(st_file *f, const uint8_t *h, uint64_t n, uint64_t file_size) {
     f->data_start = 8 + (size_t)n;
     if (h[0] != '{') return dcrw_fail(DCRW_EFORMAT, "safetensors: header does not start with '{'");
     size_t bad;
@@ -340,17 +350,17 @@ static int parse_header(st_file *f) {
         }
         pos = idx[k]->end;
     }
-    size_t have = f->size - f->data_start;
+    const uint64_t have = file_size - f->data_start;
     if (pos > have) {
         rc = dcrw_fail(DCRW_ETRUNCATED,
-                       "safetensors: the header declares %llu data bytes, the file holds %zu",
-                       (unsigned long long)pos, have);
+                       "safetensors: the header declares %llu data bytes, the file holds %llu",
+                       (unsigned long long)pos, (unsigned long long)have);
         goto out;
     }
     if (pos < have) {
         rc = dcrw_fail(DCRW_EFORMAT,
-                       "safetensors: %zu trailing bytes after the %llu data bytes declared",
-                       have - (size_t)pos, (unsigned long long)pos);
+                       "safetensors: %llu trailing bytes after the %llu data bytes declared",
+                       (unsigned long long)(have - pos), (unsigned long long)pos);
         goto out;
     }
 out:
@@ -359,73 +369,74 @@ out:
     return rc;
 }
 
-/* Parse buf, taking ownership of it (freed on failure too). */
-static int parse_owned(st_file *f, uint8_t *buf, size_t size) {
-    memset(f, 0, sizeof *f);
-    f->buf = buf;
-    f->size = size;
-    int rc = parse_header(f);
-    if (rc) st_free(f);
-    return rc;
-}
-
 int st_parse(st_file *f, const uint8_t *buf, size_t size) {
     DCRW_CHECK_ARG(f, "st_parse: f is NULL");
     memset(f, 0, sizeof *f);
     DCRW_CHECK_ARG(buf || size == 0, "st_parse: buf is NULL");
-    uint8_t *copy = NULL;
-    if (size) {
-        copy = dcrw_alloc(size);
-        if (!copy) return DCRW_ENOMEM;
-        memcpy(copy, buf, size);
-    }
-    return parse_owned(f, copy, size);
+    uint64_t n;
+    int rc = header_length(buf, size, &n);
+    if (rc) return rc;
+    uint8_t *copy = dcrw_alloc(size);
+    if (!copy) return DCRW_ENOMEM;
+    memcpy(copy, buf, size);
+    f->buf = copy;
+    f->size = size;
+    rc = parse_header(f, copy + 8, n, size);
+    if (rc) st_free(f);
+    return rc;
 }
 
+/* Read exactly n bytes; a file that ends first shrank since its size was
+ * taken. */
+static int read_exact(int fd, const char *path, uint8_t *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return dcrw_fail(DCRW_EIO, "cannot read %.200s: %s", path, strerror(errno));
+        if (r == 0)
+            return dcrw_fail(DCRW_ETRUNCATED, "%.200s ended after %zu of %zu bytes being read",
+                             path, got, n);
+        got += (size_t)r;
+    }
+    return DCRW_OK;
+}
+
+/* The header is read and checked against the file's size first, so that a
+ * file it does not describe exactly (a huge tail, a shorter data section)
+ * costs no more than its header. */
 int st_read(st_file *f, const char *path) {
     DCRW_CHECK_ARG(f, "st_read: f is NULL");
     memset(f, 0, sizeof *f);
     DCRW_CHECK_ARG(path, "st_read: path is NULL");
     int fd;
-    /* non-blocking so that a FIFO cannot hang the open; refused below */
-    do fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0) return dcrw_fail(DCRW_EIO, "cannot open %.200s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return dcrw_fail(DCRW_EIO, "cannot stat %.200s: %s", path, strerror(e));
+    uint64_t size, n = 0;
+    int rc = file_open_read(path, &fd, &size);
+    if (rc) return rc;
+    uint8_t len[8] = {0}, *head = NULL, *buf = NULL;
+    rc = read_exact(fd, path, len, size < 8 ? (size_t)size : 8);
+    if (!rc) rc = header_length(len, size, &n);
+    if (!rc && size > SIZE_MAX)
+        rc = dcrw_fail(DCRW_ENOMEM, "%.200s is too large to hold in memory", path);
+    if (!rc && !(head = dcrw_alloc((size_t)n))) rc = DCRW_ENOMEM;
+    if (!rc) rc = read_exact(fd, path, head, (size_t)n);
+    if (!rc) rc = parse_header(f, head, n, size);
+    if (!rc && !(buf = dcrw_alloc((size_t)size))) rc = DCRW_ENOMEM;
+    if (!rc) {
+        memcpy(buf, len, 8);
+        memcpy(buf + 8, head, (size_t)n);
+        rc = read_exact(fd, path, buf + 8 + n, (size_t)(size - 8 - n));
     }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return dcrw_fail(DCRW_EIO, "%.200s is not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
-        close(fd);
-        return dcrw_fail(DCRW_ENOMEM, "%.200s is too large to hold in memory", path);
-    }
-    size_t size = (size_t)st.st_size, got = 0;
-    uint8_t *buf = size ? dcrw_alloc(size) : NULL;
-    if (size && !buf) {
-        close(fd);
-        return DCRW_ENOMEM;
-    }
-    /* a file that shrinks meanwhile is parsed as what was read */
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            int e = errno;
-            close(fd);
-            dcrw_free(buf);
-            return dcrw_fail(DCRW_EIO, "cannot read %.200s: %s", path, strerror(e));
-        }
-        if (r == 0) break;
-        got += (size_t)r;
-    }
+    dcrw_free(head);
     close(fd);
-    return parse_owned(f, buf, got);
+    if (rc) {
+        dcrw_free(buf);
+        st_free(f);
+        return rc;
+    }
+    f->buf = buf;
+    f->size = (size_t)size;
+    return DCRW_OK;
 }
 
 void st_free(st_file *f) {
@@ -647,83 +658,30 @@ static int build_header(strbuf *b, const st_out *tensors, int ntensors,
     return DCRW_OK;
 }
 
-static char *dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    size_t n = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
-    char *d = dcrw_alloc(n + 1);
-    if (!d) return NULL;
-    if (!slash)
-        d[0] = '.';
-    else
-        memcpy(d, path, n);
-    d[n] = '\0';
-    return d;
-}
-
 int st_write_atomic(const char *path, const st_out *tensors, int ntensors,
                     const char *const *meta_keys, const char *const *meta_vals, int nmeta) {
     int rc = check_out_args(path, tensors, ntensors, meta_keys, meta_vals, nmeta);
     if (rc) return rc;
     strbuf hb = {0};
-    char *tmp = NULL, *dir = NULL;
-    int fd = -1;
+    file_temp tmp;
     if ((rc = build_header(&hb, tensors, ntensors, meta_keys, meta_vals, nmeta))) goto out;
-    size_t plen = strlen(path);
-    tmp = dcrw_alloc(plen + 16);
-    if (tmp) tmp[0] = '\0'; /* nothing to unlink until mkstemp made it */
-    dir = dir_of(path);
-    if (!tmp || !dir) {
-        rc = DCRW_ENOMEM;
-        goto out;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = dcrw_fail(DCRW_EIO, "cannot create a temporary file next to %.200s: %s", path,
-                       strerror(errno));
-        tmp[0] = '\0';
-        goto out;
-    }
-    /* mkstemp makes it 0600; a checkpoint is an ordinary data file */
-    (void)fchmod(fd, 0644);
+    if ((rc = file_temp_create(&tmp, path))) goto out;
     uint8_t len[8];
     for (int k = 0; k < 8; k++) len[k] = (uint8_t)((uint64_t)hb.len >> (8 * k));
-    const char *what = "write";
-    int bad = write_all(fd, len, 8) || write_all(fd, hb.p, hb.len);
+    int bad = write_all(tmp.fd, len, 8) || write_all(tmp.fd, hb.p, hb.len);
     for (int i = 0; !bad && i < ntensors; i++) {
         uint64_t e = 0;
         out_elems(&tensors[i], &e);
-        bad = write_f32le(fd, tensors[i].data, (size_t)e);
+        bad = write_f32le(tmp.fd, tensors[i].data, (size_t)e);
     }
-    if (!bad && fsync(fd) != 0) what = "fsync", bad = 1;
     if (bad) {
-        rc = dcrw_fail(DCRW_EIO, "cannot %s %.200s: %s", what, tmp, strerror(errno));
-        goto out;
-    }
-    int cr = close(fd);
-    fd = -1;
-    if (cr != 0) {
-        rc = dcrw_fail(DCRW_EIO, "cannot close %.200s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        rc = dcrw_fail(DCRW_EIO, "cannot rename %.200s to %.200s: %s", tmp, path, strerror(errno));
-        goto out;
-    }
-    tmp[0] = '\0'; /* renamed: nothing left to remove */
-    /* the rename is durable only once the folder is synced */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL)) {
-        rc = dcrw_fail(DCRW_EIO, "%.200s was written but its folder could not be synced: %s", path,
+        rc = dcrw_fail(DCRW_EIO, "cannot write %.200s for %.200s: %s", tmp.name, path,
                        strerror(errno));
+        file_temp_discard(&tmp);
+        goto out;
     }
-    if (dfd >= 0) close(dfd);
+    rc = file_temp_commit(&tmp, path);
 out:
-    if (fd >= 0) close(fd);
-    if (tmp && tmp[0]) unlink(tmp);
-    dcrw_free(tmp);
-    dcrw_free(dir);
     dcrw_free(hb.p);
     return rc;
 }

@@ -45,7 +45,10 @@ typedef struct st_file {
  * DCRW_ENOMEM. */
 int st_parse(st_file *f, const uint8_t *buf, size_t size);
 
-/* Read a file and st_parse it; DCRW_EIO if it cannot be read. */
+/* Read a file and parse it as st_parse does. The header is checked
+ * against the file's size before the data section is read, so a file that
+ * the header does not describe exactly costs no more than its header.
+ * DCRW_EIO if it cannot be read or is not a regular file. */
 int st_read(st_file *f, const char *path);
 
 void st_free(st_file *f);
@@ -65,8 +68,9 @@ typedef struct st_out {
 } st_out;
 
 /* Write tensors (F32, in the given order) and metadata pairs to path
- * atomically: a temporary file in the same folder, written, fsync'ed,
- * renamed over path, then the folder fsync'ed. The JSON header is padded
+ * atomically: a temporary file in the same folder (file_temp_beside: the
+ * mode of the file it replaces, else 0666 less the umask), written,
+ * fsync'ed, renamed over path, then the folder fsync'ed. The JSON header is padded
  * with spaces to a multiple of 8. On any failure the temporary file is
  * removed and path is untouched. DCRW_EIO, DCRW_ENOMEM, DCRW_EINVAL. */
 int st_write_atomic(const char *path, const st_out *tensors, int ntensors,

@@ -124,9 +124,12 @@ int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const flo
     DCRW_CHECK_ARG(t, "dcrw_trainer_backward: trainer is NULL");
     DCRW_CHECK_ARG(x, "dcrw_trainer_backward: x is NULL");
     DCRW_CHECK_ARG(B >= 1, "dcrw_trainer_backward: batch size must be >= 1, got %d", B);
+    /* the message names the part by its first image and count: its last
+     * index, first + B − 1, may not be representable */
     DCRW_CHECK_ARG(first >= 0 && B_total >= B && first <= B_total - B,
-                   "dcrw_trainer_backward_part: images %lld..%lld are not within a batch of %lld",
-                   (long long)first, (long long)first + B - 1, (long long)B_total);
+                   "dcrw_trainer_backward_part: %d images from index %lld are not within a batch "
+                   "of %lld",
+                   B, (long long)first, (long long)B_total);
     const dcrw_model *m = t->m;
     t->grads_ready = 0;
     int rc = dcrw_check_images("dcrw_trainer_backward", x, (size_t)B * m->d.P);
@@ -194,12 +197,19 @@ int dcrw_trainer_apply(dcrw_trainer *t) {
         if (coef < 1.0) grad_scale(t->grad, n, (float)coef);
     }
     t->grads_ready = 0;
-    if (adam_update(n, t->m->params, t->grad, t->am, t->av, t->tc.learning_rate, t->tc.beta1,
-                    t->tc.beta2, t->tc.adam_eps, t->step + 1))
+    int bad = adam_update(n, t->m->params, t->grad, t->am, t->av, t->tc.learning_rate, t->tc.beta1,
+                          t->tc.beta2, t->tc.adam_eps, t->step + 1);
+    if (bad & (ADAM_BAD_M | ADAM_BAD_V))
         return dcrw_fail(DCRW_ENUMERIC,
-                         "dcrw_trainer_apply: the update would make a parameter non-finite "
+                         "dcrw_trainer_apply: step %" PRIu64 " would overflow Adam's %s moment "
+                         "(gradient norm %g%s); nothing changed",
+                         t->step + 1, bad & ADAM_BAD_V ? "second" : "first", norm,
+                         t->tc.clip_norm > 0 ? "" : ", clipping off");
+    if (bad)
+        return dcrw_fail(DCRW_ENUMERIC,
+                         "dcrw_trainer_apply: step %" PRIu64 " would make a parameter non-finite "
                          "(learning rate %g); nothing changed",
-                         (double)t->tc.learning_rate);
+                         t->step + 1, (double)t->tc.learning_rate);
     t->step++;
     return DCRW_OK;
 }
@@ -214,9 +224,36 @@ int dcrw_trainer_step(dcrw_trainer *t, int B, const float *x, const float *eps, 
 
 #define MAX_NAME 64
 
+/* The index of the first negative value of v[0..n), or n. Adam's second
+ * moments are averages of squares: a negative one comes only from a
+ * foreign or damaged file, and would make every later step fail. */
+static size_t first_negative(const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < 0.0f) return i;
+    return n;
+}
+
+/* DCRW_OK if every second moment is >= 0; else DCRW_ENUMERIC naming the
+ * tensor and element (fn: what to say it in). */
+static int check_second_moments(const dcrw_layout *lay, const float *v, const char *fn) {
+    for (int k = 0; k < lay->ntensors; k++) {
+        const dcrw_tensor_info *ti = &lay->t[lay->order[k]];
+        size_t i = first_negative(v + ti->offset, ti->count);
+        if (i < ti->count)
+            return dcrw_fail(DCRW_ENUMERIC,
+                             "%.200s: Adam second moment adam.v.%s[%zu] = %g is negative", fn,
+                             dcrw_tensor_names[lay->order[k]], i, (double)v[ti->offset + i]);
+    }
+    return DCRW_OK;
+}
+
 int dcrw_trainer_save(const dcrw_trainer *t, const char *path) {
     DCRW_CHECK_ARG(t && path, "dcrw_trainer_save: NULL argument");
     const dcrw_layout *lay = &t->m->lay;
+    /* never write what dcrw_trainer_resume would refuse (ckpt_write checks
+     * that every tensor is finite) */
+    int rc = check_second_moments(lay, t->av, "dcrw_trainer_save");
+    if (rc) return rc;
     const int n = lay->ntensors;
     st_out extra[2 * P_COUNT];
     char names[2 * P_COUNT][MAX_NAME];
@@ -252,6 +289,27 @@ static int same_config(const dcrw_config *a, const dcrw_config *b) {
            a->canvas_init == b->canvas_init;
 }
 
+/* dcrw.step: absent (a model checkpoint) is 0; else decimal digits only,
+ * at most 2^63 − 1, so that a count written by another program is never
+ * read wrapped or saturated. */
+static int meta_step(const st_file *f, const char *path, uint64_t *step) {
+    const char *s = st_meta(f, "dcrw.step");
+    *step = 0;
+    if (!s) return DCRW_OK;
+    if (*s == '\0') return dcrw_fail(DCRW_EFORMAT, "%.200s: dcrw.step is empty, not a count", path);
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return dcrw_fail(DCRW_EFORMAT, "%.200s: dcrw.step \"%.32s\" is not a count", path, s);
+        if (v > ((uint64_t)INT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return dcrw_fail(DCRW_EFORMAT, "%.200s: dcrw.step %.32s%s exceeds 2^63 - 1", path, s,
+                             strlen(s) > 32 ? "..." : "");
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *step = v;
+    return DCRW_OK;
+}
+
 int dcrw_trainer_resume(dcrw_trainer *t, const char *path) {
     DCRW_CHECK_ARG(t && path, "dcrw_trainer_resume: NULL argument");
     st_file f;
@@ -266,16 +324,7 @@ int dcrw_trainer_resume(dcrw_trainer *t, const char *path) {
     }
     const dcrw_layout *lay = &t->m->lay;
     uint64_t step = 0;
-    const char *s = st_meta(&f, "dcrw.step");
-    if (s) {
-        char *end;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (*s < '0' || *s > '9' || *end != '\0') {
-            rc = dcrw_fail(DCRW_EFORMAT, "%s: dcrw.step \"%.32s\" is not a count", path, s);
-            goto done;
-        }
-        step = (uint64_t)v;
-    }
+    if ((rc = meta_step(&f, path, &step))) goto done;
     moments = dcrw_calloc(lay->total, 2 * sizeof(float));
     if (!moments) {
         rc = DCRW_ENOMEM;
@@ -292,10 +341,8 @@ int dcrw_trainer_resume(dcrw_trainer *t, const char *path) {
             if ((rc = ckpt_copy_tensor(&f, name, ti->ndim, ti->shape, dst))) goto done;
         }
     }
-    if (!dcrw_all_finite(moments, 2 * lay->total)) {
-        rc = dcrw_fail(DCRW_ENUMERIC, "%s: the Adam moments are not finite", path);
-        goto done;
-    }
+    /* ckpt_copy_tensor refused non-finite values */
+    if ((rc = check_second_moments(lay, moments + lay->total, path))) goto done;
     /* everything checked: commit */
     memcpy(t->m->params, loaded->params, lay->total * sizeof(float));
     memcpy(t->am, moments, 2 * lay->total * sizeof(float));

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,7 @@ static void spit(const char *path, const void *buf, size_t n) {
 }
 
 static void assert_same_model(const dcrw_model *a, const dcrw_model *b) {
-    dcrw_config ca, cb;
+    dcrw_config ca = {.size = sizeof ca}, cb = {.size = sizeof cb};
     ck_assert_int_eq(dcrw_model_config(a, &ca), DCRW_OK);
     ck_assert_int_eq(dcrw_model_config(b, &cb), DCRW_OK);
     ck_assert_int_eq(memcmp(&ca, &cb, sizeof ca), 0);
@@ -324,6 +325,295 @@ START_TEST(test_writer_escapes) {
 }
 END_TEST
 
+/* ---- what a save refuses, and how it leaves the file system */
+
+static dcrw_trainer *small_trainer(dcrw_model **m, int steps) {
+    dcrw_config c = small_config(DCRW_PRESET_DRAW_NOATTN);
+    ck_assert_int_eq(dcrw_model_create(m, &c, 5), DCRW_OK);
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    tc.threads = 1;
+    dcrw_trainer *t;
+    ck_assert_int_eq(dcrw_trainer_create(&t, *m, &tc), DCRW_OK);
+    const size_t P = dcrw_model_input_size(*m);
+    float *x = malloc(2 * P * sizeof *x);
+    tu_fill_uniform(x, 2 * P, 0.0f, 1.0f, 9);
+    for (int s = 0; s < steps; s++)
+        ck_assert_int_eq(dcrw_trainer_step(t, 2, x, NULL, NULL), DCRW_OK);
+    free(x);
+    return t;
+}
+
+/* Parameters made non-finite by the caller: neither save writes a file
+ * the loader would refuse; the good file stays byte for byte. */
+START_TEST(test_save_refuses_nonfinite) {
+    char *dir = tu_tmpdir(), *mpath = join(dir, "m.safetensors"),
+         *tpath = join(dir, "t.safetensors");
+    dcrw_model *m;
+    dcrw_trainer *t = small_trainer(&m, 2);
+    ck_assert_int_eq(dcrw_model_save(m, mpath), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_save(t, tpath), DCRW_OK);
+    size_t mlen, tlen;
+    unsigned char *mold = tu_read_file(mpath, &mlen), *told = tu_read_file(tpath, &tlen);
+    float *w;
+    size_t n;
+    ck_assert_int_eq(dcrw_model_find_param(m, "write.bias", &w, &n), DCRW_OK);
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    for (int k = 0; k < 3; k++) {
+        const float keep = w[1];
+        w[1] = bad[k];
+        ck_assert_int_eq(dcrw_model_save(m, mpath), DCRW_ENUMERIC);
+        ck_assert_ptr_nonnull(strstr(dcrw_last_error(), "write.bias[1]"));
+        ck_assert_int_eq(dcrw_trainer_save(t, tpath), DCRW_ENUMERIC);
+        w[1] = keep;
+        size_t len;
+        unsigned char *now = tu_read_file(mpath, &len);
+        ck_assert(len == mlen && memcmp(now, mold, len) == 0);
+        free(now);
+        now = tu_read_file(tpath, &len);
+        ck_assert(len == tlen && memcmp(now, told, len) == 0);
+        free(now);
+        ck_assert_int_eq(tu_count_entries(dir), 2); /* no temporary file */
+    }
+    /* and with the parameter put back, both save again */
+    ck_assert_int_eq(dcrw_model_save(m, mpath), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_save(t, tpath), DCRW_OK);
+    free(mold);
+    free(told);
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+    free(mpath);
+    free(tpath);
+    tu_rmdir(dir);
+}
+END_TEST
+
+static mode_t mode_of(const char *path) {
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    return st.st_mode & 07777;
+}
+
+/* A new checkpoint honours the umask, as any file the user creates; one
+ * that replaces a file keeps that file's mode (a private 0600 checkpoint
+ * stays private). */
+START_TEST(test_save_mode) {
+    char *dir = tu_tmpdir(), *path = join(dir, "m.safetensors");
+    dcrw_config c = small_config(DCRW_PRESET_DRAW_NOATTN);
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
+    const mode_t masks[] = {022, 027, 077, 002};
+    const mode_t old = umask(0);
+    for (size_t k = 0; k < sizeof masks / sizeof masks[0]; k++) {
+        umask(masks[k]);
+        unlink(path);
+        ck_assert_int_eq(dcrw_model_save(m, path), DCRW_OK);
+        ck_assert_msg(mode_of(path) == (0666 & ~masks[k]), "umask %03o: mode %03o", masks[k],
+                      mode_of(path));
+    }
+    /* an existing file's mode wins over the umask, both ways */
+    umask(022);
+    const mode_t keep[] = {0600, 0640, 0664, 0444};
+    for (size_t k = 0; k < sizeof keep / sizeof keep[0]; k++) {
+        ck_assert_int_eq(chmod(path, keep[k]), 0);
+        ck_assert_int_eq(dcrw_model_save(m, path), DCRW_OK);
+        ck_assert_msg(mode_of(path) == keep[k], "replacing a %03o file gave %03o", keep[k],
+                      mode_of(path));
+    }
+    umask(old);
+    dcrw_model_destroy(m);
+    free(path);
+    tu_rmdir(dir);
+}
+END_TEST
+
+/* A file name of NAME_MAX bytes is savable: the temporary file's name
+ * does not grow with it. */
+START_TEST(test_save_long_name) {
+    char *dir = tu_tmpdir();
+    long name_max = pathconf(dir, _PC_NAME_MAX);
+    ck_assert_int_gt(name_max, 16);
+    if (name_max > 1000) name_max = 1000;
+    dcrw_config c = small_config(DCRW_PRESET_DRAW_NOATTN);
+    dcrw_model *m, *back;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
+    for (long len = name_max - 11; len <= name_max; len++) {
+        char name[1024];
+        memset(name, 'n', (size_t)len);
+        name[len] = '\0';
+        char *path = join(dir, name);
+        ck_assert_msg(dcrw_model_save(m, path) == DCRW_OK, "a %ld-byte name: %s", len,
+                      dcrw_last_error());
+        ck_assert_int_eq(dcrw_model_load(&back, path), DCRW_OK);
+        assert_same_model(m, back);
+        dcrw_model_destroy(back);
+        ck_assert_int_eq(unlink(path), 0);
+        free(path);
+    }
+    ck_assert_int_eq(tu_count_entries(dir), 0);
+    dcrw_model_destroy(m);
+    tu_rmdir(dir);
+}
+END_TEST
+
+/* A valid checkpoint followed by a 1 TiB tail (sparse, so it costs no
+ * disk): the reader checks the header against the file's size and refuses
+ * it as trailing data, without reading or allocating for the tail (an
+ * attempt would fail with DCRW_ENOMEM, or abort under ASan). */
+START_TEST(test_huge_tail_refused_early) {
+    char *dir = tu_tmpdir(), *path = join(dir, "m.safetensors");
+    dcrw_config c = small_config(DCRW_PRESET_DRAW_NOATTN);
+    dcrw_model *m, *out = NULL;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
+    ck_assert_int_eq(dcrw_model_save(m, path), DCRW_OK);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_msg(truncate(path, st.st_size + ((off_t)1 << 40)) == 0,
+                  "this file system cannot hold a sparse 1 TiB file");
+    ck_assert_int_eq(dcrw_model_load(&out, path), DCRW_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(dcrw_last_error(), "trailing"));
+    ck_assert_ptr_null(out);
+    dcrw_trainer *t;
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_resume(t, path), DCRW_EFORMAT);
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+    free(path);
+    tu_rmdir(dir);
+}
+END_TEST
+
+/* Special files are refused at once, not read (a FIFO without a writer
+ * would block a plain open forever). */
+START_TEST(test_special_files) {
+    /* a hang fails the test (by the alarm's default action, not the
+     * handler inherited from Check's runner) */
+    signal(SIGALRM, SIG_DFL);
+    alarm(20);
+    char *dir = tu_tmpdir(), *fifo = join(dir, "fifo");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    dcrw_model *m, *out = (dcrw_model *)1;
+    dcrw_config c = small_config(DCRW_PRESET_DRAW_NOATTN);
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    dcrw_trainer *t;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+    const struct {
+        const char *path, *kind;
+    } cases[] = {{fifo, "FIFO"}, {dir, "folder"}, {"/dev/null", "device"}, {"/dev/zero", "device"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        ck_assert_int_eq(dcrw_model_load(&out, cases[k].path), DCRW_EIO);
+        ck_assert_ptr_null(out);
+        ck_assert_msg(strstr(dcrw_last_error(), cases[k].kind), "%s: \"%s\"", cases[k].path,
+                      dcrw_last_error());
+        ck_assert_int_eq(dcrw_trainer_resume(t, cases[k].path), DCRW_EIO);
+        ck_assert_ptr_nonnull(strstr(dcrw_last_error(), "not a regular file"));
+    }
+    alarm(0);
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+    free(fifo);
+    tu_rmdir(dir);
+}
+END_TEST
+
+/* ---- what a resume refuses */
+
+/* The bytes of path with tensor `name`'s element i set to v. */
+static void poke_tensor(const char *path, const char *name, size_t i, float v) {
+    size_t n;
+    unsigned char *b = tu_read_file(path, &n);
+    st_file f;
+    ck_assert_int_eq(st_parse(&f, b, n), DCRW_OK);
+    const st_tensor *t = st_find(&f, name);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_lt(4 * i, t->end - t->begin);
+    memcpy(b + f.data_start + t->begin + 4 * i, &v, 4); /* little-endian host */
+    st_free(&f);
+    spit(path, b, n);
+    free(b);
+}
+
+/* A negative Adam second moment cannot come from training (it averages
+ * squares): resume refuses it by name, and leaves the trainer as it was. */
+START_TEST(test_resume_negative_moment) {
+    char *dir = tu_tmpdir(), *path = join(dir, "t.safetensors");
+    dcrw_model *m, *m2;
+    dcrw_trainer *t = small_trainer(&m, 2), *t2 = small_trainer(&m2, 1);
+    ck_assert_int_eq(dcrw_trainer_save(t, path), DCRW_OK);
+    size_t n;
+    float *p2 = dcrw_model_params(m2, &n), *snap = malloc(n * sizeof *snap);
+    memcpy(snap, p2, n * sizeof *snap);
+    const float bad[] = {-1e-12f, -1.0f, -INFINITY};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        poke_tensor(path, "adam.v.write.bias", 2, bad[k]);
+        ck_assert_int_eq(dcrw_trainer_resume(t2, path), DCRW_ENUMERIC);
+        ck_assert_msg(strstr(dcrw_last_error(), "adam.v.write.bias"), "%s", dcrw_last_error());
+        ck_assert_uint_eq(dcrw_trainer_step_count(t2), 1);
+        ck_assert_int_eq(memcmp(p2, snap, n * sizeof *snap), 0);
+    }
+    /* a first moment may be negative; a zero second moment is fine too */
+    poke_tensor(path, "adam.v.write.bias", 2, 0.0f);
+    poke_tensor(path, "adam.m.write.bias", 2, -3.0f);
+    ck_assert_int_eq(dcrw_trainer_resume(t2, path), DCRW_OK);
+    ck_assert_uint_eq(dcrw_trainer_step_count(t2), 2);
+    free(snap);
+    dcrw_trainer_destroy(t);
+    dcrw_trainer_destroy(t2);
+    dcrw_model_destroy(m);
+    dcrw_model_destroy(m2);
+    free(path);
+    tu_rmdir(dir);
+}
+END_TEST
+
+/* dcrw.step is a count in [0, 2^63 − 1], read exactly or refused, never
+ * wrapped or saturated. */
+START_TEST(test_resume_step_range) {
+    char *dir = tu_tmpdir(), *path = join(dir, "t.safetensors");
+    dcrw_model *m;
+    dcrw_trainer *t = small_trainer(&m, 1);
+    const struct {
+        const char *step;
+        int code;
+        uint64_t want;
+    } cases[] = {
+        {"0", DCRW_OK, 0},
+        {"000017", DCRW_OK, 17},
+        {"9223372036854775807", DCRW_OK, INT64_MAX},
+        {"9223372036854775808", DCRW_EFORMAT, 0},
+        {"18446744073709551615", DCRW_EFORMAT, 0},
+        {"18446744073709551616", DCRW_EFORMAT, 0},
+        {"99999999999999999999999999999999999999999", DCRW_EFORMAT, 0},
+        {"-1", DCRW_EFORMAT, 0},
+        {"+1", DCRW_EFORMAT, 0},
+        {" 1", DCRW_EFORMAT, 0},
+        {"1 ", DCRW_EFORMAT, 0},
+        {"", DCRW_EFORMAT, 0},
+        {"1e3", DCRW_EFORMAT, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *keys[1] = {"dcrw.step"}, *vals[1] = {cases[k].step};
+        ck_assert_int_eq(ckpt_write(path, m, NULL, 0, keys, vals, 1), DCRW_OK);
+        int rc = dcrw_trainer_resume(t, path);
+        ck_assert_msg(rc == cases[k].code, "dcrw.step \"%s\": %d (%s)", cases[k].step, rc,
+                      dcrw_last_error());
+        if (rc == DCRW_OK) {
+            ck_assert_uint_eq(dcrw_trainer_step_count(t), cases[k].want);
+        } else {
+            ck_assert_ptr_nonnull(strstr(dcrw_last_error(), "dcrw.step"));
+        }
+    }
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+    free(path);
+    tu_rmdir(dir);
+}
+END_TEST
+
 /* ---- the golden files */
 
 static const char *const golden_files[] = {
@@ -349,8 +639,8 @@ START_TEST(test_golden) {
     ck_assert_msg(dcrw_model_load(&m, path) == DCRW_OK, "%s: %s", rel, dcrw_last_error());
     st_file f;
     ck_assert_int_eq(st_read(&f, path), DCRW_OK);
-    dcrw_config c;
-    dcrw_model_config(m, &c);
+    dcrw_config c = {.size = sizeof c};
+    ck_assert_int_eq(dcrw_model_config(m, &c), DCRW_OK);
     ck_assert_int_eq(c.channels, meta_as_int(&f, "dcrw.channels"));
     ck_assert_int_eq(c.height, meta_as_int(&f, "dcrw.height"));
     ck_assert_int_eq(c.width, meta_as_int(&f, "dcrw.width"));
@@ -458,8 +748,8 @@ static void fb_add(fb *b, const char *name, const char *dtype, const char *shape
 /* the model's tensors and configuration, spelled out from MODEL.md §8 */
 static void fb_from_model(fb *b, const dcrw_model *m) {
     memset(b, 0, sizeof *b);
-    dcrw_config c;
-    dcrw_model_config(m, &c);
+    dcrw_config c = {.size = sizeof c};
+    ck_assert_int_eq(dcrw_model_config(m, &c), DCRW_OK);
     char v[32];
 #define META_INT(key, field)                                                                       \
     snprintf(v, sizeof v, "%d", (int)c.field);                                                     \
@@ -1073,6 +1363,16 @@ int main(void) {
     tcase_add_test(tc, test_writer_escapes);
     tcase_add_test(tc, test_ckpt_extras);
     suite_add_tcase(s, tc);
+    TCase *ts = tcase_create("safety");
+    tcase_set_timeout(ts, 60);
+    tcase_add_test(ts, test_save_refuses_nonfinite);
+    tcase_add_test(ts, test_save_mode);
+    tcase_add_test(ts, test_save_long_name);
+    tcase_add_test(ts, test_huge_tail_refused_early);
+    tcase_add_test(ts, test_special_files);
+    tcase_add_test(ts, test_resume_negative_moment);
+    tcase_add_test(ts, test_resume_step_range);
+    suite_add_tcase(s, ts);
     TCase *tg = tcase_create("golden");
     tcase_add_loop_test(tg, test_golden, 0, sizeof golden_files / sizeof golden_files[0]);
     suite_add_tcase(s, tg);

@@ -51,19 +51,18 @@ static int trials(int dflt) {
 
 /* Remove the temporary files a killed writer may leave (it cannot clean
  * up after SIGKILL); returns how many there were. Anything else but the
- * checkpoint is a failure. */
+ * checkpoint is a failure. The temporary files are named ".dcrw-XXXXXX",
+ * whatever the checkpoint's name. */
 static int clean_tmp(const char *dir, const char *base) {
     DIR *d = opendir(dir);
     ck_assert_ptr_nonnull(d);
     int n = 0;
     struct dirent *e;
-    char tmpprefix[256];
-    snprintf(tmpprefix, sizeof tmpprefix, "%s.tmp.", base);
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, base))
             continue;
-        ck_assert_msg(!strncmp(e->d_name, tmpprefix, strlen(tmpprefix)), "unexpected file %s",
-                      e->d_name);
+        ck_assert_msg(!strncmp(e->d_name, ".dcrw-", 6) && strlen(e->d_name) == 12,
+                      "unexpected file %s", e->d_name);
         char p[8192];
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         unlink(p);

@@ -1,10 +1,14 @@
 /* The IDX reader and batch gathering: every file is written by the test
  * itself, byte by byte from the IDX definition, so the expected values are
  * known without the code under test. */
+#define _GNU_SOURCE
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "dcrw_build_config.h"
 #include "rng.h"
@@ -264,6 +268,92 @@ START_TEST(test_gzip_bad) {
 }
 END_TEST
 #endif
+
+#if DCRW_HAVE_ZLIB
+/* A gzip file must end where its compressed data does, as a plain file
+ * must end where its data does: bytes after the last gzip member are
+ * refused, whatever they are. Further gzip members are data (gzip -c a b). */
+START_TEST(test_gzip_trailing) {
+    unsigned char buf[256];
+    const uint32_t d3[3] = {G_N, G_H, G_W};
+    size_t ni = make_idx(buf, 0x08, 3, d3, g_pix, sizeof g_pix);
+    write_gz("ok.gz", buf, ni);
+    size_t n;
+    unsigned char *z = read_all("ok.gz", &n);
+    ck_assert_int_eq(load("ok.gz", NULL), DCRW_OK);
+#define TAIL(lit)                                                                                  \
+    { lit, sizeof lit - 1 }
+    static const struct {
+        const char *bytes;
+        size_t n;
+    } tails[] = {TAIL("x"),    TAIL("garbage"),  TAIL("\0\0\0\0\0\0\0\0"),
+                 TAIL("\x1f"), TAIL("\x1f\x8b"), TAIL("\x1f\x8b\x08\x00 not a member")};
+#undef TAIL
+    for (size_t k = 0; k < sizeof tails / sizeof tails[0]; k++) {
+        unsigned char *b = malloc(n + tails[k].n);
+        memcpy(b, z, n);
+        memcpy(b + n, tails[k].bytes, tails[k].n);
+        write_bytes("tail.gz", b, n + tails[k].n);
+        free(b);
+        int rc = load("tail.gz", NULL);
+        ck_assert_msg(rc == DCRW_EFORMAT || rc == DCRW_ETRUNCATED, "tail %zu: rc %d (%s)", k, rc,
+                      dcrw_last_error());
+    }
+    /* plain garbage is named as such */
+    unsigned char *b = malloc(n + 7);
+    memcpy(b, z, n);
+    memcpy(b + n, "garbage", 7);
+    write_bytes("tail.gz", b, n + 7);
+    ck_assert_int_eq(load("tail.gz", NULL), DCRW_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(dcrw_last_error(), "trailing"));
+    free(b);
+    /* the same data split over two gzip members reads as one file */
+    write_gz("a.gz", buf, 7);
+    write_gz("b.gz", buf + 7, ni - 7);
+    size_t na, nb;
+    unsigned char *za = read_all("a.gz", &na), *zb = read_all("b.gz", &nb);
+    b = malloc(na + nb);
+    memcpy(b, za, na);
+    memcpy(b + na, zb, nb);
+    write_bytes("two.gz", b, na + nb);
+    dcrw_dataset *d = NULL;
+    ck_assert_int_eq(dcrw_dataset_load_idx(&d, tpath("two.gz"), NULL), DCRW_OK);
+    check_good(d, 0);
+    dcrw_dataset_destroy(d);
+    free(b);
+    free(za);
+    free(zb);
+    free(z);
+}
+END_TEST
+#endif
+
+/* Only regular files are read: a FIFO (which would block a plain open
+ * until a writer came), a folder or a device is refused at once, named. */
+START_TEST(test_special_files) {
+    /* a hang fails the test (by the alarm's default action, not the
+     * handler inherited from Check's runner) */
+    signal(SIGALRM, SIG_DFL);
+    alarm(20);
+    write_good("img", "lab");
+    ck_assert_int_eq(mkfifo(tpath("fifo"), 0600), 0);
+    const struct {
+        const char *path, *kind;
+    } cases[] = {{"fifo", "FIFO"}, {".", "folder"}, {"/dev/null", "device"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s", cases[k].path[0] == '/' ? cases[k].path : tpath(cases[k].path));
+        dcrw_dataset *d = (dcrw_dataset *)&d;
+        ck_assert_int_eq(dcrw_dataset_load_idx(&d, p, NULL), DCRW_EIO);
+        ck_assert_ptr_null(d);
+        ck_assert_msg(strstr(dcrw_last_error(), cases[k].kind), "%s: \"%s\"", p, dcrw_last_error());
+        ck_assert_int_eq(dcrw_dataset_load_idx(&d, tpath("img"), p), DCRW_EIO);
+        ck_assert_ptr_null(d);
+        ck_assert_ptr_nonnull(strstr(dcrw_last_error(), "not a regular file"));
+    }
+    alarm(0);
+}
+END_TEST
 
 START_TEST(test_bad_headers) {
     unsigned char buf[256];
@@ -635,7 +725,9 @@ int main(void) {
     tcase_add_test(tc, test_gzip);
 #if DCRW_HAVE_ZLIB
     tcase_add_test(tc, test_gzip_bad);
+    tcase_add_test(tc, test_gzip_trailing);
 #endif
+    tcase_add_test(tc, test_special_files);
     tcase_add_test(tc, test_bad_headers);
     tcase_add_test(tc, test_bad_labels);
     tcase_add_test(tc, test_truncated_everywhere);

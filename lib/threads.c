@@ -13,9 +13,11 @@
 void openblas_set_num_threads(int);
 #endif
 
-struct dcrw_pool {
-    int n;
-    pthread_t *tid;
+/* The threads of a pool and what they synchronise on. A fork()ed child
+ * has none of its parent's threads, only a copy of this memory (with
+ * whatever locks they held): a pool used in a new process leaves its crew
+ * behind, untouched, and hires a new one (see pool_run). */
+typedef struct crew {
     pthread_mutex_t mu;
     pthread_cond_t go, done;
     unsigned long generation; /* bumped per job, so workers see each job once */
@@ -24,34 +26,80 @@ struct dcrw_pool {
     int quit;
     void (*fn)(void *, int);
     void *ctx;
+    int started;    /* workers 1 .. started − 1 exist */
+    pthread_t *tid; /* n */
+    struct crew_arg {
+        struct crew *c;
+        int i;
+    } * args; /* n */
+} crew;
+
+struct dcrw_pool {
+    int n;
+    pid_t pid;  /* the process whose threads crew holds */
+    crew *crew; /* NULL for n = 1, or when threads could not be started */
 };
 
-typedef struct worker_arg {
-    dcrw_pool *p;
-    int i;
-} worker_arg;
-
 static void *worker(void *arg) {
-    worker_arg *w = arg;
-    dcrw_pool *p = w->p;
+    struct crew_arg *w = arg;
+    crew *c = w->c;
     const int i = w->i;
     unsigned long seen = 0;
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!p->quit && p->generation == seen) pthread_cond_wait(&p->go, &p->mu);
-        if (p->quit) break;
-        seen = p->generation;
-        if (i < p->jobs) {
-            void (*fn)(void *, int) = p->fn;
-            void *ctx = p->ctx;
-            pthread_mutex_unlock(&p->mu);
+        while (!c->quit && c->generation == seen) pthread_cond_wait(&c->go, &c->mu);
+        if (c->quit) break;
+        seen = c->generation;
+        if (i < c->jobs) {
+            void (*fn)(void *, int) = c->fn;
+            void *ctx = c->ctx;
+            pthread_mutex_unlock(&c->mu);
             fn(ctx, i);
-            pthread_mutex_lock(&p->mu);
-            if (--p->pending == 0) pthread_cond_signal(&p->done);
+            pthread_mutex_lock(&c->mu);
+            if (--c->pending == 0) pthread_cond_signal(&c->done);
         }
     }
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&c->mu);
     return NULL;
+}
+
+/* Stop and join the workers of this process's crew, and free it. */
+static void crew_stop(crew *c) {
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    c->quit = 1;
+    pthread_cond_broadcast(&c->go);
+    pthread_mutex_unlock(&c->mu);
+    for (int i = 1; i < c->started; i++) pthread_join(c->tid[i], NULL);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->go);
+    pthread_cond_destroy(&c->done);
+    dcrw_free(c);
+}
+
+/* A crew of n − 1 workers, in one allocation. */
+static int crew_start(crew **out, int n) {
+    *out = NULL;
+    size_t bytes = sizeof(crew) + (size_t)n * (sizeof(pthread_t) + sizeof(struct crew_arg));
+    crew *c = dcrw_calloc(1, bytes);
+    if (!c) return DCRW_ENOMEM;
+    c->tid = (pthread_t *)(void *)(c + 1);
+    c->args = (struct crew_arg *)(void *)(c->tid + n);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->go, NULL);
+    pthread_cond_init(&c->done, NULL);
+    c->started = 1;
+    for (int i = 1; i < n; i++) {
+        c->args[i].c = c;
+        c->args[i].i = i;
+        if (pthread_create(&c->tid[i], NULL, worker, &c->args[i]) != 0) {
+            crew_stop(c); /* stop the ones that started */
+            return dcrw_fail(DCRW_ENOMEM, "could not start thread %d of %d", i, n);
+        }
+        c->started = i + 1;
+    }
+    *out = c;
+    return DCRW_OK;
 }
 
 int pool_create(dcrw_pool **out, int n) {
@@ -60,26 +108,12 @@ int pool_create(dcrw_pool **out, int n) {
     dcrw_pool *p = dcrw_calloc(1, sizeof *p);
     if (!p) return DCRW_ENOMEM;
     p->n = n;
-    if (n == 1) {
-        *out = p;
-        return DCRW_OK;
-    }
-    p->tid = dcrw_calloc((size_t)n, sizeof(pthread_t) + sizeof(worker_arg));
-    if (!p->tid) {
-        dcrw_free(p);
-        return DCRW_ENOMEM;
-    }
-    worker_arg *args = (worker_arg *)(void *)(p->tid + n);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->go, NULL);
-    pthread_cond_init(&p->done, NULL);
-    for (int i = 1; i < n; i++) {
-        args[i].p = p;
-        args[i].i = i;
-        if (pthread_create(&p->tid[i], NULL, worker, &args[i]) != 0) {
-            p->n = i; /* stop the ones that started */
-            pool_destroy(p);
-            return dcrw_fail(DCRW_ENOMEM, "could not start thread %d of %d", i, n);
+    p->pid = getpid();
+    if (n > 1) {
+        int rc = crew_start(&p->crew, n);
+        if (rc) {
+            dcrw_free(p);
+            return rc;
         }
     }
     *out = p;
@@ -88,17 +122,12 @@ int pool_create(dcrw_pool **out, int n) {
 
 void pool_destroy(dcrw_pool *p) {
     if (!p) return;
-    if (p->n > 1) {
-        pthread_mutex_lock(&p->mu);
-        p->quit = 1;
-        pthread_cond_broadcast(&p->go);
-        pthread_mutex_unlock(&p->mu);
-        for (int i = 1; i < p->n; i++) pthread_join(p->tid[i], NULL);
-        pthread_mutex_destroy(&p->mu);
-        pthread_cond_destroy(&p->go);
-        pthread_cond_destroy(&p->done);
-    }
-    dcrw_free(p->tid);
+    /* another process's crew has no threads here to join, and its locks
+     * may be held by threads that no longer exist: its memory just goes */
+    if (p->pid == getpid())
+        crew_stop(p->crew);
+    else
+        dcrw_free(p->crew);
     dcrw_free(p);
 }
 
@@ -106,24 +135,38 @@ int pool_size(const dcrw_pool *p) {
     return p ? p->n : 1;
 }
 
+/* The crew of this process: after a fork(), the parent's is dropped and a
+ * new one started (NULL if that fails: the chunks then run one after the
+ * other, the same numbers as ever). */
+static crew *pool_crew(dcrw_pool *p) {
+    const pid_t now = getpid();
+    if (p->pid == now) return p->crew;
+    dcrw_free(p->crew);
+    p->crew = NULL;
+    p->pid = now;
+    if (crew_start(&p->crew, p->n)) p->crew = NULL;
+    return p->crew;
+}
+
 void pool_run(dcrw_pool *p, int n, void (*fn)(void *ctx, int i), void *ctx) {
-    if (!p || p->n == 1 || n <= 1) {
+    crew *c = p && p->n > 1 && n > 1 ? pool_crew(p) : NULL;
+    if (!c) {
         for (int i = 0; i < n; i++) fn(ctx, i);
         return;
     }
     if (n > p->n) n = p->n;
-    pthread_mutex_lock(&p->mu);
-    p->fn = fn;
-    p->ctx = ctx;
-    p->jobs = n;
-    p->pending = n - 1;
-    p->generation++;
-    pthread_cond_broadcast(&p->go);
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&c->mu);
+    c->fn = fn;
+    c->ctx = ctx;
+    c->jobs = n;
+    c->pending = n - 1;
+    c->generation++;
+    pthread_cond_broadcast(&c->go);
+    pthread_mutex_unlock(&c->mu);
     fn(ctx, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&c->mu);
+    while (c->pending > 0) pthread_cond_wait(&c->done, &c->mu);
+    pthread_mutex_unlock(&c->mu);
 }
 
 static atomic_int default_threads; /* 0: the CPUs available */

@@ -72,7 +72,8 @@ int dcrw_read(const dcrw_model *m, int B, const float *x, const float *xhat, con
     fb_filters_forward(B, N, d->H, d->W, p5, FX, FY, gamma, aux);
     fb_read_forward(B, d->C, N, d->H, d->W, FX, FY, gamma, x, xhat, r, fbs);
     dcrw_free(s);
-    return DCRW_OK;
+    /* finite inputs, but parameters huge enough to overflow */
+    return check_finite(r, B, d->R, "dcrw_read", "the read r");
 }
 
 int dcrw_write(const dcrw_model *m, int B, const float *h_dec, float *delta) {
@@ -85,7 +86,7 @@ int dcrw_write(const dcrw_model *m, int B, const float *h_dec, float *delta) {
 
     if (!d->wa) {
         dense_forward(B, d->D, d->P, h_dec, d->D, m->p.write_w, m->p.write_b, delta, d->P);
-        return DCRW_OK;
+        return check_finite(delta, B, d->P, "dcrw_write", "the write delta");
     }
 
     int N = d->Nw;
@@ -102,5 +103,5 @@ int dcrw_write(const dcrw_model *m, int B, const float *h_dec, float *delta) {
     fb_filters_forward(B, N, d->H, d->W, p5, FX, FY, gamma, aux);
     fb_write_forward(B, d->C, N, d->H, d->W, FX, FY, gamma, w, delta, 0, fbs);
     dcrw_free(s);
-    return DCRW_OK;
+    return check_finite(delta, B, d->P, "dcrw_write", "the write delta");
 }

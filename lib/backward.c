@@ -89,7 +89,7 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
     const cnn_shape cs = {B, d->Cin, d->ch, d->cw, d->K1, d->K2};
     const float inv_b = inv_batch;
 
-    bernoulli_backward((int)BP, SLOT(ps, c, T, BP), x, inv_b, ps->dc);
+    bernoulli_backward(BP, SLOT(ps, c, T, BP), x, inv_b, ps->dc);
     memset(ps->dh, 0, BD * sizeof(float));
     memset(ps->dsd, 0, BD * sizeof(float));
     if (!d->cnn) {
@@ -120,7 +120,7 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
         } else {
             for (size_t i = 0; i < BZ; i++) ps->dze[i] = ps->dz[i] * eps_t[i];
             float *mu = SLOT(ps, mu, t, BZ), *ls = SLOT(ps, ls, t, BZ);
-            latent_backward((int)BZ, mu, ls, ps->dz, ps->dze, inv_b);
+            latent_backward(BZ, mu, ls, ps->dz, ps->dze, inv_b);
             gemm_nn(B, Q, Z, mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
             gemm_nn(B, Q, Z, ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
 
@@ -160,7 +160,7 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
     }
 
     if (noread_cnn) {
-        latent_backward((int)BZ, ps->mu, ps->ls, ps->gz, ps->gze, (float)T * inv_b);
+        latent_backward(BZ, ps->mu, ps->ls, ps->gz, ps->gze, (float)T * inv_b);
         gemm_nn(B, Q, Z, ps->mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
         gemm_nn(B, Q, Z, ps->ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
         dense_backward(B, Q, Z, ps->e, Q, p->mu_w, ps->mu, Z, NULL, 0, 0.0f, g.mu_w, g.mu_b);

@@ -9,6 +9,7 @@
  * Backward recomputes the column matrix into scratch instead of keeping it in
  * `saved`: im2col is a cheap copy, while keeping it would cost Cin·9 times the
  * layer's input per time step of the model's forward pass. */
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -141,9 +142,9 @@ static void relu_grad(int n, const float *restrict out, const float *restrict do
 
 /* Σ x in double, eight lanes so the loop vectorises without reassociating
  * any single lane */
-static double sum_floats(const float *x, int n) {
+static double sum_floats(const float *x, size_t n) {
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int i = 0;
+    size_t i = 0;
     for (; i + 8 <= n; i += 8)
         for (int j = 0; j < 8; j++) acc[j] += x[i + j];
     double s = 0.0;
@@ -158,19 +159,28 @@ size_t conv3x3_scratch_floats(int B, int Cin, int K, int H, int W) {
     return sz_mul(sz_add(sz_mul(sz_nonneg(Cin), 9), sz_nonneg(K)), N);
 }
 
-void conv3x3_relu_forward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
-                          const float *b, float *out, float *scratch) {
-    if (B <= 0 || Cin <= 0 || K <= 0 || H <= 0 || W <= 0) return;
-    const int HW = H * W, N = B * HW, CK = Cin * 9;
+/* Images per matrix product: its N = n·H·W columns are a BLAS int (at
+ * most max_cols), however large the batch; one product in every case the
+ * library meets. */
+static int conv_group(int B, int H, int W, size_t max_cols) {
+    const size_t g = max_cols / ((size_t)H * W);
+    return g < 1 ? 1 : g < (size_t)B ? (int)g : B;
+}
+
+/* One group of B images whose B·H·W columns fit one product. */
+static void conv_forward_group(int B, int Cin, int K, int H, int W, const float *in, const float *w,
+                               const float *b, float *out, float *scratch) {
+    const size_t HW = (size_t)H * W, N = (size_t)B * HW;
+    const int CK = Cin * 9;
     float *cols = scratch, *y = scratch + (size_t)CK * N;
     im2col(B, Cin, H, W, in, cols);
-    gemm_nn(K, N, CK, w, CK, cols, N, 0.0f, y, N);
+    gemm_nn(K, (int)N, CK, w, CK, cols, (int)N, 0.0f, y, (int)N);
     for (int bi = 0; bi < B; bi++) {
         for (int k = 0; k < K; k++) {
             const float *src = y + (size_t)k * N + (size_t)bi * HW;
             float *dst = out + ((size_t)bi * K + k) * HW;
             const float bk = b[k];
-            for (int p = 0; p < HW; p++) {
+            for (size_t p = 0; p < HW; p++) {
                 const float v = src[p] + bk;
                 dst[p] = v > 0.0f ? v : 0.0f;
             }
@@ -178,30 +188,67 @@ void conv3x3_relu_forward(int B, int Cin, int K, int H, int W, const float *in, 
     }
 }
 
-void conv3x3_relu_backward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
-                           const float *out, const float *dout, float *din, float *dw, float *db,
-                           float *scratch) {
+void conv3x3_relu_forward_cols(int B, int Cin, int K, int H, int W, const float *in, const float *w,
+                               const float *b, float *out, float *scratch, size_t max_cols) {
     if (B <= 0 || Cin <= 0 || K <= 0 || H <= 0 || W <= 0) return;
-    const int HW = H * W, N = B * HW, CK = Cin * 9;
+    const size_t HW = (size_t)H * W;
+    const int g = conv_group(B, H, W, max_cols);
+    for (int b0 = 0; b0 < B; b0 += g) {
+        const int nb = B - b0 < g ? B - b0 : g;
+        conv_forward_group(nb, Cin, K, H, W, in + (size_t)b0 * Cin * HW, w, b,
+                           out + (size_t)b0 * K * HW, scratch);
+    }
+}
+
+void conv3x3_relu_forward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
+                          const float *b, float *out, float *scratch) {
+    conv3x3_relu_forward_cols(B, Cin, K, H, W, in, w, b, out, scratch, INT_MAX);
+}
+
+static void conv_backward_group(int B, int Cin, int K, int H, int W, const float *in,
+                                const float *w, const float *out, const float *dout, float *din,
+                                float *dw, float *db, float *scratch) {
+    const size_t HW = (size_t)H * W, N = (size_t)B * HW;
+    const int CK = Cin * 9;
     float *cols = scratch, *dpre = scratch + (size_t)CK * N;
     /* gather dout·ReLU′ into the [K × N] layout of the forward product; ReLU′
      * is read off the output, so ReLU′(0) = 0 */
     for (int k = 0; k < K; k++) {
         for (int bi = 0; bi < B; bi++) {
             const size_t off = ((size_t)bi * K + k) * HW;
-            relu_grad(HW, out + off, dout + off, dpre + (size_t)k * N + (size_t)bi * HW);
+            relu_grad((int)HW, out + off, dout + off, dpre + (size_t)k * N + (size_t)bi * HW);
         }
         if (db) db[k] += (float)sum_floats(dpre + (size_t)k * N, N);
     }
     if (dw) {
         im2col(B, Cin, H, W, in, cols);
-        gemm_nt(K, CK, N, dpre, N, cols, N, 1.0f, dw, CK);
+        gemm_nt(K, CK, (int)N, dpre, (int)N, cols, (int)N, 1.0f, dw, CK);
     }
     if (din) {
         /* the columns are dead once dw has them: dcols overwrites them */
-        gemm_tn(CK, N, K, w, CK, dpre, N, 0.0f, cols, N);
+        gemm_tn(CK, (int)N, K, w, CK, dpre, (int)N, 0.0f, cols, (int)N);
         col2im(B, Cin, H, W, cols, din);
     }
+}
+
+void conv3x3_relu_backward_cols(int B, int Cin, int K, int H, int W, const float *in,
+                                const float *w, const float *out, const float *dout, float *din,
+                                float *dw, float *db, float *scratch, size_t max_cols) {
+    if (B <= 0 || Cin <= 0 || K <= 0 || H <= 0 || W <= 0) return;
+    const size_t HW = (size_t)H * W;
+    const int g = conv_group(B, H, W, max_cols);
+    for (int b0 = 0; b0 < B; b0 += g) {
+        const int nb = B - b0 < g ? B - b0 : g;
+        const size_t in_off = (size_t)b0 * Cin * HW, out_off = (size_t)b0 * K * HW;
+        conv_backward_group(nb, Cin, K, H, W, in + in_off, w, out + out_off, dout + out_off,
+                            din ? din + in_off : NULL, dw, db, scratch);
+    }
+}
+
+void conv3x3_relu_backward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
+                           const float *out, const float *dout, float *din, float *dw, float *db,
+                           float *scratch) {
+    conv3x3_relu_backward_cols(B, Cin, K, H, W, in, w, out, dout, din, dw, db, scratch, INT_MAX);
 }
 
 /* ---- 2×2 max-pool ---- */

@@ -43,6 +43,15 @@ void conv3x3_relu_backward(int B, int Cin, int K, int H, int W, const float *in,
                            float *scratch);
 size_t conv3x3_scratch_floats(int B, int Cin, int K, int H, int W);
 
+/* The two above with products of at most max_cols columns (the batch in
+ * groups of images); the library passes INT_MAX, the BLAS limit, and the
+ * tests smaller values to exercise the grouping. */
+void conv3x3_relu_forward_cols(int B, int Cin, int K, int H, int W, const float *in, const float *w,
+                               const float *b, float *out, float *scratch, size_t max_cols);
+void conv3x3_relu_backward_cols(int B, int Cin, int K, int H, int W, const float *in,
+                                const float *w, const float *out, const float *dout, float *din,
+                                float *dw, float *db, float *scratch, size_t max_cols);
+
 /* out [B×C×⌊H/2⌋×⌊W/2⌋] = 2×2 max; arg [same] = index (0..3, row-major) of the max */
 void maxpool2_forward(int B, int C, int H, int W, const float *in, float *out, uint8_t *arg);
 /* din [B×C×H×W] overwritten (dropped rows/columns get 0) */

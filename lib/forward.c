@@ -347,7 +347,7 @@ void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_ou
             latent_kl(B, Z, mu, ls, ps->lz);
         }
         float *z = SLOT(ps, z, t, BZ);
-        latent_sample((int)BZ, mu, ls, eps + (size_t)t * BZ, z);
+        latent_sample(BZ, mu, ls, eps + (size_t)t * BZ, z);
         decoder_step(ps, t, z);
         emit(ps, t, out);
     }

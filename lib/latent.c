@@ -8,8 +8,8 @@ static inline float sigma_of(float ls) {
     return vexpf(ls < LATENT_LOGSIGMA_MAX ? ls : LATENT_LOGSIGMA_MAX);
 }
 
-void latent_sample(int n, const float *mu, const float *logsigma, const float *eps, float *z) {
-    for (int i = 0; i < n; i++) z[i] = mu[i] + sigma_of(logsigma[i]) * eps[i];
+void latent_sample(size_t n, const float *mu, const float *logsigma, const float *eps, float *z) {
+    for (size_t i = 0; i < n; i++) z[i] = mu[i] + sigma_of(logsigma[i]) * eps[i];
 }
 
 void latent_kl(int B, int Z, const float *mu, const float *logsigma, double *kl) {
@@ -24,9 +24,9 @@ void latent_kl(int B, int Z, const float *mu, const float *logsigma, double *kl)
     }
 }
 
-void latent_backward(int n, float *mu, float *logsigma, const float *gz, const float *gze,
+void latent_backward(size_t n, float *mu, float *logsigma, const float *gz, const float *gze,
                      float scale_kl) {
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         float ls = logsigma[i];
         float s = sigma_of(ls);
         float live = ls < LATENT_LOGSIGMA_MAX ? 1.0f : 0.0f;
@@ -49,8 +49,8 @@ void bernoulli_loss(int B, int P, const float *c, const float *x, double *lx) {
     }
 }
 
-void bernoulli_backward(int n, const float *c, const float *x, float scale, float *dc) {
-    for (int i = 0; i < n; i++) dc[i] = scale * (sigmoid_f(c[i]) - x[i]);
+void bernoulli_backward(size_t n, const float *c, const float *x, float scale, float *dc) {
+    for (size_t i = 0; i < n; i++) dc[i] = scale * (sigmoid_f(c[i]) - x[i]);
 }
 
 DCRW_VECTOR_CLONES

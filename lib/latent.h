@@ -21,7 +21,7 @@ static inline float sigmoid_f(float u) {
 }
 
 /* z = μ + σ⊙ε over n values */
-void latent_sample(int n, const float *mu, const float *logsigma, const float *eps, float *z);
+void latent_sample(size_t n, const float *mu, const float *logsigma, const float *eps, float *z);
 
 /* kl[b] += Σ_j ½(μ² + σ² − 2 log σ − 1) for each of B rows of Z values */
 void latent_kl(int B, int Z, const float *mu, const float *logsigma, double *kl);
@@ -30,13 +30,13 @@ void latent_kl(int B, int Z, const float *mu, const float *logsigma, double *kl)
  * μ and logsigma holds log σ; on return they hold dL/dμ and dL/dlog σ.
  * gz = dL/dz and gze = dL/dz ⊙ ε, each summed over the draws that share
  * this μ, σ (one draw, or T for dcrw-noread); both NULL means 0. */
-void latent_backward(int n, float *mu, float *logsigma, const float *gz, const float *gze,
+void latent_backward(size_t n, float *mu, float *logsigma, const float *gz, const float *gze,
                      float scale_kl);
 
 /* lx[b] += Σ_p softplus(c) − x·c, the stable −log Bernoulli(x | σ(c)) */
 void bernoulli_loss(int B, int P, const float *c, const float *x, double *lx);
 /* dc = scale·(σ(c) − x) */
-void bernoulli_backward(int n, const float *c, const float *x, float scale, float *dc);
+void bernoulli_backward(size_t n, const float *c, const float *x, float scale, float *dc);
 
 /* out = σ(in) */
 void sigmoid_array(size_t n, const float *in, float *out);

@@ -181,9 +181,22 @@ void dcrw_model_destroy(dcrw_model *m) {
     dcrw_free(m);
 }
 
+/* sizeof(dcrw_config) of 0.1, its first version: the least a caller's
+ * struct can hold. A later version appends fields; this one may grow. */
+#define CONFIG_SIZE_V1 64u
+_Static_assert(sizeof(dcrw_config) >= CONFIG_SIZE_V1, "dcrw_config only grows");
+
 int dcrw_model_config(const dcrw_model *m, dcrw_config *out) {
     DCRW_CHECK_ARG(m && out, "dcrw_model_config: NULL argument");
-    *out = m->cfg;
+    DCRW_CHECK_ARG(
+        out->size >= CONFIG_SIZE_V1,
+        "dcrw_model_config: out->size is %u, set it to sizeof(dcrw_config) (at least %u)",
+        (unsigned)out->size, CONFIG_SIZE_V1);
+    /* a caller built against another version of the header gets the
+     * fields both know, and out->size says how many bytes that is */
+    const size_t n = out->size < sizeof *out ? out->size : sizeof *out;
+    memcpy(out, &m->cfg, n);
+    out->size = (uint32_t)n;
     return DCRW_OK;
 }
 

@@ -165,6 +165,17 @@ int dcrw_reconstruct_windows(const dcrw_model *m, int B, const float *x, const f
     return forward_to("dcrw_reconstruct", m, B, x, eps, &out);
 }
 
+/* Finite but huge parameters (a diverged run) can make an image's loss
+ * NaN or infinite: both evaluations refuse it alike, naming the image. */
+static int check_losses(const char *fn, const dcrw_runner *r) {
+    for (int b = 0; b < r->B; b++)
+        if (!isfinite(r->lx[b] + r->lz[b]))
+            return dcrw_fail(DCRW_ENUMERIC,
+                             "%s: the loss of image %d is not finite (Lx = %g, Lz = %g)", fn, b,
+                             r->lx[b], r->lz[b]);
+    return DCRW_OK;
+}
+
 int dcrw_evaluate_images(const dcrw_model *m, int B, const float *x, const float *eps, double *lx,
                          double *lz) {
     if (!lx && !lz) return dcrw_fail(DCRW_EINVAL, "dcrw_evaluate_images: lx and lz are NULL");
@@ -173,8 +184,9 @@ int dcrw_evaluate_images(const dcrw_model *m, int B, const float *x, const float
     if (rc) return rc;
     if (lx) memcpy(lx, c->r->lx, (size_t)B * sizeof(double));
     if (lz) memcpy(lz, c->r->lz, (size_t)B * sizeof(double));
+    rc = check_losses("dcrw_evaluate_images", c->r);
     call_end(c);
-    return DCRW_OK;
+    return rc;
 }
 
 int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps, dcrw_loss *out) {
@@ -187,13 +199,14 @@ int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps, 
         lx += c->r->lx[b];
         lz += c->r->lz[b];
     }
+    rc = check_losses("dcrw_evaluate", c->r);
     call_end(c);
     out->lx = lx / B;
     out->lz = lz / B;
     out->loss = out->lx + out->lz;
-    if (!isfinite(out->loss))
-        return dcrw_fail(DCRW_ENUMERIC, "dcrw_evaluate: the loss is not finite");
-    return DCRW_OK;
+    if (!rc && !isfinite(out->loss))
+        rc = dcrw_fail(DCRW_ENUMERIC, "dcrw_evaluate: the loss is not finite");
+    return rc;
 }
 
 int dcrw_decode(const dcrw_model *m, int B, const float *z, uint64_t seed, float *images,

@@ -224,7 +224,7 @@ START_TEST(test_init) {
     ck_assert_int_eq(dcrw_model_find_param(a, "enc.conv1.weight", &w, &cnt), DCRW_OK);
     ck_assert_uint_eq(cnt, 32 * 2 * 9);
     ck_assert(max_abs(w, cnt) <= 1.0 / sqrt(18.0));
-    dcrw_config back;
+    dcrw_config back = {.size = sizeof back};
     ck_assert_int_eq(dcrw_model_config(a, &back), DCRW_OK);
     ck_assert_int_eq(back.enc_size, 0);
     ck_assert_int_eq(back.read_n, 7);

@@ -347,6 +347,51 @@ START_TEST(test_conv_backward_fd) {
 }
 END_TEST
 
+/* A batch whose columns B·H·W exceed one matrix product (INT_MAX, the
+ * BLAS limit) runs in groups of images; with the limit lowered to a few
+ * images the grouping is exercised here. The groups' products are the
+ * same per column, so forward and din agree to rounding, and dw, db sum
+ * over the groups. */
+START_TEST(test_conv_grouped) {
+    conv_case c = conv_cases[_i];
+    conv_data d = conv_make(c, 500 + 10 * (uint64_t)_i);
+    const size_t HW = (size_t)c.H * c.W;
+    float *R = frand(d.nout, -1, 1, 600 + (uint64_t)_i);
+    float *din = falloc(d.nin), *dw = falloc(d.nw), *db = falloc((size_t)c.K);
+    fill(dw, d.nw, 0);
+    fill(db, (size_t)c.K, 0);
+    conv3x3_relu_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, din, dw, db, d.scr);
+    /* limits of one image (or less: still one image a product), two, B − 1 */
+    const size_t limits[] = {1, HW, 2 * HW + 1, (size_t)(c.B > 1 ? c.B - 1 : 1) * HW};
+    for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+        float *out = falloc(d.nout), *din2 = falloc(d.nin), *dw2 = falloc(d.nw);
+        float *db2 = falloc((size_t)c.K);
+        fill(out, d.nout, NAN);
+        fill(din2, d.nin, NAN);
+        fill(dw2, d.nw, 0);
+        fill(db2, (size_t)c.K, 0);
+        fill(d.scr, d.nscr, NAN);
+        conv3x3_relu_forward_cols(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.b, out, d.scr, limits[k]);
+        ck_assert_msg(tu_rel_err(out, d.out, d.nout, 1e-3) < 1e-6, "case %d, %zu columns", _i,
+                      limits[k]);
+        conv3x3_relu_backward_cols(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, din2, dw2, db2,
+                                   d.scr, limits[k]);
+        ck_assert(tu_rel_err(din2, din, d.nin, 1e-3) < 1e-6);
+        ck_assert(tu_rel_err(dw2, dw, d.nw, 1e-3) < 1e-5);
+        ck_assert(tu_rel_err(db2, db, (size_t)c.K, 1e-3) < 1e-5);
+        free(out);
+        free(din2);
+        free(dw2);
+        free(db2);
+    }
+    free(R);
+    free(din);
+    free(dw);
+    free(db);
+    conv_free(&d);
+}
+END_TEST
+
 /* ---- maxpool2 ---- */
 
 START_TEST(test_pool_forward_backward) {
@@ -671,6 +716,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_conv_forward, 0, (int)N_CONV_CASES);
     tcase_add_test(tc, test_conv_hand);
     tcase_add_loop_test(tc, test_conv_backward_fd, 0, (int)N_CONV_CASES);
+    tcase_add_loop_test(tc, test_conv_grouped, 0, (int)N_CONV_CASES);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("maxpool2");

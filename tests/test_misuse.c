@@ -184,9 +184,33 @@ START_TEST(test_model_save) {
 END_TEST
 
 START_TEST(test_model_queries) {
-    dcrw_config c;
+    dcrw_config c = {.size = sizeof c};
     EXPECT(dcrw_model_config(NULL, &c), DCRW_EINVAL);
     EXPECT(dcrw_model_config(m, NULL), DCRW_EINVAL);
+    /* the size-first convention: a size below the first dcrw_config (64
+     * bytes) is refused and nothing is written; a larger one (a newer
+     * header's struct) gets the fields this library has, and is told how
+     * many bytes that is */
+    union {
+        dcrw_config c;
+        unsigned char b[sizeof(dcrw_config) + 32];
+    } u;
+    const uint32_t small[] = {0, 4, 63, (uint32_t)sizeof(dcrw_config) - 4};
+    for (size_t k = 0; k < sizeof small / sizeof small[0]; k++) {
+        memset(&u, 0xA5, sizeof u);
+        u.c.size = small[k];
+        EXPECT(dcrw_model_config(m, &u.c), DCRW_EINVAL);
+        ck_assert_uint_eq(u.c.size, small[k]);
+        for (size_t i = sizeof u.c.size; i < sizeof u; i++) ck_assert_uint_eq(u.b[i], 0xA5);
+    }
+    memset(&u, 0xA5, sizeof u);
+    u.c.size = sizeof u;
+    EXPECT(dcrw_model_config(m, &u.c), DCRW_OK);
+    ck_assert_uint_eq(u.c.size, sizeof(dcrw_config));
+    ck_assert_int_eq(u.c.dec_size, cfg.dec_size);
+    for (size_t i = sizeof(dcrw_config); i < sizeof u; i++) ck_assert_uint_eq(u.b[i], 0xA5);
+    EXPECT(dcrw_model_config(m, &c), DCRW_OK);
+    ck_assert_int_eq(memcmp(&c, &u.c, sizeof c), 0);
     ck_assert_uint_eq(dcrw_model_input_size(NULL), 0);
     ck_assert_uint_eq(dcrw_model_param_count(NULL), 0);
     ck_assert_uint_eq(dcrw_model_param_floats(NULL), 0);

@@ -623,6 +623,128 @@ START_TEST(test_backward_parts) {
 }
 END_TEST
 
+/* With clipping off, a huge but finite gradient overflows Adam's second
+ * moment (g² > FLT_MAX) while the parameters stay finite: the step is
+ * refused there and then, and the trainer is exactly as before it, so its
+ * checkpoint is byte for byte the one saved before the step. */
+START_TEST(test_moment_overflow) {
+    dcrw_config c = tiny(1);
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
+    const int B = 2, P = (int)dcrw_model_input_size(m);
+    float *x = malloc((size_t)B * P * 4);
+    tu_fill_uniform(x, (size_t)B * P, 0, 1, 3);
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    tc.clip_norm = 0.0f;
+    tc.threads = 1;
+    dcrw_trainer *t;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_step(t, B, x, NULL, NULL), DCRW_OK);
+    char *dir = tu_tmpdir();
+    char before[4200], after[4200];
+    snprintf(before, sizeof before, "%s/before.safetensors", dir);
+    snprintf(after, sizeof after, "%s/after.safetensors", dir);
+    ck_assert_int_eq(dcrw_trainer_save(t, before), DCRW_OK);
+    const float huge[] = {1e22f, 1e30f, 3e38f};
+    for (size_t k = 0; k < sizeof huge / sizeof huge[0]; k++) {
+        ck_assert_int_eq(dcrw_trainer_backward(t, B, x, NULL, NULL), DCRW_OK);
+        size_t n;
+        float *g = dcrw_trainer_grads(t, &n);
+        g[n / 3] = huge[k];
+        ck_assert_int_eq(dcrw_trainer_apply(t), DCRW_ENUMERIC);
+        ck_assert_msg(strstr(dcrw_last_error(), "second moment"), "%s", dcrw_last_error());
+        ck_assert_uint_eq(dcrw_trainer_step_count(t), 1);
+        ck_assert_int_eq(dcrw_trainer_save(t, after), DCRW_OK);
+        size_t na, nb;
+        unsigned char *a = tu_read_file(before, &na), *b = tu_read_file(after, &nb);
+        ck_assert_msg(na == nb && memcmp(a, b, na) == 0,
+                      "gradient %g: the refused step changed the trainer", (double)huge[k]);
+        free(a);
+        free(b);
+    }
+    /* the trainer goes on from where it was */
+    ck_assert_int_eq(dcrw_trainer_step(t, B, x, NULL, NULL), DCRW_OK);
+    ck_assert_uint_eq(dcrw_trainer_step_count(t), 2);
+    dcrw_trainer_destroy(t);
+    /* with clipping on, the same gradient is scaled down and applies */
+    tc.clip_norm = 5.0f;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+    ck_assert_int_eq(dcrw_trainer_backward(t, B, x, NULL, NULL), DCRW_OK);
+    size_t n;
+    dcrw_trainer_grads(t, &n)[n / 3] = 3e38f;
+    ck_assert_int_eq(dcrw_trainer_apply(t), DCRW_OK);
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+    tu_rmdir(dir);
+    free(x);
+}
+END_TEST
+
+/* Finite parameters large enough that the canvas overflows: every call
+ * that reports a number for it says DCRW_ENUMERIC, per image as for the
+ * batch mean, rather than handing back NaN or infinity. */
+START_TEST(test_overflow_reported) {
+    dcrw_config c = tiny(1); /* draw-noattn: the write adds W·h + b to the canvas */
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
+    const int B = 2, P = (int)dcrw_model_input_size(m), D = c.dec_size;
+    float *x = malloc((size_t)B * P * 4), *delta = malloc((size_t)B * P * 4);
+    float *h = malloc((size_t)B * D * 4);
+    tu_fill_uniform(x, (size_t)B * P, 0, 1, 3);
+    float *w, *b;
+    size_t nw, nb;
+    ck_assert_int_eq(dcrw_model_find_param(m, "write.weight", &w, &nw), DCRW_OK);
+    ck_assert_int_eq(dcrw_model_find_param(m, "write.bias", &b, &nb), DCRW_OK);
+    for (size_t i = 0; i < nb; i++) b[i] = 3e38f; /* c_2 = 6e38: inf */
+    dcrw_loss l;
+    ck_assert_int_eq(dcrw_evaluate(m, B, x, NULL, &l), DCRW_ENUMERIC);
+    double lx[2], lz[2];
+    ck_assert_int_eq(dcrw_evaluate_images(m, B, x, NULL, lx, lz), DCRW_ENUMERIC);
+    ck_assert_ptr_nonnull(strstr(dcrw_last_error(), "image 0"));
+    ck_assert_int_eq(dcrw_evaluate_images(m, B, x, NULL, NULL, lz), DCRW_ENUMERIC);
+    /* the write alone: W·h overflows for h = 1 */
+    for (size_t i = 0; i < nw; i++) w[i] = 3e38f;
+    for (int i = 0; i < B * D; i++) h[i] = 1.0f;
+    ck_assert_int_eq(dcrw_write(m, B, h, delta), DCRW_ENUMERIC);
+    ck_assert_ptr_nonnull(strstr(dcrw_last_error(), "dcrw_write"));
+    dcrw_model_destroy(m);
+    free(x);
+    free(delta);
+    free(h);
+}
+END_TEST
+
+/* A part at the very end of the int64 range is refused with a message
+ * that names it without computing its last index (which would overflow). */
+START_TEST(test_backward_part_extremes) {
+    dcrw_config c = tiny(1);
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
+    const int P = (int)dcrw_model_input_size(m);
+    float *x = malloc((size_t)4 * P * 4);
+    tu_fill_uniform(x, (size_t)4 * P, 0, 1, 3);
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    dcrw_trainer *t;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+    /* the last image of a part of 4 from first is first + 3 < INT64_MAX */
+    const int64_t firsts[] = {INT64_MAX, INT64_MAX - 1, INT64_MAX - 3, INT64_MAX - 4};
+    for (size_t k = 0; k < sizeof firsts / sizeof firsts[0]; k++) {
+        const int valid = firsts[k] == INT64_MAX - 4;
+        ck_assert_int_eq(dcrw_trainer_backward_part(t, 4, x, NULL, firsts[k], INT64_MAX, NULL),
+                         valid ? DCRW_OK : DCRW_EINVAL);
+        if (!valid)
+            ck_assert_msg(!strchr(dcrw_last_error(), '-') &&
+                              strstr(dcrw_last_error(), "9223372036854775807"),
+                          "%s", dcrw_last_error());
+    }
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+    free(x);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
@@ -638,6 +760,9 @@ int main(void) {
     tcase_add_test(tc, test_windows_by_hand);
     tcase_add_loop_test(tc, test_threads_agree, 0, NTINY);
     tcase_add_loop_test(tc, test_backward_parts, 0, NTINY);
+    tcase_add_test(tc, test_moment_overflow);
+    tcase_add_test(tc, test_overflow_reported);
+    tcase_add_test(tc, test_backward_part_extremes);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

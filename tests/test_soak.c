@@ -112,8 +112,8 @@ static int all_finite(const float *x, size_t n) {
 /* The forward outputs of m on x: whatever the (finite) parameters, images
  * and canvases in [0, 1] and finite windows, or DCRW_ENUMERIC. */
 static void check_outputs(const dcrw_model *m, const float *x, const char *what) {
-    dcrw_config c;
-    dcrw_model_config(m, &c);
+    dcrw_config c = {.size = sizeof c};
+    ck_assert_int_eq(dcrw_model_config(m, &c), DCRW_OK);
     const size_t P = dcrw_model_input_size(m), T = (size_t)c.glimpses;
     float *img = malloc(B * P * sizeof *img), *can = malloc(T * B * P * sizeof *can);
     float rw[64 * B * 5], ww[64 * B * 5];

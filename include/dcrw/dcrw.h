@@ -99,7 +99,10 @@ DCRW_API const char *dcrw_last_error(void);
  * The library splits a batch into chunks that run in parallel, each a whole
  * pass through time; OpenBLAS runs single-threaded inside each chunk (the
  * library sets that process-wide, since on the small per-step products
- * that is faster than OpenBLAS's own threads). @{ */
+ * that is faster than OpenBLAS's own threads). Every call also works in a
+ * child made by fork() after the parent used several threads (as
+ * Python's multiprocessing does by default): a thread pool the child
+ * inherited without its threads is replaced by a new one on first use. @{ */
 
 /**
  * Set the number of threads the const operations (encode, decode,
@@ -208,9 +211,14 @@ DCRW_API int dcrw_model_create(dcrw_model **out, const dcrw_config *cfg, uint64_
  * dcrw_trainer_save() or any other writer of the format. The file is
  * validated before it is used: header, JSON, dtypes, offsets, the
  * configuration in the metadata, and the shape of every required tensor.
- * Tensors and metadata keys the model does not use are ignored.
+ * Tensors and metadata keys the model does not use are ignored. The header
+ * is checked against the file's size before the data is read, so a file
+ * it does not describe exactly costs no more than its header. Only a
+ * regular file is read: a FIFO, device or folder is refused at once
+ * (DCRW_EIO), without blocking.
  *
- * @return DCRW_OK, DCRW_EINVAL, DCRW_EIO, DCRW_EFORMAT (malformed header,
+ * @return DCRW_OK, DCRW_EINVAL, DCRW_EIO (cannot be read, or not a regular
+ *         file), DCRW_EFORMAT (malformed header,
  *         JSON, offsets, or metadata value), DCRW_ETRUNCATED, DCRW_ESHAPE (a
  *         tensor's shape), DCRW_ENOTFOUND (a required tensor or key),
  *         DCRW_EUNSUPPORTED (dtype other than F32, dcrw.format other than
@@ -222,16 +230,28 @@ DCRW_API int dcrw_model_load(dcrw_model **out, const char *path);
 
 /**
  * Save the configuration and parameters to @p path as safetensors. The file
- * is written to a temporary file in the same folder, flushed to disk and
- * renamed over @p path, so @p path holds either the old or the new file,
- * never a partial one. @return DCRW_OK, DCRW_EINVAL, DCRW_EIO, DCRW_ENOMEM.
+ * is written to a temporary file in the same folder (".dcrw-XXXXXX", so a
+ * name of up to NAME_MAX bytes can be saved), flushed to disk and renamed
+ * over @p path, so @p path holds either the old or the new file, never a
+ * partial one. A file that is replaced keeps its mode; a new one gets
+ * 0666 less the umask. A model with a NaN or infinite parameter is not
+ * saved (dcrw_model_load() would refuse the file): DCRW_ENUMERIC, @p path
+ * untouched.
+ * @return DCRW_OK, DCRW_EINVAL, DCRW_EIO, DCRW_ENUMERIC, DCRW_ENOMEM.
  */
 DCRW_API int dcrw_model_save(const dcrw_model *m, const char *path);
 
 /** Free a model. NULL is a no-op. A trainer of @p m must be destroyed first. */
 DCRW_API void dcrw_model_destroy(dcrw_model *m);
 
-/** Copy the model's configuration into @p out (out->size is set). */
+/**
+ * Copy the model's configuration into @p out. Set out->size to
+ * sizeof(dcrw_config) first: the library writes at most out->size bytes
+ * (the fields both it and the caller's header know) and sets out->size to
+ * the number written. @return DCRW_OK; DCRW_EINVAL for NULL or an
+ * out->size smaller than the first version of dcrw_config (64 bytes), and
+ * then nothing is written.
+ */
 DCRW_API int dcrw_model_config(const dcrw_model *m, dcrw_config *out);
 
 /** P = channels·height·width, the floats of one image; 0 for NULL. */
@@ -287,10 +307,13 @@ DCRW_API int dcrw_model_sizes(const dcrw_model *m, dcrw_sizes *out);
 /** @name Operations over caller buffers
  * B is the batch size, >= 1. Every buffer is float32, row-major, as sized
  * below, and must not overlap another of the same call. Inputs must be
- * finite; a non-finite input gives DCRW_ENUMERIC. These functions take a
- * const model and may run in several threads at once; each allocates its
- * own scratch for the call. They return DCRW_OK, DCRW_EINVAL (NULL model
- * or required buffer, B < 1), DCRW_ENUMERIC or DCRW_ENOMEM. @{ */
+ * finite; a non-finite input gives DCRW_ENUMERIC, and so does an output
+ * that overflows (parameters finite but huge, as a diverged run leaves
+ * them): no function returns DCRW_OK with a NaN or infinity in a result.
+ * These functions take a const model and may run in several threads at
+ * once; each allocates its own scratch for the call. They return DCRW_OK,
+ * DCRW_EINVAL (NULL model or required buffer, B < 1), DCRW_ENUMERIC or
+ * DCRW_ENOMEM. @{ */
 
 /**
  * The read operation of MODEL.md §3.4 with the model's read attention.
@@ -390,6 +413,9 @@ DCRW_API int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const flo
 /**
  * Like dcrw_evaluate(), per image: @p lx and @p lz [B] receive each image's
  * Lx and Lz (either may be NULL, not both).
+ * @return as dcrw_evaluate(): DCRW_ENUMERIC exactly when dcrw_evaluate()
+ *         gives it, when an image's loss is not finite (the message names
+ *         the first such image; @p lx and @p lz are still filled).
  */
 DCRW_API int dcrw_evaluate_images(const dcrw_model *m, int B, const float *x, const float *eps,
                                   double *lx, double *lz);
@@ -479,9 +505,10 @@ DCRW_API float *dcrw_trainer_grads(dcrw_trainer *t, size_t *count);
  * clip_grad_norm_), then one Adam step with bias correction; increments the
  * step count. @return DCRW_OK; DCRW_ENUMERIC if a gradient is not finite,
  * if the update would make a parameter non-finite (an absurd learning
- * rate), or if no gradients were computed since the last apply, leaving the
- * model's parameters, the moments and the step count untouched;
- * DCRW_EINVAL.
+ * rate) or overflow an Adam moment (a squared gradient beyond the float
+ * range, possible with clip_norm 0), or if no gradients were computed since
+ * the last apply, leaving the model's parameters, the moments and the step
+ * count untouched (the gradients are spent); DCRW_EINVAL.
  */
 DCRW_API int dcrw_trainer_apply(dcrw_trainer *t);
 
@@ -507,8 +534,11 @@ DCRW_API float dcrw_trainer_learning_rate(const dcrw_trainer *t);
 /**
  * Save the model, the Adam moments (tensors adam.m.NAME, adam.v.NAME) and
  * the step count (metadata dcrw.step) in one safetensors file, atomically
- * as dcrw_model_save(). The file also loads with dcrw_model_load().
- * @return DCRW_OK, DCRW_EINVAL, DCRW_EIO, DCRW_ENOMEM.
+ * as dcrw_model_save(). The file also loads with dcrw_model_load(). Nothing
+ * that dcrw_trainer_resume() would refuse is written (a NaN or infinity in
+ * the parameters or moments, a negative second moment): DCRW_ENUMERIC,
+ * @p path untouched.
+ * @return DCRW_OK, DCRW_EINVAL, DCRW_EIO, DCRW_ENUMERIC, DCRW_ENOMEM.
  */
 DCRW_API int dcrw_trainer_save(const dcrw_trainer *t, const char *path);
 
@@ -519,7 +549,10 @@ DCRW_API int dcrw_trainer_save(const dcrw_trainer *t, const char *path);
  * then continues exactly as if it had not stopped, given the same batches
  * and train config. Everything is validated before anything changes: on
  * failure the trainer and model are untouched.
- * @return as dcrw_model_load(), and DCRW_ESHAPE if the configuration differs.
+ * @return as dcrw_model_load(); DCRW_ESHAPE if the configuration differs;
+ *         DCRW_EFORMAT if dcrw.step is not a decimal count of at most
+ *         2^63 − 1 (never read wrapped or saturated); DCRW_ENUMERIC for a
+ *         NaN or infinite moment or a negative second moment (adam.v.*).
  */
 DCRW_API int dcrw_trainer_resume(dcrw_trainer *t, const char *path);
 /** @} */
@@ -544,7 +577,10 @@ enum {
  * 3 dimensions (count, height, width) or 4 (count, channels, height, width);
  * values are divided by 255. @p labels_path may be NULL; if given it must
  * hold one unsigned byte per image. Malformed headers, truncated data, zero
- * dimensions and sizes above 2^31 values are refused.
+ * dimensions and sizes above 2^31 values are refused, and so are bytes
+ * after the declared data, in a plain file as after the compressed data of
+ * a gzip one (DCRW_EFORMAT). Only regular files are read: a FIFO, device
+ * or folder is refused at once (DCRW_EIO), without blocking.
  *
  * @return DCRW_OK, DCRW_EINVAL, DCRW_EIO, DCRW_EFORMAT, DCRW_ETRUNCATED,
  *         DCRW_ESHAPE (label count differs), DCRW_EUNSUPPORTED (IDX type

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     dcrw_model *m = NULL;
     int rc = ckpt_model_from_file(&f, &m);
     if (rc == DCRW_OK) {
-        dcrw_config cfg;
+        dcrw_config cfg = {.size = sizeof cfg};
         if (dcrw_model_config(m, &cfg) != DCRW_OK || dcrw_config_validate(&cfg) != DCRW_OK) abort();
         size_t n = 0;
         const float *p = dcrw_model_params(m, &n);

@@ -75,12 +75,49 @@ int cli_write_atomic(const char *path, cli_writer fn, void *ctx);
 int cli_tmp_open(const char *path, char **tmp);
 /* fsync and rename @p tmp to @p path; on failure unlink @p tmp. */
 int cli_tmp_commit(const char *tmp, const char *path);
-/* Read a whole file; NULL after a message. */
+/* Read a whole regular file (opened as by cli_open_regular); NULL after a
+ * message. */
 char *cli_read_file(const char *path, size_t *len);
+
+/* ---- inputs: every file the command reads is opened with O_NONBLOCK and
+ * refused unless it is a regular file, so that a FIFO or a device given
+ * by mistake never hangs the command. */
+/* 0 when @p path is a regular file that opens for reading; else -1 with the
+ * reason ("No such file or directory", "a FIFO, not a regular file") in
+ * why. Nothing is printed. */
+int cli_probe_regular(const char *path, char *why, size_t n);
+/* A descriptor for reading @p path (in blocking mode again), or -1 after
+ * the message "WHAT PATH: REASON" (just "PATH: REASON" when what is NULL). */
+int cli_open_regular(const char *path, const char *what);
+/* cli_open_regular, closed again: for files the library opens itself. */
+int cli_check_regular(const char *path, const char *what);
+/* 0 when @p path is a folder, else -1 after a message. */
+int cli_check_folder(const char *path, const char *what);
+
+/* ---- outputs */
+/* A file a command reads or writes, and how its messages name it. */
+typedef struct cli_file {
+    const char *path;
+    const char *what; /* "--model", "--out", "the log of run R" */
+} cli_file;
+/* No output may be any input: not the same name, nor a hard or symbolic
+ * link to it, nor a path through a linked folder (compared by device and
+ * inode of existing files and by resolved path), and no two outputs may
+ * be one file. An output may not be a folder. 0, or -1 after a message
+ * naming both. */
+int cli_check_outputs(const cli_file *in, size_t nin, const cli_file *out, size_t nout);
+/* mkdir -p: create @p dir and its missing parents. -1 after a message
+ * naming the part that could not be made ("WHAT DIR: ..."). */
+int cli_make_folders(const char *dir, const char *what);
+/* cli_make_folders() for the folder that will hold @p path. */
+int cli_make_parents(const char *path, const char *what);
 
 /* ---- data */
 typedef enum { SPLIT_TRAIN = 0, SPLIT_TEST = 1 } cli_split;
 int cli_parse_split(const char *opt, const char *s, cli_split *out);
+/* DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte, newly allocated (NULL
+ * when out of memory). */
+char *cli_split_path(const char *dir, cli_split split, int labels);
 /* Load DIR/{train,t10k}-images-idx3-ubyte with its labels. */
 int cli_load_split(const char *dir, cli_split split, dcrw_dataset **out);
 /* The model's input shape must equal the data's. */

@@ -85,152 +85,233 @@ static int importance_batch(const dcrw_model *m, int B, const float *x, size_t f
     return DCRW_OK;
 }
 
-int cmd_eval(int argc, char **argv) {
-    cli_args a = {argc, argv, 1, opts};
-    const char *val, *model_path = NULL, *data = NULL;
-    cli_split split = SPLIT_TEST;
-    long n = 0, K = 0;
-    int binarize = DCRW_BINARIZE_DYNAMIC, id;
-    uint64_t seed = CLI_EVAL_NOISE_SEED;
-    int opt_status;
-    while ((id = cli_next_option(&a, &val, usage, &opt_status)) > 0) {
-        switch (id) {
-        case O_MODEL:
-            model_path = val;
-            break;
-        case O_DATA:
-            data = val;
-            break;
-        case O_SPLIT:
-            if (cli_parse_split("split", val, &split) != 0) return CLI_BAD;
-            break;
-        case O_N:
-            if (cli_parse_int("n", val, 1, 100000000, &n) != 0) return CLI_BAD;
-            break;
-        case O_BINARIZE:
-            if (cli_parse_binarize("binarize", val, &binarize) != 0) return CLI_BAD;
-            break;
-        case O_IMPORTANCE:
-            if (cli_parse_int("importance", val, 1, 100000, &K) != 0) return CLI_BAD;
-            break;
-        case O_SEED:
-            if (cli_parse_u64("seed", val, &seed) != 0) return CLI_BAD;
-            break;
+/* A bound is a number only when every image's is: DCRW_ENUMERIC with the
+ * first image whose losses are NaN or infinite in *bad, else DCRW_OK. */
+static int first_not_finite(const double *lx, const double *lz, const double *nll, int B,
+                            int *bad) {
+    for (int b = 0; b < B; b++)
+        if (!isfinite(lx[b]) || !isfinite(lz[b]) || (nll && !isfinite(nll[b]))) {
+            *bad = b;
+            return DCRW_ENUMERIC;
         }
+    return DCRW_OK;
+}
+
+typedef struct eval_job {
+    const dcrw_model *m;
+    const dcrw_dataset *d;
+    size_t total;
+    int binarize;
+    uint64_t seed;
+    long K;
+} eval_job;
+
+typedef struct eval_sums {
+    double lx, lz, l, l2;
+    double *nll; /* -log p^(x) of every image, with K */
+} eval_sums;
+
+/* The outcome of one batch of images first..first+nb-1: 0, or -1 after a
+ * message (a failure, or a loss that is not a finite number). */
+static int batch_outcome(int rc, const double *lx, const double *lz, const double *nll, int nb,
+                         size_t first) {
+    int bad = 0;
+    if (rc == DCRW_OK && first_not_finite(lx, lz, nll, nb, &bad) != DCRW_OK) {
+        cli_error("the model's loss on image %zu is not a finite number (NaN or infinity): "
+                  "it cannot be evaluated on this data",
+                  first + (size_t)bad);
+        return -1;
     }
-    if (opt_status >= 0) return opt_status;
-    if (!data) {
-        cli_error("give --data DIR (see --help)");
-        return CLI_BAD;
-    }
-    model_path = cli_model_path(model_path);
-    dcrw_model *m = NULL;
-    dcrw_dataset *d = NULL;
-    int status = CLI_BAD;
-    float *x = NULL;
-    size_t *idx = NULL;
-    double *lx = NULL, *lz = NULL, *nll = NULL;
-    iw_buffers w = {0};
-    if (cli_load_model(model_path, &m) != 0) goto done;
-    if (cli_load_split(data, split, &d) != 0) goto done;
-    dcrw_config cfg;
-    dcrw_model_config(m, &cfg);
-    if (cli_check_shape(d, &cfg, "--data") != 0) goto done;
-    size_t count = dcrw_dataset_count(d);
-    if (n && (size_t)n > count) {
-        cli_error("--n %ld: the %s split has only %zu images", n,
-                  split == SPLIT_TEST ? "test" : "train", count);
-        goto done;
-    }
-    size_t total = n ? (size_t)n : count;
+    if (rc == DCRW_ENUMERIC)
+        cli_lib_error(rc,
+                      "the loss of images %zu..%zu is not a finite number: the model cannot "
+                      "be evaluated on this data",
+                      first, first + (size_t)nb - 1);
+    else if (rc != DCRW_OK)
+        cli_lib_error(rc, "evaluation failed at image %zu", first);
+    return rc == DCRW_OK ? 0 : -1;
+}
+
+/* Every image of the job, 100 at a time, into the sums. CLI_OK, or CLI_FAIL
+ * after a message. */
+static int evaluate_all(const eval_job *j, eval_sums *s) {
     dcrw_sizes sz = {.size = sizeof sz};
-    dcrw_model_sizes(m, &sz);
+    dcrw_model_sizes(j->m, &sz);
     const int B = 100;
     const size_t P = sz.input, TBZ = sz.glimpses * (size_t)B * sz.z;
-    x = malloc((size_t)B * P * sizeof *x);
-    idx = malloc((size_t)B * sizeof *idx);
-    lx = malloc((size_t)B * sizeof *lx);
-    lz = malloc((size_t)B * sizeof *lz);
-    nll = malloc(total * sizeof *nll);
-    w.eps = malloc(TBZ * sizeof *w.eps);
-    int ok = x && idx && lx && lz && nll && w.eps;
-    if (K) {
+    float *x = malloc((size_t)B * P * sizeof *x);
+    size_t *idx = malloc((size_t)B * sizeof *idx);
+    double *lx = malloc((size_t)B * sizeof *lx), *lz = malloc((size_t)B * sizeof *lz);
+    iw_buffers w = {.eps = malloc(TBZ * sizeof *w.eps)};
+    int status = x && idx && lx && lz && w.eps ? CLI_OK : CLI_FAIL;
+    if (j->K) {
         w.z = malloc(TBZ * sizeof *w.z);
         w.mu = malloc(TBZ * sizeof *w.mu);
         w.logsigma = malloc(TBZ * sizeof *w.logsigma);
         w.lx = malloc((size_t)B * sizeof *w.lx);
-        w.logw = malloc((size_t)B * (size_t)K * sizeof *w.logw);
-        ok = ok && w.z && w.mu && w.logsigma && w.lx && w.logw;
+        w.logw = malloc((size_t)B * (size_t)j->K * sizeof *w.logw);
+        if (!w.z || !w.mu || !w.logsigma || !w.lx || !w.logw) status = CLI_FAIL;
     }
-    if (!ok) {
-        cli_error("out of memory");
-        status = CLI_FAIL;
-        goto done;
-    }
-    double sx = 0, sz_ = 0, sl = 0, sl2 = 0;
+    if (status != CLI_OK) cli_error("out of memory");
     double t0 = cli_now(), last = t0;
-    for (size_t i = 0; i < total; i += (size_t)B) {
-        int nb = (int)(total - i < (size_t)B ? total - i : (size_t)B);
+    for (size_t i = 0; status == CLI_OK && i < j->total; i += (size_t)B) {
+        int nb = (int)(j->total - i < (size_t)B ? j->total - i : (size_t)B);
         for (int b = 0; b < nb; b++) idx[b] = i + (size_t)b;
         /* keyed by image index: the same bits as binarizing the split once */
-        int rc = dcrw_dataset_batch(d, idx, nb, binarize, CLI_EVAL_BINARIZE_SEED, x);
+        int rc = dcrw_dataset_batch(j->d, idx, nb, j->binarize, CLI_EVAL_BINARIZE_SEED, x);
         if (rc == DCRW_OK) {
-            cli_fill_eps(w.eps, seed, i, nb, sz.glimpses, sz.z);
-            rc = dcrw_evaluate_images(m, nb, x, w.eps, lx, lz);
+            cli_fill_eps(w.eps, j->seed, i, nb, sz.glimpses, sz.z);
+            rc = dcrw_evaluate_images(j->m, nb, x, w.eps, lx, lz);
         }
-        if (rc == DCRW_OK && K)
-            rc = importance_batch(m, nb, x, i, K, seed, sz.glimpses, sz.z, &w, nll + i);
-        if (rc != DCRW_OK) {
-            cli_lib_error(rc, "evaluation failed at image %zu", i);
+        if (rc == DCRW_OK && j->K)
+            rc = importance_batch(j->m, nb, x, i, j->K, j->seed, sz.glimpses, sz.z, &w, s->nll + i);
+        if (batch_outcome(rc, lx, lz, j->K ? s->nll + i : NULL, nb, i) != 0) {
             status = CLI_FAIL;
-            goto done;
+            break;
         }
         for (int b = 0; b < nb; b++) {
-            double l = lx[b] + lz[b];
-            sx += lx[b];
-            sz_ += lz[b];
-            sl += l;
-            sl2 += l * l;
+            s->lx += lx[b];
+            s->lz += lz[b];
+            s->l += lx[b] + lz[b];
+            s->l2 += (lx[b] + lz[b]) * (lx[b] + lz[b]);
         }
         double now = cli_now();
-        if (K && now - last > 10.0) {
-            fprintf(stderr, "  %zu / %zu images, %.0f s\n", i + (size_t)nb, total, now - t0);
+        if (j->K && now - last > 10.0) {
+            fprintf(stderr, "  %zu / %zu images, %.0f s\n", i + (size_t)nb, j->total, now - t0);
             last = now;
         }
     }
-    double nd = (double)total;
-    double mean = sl / nd;
-    double var = total > 1 ? (sl2 - nd * mean * mean) / (nd - 1) : 0.0;
-    printf("model     %s\n", model_path);
-    printf("split     %s, %zu images, binarization %s (seed %u), noise seed %llu\n",
-           split == SPLIT_TEST ? "test" : "train", total, cli_binarize_name(binarize),
-           CLI_EVAL_BINARIZE_SEED, (unsigned long long)seed);
-    printf("Lx        %.4f nats\n", sx / nd);
-    printf("Lz        %.4f nats\n", sz_ / nd);
-    printf("L         %.4f nats (standard error %.4f)\n", mean, var > 0 ? sqrt(var / nd) : 0.0);
-    if (K) {
-        double s1 = 0, s2 = 0;
-        for (size_t i = 0; i < total; i++) {
-            s1 += nll[i];
-            s2 += nll[i] * nll[i];
-        }
-        double mu = s1 / nd, v = total > 1 ? (s2 - nd * mu * mu) / (nd - 1) : 0.0;
-        printf("IW bound  %.4f nats (K = %ld, standard error %.4f)\n", mu, K,
-               v > 0 ? sqrt(v / nd) : 0.0);
-    }
-    status = CLI_OK;
-done:
     free(x);
     free(idx);
     free(lx);
     free(lz);
-    free(nll);
     free(w.eps);
     free(w.z);
     free(w.mu);
     free(w.logsigma);
     free(w.lx);
     free(w.logw);
+    return status;
+}
+
+/* The means and their standard errors; nothing is printed unless every
+ * number is finite. */
+static int print_bounds(const eval_job *j, const eval_sums *s, const char *model_path,
+                        cli_split split) {
+    double nd = (double)j->total;
+    double mean = s->l / nd;
+    double var = j->total > 1 ? (s->l2 - nd * mean * mean) / (nd - 1) : 0.0;
+    double iw_mean = 0, iw_var = 0;
+    if (j->K) {
+        double s1 = 0, s2 = 0;
+        for (size_t i = 0; i < j->total; i++) {
+            s1 += s->nll[i];
+            s2 += s->nll[i] * s->nll[i];
+        }
+        iw_mean = s1 / nd;
+        iw_var = j->total > 1 ? (s2 - nd * iw_mean * iw_mean) / (nd - 1) : 0.0;
+    }
+    if (!isfinite(s->lx) || !isfinite(s->lz) || !isfinite(var) || !isfinite(iw_var)) {
+        /* finite per image, but too large to sum */
+        cli_error("the bound over %zu images is not a finite number: the model's losses are "
+                  "too large",
+                  j->total);
+        return CLI_FAIL;
+    }
+    printf("model     %s\n", model_path);
+    printf("split     %s, %zu images, binarization %s (seed %u), noise seed %llu\n",
+           split == SPLIT_TEST ? "test" : "train", j->total, cli_binarize_name(j->binarize),
+           CLI_EVAL_BINARIZE_SEED, (unsigned long long)j->seed);
+    printf("Lx        %.4f nats\n", s->lx / nd);
+    printf("Lz        %.4f nats\n", s->lz / nd);
+    printf("L         %.4f nats (standard error %.4f)\n", mean, var > 0 ? sqrt(var / nd) : 0.0);
+    if (j->K)
+        printf("IW bound  %.4f nats (K = %ld, standard error %.4f)\n", iw_mean, j->K,
+               iw_var > 0 ? sqrt(iw_var / nd) : 0.0);
+    return CLI_OK;
+}
+
+typedef struct eval_opts {
+    const char *model_path, *data;
+    cli_split split;
+    long n;
+    eval_job job;
+} eval_opts;
+
+/* -1 to go on, else the exit status */
+static int parse_eval_options(int argc, char **argv, eval_opts *o) {
+    cli_args a = {argc, argv, 1, opts};
+    const char *val;
+    int id, status;
+    while ((id = cli_next_option(&a, &val, usage, &status)) > 0) {
+        int bad = 0;
+        switch (id) {
+        case O_MODEL:
+            o->model_path = val;
+            break;
+        case O_DATA:
+            o->data = val;
+            break;
+        case O_SPLIT:
+            bad = cli_parse_split("split", val, &o->split);
+            break;
+        case O_N:
+            bad = cli_parse_int("n", val, 1, 100000000, &o->n);
+            break;
+        case O_BINARIZE:
+            bad = cli_parse_binarize("binarize", val, &o->job.binarize);
+            break;
+        case O_IMPORTANCE:
+            bad = cli_parse_int("importance", val, 1, 100000, &o->job.K);
+            break;
+        case O_SEED:
+            bad = cli_parse_u64("seed", val, &o->job.seed);
+            break;
+        }
+        if (bad) return CLI_BAD;
+    }
+    if (status >= 0) return status;
+    if (!o->data) {
+        cli_error("give --data DIR (see --help)");
+        return CLI_BAD;
+    }
+    o->model_path = cli_model_path(o->model_path);
+    return -1;
+}
+
+int cmd_eval(int argc, char **argv) {
+    eval_opts o = {.split = SPLIT_TEST,
+                   .job = {.binarize = DCRW_BINARIZE_DYNAMIC, .seed = CLI_EVAL_NOISE_SEED}};
+    int status = parse_eval_options(argc, argv, &o);
+    if (status >= 0) return status;
+    dcrw_model *m = NULL;
+    dcrw_dataset *d = NULL;
+    eval_sums sums = {0};
+    status = CLI_BAD;
+    if (cli_load_model(o.model_path, &m) != 0) goto done;
+    if (cli_load_split(o.data, o.split, &d) != 0) goto done;
+    dcrw_config cfg = {.size = sizeof cfg};
+    dcrw_model_config(m, &cfg);
+    if (cli_check_shape(d, &cfg, "--data") != 0) goto done;
+    size_t count = dcrw_dataset_count(d);
+    if (o.n && (size_t)o.n > count) {
+        cli_error("--n %ld: the %s split has only %zu images", o.n,
+                  o.split == SPLIT_TEST ? "test" : "train", count);
+        goto done;
+    }
+    o.job.m = m;
+    o.job.d = d;
+    o.job.total = o.n ? (size_t)o.n : count;
+    sums.nll = malloc(o.job.total * sizeof *sums.nll);
+    if (!sums.nll) {
+        cli_error("out of memory");
+        status = CLI_FAIL;
+        goto done;
+    }
+    status = evaluate_all(&o.job, &sums);
+    if (status == CLI_OK) status = print_bounds(&o.job, &sums, o.model_path, o.split);
+done:
+    free(sums.nll);
     dcrw_dataset_destroy(d);
     dcrw_model_destroy(m);
     return status;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -21,8 +22,12 @@ static void usage(FILE *f) {
 
 /* The safetensors JSON header, NUL-terminated; NULL if unreadable. */
 static char *read_header(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+    int fd = cli_open_regular(path, NULL);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
     unsigned char len8[8];
     char *h = NULL;
     if (fread(len8, 1, 8, f) == 8) {
@@ -85,6 +90,12 @@ int cmd_info(int argc, char **argv) {
         return CLI_BAD;
     }
     dcrw_model *m = NULL;
+    /* a FIFO or a device is refused before anything waits on it */
+    char why[160];
+    if (cli_probe_regular(path, why, sizeof why) != 0) {
+        cli_error("%s: not a usable dcrw checkpoint: %s", path, why);
+        return CLI_BAD;
+    }
     int rc = dcrw_model_load(&m, path);
     if (rc != DCRW_OK) {
         cli_lib_error(rc, "%s: not a usable dcrw checkpoint", path);
@@ -105,7 +116,7 @@ int cmd_info(int argc, char **argv) {
     int optimizer = h && strstr(h, "\"adam.m.") != NULL;
     free(h);
 
-    dcrw_config c;
+    dcrw_config c = {.size = sizeof c};
     dcrw_model_config(m, &c);
     printf("file             %s\n", path);
     printf("preset           %s\n", preset);

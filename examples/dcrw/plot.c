@@ -765,6 +765,40 @@ static int parse_mark(const char *s, mark *m) {
     return 0;
 }
 
+/* The figure may replace neither a log it plots nor any file of a run
+ * folder it was given (its checkpoint, its run.json). */
+static int check_output(const char *const *paths, char *const *logs, int nruns, const char *svg) {
+    static const struct {
+        const char *name, *what;
+    } run_files[] = {{"run.json", "the run file"},
+                     {"checkpoint.safetensors", "the checkpoint"},
+                     {".lock", "the lock file"}};
+    enum { PER_RUN = 1 + sizeof run_files / sizeof run_files[0] };
+    cli_file in[MAX_RUNS * PER_RUN];
+    char *owned[MAX_RUNS * PER_RUN] = {NULL};
+    size_t nin = 0, nowned = 0;
+    int rc = 0;
+    for (int k = 0; k < nruns && rc == 0; k++) {
+        in[nin++] = (cli_file){logs[k], "the log"};
+        struct stat st;
+        if (stat(paths[k], &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+        for (size_t j = 0; j < sizeof run_files / sizeof run_files[0]; j++) {
+            char *p = cli_path(paths[k], run_files[j].name);
+            if (!p) {
+                cli_error("out of memory");
+                rc = -1;
+                break;
+            }
+            owned[nowned++] = p;
+            in[nin++] = (cli_file){p, run_files[j].what};
+        }
+    }
+    cli_file out[] = {{svg, "--out"}};
+    if (rc == 0) rc = cli_check_outputs(in, nin, out, 1);
+    for (size_t j = 0; j < nowned; j++) free(owned[j]);
+    return rc;
+}
+
 int cmd_plot(int argc, char **argv) {
     cli_args a = {argc, argv, 1, opts};
     const char *val, *out = NULL, *paths[MAX_RUNS], *labels[MAX_RUNS];
@@ -867,15 +901,7 @@ int cmd_plot(int argc, char **argv) {
         cli_error("out of memory");
         goto done;
     }
-    struct stat so;
-    if (stat(svg, &so) == 0)
-        for (int k = 0; k < nruns; k++) {
-            struct stat si;
-            if (stat(logs[k], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
-                cli_error("--out %s is the log of a run being plotted", svg);
-                goto done;
-            }
-        }
+    if (check_output(paths, logs, nruns, svg) != 0) goto done;
     if (plot_runs(runs, nruns, &o, svg) == 0) {
         printf("%s\n", svg);
         status = CLI_OK;

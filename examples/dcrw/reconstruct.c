@@ -79,6 +79,22 @@ static void draw_window(cli_image *im, int bx, int by, int bw, int bh, const flo
     cli_image_rect(im, x0, y0, x1, y1, bx, by, bw, bh, rgb);
 }
 
+/* The picture may not replace the model or a data file it is made from. */
+static int check_output(const char *model, const char *data, cli_split split, const char *out) {
+    char *img = cli_split_path(data, split, 0), *lab = cli_split_path(data, split, 1);
+    int rc = -1;
+    if (img && lab) {
+        cli_file in[] = {{model, "--model"}, {img, "--data"}, {lab, "--data"}};
+        cli_file o[] = {{out, "--out"}};
+        rc = cli_check_outputs(in, 3, o, 1);
+    } else {
+        cli_error("out of memory");
+    }
+    free(img);
+    free(lab);
+    return rc;
+}
+
 int cmd_reconstruct(int argc, char **argv) {
     cli_args a = {argc, argv, 1, opts};
     const char *val, *model_path = NULL, *data = NULL, *out = NULL, *glimpses = NULL;
@@ -144,6 +160,7 @@ int cmd_reconstruct(int argc, char **argv) {
         return CLI_BAD;
     }
     model_path = cli_model_path(model_path);
+    if (check_output(model_path, data, split, out) != 0) return CLI_BAD;
     if (!cli_png_available()) return cli_png_write(out, NULL);
 
     dcrw_model *m = NULL;
@@ -153,7 +170,7 @@ int cmd_reconstruct(int argc, char **argv) {
     size_t *idx = NULL;
     cli_image im = {0};
     if (cli_load_model(model_path, &m) != 0) goto done;
-    dcrw_config cfg;
+    dcrw_config cfg = {.size = sizeof cfg};
     dcrw_model_config(m, &cfg);
     const int T = cfg.glimpses, C = cfg.channels, H = cfg.height, W = cfg.width;
     if (glimpses) {

@@ -78,6 +78,12 @@ int cmd_sample(int argc, char **argv) {
         cli_error("--glimpses needs --out FILE.png");
         return CLI_BAD;
     }
+    /* an output may not destroy the model it is drawn from */
+    cli_file in[] = {{model_path, "--model"}}, outs[2];
+    size_t nout = 0;
+    if (out) outs[nout++] = (cli_file){out, "--out"};
+    if (gif) outs[nout++] = (cli_file){gif, "--gif"};
+    if (cli_check_outputs(in, 1, outs, nout) != 0) return CLI_BAD;
     /* refuse before computing anything when the build cannot write it */
     if (out && !cli_png_available()) return cli_png_write(out, NULL);
     if (gif && !cli_gif_available()) return cli_gif_write(gif, NULL, 0, 0, 0, 0, 0);
@@ -89,7 +95,7 @@ int cmd_sample(int argc, char **argv) {
     unsigned char **frames = NULL;
     int nframes = 0;
     if (cli_load_model(model_path, &m) != 0) goto done;
-    dcrw_config cfg;
+    dcrw_config cfg = {.size = sizeof cfg};
     dcrw_model_config(m, &cfg);
     const int T = cfg.glimpses, C = cfg.channels, H = cfg.height, W = cfg.width;
     if (glimpses && (ng = cli_parse_glimpses("glimpses", glimpses, T, &gl)) < 0) goto done;

@@ -1,4 +1,6 @@
 /* Messages, option parsing, files, data and randomness for the dcrw command. */
+/* realpath() is XSI */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -209,8 +211,83 @@ const char *cli_basename(const char *path) {
     return s ? s + 1 : path;
 }
 
+/* The folder part of @p path ("." for a bare name), newly allocated. */
+static char *folder_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    while (slash > path && slash[-1] == '/') slash--;
+    if (slash == path) return strdup("/");
+    size_t n = (size_t)(slash - path);
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, path, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* After a rename the new name lives in the folder's entries: sync them too,
+ * or a crash of the machine may bring the old file back. */
+static void sync_folder_of(const char *path) {
+    char *d = folder_of(path);
+    int fd = d ? open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(d);
+}
+
+/* mkdir -p of @p dir; messages start with "WHAT NAME: " */
+static int make_folders(const char *dir, const char *what, const char *name) {
+    if (!*dir) return 0;
+    const char *w = what ? what : "", *sp = what ? " " : "";
+    char *p = strdup(dir);
+    if (!p) {
+        cli_error("%s%s%s: out of memory", w, sp, name);
+        return -1;
+    }
+    int rc = 0;
+    /* each prefix ending before a slash, then the whole path */
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char keep = *s;
+        *s = '\0';
+        struct stat st;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            cli_error("%s%s%s: cannot create the folder %s: %s", w, sp, name, p, strerror(errno));
+            rc = -1;
+        } else if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            cli_error("%s%s%s: %s exists and is not a folder", w, sp, name, p);
+            rc = -1;
+        }
+        *s = keep;
+        if (rc != 0 || keep == '\0') break;
+        while (s[1] == '/') s++;
+        if (s[1] == '\0') break; /* trailing slashes */
+    }
+    free(p);
+    return rc;
+}
+
+int cli_make_folders(const char *dir, const char *what) {
+    return make_folders(dir, what, dir);
+}
+
+int cli_make_parents(const char *path, const char *what) {
+    char *d = folder_of(path);
+    if (!d) {
+        cli_error("%s: out of memory", path);
+        return -1;
+    }
+    int rc = make_folders(d, what, path);
+    free(d);
+    return rc;
+}
+
 int cli_tmp_open(const char *path, char **tmp) {
     *tmp = NULL;
+    if (cli_make_parents(path, NULL) != 0) return -1;
     size_t n = strlen(path);
     char *t = malloc(n + 16);
     if (!t) {
@@ -226,17 +303,22 @@ int cli_tmp_open(const char *path, char **tmp) {
         free(t);
         return -1;
     }
-    /* mkstemp makes 0600; an output picture should be as readable as any
-     * file the user creates */
-    mode_t mask = umask(0);
-    umask(mask);
-    fchmod(fd, 0666 & ~mask);
+    /* mkstemp makes 0600: a file being replaced keeps its mode, a new one
+     * is as readable as any file the user creates */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+        fchmod(fd, st.st_mode & 07777);
+    } else {
+        mode_t mask = umask(0);
+        umask(mask);
+        fchmod(fd, 0666 & ~mask);
+    }
     *tmp = t;
     return fd;
 }
 
 int cli_tmp_commit(const char *tmp, const char *path) {
-    int fd = open(tmp, O_RDONLY);
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         fsync(fd);
         close(fd);
@@ -246,6 +328,7 @@ int cli_tmp_commit(const char *tmp, const char *path) {
         unlink(tmp);
         return -1;
     }
+    sync_folder_of(path);
     return 0;
 }
 
@@ -278,15 +361,90 @@ int cli_write_atomic(const char *path, cli_writer fn, void *ctx) {
         cli_error("%s: cannot rename the finished file into place: %s", path, strerror(errno));
         rc = -1;
     }
+    if (rc == 0) sync_folder_of(path);
     if (rc != 0) unlink(tmp);
     free(tmp);
     return rc;
 }
 
+/* ------------------------------------------------------------------------ */
+static const char *not_regular(mode_t mode) {
+    if (S_ISDIR(mode)) return "a folder, not a file";
+    if (S_ISFIFO(mode)) return "a FIFO (named pipe), not a regular file";
+    if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device, not a regular file";
+    if (S_ISSOCK(mode)) return "a socket, not a regular file";
+    return "not a regular file";
+}
+
+/* Non-blocking, so that a FIFO without a writer cannot hang the open; the
+ * stat before it keeps devices from being opened at all, the fstat after
+ * it catches a file swapped in between. */
+static int open_regular(const char *path, char *why, size_t n) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(why, n, "%s", strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, n, "%s", not_regular(st.st_mode));
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, n, "%s", strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, n, "%s", not_regular(st.st_mode));
+        close(fd);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+int cli_probe_regular(const char *path, char *why, size_t n) {
+    int fd = open_regular(path, why, n);
+    if (fd < 0) return -1;
+    close(fd);
+    return 0;
+}
+
+int cli_open_regular(const char *path, const char *what) {
+    char why[160];
+    int fd = open_regular(path, why, sizeof why);
+    if (fd < 0) cli_error("%s%s%s: %s", what ? what : "", what ? " " : "", path, why);
+    return fd;
+}
+
+int cli_check_regular(const char *path, const char *what) {
+    int fd = cli_open_regular(path, what);
+    if (fd < 0) return -1;
+    close(fd);
+    return 0;
+}
+
+int cli_check_folder(const char *path, const char *what) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        cli_error("%s%s%s: %s", what ? what : "", what ? " " : "", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        cli_error("%s%s%s: not a folder", what ? what : "", what ? " " : "", path);
+        return -1;
+    }
+    return 0;
+}
+
 char *cli_read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
+    int fd = cli_open_regular(path, NULL);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
         cli_error("%s: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
     size_t cap = 4096, n = 0;
@@ -328,9 +486,63 @@ char *cli_read_file(const char *path, size_t *len) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Where @p path is once every link in it is followed: realpath() for an
+ * existing file, else the resolved folder joined with the last name (NULL
+ * when the folder does not exist either). */
+static char *resolved(const char *path) {
+    char *r = realpath(path, NULL);
+    if (r) return r;
+    char *d = folder_of(path), *rd = d ? realpath(d, NULL) : NULL;
+    char *out = rd ? cli_path(rd, cli_basename(path)) : NULL;
+    free(d);
+    free(rd);
+    return out;
+}
+
+/* 1 when a and b are one file: one inode, or one resolved path */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char *ra = resolved(a), *rb = resolved(b);
+    int same = ra && rb && strcmp(ra, rb) == 0;
+    free(ra);
+    free(rb);
+    return same;
+}
+
+int cli_check_outputs(const cli_file *in, size_t nin, const cli_file *out, size_t nout) {
+    for (size_t i = 0; i < nout; i++) {
+        struct stat st;
+        if (stat(out[i].path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            cli_error("%s %s: is a folder; give a file name", out[i].what, out[i].path);
+            return -1;
+        }
+        for (size_t j = 0; j < nin; j++)
+            if (same_file(out[i].path, in[j].path)) {
+                cli_error("%s %s is the same file as %s %s, which this command reads: "
+                          "choose another name",
+                          out[i].what, out[i].path, in[j].what, in[j].path);
+                return -1;
+            }
+        for (size_t j = 0; j < i; j++)
+            if (same_file(out[i].path, out[j].path)) {
+                cli_error("%s %s and %s %s are the same file: give each its own name", out[j].what,
+                          out[j].path, out[i].what, out[i].path);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+char *cli_split_path(const char *dir, cli_split split, int labels) {
+    static const char *const names[2][2] = {{"train-images-idx3-ubyte", "train-labels-idx1-ubyte"},
+                                            {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}};
+    return cli_path(dir, names[split == SPLIT_TEST][labels != 0]);
+}
+
 int cli_load_split(const char *dir, cli_split split, dcrw_dataset **out) {
-    const char *img = split == SPLIT_TRAIN ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte";
-    const char *lab = split == SPLIT_TRAIN ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte";
     *out = NULL;
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -339,20 +551,21 @@ int cli_load_split(const char *dir, cli_split split, dcrw_dataset **out) {
                   dir);
         return -1;
     }
-    char *ip = cli_path(dir, img), *lp = cli_path(dir, lab);
-    if (!ip || !lp) {
-        free(ip);
-        free(lp);
-        cli_error("--data: out of memory");
-        return -1;
-    }
+    char *ip = cli_split_path(dir, split, 0), *lp = cli_split_path(dir, split, 1);
+    int rc = DCRW_OK, ok = ip && lp;
+    if (!ok) cli_error("--data: out of memory");
     /* labels are optional for the command; read them when they are there */
-    int have_labels = access(lp, R_OK) == 0;
-    int rc = dcrw_dataset_load_idx(out, ip, have_labels ? lp : NULL);
-    if (rc != DCRW_OK) cli_lib_error(rc, "--data %s: cannot load %s", dir, img);
+    int have_labels = ok && lstat(lp, &st) == 0;
+    if (ok && (cli_check_regular(ip, "--data") != 0 ||
+               (have_labels && cli_check_regular(lp, "--data") != 0)))
+        ok = 0;
+    if (ok) {
+        rc = dcrw_dataset_load_idx(out, ip, have_labels ? lp : NULL);
+        if (rc != DCRW_OK) cli_lib_error(rc, "--data %s: cannot load %s", dir, cli_basename(ip));
+    }
     free(ip);
     free(lp);
-    return rc == DCRW_OK ? 0 : -1;
+    return ok && rc == DCRW_OK ? 0 : -1;
 }
 
 int cli_check_shape(const dcrw_dataset *d, const dcrw_config *cfg, const char *what) {
@@ -375,6 +588,13 @@ const char *cli_model_path(const char *given) {
 }
 
 int cli_load_model(const char *path, dcrw_model **out) {
+    char why[160];
+    *out = NULL;
+    if (cli_probe_regular(path, why, sizeof why) != 0) {
+        cli_error("model %s: not a usable dcrw checkpoint: %s%s", path, why,
+                  strcmp(path, DCRW_SHIPPED_MODEL) ? "" : " (give --model CKPT)");
+        return -1;
+    }
     int rc = dcrw_model_load(out, path);
     if (rc != DCRW_OK) {
         cli_lib_error(rc, "model %s: not a usable dcrw checkpoint%s", path,

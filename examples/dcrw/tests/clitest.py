@@ -1,7 +1,9 @@
 """What the dcrw command's test scripts (test_cli.py, test_mpi.py) share:
 where things are, failure bookkeeping, and the runner of one case."""
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -11,6 +13,40 @@ ROOT = os.environ.get("DCRW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__)
 MNIST = os.environ.get("DCRW_MNIST", os.path.join(ROOT, "data", "mnist"))
 
 failures = []
+
+# A model small enough to train in a second or two, on a slice of MNIST.
+SMALL = ["--set", "glimpses=3", "--set", "dec_size=32", "--set", "z_size=8",
+         "--set", "conv1=8", "--set", "conv2=8",
+         "--train-n", "500", "--valid", "200", "--batch", "50", "--lr", "0.01"]
+
+
+def run(args, timeout=600, **kw):
+    p = subprocess.run([DCRW] + args, capture_output=True, text=True, timeout=timeout, **kw)
+    return p.returncode, p.stdout, p.stderr
+
+
+def ok(args, **kw):
+    rc, out, err = run(args, **kw)
+    if rc != 0:
+        raise SystemExit("dcrw %s: exit %d\n%s%s" % (" ".join(args), rc, out, err))
+    return out
+
+
+def train_small(tmp, name, steps, extra=()):
+    d = os.path.join(tmp, name)
+    ok(["train", "--data", MNIST, "--out", d, "--steps", str(steps), "--eval-every", "5"]
+       + SMALL + list(extra))
+    return d
+
+
+def read_log(run_dir):
+    lines = open(os.path.join(run_dir, "log.csv")).read().splitlines()
+    return lines[0], [l.split(",") for l in lines[1:]]
+
+
+def info_fields(text):
+    return {m.group(1): m.group(2).strip()
+            for m in re.finditer(r"^(\S+)\s{2,}(.*)$", text, re.M)}
 
 
 def listing(d):

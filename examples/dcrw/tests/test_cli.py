@@ -23,33 +23,10 @@ import time
 import xml.etree.ElementTree as ET
 import zlib
 
-from clitest import DCRW, MNIST, ROOT, check, listing, main as run_case
+from clitest import (DCRW, MNIST, ROOT, SMALL, check, info_fields, listing, main as run_case, ok,
+                     read_log, run, train_small)
 HAVE_PNG = os.environ.get("DCRW_CLI_HAVE_PNG", "1") == "1"
 HAVE_GIF = os.environ.get("DCRW_CLI_HAVE_GIF", "1") == "1"
-
-# A model small enough to train in a second or two, on a slice of MNIST.
-SMALL = ["--set", "glimpses=3", "--set", "dec_size=32", "--set", "z_size=8",
-         "--set", "conv1=8", "--set", "conv2=8",
-         "--train-n", "500", "--valid", "200", "--batch", "50", "--lr", "0.01"]
-
-def run(args, timeout=600, **kw):
-    p = subprocess.run([DCRW] + args, capture_output=True, text=True, timeout=timeout, **kw)
-    return p.returncode, p.stdout, p.stderr
-
-
-def ok(args, **kw):
-    rc, out, err = run(args, **kw)
-    if rc != 0:
-        raise SystemExit("dcrw %s: exit %d\n%s%s" % (" ".join(args), rc, out, err))
-    return out
-
-
-def train_small(tmp, name, steps, extra=()):
-    d = os.path.join(tmp, name)
-    ok(["train", "--data", MNIST, "--out", d, "--steps", str(steps), "--eval-every", "5"]
-       + SMALL + list(extra))
-    return d
-
 
 # ---------------------------------------------------------------- decoders
 def png_decode(path):
@@ -140,16 +117,6 @@ def gif_info(path):
 
 def grid(cols, rows, cell, pad=2):
     return cols * (cell + pad) + pad, rows * (cell + pad) + pad
-
-
-def read_log(run_dir):
-    lines = open(os.path.join(run_dir, "log.csv")).read().splitlines()
-    return lines[0], [l.split(",") for l in lines[1:]]
-
-
-def info_fields(text):
-    return {m.group(1): m.group(2).strip()
-            for m in re.finditer(r"^(\S+)\s{2,}(.*)$", text, re.M)}
 
 
 # ------------------------------------------------------------------- cases
@@ -685,8 +652,8 @@ def case_badinput(tmp):
         (["sample", "--model", ck, "--glimpses", "4", "--out", o("s.png")], "glimpse 4"),
         (["sample", "--model", ck, "--glimpses", "1,,2", "--out", o("s.png")], "glimpses"),
         (["sample", "--model", ck, "--glimpses", "0", "--out", o("s.png")], "glimpse 0"),
-        (["sample", "--model", ck, "--out", os.path.join(tmp, "no", "s.png")], "s.png"),
-        (["sample", "--model", ck, "--gif", os.path.join(tmp, "no", "s.gif")], "s.gif"),
+        (["sample", "--model", ck, "--out", os.path.join(junk, "s.png")], "s.png"),
+        (["sample", "--model", ck, "--gif", os.path.join(junk, "s.gif")], "s.gif"),
         (["reconstruct", "--model", ck, "--data", MNIST, "--n", "1001", "--out", o("r.png")],
          "n"),
         (["reconstruct", "--model", ck, "--data", MNIST, "--first", "9999", "--n", "2",

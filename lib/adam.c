@@ -4,13 +4,13 @@
 #include "adam.h"
 #include "vmath.h"
 
-double grad_norm(const float *g, size_t n) {
+double dcrw_grad_norm(const float *g, size_t n) {
     double acc = 0.0;
     for (size_t i = 0; i < n; i++) acc += (double)g[i] * g[i];
     return sqrt(acc);
 }
 
-void grad_scale(float *g, size_t n, float scale) {
+void dcrw_grad_scale(float *g, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) g[i] *= scale;
 }
 
@@ -55,8 +55,8 @@ static void adam_kernel(size_t n, float *restrict param, const float *restrict g
     }
 }
 
-int adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr,
-                float beta1, float beta2, float eps, uint64_t step) {
+int dcrw_adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr,
+                     float beta1, float beta2, float eps, uint64_t step) {
     /* bias corrections in double: 1 − β^t loses digits in float for small t */
     const double bc1 = 1.0 - pow(beta1, (double)step);
     const double bc2 = 1.0 - pow(beta2, (double)step);

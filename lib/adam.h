@@ -7,12 +7,12 @@
 #include <stdint.h>
 
 /* sqrt(Σ g²), accumulated in double */
-double grad_norm(const float *g, size_t n);
+double dcrw_grad_norm(const float *g, size_t n);
 
 /* g *= scale */
-void grad_scale(float *g, size_t n, float scale);
+void dcrw_grad_scale(float *g, size_t n, float scale);
 
-/* What adam_update refuses: the bits of the updated values that would not
+/* What dcrw_adam_update refuses: the bits of the updated values that would not
  * be finite. */
 enum { ADAM_BAD_PARAM = 1, ADAM_BAD_M = 2, ADAM_BAD_V = 4 };
 
@@ -21,7 +21,7 @@ enum { ADAM_BAD_PARAM = 1, ADAM_BAD_M = 2, ADAM_BAD_V = 4 };
  * or second moments) that the update would make non-finite: a moment that
  * overflows leaves the parameters finite but stops them learning, and a
  * checkpoint holding it would not load. */
-int adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr,
-                float beta1, float beta2, float eps, uint64_t step);
+int dcrw_adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr,
+                     float beta1, float beta2, float eps, uint64_t step);
 
 #endif

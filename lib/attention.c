@@ -18,7 +18,7 @@ static int att_scratch(const dcrw_dims *d, int B, int N, size_t extra, size_t fb
         dcrw_mul_size((size_t)B, (size_t)N * d->H, &sz[2]))
         return -1;
     sz[3] = (size_t)B;
-    sz[4] = fb_aux_floats(B, N);
+    sz[4] = dcrw_fb_aux_floats(B, N);
     sz[5] = extra;
     sz[6] = fbs;
     for (int k = 0; k < 7; k++) {
@@ -62,15 +62,15 @@ int dcrw_read(const dcrw_model *m, int B, const float *x, const float *xhat, con
 
     int N = d->Nr;
     size_t off[7], total;
-    if (att_scratch(d, B, N, 0, fb_read_scratch_floats(B, d->C, N, d->H, d->W), off, &total))
+    if (att_scratch(d, B, N, 0, dcrw_fb_read_scratch_floats(B, d->C, N, d->H, d->W), off, &total))
         return dcrw_fail(DCRW_ENOMEM, "dcrw_read: scratch size overflows for B = %d", B);
     float *s = dcrw_alloc(total * sizeof(float));
     if (!s) return dcrw_fail(DCRW_ENOMEM, "dcrw_read: cannot allocate %zu floats", total);
     float *p5 = s + off[0], *FX = s + off[1], *FY = s + off[2], *gamma = s + off[3];
     float *aux = s + off[4], *fbs = s + off[6];
-    dense_forward(B, d->D, 5, h_dec, d->D, m->p.ratt_w, m->p.ratt_b, p5, 5);
-    fb_filters_forward(B, N, d->H, d->W, p5, FX, FY, gamma, aux);
-    fb_read_forward(B, d->C, N, d->H, d->W, FX, FY, gamma, x, xhat, r, fbs);
+    dcrw_dense_forward(B, d->D, 5, h_dec, d->D, m->p.ratt_w, m->p.ratt_b, p5, 5);
+    dcrw_fb_filters_forward(B, N, d->H, d->W, p5, FX, FY, gamma, aux);
+    dcrw_fb_read_forward(B, d->C, N, d->H, d->W, FX, FY, gamma, x, xhat, r, fbs);
     dcrw_free(s);
     /* finite inputs, but parameters huge enough to overflow */
     return check_finite(r, B, d->R, "dcrw_read", "the read r");
@@ -85,23 +85,24 @@ int dcrw_write(const dcrw_model *m, int B, const float *h_dec, float *delta) {
     if (rc) return rc;
 
     if (!d->wa) {
-        dense_forward(B, d->D, d->P, h_dec, d->D, m->p.write_w, m->p.write_b, delta, d->P);
+        dcrw_dense_forward(B, d->D, d->P, h_dec, d->D, m->p.write_w, m->p.write_b, delta, d->P);
         return check_finite(delta, B, d->P, "dcrw_write", "the write delta");
     }
 
     int N = d->Nw;
     size_t wsz, off[7], total;
     if (dcrw_mul_size((size_t)B, (size_t)d->Wout, &wsz) ||
-        att_scratch(d, B, N, wsz, fb_write_scratch_floats(B, d->C, N, d->H, d->W), off, &total))
+        att_scratch(d, B, N, wsz, dcrw_fb_write_scratch_floats(B, d->C, N, d->H, d->W), off,
+                    &total))
         return dcrw_fail(DCRW_ENOMEM, "dcrw_write: scratch size overflows for B = %d", B);
     float *s = dcrw_alloc(total * sizeof(float));
     if (!s) return dcrw_fail(DCRW_ENOMEM, "dcrw_write: cannot allocate %zu floats", total);
     float *p5 = s + off[0], *FX = s + off[1], *FY = s + off[2], *gamma = s + off[3];
     float *aux = s + off[4], *w = s + off[5], *fbs = s + off[6];
-    dense_forward(B, d->D, 5, h_dec, d->D, m->p.watt_w, m->p.watt_b, p5, 5);
-    dense_forward(B, d->D, d->Wout, h_dec, d->D, m->p.write_w, m->p.write_b, w, d->Wout);
-    fb_filters_forward(B, N, d->H, d->W, p5, FX, FY, gamma, aux);
-    fb_write_forward(B, d->C, N, d->H, d->W, FX, FY, gamma, w, delta, 0, fbs);
+    dcrw_dense_forward(B, d->D, 5, h_dec, d->D, m->p.watt_w, m->p.watt_b, p5, 5);
+    dcrw_dense_forward(B, d->D, d->Wout, h_dec, d->D, m->p.write_w, m->p.write_b, w, d->Wout);
+    dcrw_fb_filters_forward(B, N, d->H, d->W, p5, FX, FY, gamma, aux);
+    dcrw_fb_write_forward(B, d->C, N, d->H, d->W, FX, FY, gamma, w, delta, 0, fbs);
     dcrw_free(s);
     return check_finite(delta, B, d->P, "dcrw_write", "the write delta");
 }

@@ -1,5 +1,5 @@
 /* Backpropagation through time of the batch-mean loss (MODEL.md §5) after
- * pass_forward with keep = 1.
+ * dcrw_pass_forward with keep = 1.
  *
  * The loop runs t = T−1 … 0 and carries dL/dc (the canvas), dL/dh_dec and
  * dL/ds_dec (and the encoder's). Each step turns its stored activations into
@@ -40,11 +40,11 @@ static void write_backward(dcrw_pass *ps, int t, float *dh) {
         float *FX = SLOT(ps, wFX, t, (size_t)B * d->Nw * d->W);
         float *FY = SLOT(ps, wFY, t, (size_t)B * d->Nw * d->H);
         float *gm = SLOT(ps, wg, t, (size_t)B);
-        fb_write_backward(B, d->C, d->Nw, d->H, d->W, FX, FY, gm, w, ps->dc, ps->dw, ps->dFX,
-                          ps->dFY, ps->dg, ps->scratch);
-        fb_filters_backward(B, d->Nw, d->H, d->W, p5, FX, FY, gm,
-                            SLOT(ps, waux, t, fb_aux_floats(B, d->Nw)), ps->dFX, ps->dFY, ps->dg,
-                            ps->dp5);
+        dcrw_fb_write_backward(B, d->C, d->Nw, d->H, d->W, FX, FY, gm, w, ps->dc, ps->dw, ps->dFX,
+                               ps->dFY, ps->dg, ps->scratch);
+        dcrw_fb_filters_backward(B, d->Nw, d->H, d->W, p5, FX, FY, gm,
+                                 SLOT(ps, waux, t, dcrw_fb_aux_floats(B, d->Nw)), ps->dFX, ps->dFY,
+                                 ps->dg, ps->dp5);
         memcpy(p5, ps->dp5, (size_t)B * 5 * sizeof(float));
         memcpy(w, ps->dw, (size_t)B * d->Wout * sizeof(float));
         gemm_nn(B, d->D, 5, p5, 5, p->watt_w, d->D, 1.0f, dh, d->D);
@@ -62,21 +62,22 @@ static void read_backward(dcrw_pass *ps, int t, const float *x, const float *dr,
     const int B = ps->B, P = d->P;
     const float *cp = SLOT(ps, c, t, (size_t)B * P);
     /* x̂_t is cheap to recompute and as big as the canvas: not kept */
-    xhat_rows(B, P, x, cp, ps->xhat, P);
+    dcrw_xhat_rows(B, P, x, cp, ps->xhat, P);
     float *p5 = SLOT(ps, rp5, t, (size_t)B * 5);
     float *FX = SLOT(ps, rFX, t, (size_t)B * d->Nr * d->W);
     float *FY = SLOT(ps, rFY, t, (size_t)B * d->Nr * d->H);
     float *gm = SLOT(ps, rg, t, (size_t)B);
-    fb_read_backward(B, d->C, d->Nr, d->H, d->W, FX, FY, gm, x, ps->xhat, dr, NULL, ps->dxhat,
-                     ps->dFX, ps->dFY, ps->dg, ps->scratch);
-    fb_filters_backward(B, d->Nr, d->H, d->W, p5, FX, FY, gm,
-                        SLOT(ps, raux, t, fb_aux_floats(B, d->Nr)), ps->dFX, ps->dFY, ps->dg,
-                        ps->dp5);
+    dcrw_fb_read_backward(B, d->C, d->Nr, d->H, d->W, FX, FY, gm, x, ps->xhat, dr, NULL, ps->dxhat,
+                          ps->dFX, ps->dFY, ps->dg, ps->scratch);
+    dcrw_fb_filters_backward(B, d->Nr, d->H, d->W, p5, FX, FY, gm,
+                             SLOT(ps, raux, t, dcrw_fb_aux_floats(B, d->Nr)), ps->dFX, ps->dFY,
+                             ps->dg, ps->dp5);
     memcpy(p5, ps->dp5, (size_t)B * 5 * sizeof(float));
     gemm_nn(B, d->D, 5, p5, 5, m->p.ratt_w, d->D, 1.0f, dhn, d->D);
 }
 
-void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad, float inv_batch) {
+void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
+                        float inv_batch) {
     const dcrw_model *m = ps->m;
     const dcrw_dims *d = &m->d;
     const dcrw_views *p = &m->p;
@@ -89,7 +90,7 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
     const cnn_shape cs = {B, d->Cin, d->ch, d->cw, d->K1, d->K2};
     const float inv_b = inv_batch;
 
-    bernoulli_backward(BP, SLOT(ps, c, T, BP), x, inv_b, ps->dc);
+    dcrw_bernoulli_backward(BP, SLOT(ps, c, T, BP), x, inv_b, ps->dc);
     memset(ps->dh, 0, BD * sizeof(float));
     memset(ps->dsd, 0, BD * sizeof(float));
     if (!d->cnn) {
@@ -107,7 +108,7 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
 
         /* decoder LSTM: dL/dq in place of the gates, then dz and the carry */
         float *gq = SLOT(ps, gd, t, BD * 4);
-        lstm_cell_backward(B, D, gq, SLOT(ps, sd, t, BD), SLOT(ps, td, t, BD), dh, ps->dsd);
+        dcrw_lstm_cell_backward(B, D, gq, SLOT(ps, sd, t, BD), SLOT(ps, td, t, BD), dh, ps->dsd);
         gemm_nn(B, Z, 4 * D, gq, 4 * D, p->dec_wih, Z, 0.0f, ps->dz, Z);
         gemm_nn(B, D, 4 * D, gq, 4 * D, p->dec_whh, D, 0.0f, dhn, D);
 
@@ -120,7 +121,7 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
         } else {
             for (size_t i = 0; i < BZ; i++) ps->dze[i] = ps->dz[i] * eps_t[i];
             float *mu = SLOT(ps, mu, t, BZ), *ls = SLOT(ps, ls, t, BZ);
-            latent_backward(BZ, mu, ls, ps->dz, ps->dze, inv_b);
+            dcrw_latent_backward(BZ, mu, ls, ps->dz, ps->dze, inv_b);
             gemm_nn(B, Q, Z, mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
             gemm_nn(B, Q, Z, ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
 
@@ -130,8 +131,8 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
             if (!d->cnn) {
                 float *ge = SLOT(ps, ge, t, BE * 4);
                 for (size_t i = 0; i < BE; i++) ps->dhe[i] += ps->de[i];
-                lstm_cell_backward(B, E, ge, SLOT(ps, se, t, BE), SLOT(ps, te, t, BE), ps->dhe,
-                                   ps->dse);
+                dcrw_lstm_cell_backward(B, E, ge, SLOT(ps, se, t, BE), SLOT(ps, te, t, BE), ps->dhe,
+                                        ps->dse);
                 gemm_nn(B, E, 4 * E, ge, 4 * E, p->enc_whh, E, 0.0f, ps->dhe, E);
                 gemm_nn(B, Us, 4 * E, ge, 4 * E, p->enc_wih + ps->ucol, d->Rin, 0.0f, ps->du, Us);
                 add_rows(B, D, ps->du + Us - D, Us, dhn, D);
@@ -139,20 +140,20 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
                 ldsrc = Us;
             } else {
                 add_rows(B, D, ps->de + d->F, Q, dhn, D);
-                cnn_backward(&cs, SLOT(ps, r, t, (size_t)B * d->R), p->conv1_w, p->conv2_w,
-                             SLOT(ps, cs, t, ps->cnn_saved), ps->de, Q, ps->dr, g.conv1_w,
-                             g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
+                dcrw_cnn_backward(&cs, SLOT(ps, r, t, (size_t)B * d->R), p->conv1_w, p->conv2_w,
+                                  SLOT(ps, cs, t, ps->cnn_saved), ps->de, Q, ps->dr, g.conv1_w,
+                                  g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
                 dsrc = ps->dr;
                 ldsrc = d->R;
             }
             if (d->ra) {
-                if (dsrc != ps->dr) copy_rows(B, d->R, dsrc, ldsrc, ps->dr, d->R);
+                if (dsrc != ps->dr) dcrw_copy_rows(B, d->R, dsrc, ldsrc, ps->dr, d->R);
                 read_backward(ps, t, x, ps->dr, dhn);
                 dsrc = ps->dxhat;
                 ldsrc = P;
             }
             /* x̂_t = x − σ(c_{t−1}): the canvas before this step gets −σ′·dx̂ */
-            xhat_rows_backward(B, P, SLOT(ps, c, t, BP), dsrc, ldsrc, ps->dc);
+            dcrw_xhat_rows_backward(B, P, SLOT(ps, c, t, BP), dsrc, ldsrc, ps->dc);
         }
         float *tmp = dh;
         dh = dhn;
@@ -160,35 +161,39 @@ void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
     }
 
     if (noread_cnn) {
-        latent_backward(BZ, ps->mu, ps->ls, ps->gz, ps->gze, (float)T * inv_b);
+        dcrw_latent_backward(BZ, ps->mu, ps->ls, ps->gz, ps->gze, (float)T * inv_b);
         gemm_nn(B, Q, Z, ps->mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
         gemm_nn(B, Q, Z, ps->ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
-        dense_backward(B, Q, Z, ps->e, Q, p->mu_w, ps->mu, Z, NULL, 0, 0.0f, g.mu_w, g.mu_b);
-        dense_backward(B, Q, Z, ps->e, Q, p->ls_w, ps->ls, Z, NULL, 0, 0.0f, g.ls_w, g.ls_b);
-        cnn_backward(&cs, x, p->conv1_w, p->conv2_w, ps->cs, ps->de, Q, NULL, g.conv1_w, g.conv1_b,
-                     g.conv2_w, g.conv2_b, ps->scratch);
+        dcrw_dense_backward(B, Q, Z, ps->e, Q, p->mu_w, ps->mu, Z, NULL, 0, 0.0f, g.mu_w, g.mu_b);
+        dcrw_dense_backward(B, Q, Z, ps->e, Q, p->ls_w, ps->ls, Z, NULL, 0, 0.0f, g.ls_w, g.ls_b);
+        dcrw_cnn_backward(&cs, x, p->conv1_w, p->conv2_w, ps->cs, ps->de, Q, NULL, g.conv1_w,
+                          g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
     }
 
     /* the deferred weight gradients: slots are time-major and contiguous, so
      * h_dec of steps 0..T−1 is hd[0 .. T·B) and of steps 1..T is hd[B ..) */
     const float *hd_prev = ps->hd, *hd_next = ps->hd + BD;
-    dense_backward(TB, Z, 4 * D, ps->z, Z, NULL, ps->gd, 4 * D, NULL, 0, 0.0f, g.dec_wih, g.dec_b);
-    dense_backward(TB, D, 4 * D, hd_prev, D, NULL, ps->gd, 4 * D, NULL, 0, 0.0f, g.dec_whh, NULL);
-    dense_backward(TB, D, d->Wout, hd_next, D, NULL, ps->w, d->Wout, NULL, 0, 0.0f, g.write_w,
-                   g.write_b);
+    dcrw_dense_backward(TB, Z, 4 * D, ps->z, Z, NULL, ps->gd, 4 * D, NULL, 0, 0.0f, g.dec_wih,
+                        g.dec_b);
+    dcrw_dense_backward(TB, D, 4 * D, hd_prev, D, NULL, ps->gd, 4 * D, NULL, 0, 0.0f, g.dec_whh,
+                        NULL);
+    dcrw_dense_backward(TB, D, d->Wout, hd_next, D, NULL, ps->w, d->Wout, NULL, 0, 0.0f, g.write_w,
+                        g.write_b);
     if (d->wa)
-        dense_backward(TB, D, 5, hd_next, D, NULL, ps->wp5, 5, NULL, 0, 0.0f, g.watt_w, g.watt_b);
+        dcrw_dense_backward(TB, D, 5, hd_next, D, NULL, ps->wp5, 5, NULL, 0, 0.0f, g.watt_w,
+                            g.watt_b);
     if (d->ra)
-        dense_backward(TB, D, 5, hd_prev, D, NULL, ps->rp5, 5, NULL, 0, 0.0f, g.ratt_w, g.ratt_b);
+        dcrw_dense_backward(TB, D, 5, hd_prev, D, NULL, ps->rp5, 5, NULL, 0, 0.0f, g.ratt_w,
+                            g.ratt_b);
     if (!noread_cnn) {
         const float *e_all = d->cnn ? ps->e : ps->he + BE;
-        dense_backward(TB, Q, Z, e_all, Q, NULL, ps->mu, Z, NULL, 0, 0.0f, g.mu_w, g.mu_b);
-        dense_backward(TB, Q, Z, e_all, Q, NULL, ps->ls, Z, NULL, 0, 0.0f, g.ls_w, g.ls_b);
+        dcrw_dense_backward(TB, Q, Z, e_all, Q, NULL, ps->mu, Z, NULL, 0, 0.0f, g.mu_w, g.mu_b);
+        dcrw_dense_backward(TB, Q, Z, e_all, Q, NULL, ps->ls, Z, NULL, 0, 0.0f, g.ls_w, g.ls_b);
     }
     if (!d->cnn) {
         gemm_tn(4 * E, Us, TB, ps->ge, 4 * E, ps->U, Us, 1.0f, g.enc_wih + ps->ucol, d->Rin);
-        dense_backward(TB, E, 4 * E, ps->he, E, NULL, ps->ge, 4 * E, NULL, 0, 0.0f, g.enc_whh,
-                       g.enc_b);
+        dcrw_dense_backward(TB, E, 4 * E, ps->he, E, NULL, ps->ge, 4 * E, NULL, 0, 0.0f, g.enc_whh,
+                            g.enc_b);
         if (!d->ra) {
             /* the hoisted x columns: Σ_t dq_t, then one product with x */
             memset(ps->xq, 0, BE * 4 * sizeof(float));

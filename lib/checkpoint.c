@@ -75,7 +75,7 @@ static int32_t *int_field(dcrw_config *c, int k) {
     return (int32_t *)(void *)((char *)c + int_keys[k].offset);
 }
 
-/* The elements of an st_out, or 0 for a shape st_write_atomic refuses
+/* The elements of an st_out, or 0 for a shape dcrw_st_write_atomic refuses
  * anyway (a negative or overflowing one). */
 static size_t out_count(const st_out *o) {
     size_t n = 1;
@@ -95,8 +95,8 @@ static int check_finite_out(const st_out *o) {
                      o->name ? o->name : "a tensor", i, (double)o->data[i]);
 }
 
-int ckpt_write(const char *path, const dcrw_model *m, const st_out *extra, int nextra,
-               const char *const *extra_keys, const char *const *extra_vals, int nextra_meta) {
+int dcrw_ckpt_write(const char *path, const dcrw_model *m, const st_out *extra, int nextra,
+                    const char *const *extra_keys, const char *const *extra_vals, int nextra_meta) {
     DCRW_CHECK_ARG(path, "checkpoint: path is NULL");
     DCRW_CHECK_ARG(m, "checkpoint: model is NULL");
     DCRW_CHECK_ARG(nextra >= 0 && nextra_meta >= 0, "checkpoint: negative count");
@@ -147,7 +147,7 @@ int ckpt_write(const char *path, const dcrw_model *m, const st_out *extra, int n
     for (int i = 0; i < nextra_meta; i++) mk[nm + i] = extra_keys[i], mv[nm + i] = extra_vals[i];
     rc = DCRW_OK;
     for (int i = 0; i < nt && !rc; i++) rc = check_finite_out(&outs[i]);
-    if (!rc) rc = st_write_atomic(path, outs, nt, mk, mv, nmeta);
+    if (!rc) rc = dcrw_st_write_atomic(path, outs, nt, mk, mv, nmeta);
 out:
     dcrw_free(outs);
     dcrw_free(mk);
@@ -173,7 +173,7 @@ static float load_f32le(const uint8_t *p) {
  * with the error recorded in *rc. */
 static const st_tensor *check_tensor(const st_file *f, const char *name, int ndim,
                                      const int64_t *shape, int *rc) {
-    const st_tensor *t = st_find(f, name);
+    const st_tensor *t = dcrw_st_find(f, name);
     *rc = DCRW_OK;
     if (!t) {
         *rc = dcrw_fail(DCRW_ENOTFOUND, "missing tensor %.80s", name);
@@ -195,8 +195,8 @@ static const st_tensor *check_tensor(const st_file *f, const char *name, int ndi
     return t;
 }
 
-int ckpt_copy_tensor(const st_file *f, const char *name, int ndim, const int64_t *shape,
-                     float *dst) {
+int dcrw_ckpt_copy_tensor(const st_file *f, const char *name, int ndim, const int64_t *shape,
+                          float *dst) {
     DCRW_CHECK_ARG(f && name && (shape || ndim == 0), "checkpoint: NULL argument");
     DCRW_CHECK_ARG(ndim >= 0 && ndim <= ST_MAX_DIMS, "checkpoint: ndim %d", ndim);
     int rc;
@@ -217,7 +217,7 @@ int ckpt_copy_tensor(const st_file *f, const char *name, int ndim, const int64_t
 
 /* A decimal integer, nothing else: optional '-', digits. */
 static int meta_int(const st_file *f, const char *key, int required, int32_t *out) {
-    const char *s = st_meta(f, key);
+    const char *s = dcrw_st_meta(f, key);
     if (!s) {
         if (required) return dcrw_fail(DCRW_ENOTFOUND, "missing metadata key %s", key);
         *out = 0;
@@ -238,7 +238,7 @@ static int meta_int(const st_file *f, const char *key, int required, int32_t *ou
 }
 
 static int meta_bool(const st_file *f, const char *key, int32_t *out) {
-    const char *s = st_meta(f, key);
+    const char *s = dcrw_st_meta(f, key);
     if (!s) return dcrw_fail(DCRW_ENOTFOUND, "missing metadata key %s", key);
     if (!strcmp(s, "true"))
         *out = 1;
@@ -251,7 +251,7 @@ static int meta_bool(const st_file *f, const char *key, int32_t *out) {
 }
 
 static int meta_float(const st_file *f, const char *key, float *out) {
-    const char *s = st_meta(f, key);
+    const char *s = dcrw_st_meta(f, key);
     *out = 0.0f;
     if (!s) return DCRW_OK;
     /* strtof would skip leading blanks; a value is exactly a number ("nan"
@@ -270,14 +270,14 @@ static int meta_float(const st_file *f, const char *key, float *out) {
 }
 
 static int config_from_meta(const st_file *f, dcrw_config *c) {
-    const char *fmt = st_meta(f, "dcrw.format");
+    const char *fmt = dcrw_st_meta(f, "dcrw.format");
     if (!fmt) return dcrw_fail(DCRW_ENOTFOUND, "missing metadata key dcrw.format");
     if (strcmp(fmt, "1") != 0)
         return dcrw_fail(DCRW_EUNSUPPORTED, "checkpoint format \"%.40s\", this library reads \"1\"",
                          fmt);
     memset(c, 0, sizeof *c);
     c->size = sizeof *c;
-    const char *enc = st_meta(f, "dcrw.encoder");
+    const char *enc = dcrw_st_meta(f, "dcrw.encoder");
     if (!enc) return dcrw_fail(DCRW_ENOTFOUND, "missing metadata key dcrw.encoder");
     if (!strcmp(enc, "lstm"))
         c->encoder = DCRW_ENCODER_LSTM;
@@ -303,7 +303,7 @@ static int config_from_meta(const st_file *f, dcrw_config *c) {
     return meta_float(f, "dcrw.canvas_init", &c->canvas_init);
 }
 
-int ckpt_model_from_file(const st_file *f, dcrw_model **out) {
+int dcrw_ckpt_model_from_file(const st_file *f, dcrw_model **out) {
     DCRW_CHECK_ARG(out, "checkpoint: out is NULL");
     *out = NULL;
     DCRW_CHECK_ARG(f, "checkpoint: file is NULL");
@@ -337,7 +337,8 @@ int ckpt_model_from_file(const st_file *f, dcrw_model **out) {
     for (int i = 0; i < m->lay.ntensors; i++) {
         int id = m->lay.order[i];
         const dcrw_tensor_info *t = &m->lay.t[id];
-        rc = ckpt_copy_tensor(f, dcrw_tensor_names[id], t->ndim, t->shape, m->params + t->offset);
+        rc = dcrw_ckpt_copy_tensor(f, dcrw_tensor_names[id], t->ndim, t->shape,
+                                   m->params + t->offset);
         if (rc) {
             dcrw_model_destroy(m);
             return rc;
@@ -352,15 +353,15 @@ int dcrw_model_load(dcrw_model **out, const char *path) {
     *out = NULL;
     DCRW_CHECK_ARG(path, "dcrw_model_load: path is NULL");
     st_file f;
-    int rc = st_read(&f, path);
+    int rc = dcrw_st_read(&f, path);
     if (rc) return rc;
-    rc = ckpt_model_from_file(&f, out);
-    st_free(&f);
+    rc = dcrw_ckpt_model_from_file(&f, out);
+    dcrw_st_free(&f);
     return rc;
 }
 
 int dcrw_model_save(const dcrw_model *m, const char *path) {
     DCRW_CHECK_ARG(m, "dcrw_model_save: model is NULL");
     DCRW_CHECK_ARG(path, "dcrw_model_save: path is NULL");
-    return ckpt_write(path, m, NULL, 0, NULL, NULL, 0);
+    return dcrw_ckpt_write(path, m, NULL, 0, NULL, NULL, 0);
 }

@@ -8,17 +8,17 @@
 #include "safetensors.h"
 
 /* Save m plus extra tensors and metadata pairs, atomically. */
-int ckpt_write(const char *path, const dcrw_model *m, const st_out *extra, int nextra,
-               const char *const *extra_keys, const char *const *extra_vals, int nextra_meta);
+int dcrw_ckpt_write(const char *path, const dcrw_model *m, const st_out *extra, int nextra,
+                    const char *const *extra_keys, const char *const *extra_vals, int nextra_meta);
 
 /* Build a model from a parsed file: configuration from the metadata, every
  * required tensor present, F32, with the shape the configuration implies.
  * Unknown tensors and keys are ignored. */
-int ckpt_model_from_file(const st_file *f, dcrw_model **out);
+int dcrw_ckpt_model_from_file(const st_file *f, dcrw_model **out);
 
 /* Copy tensor `name` of f into dst (count floats), checking dtype and that
  * its shape has exactly count elements and matches `shape` (ndim dims). */
-int ckpt_copy_tensor(const st_file *f, const char *name, int ndim, const int64_t *shape,
-                     float *dst);
+int dcrw_ckpt_copy_tensor(const st_file *f, const char *name, int ndim, const int64_t *shape,
+                          float *dst);
 
 #endif

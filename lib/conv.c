@@ -153,7 +153,7 @@ static double sum_floats(const float *x, size_t n) {
     return s;
 }
 
-size_t conv3x3_scratch_floats(int B, int Cin, int K, int H, int W) {
+size_t dcrw_conv3x3_scratch_floats(int B, int Cin, int K, int H, int W) {
     /* [Cin·9 × N] columns (reused for dcols in backward) and [K × N] products */
     const size_t N = sz_4(B, H, W, 1);
     return sz_mul(sz_add(sz_mul(sz_nonneg(Cin), 9), sz_nonneg(K)), N);
@@ -188,8 +188,9 @@ static void conv_forward_group(int B, int Cin, int K, int H, int W, const float 
     }
 }
 
-void conv3x3_relu_forward_cols(int B, int Cin, int K, int H, int W, const float *in, const float *w,
-                               const float *b, float *out, float *scratch, size_t max_cols) {
+void dcrw_conv3x3_relu_forward_cols(int B, int Cin, int K, int H, int W, const float *in,
+                                    const float *w, const float *b, float *out, float *scratch,
+                                    size_t max_cols) {
     if (B <= 0 || Cin <= 0 || K <= 0 || H <= 0 || W <= 0) return;
     const size_t HW = (size_t)H * W;
     const int g = conv_group(B, H, W, max_cols);
@@ -200,9 +201,9 @@ void conv3x3_relu_forward_cols(int B, int Cin, int K, int H, int W, const float 
     }
 }
 
-void conv3x3_relu_forward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
-                          const float *b, float *out, float *scratch) {
-    conv3x3_relu_forward_cols(B, Cin, K, H, W, in, w, b, out, scratch, INT_MAX);
+void dcrw_conv3x3_relu_forward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
+                               const float *b, float *out, float *scratch) {
+    dcrw_conv3x3_relu_forward_cols(B, Cin, K, H, W, in, w, b, out, scratch, INT_MAX);
 }
 
 static void conv_backward_group(int B, int Cin, int K, int H, int W, const float *in,
@@ -231,9 +232,10 @@ static void conv_backward_group(int B, int Cin, int K, int H, int W, const float
     }
 }
 
-void conv3x3_relu_backward_cols(int B, int Cin, int K, int H, int W, const float *in,
-                                const float *w, const float *out, const float *dout, float *din,
-                                float *dw, float *db, float *scratch, size_t max_cols) {
+void dcrw_conv3x3_relu_backward_cols(int B, int Cin, int K, int H, int W, const float *in,
+                                     const float *w, const float *out, const float *dout,
+                                     float *din, float *dw, float *db, float *scratch,
+                                     size_t max_cols) {
     if (B <= 0 || Cin <= 0 || K <= 0 || H <= 0 || W <= 0) return;
     const size_t HW = (size_t)H * W;
     const int g = conv_group(B, H, W, max_cols);
@@ -245,15 +247,16 @@ void conv3x3_relu_backward_cols(int B, int Cin, int K, int H, int W, const float
     }
 }
 
-void conv3x3_relu_backward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
-                           const float *out, const float *dout, float *din, float *dw, float *db,
-                           float *scratch) {
-    conv3x3_relu_backward_cols(B, Cin, K, H, W, in, w, out, dout, din, dw, db, scratch, INT_MAX);
+void dcrw_conv3x3_relu_backward(int B, int Cin, int K, int H, int W, const float *in,
+                                const float *w, const float *out, const float *dout, float *din,
+                                float *dw, float *db, float *scratch) {
+    dcrw_conv3x3_relu_backward_cols(B, Cin, K, H, W, in, w, out, dout, din, dw, db, scratch,
+                                    INT_MAX);
 }
 
 /* ---- 2×2 max-pool ---- */
 
-void maxpool2_forward(int B, int C, int H, int W, const float *in, float *out, uint8_t *arg) {
+void dcrw_maxpool2_forward(int B, int C, int H, int W, const float *in, float *out, uint8_t *arg) {
     if (B <= 0 || C <= 0 || H <= 0 || W <= 0) return;
     const int Ho = H / 2, Wo = W / 2;
     if (Ho == 0 || Wo == 0) return;
@@ -285,8 +288,8 @@ void maxpool2_forward(int B, int C, int H, int W, const float *in, float *out, u
     }
 }
 
-void maxpool2_backward(int B, int C, int H, int W, const float *dout, const uint8_t *arg,
-                       float *din) {
+void dcrw_maxpool2_backward(int B, int C, int H, int W, const float *dout, const uint8_t *arg,
+                            float *din) {
     if (B <= 0 || C <= 0 || H <= 0 || W <= 0) return;
     const size_t planes = (size_t)B * C;
     memset(din, 0, planes * H * W * sizeof *din);
@@ -338,12 +341,12 @@ static cnn_layout cnn_layout_of(const cnn_shape *s) {
     return L;
 }
 
-int cnn_out_features(const cnn_shape *s) {
+int dcrw_cnn_out_features(const cnn_shape *s) {
     if (!s || s->K2 <= 0 || s->H <= 0 || s->W <= 0) return 0;
     return s->K2 * (s->H / 4) * (s->W / 4);
 }
 
-size_t cnn_saved_floats(const cnn_shape *s) {
+size_t dcrw_cnn_saved_floats(const cnn_shape *s) {
     return cnn_layout_of(s).total;
 }
 
@@ -358,10 +361,10 @@ static size_t cnn_scratch_g2(const cnn_shape *s, const cnn_layout *L) {
     return sz_round(sz_4(s->B, s->K1, L->H2, L->W2));
 }
 
-size_t cnn_scratch_floats(const cnn_shape *s) {
+size_t dcrw_cnn_scratch_floats(const cnn_shape *s) {
     const cnn_layout L = cnn_layout_of(s);
-    const size_t conv = sz_max(conv3x3_scratch_floats(s->B, s->Cin, s->K1, s->H, s->W),
-                               conv3x3_scratch_floats(s->B, s->K1, s->K2, L.H2, L.W2));
+    const size_t conv = sz_max(dcrw_conv3x3_scratch_floats(s->B, s->Cin, s->K1, s->H, s->W),
+                               dcrw_conv3x3_scratch_floats(s->B, s->K1, s->K2, L.H2, L.W2));
     return sz_add(sz_add(cnn_scratch_g1(s, &L), cnn_scratch_g2(s, &L)), conv);
 }
 
@@ -369,33 +372,33 @@ static int cnn_shape_ok(const cnn_shape *s) {
     return s && s->B > 0 && s->Cin > 0 && s->H > 0 && s->W > 0 && s->K1 > 0 && s->K2 > 0;
 }
 
-void cnn_forward(const cnn_shape *s, const float *in, const float *w1, const float *b1,
-                 const float *w2, const float *b2, float *out, int ldout, float *saved,
-                 float *scratch) {
+void dcrw_cnn_forward(const cnn_shape *s, const float *in, const float *w1, const float *b1,
+                      const float *w2, const float *b2, float *out, int ldout, float *saved,
+                      float *scratch) {
     if (!cnn_shape_ok(s)) return;
     const cnn_layout L = cnn_layout_of(s);
-    const int F = cnn_out_features(s);
+    const int F = dcrw_cnn_out_features(s);
     float *a1 = saved + L.a1, *p1 = saved + L.p1, *a2 = saved + L.a2;
     uint8_t *arg1 = (uint8_t *)(saved + L.arg1), *arg2 = (uint8_t *)(saved + L.arg2);
     float *conv_scratch = scratch + cnn_scratch_g1(s, &L) + cnn_scratch_g2(s, &L);
 
-    conv3x3_relu_forward(s->B, s->Cin, s->K1, s->H, s->W, in, w1, b1, a1, conv_scratch);
-    maxpool2_forward(s->B, s->K1, s->H, s->W, a1, p1, arg1);
-    conv3x3_relu_forward(s->B, s->K1, s->K2, L.H2, L.W2, p1, w2, b2, a2, conv_scratch);
+    dcrw_conv3x3_relu_forward(s->B, s->Cin, s->K1, s->H, s->W, in, w1, b1, a1, conv_scratch);
+    dcrw_maxpool2_forward(s->B, s->K1, s->H, s->W, a1, p1, arg1);
+    dcrw_conv3x3_relu_forward(s->B, s->K1, s->K2, L.H2, L.W2, p1, w2, b2, a2, conv_scratch);
     if (F == 0) return;
     /* one image at a time, so each pooled image lands in its strided row */
     const size_t a2_img = (size_t)s->K2 * L.H2 * L.W2;
     for (int b = 0; b < s->B; b++)
-        maxpool2_forward(1, s->K2, L.H2, L.W2, a2 + b * a2_img, out + (size_t)b * ldout,
-                         arg2 + (size_t)b * F);
+        dcrw_maxpool2_forward(1, s->K2, L.H2, L.W2, a2 + b * a2_img, out + (size_t)b * ldout,
+                              arg2 + (size_t)b * F);
 }
 
-void cnn_backward(const cnn_shape *s, const float *in, const float *w1, const float *w2,
-                  const float *saved, const float *dout, int lddout, float *din, float *dw1,
-                  float *db1, float *dw2, float *db2, float *scratch) {
+void dcrw_cnn_backward(const cnn_shape *s, const float *in, const float *w1, const float *w2,
+                       const float *saved, const float *dout, int lddout, float *din, float *dw1,
+                       float *db1, float *dw2, float *db2, float *scratch) {
     if (!cnn_shape_ok(s)) return;
     const cnn_layout L = cnn_layout_of(s);
-    const int F = cnn_out_features(s);
+    const int F = dcrw_cnn_out_features(s);
     const float *a1 = saved + L.a1, *p1 = saved + L.p1, *a2 = saved + L.a2;
     const uint8_t *arg1 = (const uint8_t *)(saved + L.arg1);
     const uint8_t *arg2 = (const uint8_t *)(saved + L.arg2);
@@ -408,14 +411,14 @@ void cnn_backward(const cnn_shape *s, const float *in, const float *w1, const fl
         memset(da2, 0, (size_t)s->B * a2_img * sizeof *da2);
     } else {
         for (int b = 0; b < s->B; b++)
-            maxpool2_backward(1, s->K2, L.H2, L.W2, dout + (size_t)b * lddout, arg2 + (size_t)b * F,
-                              da2 + b * a2_img);
+            dcrw_maxpool2_backward(1, s->K2, L.H2, L.W2, dout + (size_t)b * lddout,
+                                   arg2 + (size_t)b * F, da2 + b * a2_img);
     }
     float *dp1 = g2;
-    conv3x3_relu_backward(s->B, s->K1, s->K2, L.H2, L.W2, p1, w2, a2, da2, dp1, dw2, db2,
-                          conv_scratch);
+    dcrw_conv3x3_relu_backward(s->B, s->K1, s->K2, L.H2, L.W2, p1, w2, a2, da2, dp1, dw2, db2,
+                               conv_scratch);
     float *da1 = g1;
-    maxpool2_backward(s->B, s->K1, s->H, s->W, dp1, arg1, da1);
-    conv3x3_relu_backward(s->B, s->Cin, s->K1, s->H, s->W, in, w1, a1, da1, din, dw1, db1,
-                          conv_scratch);
+    dcrw_maxpool2_backward(s->B, s->K1, s->H, s->W, dp1, arg1, da1);
+    dcrw_conv3x3_relu_backward(s->B, s->Cin, s->K1, s->H, s->W, in, w1, a1, da1, din, dw1, db1,
+                               conv_scratch);
 }

@@ -15,47 +15,49 @@ typedef struct cnn_shape {
 } cnn_shape;
 
 /* F, the features per image */
-int cnn_out_features(const cnn_shape *s);
-/* floats cnn_forward keeps in `saved` for cnn_backward */
-size_t cnn_saved_floats(const cnn_shape *s);
+int dcrw_cnn_out_features(const cnn_shape *s);
+/* floats dcrw_cnn_forward keeps in `saved` for dcrw_cnn_backward */
+size_t dcrw_cnn_saved_floats(const cnn_shape *s);
 /* floats of scratch either direction needs */
-size_t cnn_scratch_floats(const cnn_shape *s);
+size_t dcrw_cnn_scratch_floats(const cnn_shape *s);
 
 /* in [B×Cin×H×W] -> out rows of F floats at stride ldout. */
-void cnn_forward(const cnn_shape *s, const float *in, const float *w1, const float *b1,
-                 const float *w2, const float *b2, float *out, int ldout, float *saved,
-                 float *scratch);
+void dcrw_cnn_forward(const cnn_shape *s, const float *in, const float *w1, const float *b1,
+                      const float *w2, const float *b2, float *out, int ldout, float *saved,
+                      float *scratch);
 
 /* dout rows of F at stride lddout -> din [B×Cin×H×W] overwritten (NULL to
  * skip: the input is data), dw1, db1, dw2, db2 accumulated (+=). */
-void cnn_backward(const cnn_shape *s, const float *in, const float *w1, const float *w2,
-                  const float *saved, const float *dout, int lddout, float *din, float *dw1,
-                  float *db1, float *dw2, float *db2, float *scratch);
+void dcrw_cnn_backward(const cnn_shape *s, const float *in, const float *w1, const float *w2,
+                       const float *saved, const float *dout, int lddout, float *din, float *dw1,
+                       float *db1, float *dw2, float *db2, float *scratch);
 
 /* The single layers, also used by the tests. */
 
 /* out [B×K×H×W] = ReLU(conv3x3(in [B×Cin×H×W], w [K×Cin×3×3]) + b) */
-void conv3x3_relu_forward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
-                          const float *b, float *out, float *scratch);
+void dcrw_conv3x3_relu_forward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
+                               const float *b, float *out, float *scratch);
 /* dout -> din (overwritten, NULL skips), dw, db (+=); out is the forward's output */
-void conv3x3_relu_backward(int B, int Cin, int K, int H, int W, const float *in, const float *w,
-                           const float *out, const float *dout, float *din, float *dw, float *db,
-                           float *scratch);
-size_t conv3x3_scratch_floats(int B, int Cin, int K, int H, int W);
+void dcrw_conv3x3_relu_backward(int B, int Cin, int K, int H, int W, const float *in,
+                                const float *w, const float *out, const float *dout, float *din,
+                                float *dw, float *db, float *scratch);
+size_t dcrw_conv3x3_scratch_floats(int B, int Cin, int K, int H, int W);
 
 /* The two above with products of at most max_cols columns (the batch in
  * groups of images); the library passes INT_MAX, the BLAS limit, and the
  * tests smaller values to exercise the grouping. */
-void conv3x3_relu_forward_cols(int B, int Cin, int K, int H, int W, const float *in, const float *w,
-                               const float *b, float *out, float *scratch, size_t max_cols);
-void conv3x3_relu_backward_cols(int B, int Cin, int K, int H, int W, const float *in,
-                                const float *w, const float *out, const float *dout, float *din,
-                                float *dw, float *db, float *scratch, size_t max_cols);
+void dcrw_conv3x3_relu_forward_cols(int B, int Cin, int K, int H, int W, const float *in,
+                                    const float *w, const float *b, float *out, float *scratch,
+                                    size_t max_cols);
+void dcrw_conv3x3_relu_backward_cols(int B, int Cin, int K, int H, int W, const float *in,
+                                     const float *w, const float *out, const float *dout,
+                                     float *din, float *dw, float *db, float *scratch,
+                                     size_t max_cols);
 
 /* out [B×C×⌊H/2⌋×⌊W/2⌋] = 2×2 max; arg [same] = index (0..3, row-major) of the max */
-void maxpool2_forward(int B, int C, int H, int W, const float *in, float *out, uint8_t *arg);
+void dcrw_maxpool2_forward(int B, int C, int H, int W, const float *in, float *out, uint8_t *arg);
 /* din [B×C×H×W] overwritten (dropped rows/columns get 0) */
-void maxpool2_backward(int B, int C, int H, int W, const float *dout, const uint8_t *arg,
-                       float *din);
+void dcrw_maxpool2_backward(int B, int C, int H, int W, const float *dout, const uint8_t *arg,
+                            float *din);
 
 #endif

@@ -105,7 +105,7 @@ static int reader_start(idx_reader *r) {
 static int reader_open(idx_reader *r, const char *path) {
     memset(r, 0, sizeof *r);
     r->path = path;
-    int rc = file_open_read(path, &r->fd, &r->size);
+    int rc = dcrw_file_open_read(path, &r->fd, &r->size);
     if (!rc) rc = reader_start(r);
     if (rc) reader_close(r);
     return rc;

@@ -5,31 +5,32 @@
 #include "dense.h"
 #include "gemm.h"
 
-void bias_rows(int B, int O, const float *a, float *y, int ldy) {
+void dcrw_bias_rows(int B, int O, const float *a, float *y, int ldy) {
     for (int b = 0; b < B; b++) memcpy(y + (size_t)b * ldy, a, (size_t)O * sizeof(float));
 }
 
-void bias_rows_backward(int B, int O, const float *dy, int lddy, float *da) {
+void dcrw_bias_rows_backward(int B, int O, const float *dy, int lddy, float *da) {
     for (int b = 0; b < B; b++) {
         const float *row = dy + (size_t)b * lddy;
         for (int o = 0; o < O; o++) da[o] += row[o];
     }
 }
 
-void dense_forward(int B, int I, int O, const float *u, int ldu, const float *A, const float *a,
-                   float *y, int ldy) {
+void dcrw_dense_forward(int B, int I, int O, const float *u, int ldu, const float *A,
+                        const float *a, float *y, int ldy) {
     /* the bias goes in first and sgemm adds onto it (beta = 1) */
     float beta = 0.0f;
     if (a) {
-        bias_rows(B, O, a, y, ldy);
+        dcrw_bias_rows(B, O, a, y, ldy);
         beta = 1.0f;
     }
     gemm_nt(B, O, I, u, ldu, A, I, beta, y, ldy);
 }
 
-void dense_backward(int B, int I, int O, const float *u, int ldu, const float *A, const float *dy,
-                    int lddy, float *du, int lddu, float beta_u, float *dA, float *da) {
+void dcrw_dense_backward(int B, int I, int O, const float *u, int ldu, const float *A,
+                         const float *dy, int lddy, float *du, int lddu, float beta_u, float *dA,
+                         float *da) {
     if (du) gemm_nn(B, I, O, dy, lddy, A, I, beta_u, du, lddu);
     if (dA) gemm_tn(O, I, B, dy, lddy, u, ldu, 1.0f, dA, I);
-    if (da) bias_rows_backward(B, O, dy, lddy, da);
+    if (da) dcrw_bias_rows_backward(B, O, dy, lddy, da);
 }

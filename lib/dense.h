@@ -4,19 +4,20 @@
 #define DCRW_LIB_DENSE_H
 
 /* y[B×O] (row stride ldy) = u[B×I] (stride ldu) · A[O×I]ᵀ + a[O]; a may be NULL. */
-void dense_forward(int B, int I, int O, const float *u, int ldu, const float *A, const float *a,
-                   float *y, int ldy);
+void dcrw_dense_forward(int B, int I, int O, const float *u, int ldu, const float *A,
+                        const float *a, float *y, int ldy);
 
-/* Backward of dense_forward for dy[B×O] (stride lddy):
+/* Backward of dcrw_dense_forward for dy[B×O] (stride lddy):
  *   du (stride lddu) = beta_u·du + dy·A      (skipped if du is NULL)
  *   dA += dyᵀ·u, da += Σ_b dy[b]             (skipped if NULL)
  * Weight gradients accumulate, so the calls of several time steps add up. */
-void dense_backward(int B, int I, int O, const float *u, int ldu, const float *A, const float *dy,
-                    int lddy, float *du, int lddu, float beta_u, float *dA, float *da);
+void dcrw_dense_backward(int B, int I, int O, const float *u, int ldu, const float *A,
+                         const float *dy, int lddy, float *du, int lddu, float beta_u, float *dA,
+                         float *da);
 
 /* y[b] = a for every row b: the bias, before an sgemm adds onto it. */
-void bias_rows(int B, int O, const float *a, float *y, int ldy);
+void dcrw_bias_rows(int B, int O, const float *a, float *y, int ldy);
 /* da[O] += Σ_b dy[b][0..O) */
-void bias_rows_backward(int B, int O, const float *dy, int lddy, float *da);
+void dcrw_bias_rows_backward(int B, int O, const float *dy, int lddy, float *da);
 
 #endif

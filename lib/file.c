@@ -23,7 +23,7 @@ static const char *kind_of(mode_t mode) {
     return "not a regular file";
 }
 
-int file_open_read(const char *path, int *fd, uint64_t *size) {
+int dcrw_file_open_read(const char *path, int *fd, uint64_t *size) {
     *fd = -1;
     int f;
     /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer */
@@ -119,13 +119,13 @@ static int open_folder(const char *path, int *dir_fd) {
     return DCRW_OK;
 }
 
-int file_temp_create(file_temp *t, const char *path) {
+int dcrw_file_temp_create(file_temp *t, const char *path) {
     t->name = NULL;
     t->fd = t->dir_fd = -1;
     int rc = open_folder(path, &t->dir_fd);
     if (!rc) rc = create_beside(path, &t->name, &t->fd);
     if (rc) {
-        file_temp_discard(t);
+        dcrw_file_temp_discard(t);
         return rc;
     }
     /* replacing a file keeps its permissions (a 0600 checkpoint stays
@@ -135,7 +135,7 @@ int file_temp_create(file_temp *t, const char *path) {
     return DCRW_OK;
 }
 
-void file_temp_discard(file_temp *t) {
+void dcrw_file_temp_discard(file_temp *t) {
     if (t->fd >= 0) close(t->fd);
     if (t->name) unlink(t->name);
     if (t->dir_fd >= 0) close(t->dir_fd);
@@ -144,7 +144,7 @@ void file_temp_discard(file_temp *t) {
     t->fd = t->dir_fd = -1;
 }
 
-int file_temp_commit(file_temp *t, const char *path) {
+int dcrw_file_temp_commit(file_temp *t, const char *path) {
     const char *what = "fsync";
     int bad = fsync(t->fd) != 0;
     if (!bad) {
@@ -161,7 +161,7 @@ int file_temp_commit(file_temp *t, const char *path) {
         int e = errno;
         int rc = dcrw_fail(DCRW_EIO, "cannot %s %.200s for %.200s: %s", what, t->name, path,
                            strerror(e));
-        file_temp_discard(t);
+        dcrw_file_temp_discard(t);
         return rc;
     }
     dcrw_free(t->name); /* renamed: nothing left to remove */
@@ -172,6 +172,6 @@ int file_temp_commit(file_temp *t, const char *path) {
     if (fsync(t->dir_fd) != 0 && errno != EINVAL)
         rc = dcrw_fail(DCRW_EIO, "%.200s was written but its folder could not be synced: %s", path,
                        strerror(errno));
-    file_temp_discard(t);
+    dcrw_file_temp_discard(t);
     return rc;
 }

@@ -19,7 +19,7 @@
 /* aux per image: the denominator max(s, 1e-8) of each FX row then each FY
  * row, then 1/0 per row for whether s >= 1e-8 (the normaliser's derivative
  * flows only then). */
-size_t fb_aux_floats(int B, int N) {
+size_t dcrw_fb_aux_floats(int B, int N) {
     return (size_t)B * 4u * (size_t)N;
 }
 
@@ -56,7 +56,7 @@ static fb_geom geom(int N, int H, int W, const float *p) {
     return g;
 }
 
-void fb_windows(int B, int N, int H, int W, const float *p5, float *win) {
+void dcrw_fb_windows(int B, int N, int H, int W, const float *p5, float *win) {
     for (int b = 0; b < B; b++) {
         const float *p = p5 + (size_t)b * 5;
         fb_geom g = geom(N, H, W, p);
@@ -103,8 +103,8 @@ static void filter_rows(int N, int L, double g, double delta, double sigma2, flo
     }
 }
 
-void fb_filters_forward(int B, int N, int H, int W, const float *p5, float *FX, float *FY,
-                        float *gamma, float *aux) {
+void dcrw_fb_filters_forward(int B, int N, int H, int W, const float *p5, float *FX, float *FY,
+                             float *gamma, float *aux) {
     for (int b = 0; b < B; b++) {
         const float *p = p5 + (size_t)b * 5;
         fb_geom g = geom(N, H, W, p);
@@ -144,9 +144,9 @@ static void filter_rows_backward(int N, int L, double g, double delta, double si
     }
 }
 
-void fb_filters_backward(int B, int N, int H, int W, const float *p5, const float *FX,
-                         const float *FY, const float *gamma, const float *aux, const float *dFX,
-                         const float *dFY, const float *dgamma, float *dp5) {
+void dcrw_fb_filters_backward(int B, int N, int H, int W, const float *p5, const float *FX,
+                              const float *FY, const float *gamma, const float *aux,
+                              const float *dFX, const float *dFY, const float *dgamma, float *dp5) {
     for (int b = 0; b < B; b++) {
         const float *p = p5 + (size_t)b * 5;
         fb_geom g = geom(N, H, W, p);
@@ -166,14 +166,14 @@ void fb_filters_backward(int B, int N, int H, int W, const float *p5, const floa
     }
 }
 
-size_t fb_read_scratch_floats(int B, int C, int N, int H, int W) {
+size_t dcrw_fb_read_scratch_floats(int B, int C, int N, int H, int W) {
     (void)B;
     (void)W;
     /* T = img·FXᵀ and V = FYᵀ·dr for the 2C channels of one image */
     return 4u * (size_t)C * (size_t)H * (size_t)N;
 }
 
-size_t fb_write_scratch_floats(int B, int C, int N, int H, int W) {
+size_t dcrw_fb_write_scratch_floats(int B, int C, int N, int H, int W) {
     (void)B;
     (void)H;
     /* A = w·FX and E = FY·dout for the C channels of one image */
@@ -188,9 +188,9 @@ static void read_first(int C, int N, int H, int W, const float *FX, const float 
     gemm_nt(CH, N, W, xhat, W, FX, W, 0.0f, T + (size_t)CH * N, N);
 }
 
-void fb_read_forward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
-                     const float *gamma, const float *x, const float *xhat, float *r,
-                     float *scratch) {
+void dcrw_fb_read_forward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
+                          const float *gamma, const float *x, const float *xhat, float *r,
+                          float *scratch) {
     size_t P = (size_t)C * H * W, NN = (size_t)N * N, HN = (size_t)H * N;
     float *T = scratch;
     for (int b = 0; b < B; b++) {
@@ -204,10 +204,10 @@ void fb_read_forward(int B, int C, int N, int H, int W, const float *FX, const f
     }
 }
 
-void fb_read_backward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
-                      const float *gamma, const float *x, const float *xhat, const float *dr,
-                      float *dx, float *dxhat, float *dFX, float *dFY, float *dgamma,
-                      float *scratch) {
+void dcrw_fb_read_backward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
+                           const float *gamma, const float *x, const float *xhat, const float *dr,
+                           float *dx, float *dxhat, float *dFX, float *dFY, float *dgamma,
+                           float *scratch) {
     size_t P = (size_t)C * H * W, NN = (size_t)N * N, HN = (size_t)H * N;
     int CH = C * H;
     float *T = scratch, *V = scratch + 2 * C * HN;
@@ -236,9 +236,9 @@ void fb_read_backward(int B, int C, int N, int H, int W, const float *FX, const 
     }
 }
 
-void fb_write_forward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
-                      const float *gamma, const float *w, float *out, int accumulate,
-                      float *scratch) {
+void dcrw_fb_write_forward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
+                           const float *gamma, const float *w, float *out, int accumulate,
+                           float *scratch) {
     size_t P = (size_t)C * H * W, NN = (size_t)N * N, NW = (size_t)N * W, HW = (size_t)H * W;
     float *A = scratch;
     for (int b = 0; b < B; b++) {
@@ -253,9 +253,9 @@ void fb_write_forward(int B, int C, int N, int H, int W, const float *FX, const 
     }
 }
 
-void fb_write_backward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
-                       const float *gamma, const float *w, const float *dout, float *dw, float *dFX,
-                       float *dFY, float *dgamma, float *scratch) {
+void dcrw_fb_write_backward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
+                            const float *gamma, const float *w, const float *dout, float *dw,
+                            float *dFX, float *dFY, float *dgamma, float *scratch) {
     size_t P = (size_t)C * H * W, NN = (size_t)N * N, NW = (size_t)N * W, HW = (size_t)H * W;
     float *A = scratch, *E = scratch + C * NW;
     for (int b = 0; b < B; b++) {

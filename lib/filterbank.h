@@ -21,49 +21,49 @@
 
 #define FB_EXP_LIMIT 87.0f
 
-/* Floats fb_filters_forward keeps in `aux` for the backward. */
-size_t fb_aux_floats(int B, int N);
+/* Floats dcrw_fb_filters_forward keeps in `aux` for the backward. */
+size_t dcrw_fb_aux_floats(int B, int N);
 
-/* p5 [B×5] -> FX [B×N×W], FY [B×N×H], gamma [B]; aux [fb_aux_floats] keeps
- * what fb_filters_backward needs (e.g. gX, gY, δ, σ², the row sums). */
-void fb_filters_forward(int B, int N, int H, int W, const float *p5, float *FX, float *FY,
-                        float *gamma, float *aux);
+/* p5 [B×5] -> FX [B×N×W], FY [B×N×H], gamma [B]; aux [dcrw_fb_aux_floats] keeps
+ * what dcrw_fb_filters_backward needs (e.g. gX, gY, δ, σ², the row sums). */
+void dcrw_fb_filters_forward(int B, int N, int H, int W, const float *p5, float *FX, float *FY,
+                             float *gamma, float *aux);
 
 /* dFX, dFY, dgamma (gradients of the loss w.r.t. the outputs above) ->
  * dp5 [B×5], overwritten. Finite for any finite p5. */
-void fb_filters_backward(int B, int N, int H, int W, const float *p5, const float *FX,
-                         const float *FY, const float *gamma, const float *aux, const float *dFX,
-                         const float *dFY, const float *dgamma, float *dp5);
+void dcrw_fb_filters_backward(int B, int N, int H, int W, const float *p5, const float *FX,
+                              const float *FY, const float *gamma, const float *aux,
+                              const float *dFX, const float *dFY, const float *dgamma, float *dp5);
 
 /* The windows of p5 [B×5] in pixel terms, win [B×5] = (gX, gY, δ, σ², γ):
  * centre in 1-based pixel coordinates, grid stride, variance, intensity
  * (with the same exp() guard as the filters). */
-void fb_windows(int B, int N, int H, int W, const float *p5, float *win);
+void dcrw_fb_windows(int B, int N, int H, int W, const float *p5, float *win);
 
 /* Scratch floats of the read / write calls for a batch of B. */
-size_t fb_read_scratch_floats(int B, int C, int N, int H, int W);
-size_t fb_write_scratch_floats(int B, int C, int N, int H, int W);
+size_t dcrw_fb_read_scratch_floats(int B, int C, int N, int H, int W);
+size_t dcrw_fb_write_scratch_floats(int B, int C, int N, int H, int W);
 
 /* r [B×2CN²] = γ·[FY x_c FXᵀ for c < C, then FY x̂_c FXᵀ for c < C] */
-void fb_read_forward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
-                     const float *gamma, const float *x, const float *xhat, float *r,
-                     float *scratch);
+void dcrw_fb_read_forward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
+                          const float *gamma, const float *x, const float *xhat, float *r,
+                          float *scratch);
 
 /* Given dr [B×2CN²]: dxhat [B×P] and dx [B×P] overwritten (either may be
  * NULL to skip), dFX, dFY, dgamma overwritten. */
-void fb_read_backward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
-                      const float *gamma, const float *x, const float *xhat, const float *dr,
-                      float *dx, float *dxhat, float *dFX, float *dFY, float *dgamma,
-                      float *scratch);
+void dcrw_fb_read_backward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
+                           const float *gamma, const float *x, const float *xhat, const float *dr,
+                           float *dx, float *dxhat, float *dFX, float *dFY, float *dgamma,
+                           float *scratch);
 
 /* out [B×P] = (accumulate ? out : 0) + (1/γ)·FYᵀ w_c FX for each channel c. */
-void fb_write_forward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
-                      const float *gamma, const float *w, float *out, int accumulate,
-                      float *scratch);
+void dcrw_fb_write_forward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
+                           const float *gamma, const float *w, float *out, int accumulate,
+                           float *scratch);
 
 /* Given dout [B×P]: dw [B×CN²], dFX, dFY, dgamma overwritten. */
-void fb_write_backward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
-                       const float *gamma, const float *w, const float *dout, float *dw, float *dFX,
-                       float *dFY, float *dgamma, float *scratch);
+void dcrw_fb_write_backward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
+                            const float *gamma, const float *w, const float *dout, float *dw,
+                            float *dFX, float *dFY, float *dgamma, float *scratch);
 
 #endif

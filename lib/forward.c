@@ -38,7 +38,7 @@ static void place(float **slot, float *base) {
     if (*slot) *slot = base + ((uintptr_t)*slot - 1);
 }
 
-int pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backward) {
+int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backward) {
     *out = NULL;
     const dcrw_dims *d = &m->d;
     if (B < 1) return dcrw_fail(DCRW_EINVAL, "batch size must be >= 1, got %d", B);
@@ -60,16 +60,16 @@ int pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backw
     cnn_shape cs = {B, d->Cin, d->ch, d->cw, d->K1, d->K2};
     size_t scratch = 1;
     if (d->ra) {
-        size_t s = fb_read_scratch_floats(B, d->C, d->Nr, d->H, d->W);
+        size_t s = dcrw_fb_read_scratch_floats(B, d->C, d->Nr, d->H, d->W);
         scratch = s > scratch ? s : scratch;
     }
     if (d->wa) {
-        size_t s = fb_write_scratch_floats(B, d->C, d->Nw, d->H, d->W);
+        size_t s = dcrw_fb_write_scratch_floats(B, d->C, d->Nw, d->H, d->W);
         scratch = s > scratch ? s : scratch;
     }
     if (d->cnn) {
-        ps->cnn_saved = cnn_saved_floats(&cs);
-        ps->cnn_scratch = cnn_scratch_floats(&cs);
+        ps->cnn_saved = dcrw_cnn_saved_floats(&cs);
+        ps->cnn_scratch = dcrw_cnn_scratch_floats(&cs);
         scratch = ps->cnn_scratch > scratch ? ps->cnn_scratch : scratch;
     }
     ps->Us = d->cnn ? 0 : (d->ra ? d->R : d->P) + d->D;
@@ -83,7 +83,7 @@ int pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backw
         reserve(&cv, &ps->rFX, sT, b, (size_t)d->Nr * d->W);
         reserve(&cv, &ps->rFY, sT, b, (size_t)d->Nr * d->H);
         reserve(&cv, &ps->rg, sT, b, 1);
-        reserve(&cv, &ps->raux, sT, fb_aux_floats(B, d->Nr), 1);
+        reserve(&cv, &ps->raux, sT, dcrw_fb_aux_floats(B, d->Nr), 1);
         reserve(&cv, &ps->r, sT, b, R);
     }
     if (!d->cnn) {
@@ -110,7 +110,7 @@ int pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backw
         reserve(&cv, &ps->wFX, sT, b, (size_t)d->Nw * d->W);
         reserve(&cv, &ps->wFY, sT, b, (size_t)d->Nw * d->H);
         reserve(&cv, &ps->wg, sT, b, 1);
-        reserve(&cv, &ps->waux, sT, fb_aux_floats(B, d->Nw), 1);
+        reserve(&cv, &ps->waux, sT, dcrw_fb_aux_floats(B, d->Nw), 1);
     }
     reserve(&cv, &ps->eps, T, b, Z);
     reserve(&cv, &ps->scratch, scratch, 1, 1);
@@ -169,14 +169,14 @@ int pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backw
     return DCRW_OK;
 }
 
-void pass_destroy(dcrw_pass *ps) {
+void dcrw_pass_destroy(dcrw_pass *ps) {
     if (!ps) return;
     dcrw_free(ps->block);
     dcrw_free(ps);
 }
 
-void pass_draw_noise(const dcrw_model *m, int B, uint64_t seed, uint64_t stream,
-                     uint64_t first_index, float *eps) {
+void dcrw_pass_draw_noise(const dcrw_model *m, int B, uint64_t seed, uint64_t stream,
+                          uint64_t first_index, float *eps) {
     const int T = m->d.T, Z = m->d.Z;
     for (int b = 0; b < B; b++) {
         uint64_t key = rng_key(seed, stream, first_index + (uint64_t)b);
@@ -196,7 +196,7 @@ void pass_draw_noise(const dcrw_model *m, int B, uint64_t seed, uint64_t stream,
 /* ---- forward ------------------------------------------------------------ */
 
 /* rows of src [B×n] (stride lds) into dst (stride ldd) */
-void copy_rows(int B, int n, const float *src, int lds, float *dst, int ldd) {
+void dcrw_copy_rows(int B, int n, const float *src, int lds, float *dst, int ldd) {
     for (int b = 0; b < B; b++)
         memcpy(dst + (size_t)b * ldd, src + (size_t)b * lds, n * sizeof(float));
 }
@@ -227,11 +227,11 @@ static void decoder_step(dcrw_pass *ps, int t, const float *z_t) {
     float *g = SLOT(ps, gd, t, BD * 4), *h = SLOT(ps, hd, t + 1, BD);
     gemm_nt(B, 4 * D, d->Z, z_t, d->Z, p->dec_wih, d->Z, 0.0f, g, 4 * D);
     gemm_nt(B, 4 * D, D, SLOT(ps, hd, t, BD), D, p->dec_whh, D, 1.0f, g, 4 * D);
-    lstm_cell_forward(B, D, g, p->dec_b, 0, SLOT(ps, sd, t, BD), SLOT(ps, sd, t + 1, BD),
-                      SLOT(ps, td, t, BD), h);
+    dcrw_lstm_cell_forward(B, D, g, p->dec_b, 0, SLOT(ps, sd, t, BD), SLOT(ps, sd, t + 1, BD),
+                           SLOT(ps, td, t, BD), h);
 
     float *w = SLOT(ps, w, t, (size_t)B * d->Wout);
-    dense_forward(B, D, d->Wout, h, D, p->write_w, p->write_b, w, d->Wout);
+    dcrw_dense_forward(B, D, d->Wout, h, D, p->write_w, p->write_b, w, d->Wout);
     float *cp = SLOT(ps, c, t, BP), *cn = SLOT(ps, c, t + 1, BP);
     memcpy(cn, cp, BP * sizeof(float));
     if (d->wa) {
@@ -239,10 +239,10 @@ static void decoder_step(dcrw_pass *ps, int t, const float *z_t) {
         float *FX = SLOT(ps, wFX, t, (size_t)B * d->Nw * d->W);
         float *FY = SLOT(ps, wFY, t, (size_t)B * d->Nw * d->H);
         float *gm = SLOT(ps, wg, t, (size_t)B);
-        dense_forward(B, D, 5, h, D, p->watt_w, p->watt_b, p5, 5);
-        fb_filters_forward(B, d->Nw, d->H, d->W, p5, FX, FY, gm,
-                           SLOT(ps, waux, t, fb_aux_floats(B, d->Nw)));
-        fb_write_forward(B, d->C, d->Nw, d->H, d->W, FX, FY, gm, w, cn, 1, ps->scratch);
+        dcrw_dense_forward(B, D, 5, h, D, p->watt_w, p->watt_b, p5, 5);
+        dcrw_fb_filters_forward(B, d->Nw, d->H, d->W, p5, FX, FY, gm,
+                                SLOT(ps, waux, t, dcrw_fb_aux_floats(B, d->Nw)));
+        dcrw_fb_write_forward(B, d->C, d->Nw, d->H, d->W, FX, FY, gm, w, cn, 1, ps->scratch);
     } else {
         for (size_t i = 0; i < BP; i++) cn[i] += w[i];
     }
@@ -254,19 +254,21 @@ static void emit(dcrw_pass *ps, int t, const pass_outputs *out) {
     const size_t B = (size_t)ps->B, BP = B * d->P, BZ = B * d->Z;
     /* row offset of this pass's images at time t, in rows of the whole batch */
     const size_t row = (size_t)t * out->B_total + out->b0;
-    if (out->canvases) sigmoid_array(BP, SLOT(ps, c, t + 1, BP), out->canvases + row * d->P);
+    if (out->canvases) dcrw_sigmoid_array(BP, SLOT(ps, c, t + 1, BP), out->canvases + row * d->P);
     if (out->z) memcpy(out->z + row * d->Z, SLOT(ps, z, t, BZ), BZ * sizeof(float));
     const int one = d->cnn && !d->ra;
     if (out->mu) memcpy(out->mu + row * d->Z, one ? ps->mu : SLOT(ps, mu, t, BZ), BZ * 4);
     if (out->logsigma)
         memcpy(out->logsigma + row * d->Z, one ? ps->ls : SLOT(ps, ls, t, BZ), BZ * 4);
     if (out->read_windows && d->ra)
-        fb_windows(ps->B, d->Nr, d->H, d->W, SLOT(ps, rp5, t, B * 5), out->read_windows + row * 5);
+        dcrw_fb_windows(ps->B, d->Nr, d->H, d->W, SLOT(ps, rp5, t, B * 5),
+                        out->read_windows + row * 5);
     if (out->write_windows && d->wa)
-        fb_windows(ps->B, d->Nw, d->H, d->W, SLOT(ps, wp5, t, B * 5), out->write_windows + row * 5);
+        dcrw_fb_windows(ps->B, d->Nw, d->H, d->W, SLOT(ps, wp5, t, B * 5),
+                        out->write_windows + row * 5);
 }
 
-void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_outputs *out) {
+void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_outputs *out) {
     const dcrw_model *m = ps->m;
     const dcrw_dims *d = &m->d;
     const dcrw_views *p = &m->p;
@@ -278,16 +280,16 @@ void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_ou
 
     if (!d->cnn && !d->ra) {
         /* the x columns of the encoder input are the same every step */
-        bias_rows(B, 4 * E, p->enc_b, ps->xq, 4 * E);
+        dcrw_bias_rows(B, 4 * E, p->enc_b, ps->xq, 4 * E);
         gemm_nt(B, 4 * E, P, x, P, p->enc_wih, d->Rin, 1.0f, ps->xq, 4 * E);
     }
     if (noread_cnn) {
         /* dcrw-noread: one CNN pass and one q(z|x) for all T draws */
-        cnn_forward(&cs, x, p->conv1_w, p->conv1_b, p->conv2_w, p->conv2_b, ps->e, Q, ps->cs,
-                    ps->scratch);
-        dense_forward(B, Q, Z, ps->e, Q, p->mu_w, p->mu_b, ps->mu, Z);
-        dense_forward(B, Q, Z, ps->e, Q, p->ls_w, p->ls_b, ps->ls, Z);
-        latent_kl(B, Z, ps->mu, ps->ls, ps->lz);
+        dcrw_cnn_forward(&cs, x, p->conv1_w, p->conv1_b, p->conv2_w, p->conv2_b, ps->e, Q, ps->cs,
+                         ps->scratch);
+        dcrw_dense_forward(B, Q, Z, ps->e, Q, p->mu_w, p->mu_b, ps->mu, Z);
+        dcrw_dense_forward(B, Q, Z, ps->e, Q, p->ls_w, p->ls_b, ps->ls, Z);
+        dcrw_latent_kl(B, Z, ps->mu, ps->ls, ps->lz);
         for (int b = 0; b < B; b++) ps->lz[b] *= T;
     }
 
@@ -303,7 +305,7 @@ void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_ou
                 xh = SLOT(ps, U, t, (size_t)B * ps->Us);
                 ldx = ps->Us;
             }
-            xhat_rows(B, P, x, cp, xh, ldx);
+            dcrw_xhat_rows(B, P, x, cp, xh, ldx);
             float *r = NULL;
             if (d->ra) {
                 float *p5 = SLOT(ps, rp5, t, (size_t)B * 5);
@@ -311,52 +313,52 @@ void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_ou
                 float *FY = SLOT(ps, rFY, t, (size_t)B * d->Nr * d->H);
                 float *gm = SLOT(ps, rg, t, (size_t)B);
                 r = SLOT(ps, r, t, (size_t)B * d->R);
-                dense_forward(B, D, 5, hdp, D, p->ratt_w, p->ratt_b, p5, 5);
-                fb_filters_forward(B, d->Nr, d->H, d->W, p5, FX, FY, gm,
-                                   SLOT(ps, raux, t, fb_aux_floats(B, d->Nr)));
-                fb_read_forward(B, d->C, d->Nr, d->H, d->W, FX, FY, gm, x, ps->xhat, r,
-                                ps->scratch);
+                dcrw_dense_forward(B, D, 5, hdp, D, p->ratt_w, p->ratt_b, p5, 5);
+                dcrw_fb_filters_forward(B, d->Nr, d->H, d->W, p5, FX, FY, gm,
+                                        SLOT(ps, raux, t, dcrw_fb_aux_floats(B, d->Nr)));
+                dcrw_fb_read_forward(B, d->C, d->Nr, d->H, d->W, FX, FY, gm, x, ps->xhat, r,
+                                     ps->scratch);
             }
             const float *e;
             int lde;
             if (!d->cnn) {
                 float *u = SLOT(ps, U, t, (size_t)B * ps->Us);
                 float *g = SLOT(ps, ge, t, BE * 4);
-                if (d->ra) copy_rows(B, d->R, r, d->R, u, ps->Us);
-                copy_rows(B, D, hdp, D, u + ps->Us - D, ps->Us);
+                if (d->ra) dcrw_copy_rows(B, d->R, r, d->R, u, ps->Us);
+                dcrw_copy_rows(B, D, hdp, D, u + ps->Us - D, ps->Us);
                 gemm_nt(B, 4 * E, ps->Us, u, ps->Us, p->enc_wih + ps->ucol, d->Rin, 0.0f, g, 4 * E);
                 gemm_nt(B, 4 * E, E, SLOT(ps, he, t, BE), E, p->enc_whh, E, 1.0f, g, 4 * E);
                 /* the bias, or without read attention the hoisted x·W_xᵀ + b rows */
-                lstm_cell_forward(B, E, g, d->ra ? p->enc_b : ps->xq, d->ra ? 0 : 4 * E,
-                                  SLOT(ps, se, t, BE), SLOT(ps, se, t + 1, BE), SLOT(ps, te, t, BE),
-                                  SLOT(ps, he, t + 1, BE));
+                dcrw_lstm_cell_forward(B, E, g, d->ra ? p->enc_b : ps->xq, d->ra ? 0 : 4 * E,
+                                       SLOT(ps, se, t, BE), SLOT(ps, se, t + 1, BE),
+                                       SLOT(ps, te, t, BE), SLOT(ps, he, t + 1, BE));
                 e = SLOT(ps, he, t + 1, BE);
                 lde = E;
             } else {
                 float *et = SLOT(ps, e, t, (size_t)B * Q);
-                cnn_forward(&cs, r, p->conv1_w, p->conv1_b, p->conv2_w, p->conv2_b, et, Q,
-                            SLOT(ps, cs, t, ps->cnn_saved), ps->scratch);
-                copy_rows(B, D, hdp, D, et + d->F, Q);
+                dcrw_cnn_forward(&cs, r, p->conv1_w, p->conv1_b, p->conv2_w, p->conv2_b, et, Q,
+                                 SLOT(ps, cs, t, ps->cnn_saved), ps->scratch);
+                dcrw_copy_rows(B, D, hdp, D, et + d->F, Q);
                 e = et;
                 lde = Q;
             }
             mu = SLOT(ps, mu, t, BZ);
             ls = SLOT(ps, ls, t, BZ);
-            dense_forward(B, Q, Z, e, lde, p->mu_w, p->mu_b, mu, Z);
-            dense_forward(B, Q, Z, e, lde, p->ls_w, p->ls_b, ls, Z);
-            latent_kl(B, Z, mu, ls, ps->lz);
+            dcrw_dense_forward(B, Q, Z, e, lde, p->mu_w, p->mu_b, mu, Z);
+            dcrw_dense_forward(B, Q, Z, e, lde, p->ls_w, p->ls_b, ls, Z);
+            dcrw_latent_kl(B, Z, mu, ls, ps->lz);
         }
         float *z = SLOT(ps, z, t, BZ);
-        latent_sample(BZ, mu, ls, eps + (size_t)t * BZ, z);
+        dcrw_latent_sample(BZ, mu, ls, eps + (size_t)t * BZ, z);
         decoder_step(ps, t, z);
         emit(ps, t, out);
     }
     const float *cT = SLOT(ps, c, T, BP);
-    bernoulli_loss(B, P, cT, x, ps->lx);
-    if (out && out->images) sigmoid_array(BP, cT, out->images + (size_t)out->b0 * P);
+    dcrw_bernoulli_loss(B, P, cT, x, ps->lx);
+    if (out && out->images) dcrw_sigmoid_array(BP, cT, out->images + (size_t)out->b0 * P);
 }
 
-void pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out) {
+void dcrw_pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out) {
     const dcrw_dims *d = &ps->m->d;
     const size_t BP = (size_t)ps->B * d->P, BZ = (size_t)ps->B * d->Z;
     start(ps);
@@ -364,11 +366,12 @@ void pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out) {
         decoder_step(ps, t, z + (size_t)t * BZ);
         if (!out) continue;
         const size_t row = (size_t)t * out->B_total + out->b0;
-        if (out->canvases) sigmoid_array(BP, SLOT(ps, c, t + 1, BP), out->canvases + row * d->P);
+        if (out->canvases)
+            dcrw_sigmoid_array(BP, SLOT(ps, c, t + 1, BP), out->canvases + row * d->P);
         if (out->write_windows && d->wa)
-            fb_windows(ps->B, d->Nw, d->H, d->W, SLOT(ps, wp5, t, (size_t)ps->B * 5),
-                       out->write_windows + row * 5);
+            dcrw_fb_windows(ps->B, d->Nw, d->H, d->W, SLOT(ps, wp5, t, (size_t)ps->B * 5),
+                            out->write_windows + row * 5);
     }
     if (out && out->images)
-        sigmoid_array(BP, SLOT(ps, c, d->T, BP), out->images + (size_t)out->b0 * d->P);
+        dcrw_sigmoid_array(BP, SLOT(ps, c, d->T, BP), out->images + (size_t)out->b0 * d->P);
 }

@@ -8,11 +8,12 @@ static inline float sigma_of(float ls) {
     return vexpf(ls < LATENT_LOGSIGMA_MAX ? ls : LATENT_LOGSIGMA_MAX);
 }
 
-void latent_sample(size_t n, const float *mu, const float *logsigma, const float *eps, float *z) {
+void dcrw_latent_sample(size_t n, const float *mu, const float *logsigma, const float *eps,
+                        float *z) {
     for (size_t i = 0; i < n; i++) z[i] = mu[i] + sigma_of(logsigma[i]) * eps[i];
 }
 
-void latent_kl(int B, int Z, const float *mu, const float *logsigma, double *kl) {
+void dcrw_latent_kl(int B, int Z, const float *mu, const float *logsigma, double *kl) {
     for (int b = 0; b < B; b++) {
         const float *m = mu + (size_t)b * Z, *l = logsigma + (size_t)b * Z;
         double acc = 0.0;
@@ -24,8 +25,8 @@ void latent_kl(int B, int Z, const float *mu, const float *logsigma, double *kl)
     }
 }
 
-void latent_backward(size_t n, float *mu, float *logsigma, const float *gz, const float *gze,
-                     float scale_kl) {
+void dcrw_latent_backward(size_t n, float *mu, float *logsigma, const float *gz, const float *gze,
+                          float scale_kl) {
     for (size_t i = 0; i < n; i++) {
         float ls = logsigma[i];
         float s = sigma_of(ls);
@@ -36,7 +37,7 @@ void latent_backward(size_t n, float *mu, float *logsigma, const float *gz, cons
     }
 }
 
-void bernoulli_loss(int B, int P, const float *c, const float *x, double *lx) {
+void dcrw_bernoulli_loss(int B, int P, const float *c, const float *x, double *lx) {
     for (int b = 0; b < B; b++) {
         const float *cb = c + (size_t)b * P, *xb = x + (size_t)b * P;
         double acc = 0.0;
@@ -49,7 +50,7 @@ void bernoulli_loss(int B, int P, const float *c, const float *x, double *lx) {
     }
 }
 
-void bernoulli_backward(size_t n, const float *c, const float *x, float scale, float *dc) {
+void dcrw_bernoulli_backward(size_t n, const float *c, const float *x, float scale, float *dc) {
     for (size_t i = 0; i < n; i++) dc[i] = scale * (sigmoid_f(c[i]) - x[i]);
 }
 
@@ -58,7 +59,7 @@ static void sigmoid_kernel(size_t n, const float *restrict in, float *restrict o
     for (size_t i = 0; i < n; i++) out[i] = vsigmoidf(in[i]);
 }
 
-void sigmoid_array(size_t n, const float *in, float *out) {
+void dcrw_sigmoid_array(size_t n, const float *in, float *out) {
     sigmoid_kernel(n, in, out);
 }
 
@@ -67,7 +68,7 @@ static void xhat_row(int P, const float *restrict x, const float *restrict c, fl
     for (int i = 0; i < P; i++) out[i] = x[i] - vsigmoidf(c[i]);
 }
 
-void xhat_rows(int B, int P, const float *x, const float *c, float *xhat, int ldo) {
+void dcrw_xhat_rows(int B, int P, const float *x, const float *c, float *xhat, int ldo) {
     for (int b = 0; b < B; b++)
         xhat_row(P, x + (size_t)b * P, c + (size_t)b * P, xhat + (size_t)b * ldo);
 }
@@ -81,7 +82,7 @@ static void xhat_row_backward(int P, const float *restrict c, const float *restr
     }
 }
 
-void xhat_rows_backward(int B, int P, const float *c, const float *dxhat, int ldd, float *dc) {
+void dcrw_xhat_rows_backward(int B, int P, const float *c, const float *dxhat, int ldd, float *dc) {
     for (int b = 0; b < B; b++)
         xhat_row_backward(P, c + (size_t)b * P, dxhat + (size_t)b * ldd, dc + (size_t)b * P);
 }

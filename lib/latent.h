@@ -21,30 +21,31 @@ static inline float sigmoid_f(float u) {
 }
 
 /* z = μ + σ⊙ε over n values */
-void latent_sample(size_t n, const float *mu, const float *logsigma, const float *eps, float *z);
+void dcrw_latent_sample(size_t n, const float *mu, const float *logsigma, const float *eps,
+                        float *z);
 
 /* kl[b] += Σ_j ½(μ² + σ² − 2 log σ − 1) for each of B rows of Z values */
-void latent_kl(int B, int Z, const float *mu, const float *logsigma, double *kl);
+void dcrw_latent_kl(int B, int Z, const float *mu, const float *logsigma, double *kl);
 
 /* Backward of z = μ + σ⊙ε and of scale_kl·KL, in place: on entry mu holds
  * μ and logsigma holds log σ; on return they hold dL/dμ and dL/dlog σ.
  * gz = dL/dz and gze = dL/dz ⊙ ε, each summed over the draws that share
  * this μ, σ (one draw, or T for dcrw-noread); both NULL means 0. */
-void latent_backward(size_t n, float *mu, float *logsigma, const float *gz, const float *gze,
-                     float scale_kl);
+void dcrw_latent_backward(size_t n, float *mu, float *logsigma, const float *gz, const float *gze,
+                          float scale_kl);
 
 /* lx[b] += Σ_p softplus(c) − x·c, the stable −log Bernoulli(x | σ(c)) */
-void bernoulli_loss(int B, int P, const float *c, const float *x, double *lx);
+void dcrw_bernoulli_loss(int B, int P, const float *c, const float *x, double *lx);
 /* dc = scale·(σ(c) − x) */
-void bernoulli_backward(size_t n, const float *c, const float *x, float scale, float *dc);
+void dcrw_bernoulli_backward(size_t n, const float *c, const float *x, float scale, float *dc);
 
 /* out = σ(in) */
-void sigmoid_array(size_t n, const float *in, float *out);
+void dcrw_sigmoid_array(size_t n, const float *in, float *out);
 
 /* x̂ = x − σ(c) for B rows of P values; x̂ rows at stride ldo */
-void xhat_rows(int B, int P, const float *x, const float *c, float *xhat, int ldo);
+void dcrw_xhat_rows(int B, int P, const float *x, const float *c, float *xhat, int ldo);
 
 /* Backward of x̂ = x − σ(c): dc −= σ(c)(1 − σ(c))⊙dx̂ (dx̂ rows at stride ldd) */
-void xhat_rows_backward(int B, int P, const float *c, const float *dxhat, int ldd, float *dc);
+void dcrw_xhat_rows_backward(int B, int P, const float *c, const float *dxhat, int ldd, float *dc);
 
 #endif

@@ -24,8 +24,8 @@ static void cell_row(int S, float *restrict q, const float *restrict a, const fl
     }
 }
 
-void lstm_cell_forward(int B, int S, float *gates, const float *add, int ld_add,
-                       const float *s_prev, float *s, float *tanh_s, float *h) {
+void dcrw_lstm_cell_forward(int B, int S, float *gates, const float *add, int ld_add,
+                            const float *s_prev, float *s, float *tanh_s, float *h) {
     for (int b = 0; b < B; b++) {
         const size_t r = (size_t)b * S;
         cell_row(S, gates + 4 * r, add + (size_t)b * ld_add, s_prev + r, s + r, tanh_s + r, h + r);
@@ -47,8 +47,8 @@ static void cell_row_backward(int S, float *restrict q, const float *restrict sp
     }
 }
 
-void lstm_cell_backward(int B, int S, float *gates, const float *s_prev, const float *tanh_s,
-                        const float *dh, float *ds) {
+void dcrw_lstm_cell_backward(int B, int S, float *gates, const float *s_prev, const float *tanh_s,
+                             const float *dh, float *ds) {
     for (int b = 0; b < B; b++) {
         const size_t r = (size_t)b * S;
         cell_row_backward(S, gates + 4 * r, s_prev + r, tanh_s + r, dh + r, ds + r);

@@ -17,14 +17,14 @@
  * s = f⊙s_prev + i⊙g; tanh_s = tanh(s); h = o⊙tanh_s. No pointer may be
  * NULL (the first step passes a zero state): the loops stay branch-free.
  * Everything the backward needs (gates, s_prev, tanh_s) stays in place. */
-void lstm_cell_forward(int B, int S, float *gates, const float *add, int ld_add,
-                       const float *s_prev, float *s, float *tanh_s, float *h);
+void dcrw_lstm_cell_forward(int B, int S, float *gates, const float *add, int ld_add,
+                            const float *s_prev, float *s, float *tanh_s, float *h);
 
-/* Backward of lstm_cell_forward. dh [B×S] is dL/dh_t. ds [B×S] holds dL/ds_t
+/* Backward of dcrw_lstm_cell_forward. dh [B×S] is dL/dh_t. ds [B×S] holds dL/ds_t
  * from the later steps on entry and dL/ds_{t-1} on return. gates: in = the
  * forward's activated gates, out = dL/dq, the pre-activation gradient, ready
  * for the weight and input products. No pointer may be NULL. */
-void lstm_cell_backward(int B, int S, float *gates, const float *s_prev, const float *tanh_s,
-                        const float *dh, float *ds);
+void dcrw_lstm_cell_backward(int B, int S, float *gates, const float *s_prev, const float *tanh_s,
+                             const float *dh, float *ds);
 
 #endif

@@ -43,8 +43,8 @@ static int cache_ok;
 static void call_free(void *p) {
     call *c = p;
     if (!c) return;
-    runner_destroy(c->r);
-    pool_destroy(c->pool);
+    dcrw_runner_destroy(c->r);
+    dcrw_pool_destroy(c->pool);
     dcrw_free(c);
 }
 
@@ -68,7 +68,7 @@ static int call_begin(call **out, const char *fn, const dcrw_model *m, int B) {
     if (B < 1) return dcrw_fail(DCRW_EINVAL, "%s: batch size must be >= 1, got %d", fn, B);
     int threads = dcrw_default_threads();
     if (threads > B) threads = B;
-    if (threads > 1) blas_single_thread();
+    if (threads > 1) dcrw_blas_single_thread();
     pthread_once(&cache_once, cache_init);
     if (cache_ok) {
         /* taken out of the cache while in use, so nothing else frees it */
@@ -85,8 +85,8 @@ static int call_begin(call **out, const char *fn, const dcrw_model *m, int B) {
     c->model_id = m->id;
     c->B = B;
     c->threads = threads;
-    int rc = pool_create(&c->pool, threads);
-    if (!rc) rc = runner_create(&c->r, m, B, threads, 0, c->pool);
+    int rc = dcrw_pool_create(&c->pool, threads);
+    if (!rc) rc = dcrw_runner_create(&c->r, m, B, threads, 0, c->pool);
     if (rc) {
         call_free(c);
         return rc;
@@ -105,7 +105,7 @@ static int forward(const char *fn, const dcrw_model *m, int B, const float *x, c
         return dcrw_fail(DCRW_ENUMERIC, "%s: eps is not finite", fn);
     if ((rc = call_begin(c, fn, m, B))) return rc;
     runner_noise noise = {eps, 0, OPS_NOISE_STREAM, 0};
-    runner_forward((*c)->r, x, noise, out);
+    dcrw_runner_forward((*c)->r, x, noise, out);
     return DCRW_OK;
 }
 
@@ -229,7 +229,7 @@ int dcrw_decode_windows(const dcrw_model *m, int B, const float *z, uint64_t see
     out.write_windows = write_windows;
     /* z = NULL: the prior N(0, I), drawn like noise */
     runner_noise noise = {z, seed, OPS_PRIOR_STREAM, 0};
-    runner_generate(c->r, noise, &out);
+    dcrw_runner_generate(c->r, noise, &out);
     call_end(c);
     return check_outputs("dcrw_decode", m, B, &out);
 }

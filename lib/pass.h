@@ -52,8 +52,8 @@ typedef struct dcrw_pass {
 
 /* Allocate the workspace of a pass over B images (DCRW_ENOMEM, DCRW_EINVAL
  * when B or the sizes overflow). backward implies keep. */
-int pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backward);
-void pass_destroy(dcrw_pass *ps);
+int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backward);
+void dcrw_pass_destroy(dcrw_pass *ps);
 
 /* Where a pass may copy what the caller asked for; each may be NULL. The
  * buffers hold the whole batch of B_total images (time-major where they
@@ -69,21 +69,22 @@ typedef struct pass_outputs {
 
 /* The forward pass of §4 on x [B×P] with noise eps [T×B×Z]; ps->lx and
  * ps->lz receive each image's Lx and Lz. */
-void pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_outputs *out);
+void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_outputs *out);
 
 /* Generation (§6) from z [T×B×Z]. */
-void pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out);
+void dcrw_pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out);
 
 /* Backward of inv_batch·Σ (Lx + Lz) over this pass's images (the batch mean
- * when inv_batch = 1/B of the whole batch) after pass_forward (keep = 1) on
+ * when inv_batch = 1/B of the whole batch) after dcrw_pass_forward (keep = 1) on
  * the same x and eps; gradients are ADDED into grad, laid out like the
  * parameters (zero it first for a fresh step). */
-void pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad, float inv_batch);
+void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
+                        float inv_batch);
 
 /* Draw noise ε[t][b][j] for images first_index + b: a pure function of
  * (seed, stream, image index, t, j), so an image's noise does not depend on
  * the batch it is in. */
-void pass_draw_noise(const dcrw_model *m, int B, uint64_t seed, uint64_t stream,
-                     uint64_t first_index, float *eps);
+void dcrw_pass_draw_noise(const dcrw_model *m, int B, uint64_t seed, uint64_t stream,
+                          uint64_t first_index, float *eps);
 
 #endif

@@ -12,6 +12,6 @@ static inline size_t pass_slot(const dcrw_pass *ps, int t) {
 /* the slot of time t of array `field` whose slots are n floats */
 #define SLOT(ps, field, t, n) ((ps)->field + pass_slot(ps, t) * (size_t)(n))
 
-void copy_rows(int B, int n, const float *src, int lds, float *dst, int ldd);
+void dcrw_copy_rows(int B, int n, const float *src, int lds, float *dst, int ldd);
 
 #endif

@@ -4,12 +4,12 @@
 #include "common.h"
 #include "runner.h"
 
-int runner_create(dcrw_runner **out, const dcrw_model *m, int B, int threads, int backward,
-                  dcrw_pool *pool) {
+int dcrw_runner_create(dcrw_runner **out, const dcrw_model *m, int B, int threads, int backward,
+                       dcrw_pool *pool) {
     *out = NULL;
     if (B < 1) return dcrw_fail(DCRW_EINVAL, "batch size must be >= 1, got %d", B);
     int n = threads < 1 ? 1 : threads;
-    if (n > pool_size(pool)) n = pool_size(pool);
+    if (n > dcrw_pool_size(pool)) n = dcrw_pool_size(pool);
     if (n > B) n = B;
     dcrw_runner *r = dcrw_calloc(1, sizeof *r);
     if (!r) return DCRW_ENOMEM;
@@ -22,7 +22,7 @@ int runner_create(dcrw_runner **out, const dcrw_model *m, int B, int threads, in
     r->grad = dcrw_calloc((size_t)n, sizeof(float *));
     r->lx = dcrw_calloc((size_t)B, 2 * sizeof(double));
     if (!r->b0 || !r->ps || !r->grad || !r->lx) {
-        runner_destroy(r);
+        dcrw_runner_destroy(r);
         return DCRW_ENOMEM;
     }
     r->nb = r->b0 + n;
@@ -31,22 +31,22 @@ int runner_create(dcrw_runner **out, const dcrw_model *m, int B, int threads, in
         r->b0[i] = b;
         r->nb[i] = B / n + (i < B % n);
         b += r->nb[i];
-        int rc = pass_create(&r->ps[i], m, r->nb[i], backward, backward);
+        int rc = dcrw_pass_create(&r->ps[i], m, r->nb[i], backward, backward);
         if (!rc && backward && i > 0) {
             r->grad[i] = dcrw_calloc(m->lay.total, sizeof(float));
             if (!r->grad[i]) rc = DCRW_ENOMEM;
         }
         if (rc) {
-            runner_destroy(r);
+            dcrw_runner_destroy(r);
             return rc;
         }
     }
     return *out = r, DCRW_OK;
 }
 
-void runner_destroy(dcrw_runner *r) {
+void dcrw_runner_destroy(dcrw_runner *r) {
     if (!r) return;
-    for (int i = 0; r->ps && i < r->n; i++) pass_destroy(r->ps[i]);
+    for (int i = 0; r->ps && i < r->n; i++) dcrw_pass_destroy(r->ps[i]);
     for (int i = 0; r->grad && i < r->n; i++) dcrw_free(r->grad[i]);
     dcrw_free(r->b0);
     dcrw_free(r->ps);
@@ -67,8 +67,8 @@ static const float *chunk_noise(dcrw_runner *r, int i, runner_noise noise) {
             memcpy(ps->eps + (size_t)t * ps->B * d->Z,
                    noise.eps + ((size_t)t * r->B + r->b0[i]) * d->Z, ps->B * rowz);
     } else {
-        pass_draw_noise(r->m, ps->B, noise.seed, noise.stream, noise.first + (uint64_t)r->b0[i],
-                        ps->eps);
+        dcrw_pass_draw_noise(r->m, ps->B, noise.seed, noise.stream,
+                             noise.first + (uint64_t)r->b0[i], ps->eps);
     }
     return ps->eps;
 }
@@ -105,36 +105,37 @@ static void run_chunk(void *ctx, int i) {
     }
     const float *eps = chunk_noise(r, i, j->noise);
     if (j->what == GENERATE) {
-        pass_generate(ps, eps, j->out ? &o : NULL);
+        dcrw_pass_generate(ps, eps, j->out ? &o : NULL);
         return;
     }
     const float *x = j->x + (size_t)r->b0[i] * P;
-    pass_forward(ps, x, eps, j->out ? &o : NULL);
+    dcrw_pass_forward(ps, x, eps, j->out ? &o : NULL);
     memcpy(r->lx + r->b0[i], ps->lx, (size_t)ps->B * sizeof(double));
     memcpy(r->lz + r->b0[i], ps->lz, (size_t)ps->B * sizeof(double));
     if (j->what == BACKWARD) {
         float *g = i == 0 ? j->grad : r->grad[i];
         memset(g, 0, r->m->lay.total * sizeof(float));
-        pass_backward(ps, x, eps, g, j->inv_total);
+        dcrw_pass_backward(ps, x, eps, g, j->inv_total);
     }
 }
 
-void runner_forward(dcrw_runner *r, const float *x, runner_noise noise, const pass_outputs *out) {
+void dcrw_runner_forward(dcrw_runner *r, const float *x, runner_noise noise,
+                         const pass_outputs *out) {
     job j = {r, x, noise, out, NULL, 0.0f, FORWARD};
-    pool_run(r->pool, r->n, run_chunk, &j);
+    dcrw_pool_run(r->pool, r->n, run_chunk, &j);
 }
 
-void runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float inv_total,
-                     float *grad) {
+void dcrw_runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float inv_total,
+                          float *grad) {
     job j = {r, x, noise, NULL, grad, inv_total, BACKWARD};
-    pool_run(r->pool, r->n, run_chunk, &j);
+    dcrw_pool_run(r->pool, r->n, run_chunk, &j);
     if (r->n > 1) {
         j.what = REDUCE;
-        pool_run(r->pool, r->n, run_chunk, &j);
+        dcrw_pool_run(r->pool, r->n, run_chunk, &j);
     }
 }
 
-void runner_generate(dcrw_runner *r, runner_noise noise, const pass_outputs *out) {
+void dcrw_runner_generate(dcrw_runner *r, runner_noise noise, const pass_outputs *out) {
     job j = {r, NULL, noise, out, NULL, 0.0f, GENERATE};
-    pool_run(r->pool, r->n, run_chunk, &j);
+    dcrw_pool_run(r->pool, r->n, run_chunk, &j);
 }

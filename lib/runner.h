@@ -24,9 +24,9 @@ typedef struct dcrw_runner {
 
 /* A runner for B images over at most `threads` chunks of the pool (or
  * serially without one). */
-int runner_create(dcrw_runner **out, const dcrw_model *m, int B, int threads, int backward,
-                  dcrw_pool *pool);
-void runner_destroy(dcrw_runner *r);
+int dcrw_runner_create(dcrw_runner **out, const dcrw_model *m, int B, int threads, int backward,
+                       dcrw_pool *pool);
+void dcrw_runner_destroy(dcrw_runner *r);
 
 /* Where the noise comes from: the caller's eps [T×B×Z], or drawn from
  * (seed, stream) and each image's index, first + b for image b (first > 0
@@ -38,14 +38,15 @@ typedef struct runner_noise {
 
 /* Forward of §4; r->lx, r->lz get each image's losses; out (may be NULL)
  * receives whole-batch outputs. */
-void runner_forward(dcrw_runner *r, const float *x, runner_noise noise, const pass_outputs *out);
+void dcrw_runner_forward(dcrw_runner *r, const float *x, runner_noise noise,
+                         const pass_outputs *out);
 
 /* Forward and backward of inv_total·Σ L over the batch (inv_total = 1/B:
  * the batch mean); grad (laid out like the parameters) is overwritten. */
-void runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float inv_total,
-                     float *grad);
+void dcrw_runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float inv_total,
+                          float *grad);
 
 /* Generation from z [T×B×Z] or the prior (noise.eps = NULL). */
-void runner_generate(dcrw_runner *r, runner_noise noise, const pass_outputs *out);
+void dcrw_runner_generate(dcrw_runner *r, runner_noise noise, const pass_outputs *out);
 
 #endif

@@ -225,7 +225,7 @@ static int header_length(const uint8_t *b, uint64_t file_size, uint64_t *out) {
  * data section is not needed, so a reader checks the header against the
  * file's size before it reads (or allocates for) anything more. One
  * allocation (owned by f->tensors) holds the tensor table, the metadata
- * pointer arrays and every string, so st_free has three pointers to
+ * pointer arrays and every string, so dcrw_st_free has three pointers to
  * release whatever the outcome. */
 static int parse_header(st_file *f, const uint8_t *h, uint64_t n, uint64_t file_size) {
     f->data_start = 8 + (size_t)n;
@@ -369,10 +369,10 @@ out:
     return rc;
 }
 
-int st_parse(st_file *f, const uint8_t *buf, size_t size) {
-    DCRW_CHECK_ARG(f, "st_parse: f is NULL");
+int dcrw_st_parse(st_file *f, const uint8_t *buf, size_t size) {
+    DCRW_CHECK_ARG(f, "dcrw_st_parse: f is NULL");
     memset(f, 0, sizeof *f);
-    DCRW_CHECK_ARG(buf || size == 0, "st_parse: buf is NULL");
+    DCRW_CHECK_ARG(buf || size == 0, "dcrw_st_parse: buf is NULL");
     uint64_t n;
     int rc = header_length(buf, size, &n);
     if (rc) return rc;
@@ -382,7 +382,7 @@ int st_parse(st_file *f, const uint8_t *buf, size_t size) {
     f->buf = copy;
     f->size = size;
     rc = parse_header(f, copy + 8, n, size);
-    if (rc) st_free(f);
+    if (rc) dcrw_st_free(f);
     return rc;
 }
 
@@ -405,13 +405,13 @@ static int read_exact(int fd, const char *path, uint8_t *buf, size_t n) {
 /* The header is read and checked against the file's size first, so that a
  * file it does not describe exactly (a huge tail, a shorter data section)
  * costs no more than its header. */
-int st_read(st_file *f, const char *path) {
-    DCRW_CHECK_ARG(f, "st_read: f is NULL");
+int dcrw_st_read(st_file *f, const char *path) {
+    DCRW_CHECK_ARG(f, "dcrw_st_read: f is NULL");
     memset(f, 0, sizeof *f);
-    DCRW_CHECK_ARG(path, "st_read: path is NULL");
+    DCRW_CHECK_ARG(path, "dcrw_st_read: path is NULL");
     int fd;
     uint64_t size, n = 0;
-    int rc = file_open_read(path, &fd, &size);
+    int rc = dcrw_file_open_read(path, &fd, &size);
     if (rc) return rc;
     uint8_t len[8] = {0}, *head = NULL, *buf = NULL;
     rc = read_exact(fd, path, len, size < 8 ? (size_t)size : 8);
@@ -431,7 +431,7 @@ int st_read(st_file *f, const char *path) {
     close(fd);
     if (rc) {
         dcrw_free(buf);
-        st_free(f);
+        dcrw_st_free(f);
         return rc;
     }
     f->buf = buf;
@@ -439,21 +439,21 @@ int st_read(st_file *f, const char *path) {
     return DCRW_OK;
 }
 
-void st_free(st_file *f) {
+void dcrw_st_free(st_file *f) {
     if (!f) return;
     dcrw_free(f->buf);
     dcrw_free(f->tensors); /* also holds the strings and metadata arrays */
     memset(f, 0, sizeof *f);
 }
 
-const st_tensor *st_find(const st_file *f, const char *name) {
+const st_tensor *dcrw_st_find(const st_file *f, const char *name) {
     if (!f || !name) return NULL;
     for (int k = 0; k < f->ntensors; k++)
         if (!strcmp(f->tensors[k].name, name)) return &f->tensors[k];
     return NULL;
 }
 
-const char *st_meta(const st_file *f, const char *key) {
+const char *dcrw_st_meta(const st_file *f, const char *key) {
     if (!f || !key) return NULL;
     for (int k = 0; k < f->nmeta; k++)
         if (!strcmp(f->meta_keys[k], key)) return f->meta_vals[k];
@@ -658,14 +658,14 @@ static int build_header(strbuf *b, const st_out *tensors, int ntensors,
     return DCRW_OK;
 }
 
-int st_write_atomic(const char *path, const st_out *tensors, int ntensors,
-                    const char *const *meta_keys, const char *const *meta_vals, int nmeta) {
+int dcrw_st_write_atomic(const char *path, const st_out *tensors, int ntensors,
+                         const char *const *meta_keys, const char *const *meta_vals, int nmeta) {
     int rc = check_out_args(path, tensors, ntensors, meta_keys, meta_vals, nmeta);
     if (rc) return rc;
     strbuf hb = {0};
     file_temp tmp;
     if ((rc = build_header(&hb, tensors, ntensors, meta_keys, meta_vals, nmeta))) goto out;
-    if ((rc = file_temp_create(&tmp, path))) goto out;
+    if ((rc = dcrw_file_temp_create(&tmp, path))) goto out;
     uint8_t len[8];
     for (int k = 0; k < 8; k++) len[k] = (uint8_t)((uint64_t)hb.len >> (8 * k));
     int bad = write_all(tmp.fd, len, 8) || write_all(tmp.fd, hb.p, hb.len);
@@ -677,10 +677,10 @@ int st_write_atomic(const char *path, const st_out *tensors, int ntensors,
     if (bad) {
         rc = dcrw_fail(DCRW_EIO, "cannot write %.200s for %.200s: %s", tmp.name, path,
                        strerror(errno));
-        file_temp_discard(&tmp);
+        dcrw_file_temp_discard(&tmp);
         goto out;
     }
-    rc = file_temp_commit(&tmp, path);
+    rc = dcrw_file_temp_commit(&tmp, path);
 out:
     dcrw_free(hb.p);
     return rc;

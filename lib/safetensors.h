@@ -43,18 +43,18 @@ typedef struct st_file {
  * DCRW_EFORMAT (anything else malformed, including a header length above
  * ST_MAX_HEADER), DCRW_EUNSUPPORTED (more than ST_MAX_DIMS dimensions),
  * DCRW_ENOMEM. */
-int st_parse(st_file *f, const uint8_t *buf, size_t size);
+int dcrw_st_parse(st_file *f, const uint8_t *buf, size_t size);
 
-/* Read a file and parse it as st_parse does. The header is checked
+/* Read a file and parse it as dcrw_st_parse does. The header is checked
  * against the file's size before the data section is read, so a file that
  * the header does not describe exactly costs no more than its header.
  * DCRW_EIO if it cannot be read or is not a regular file. */
-int st_read(st_file *f, const char *path);
+int dcrw_st_read(st_file *f, const char *path);
 
-void st_free(st_file *f);
+void dcrw_st_free(st_file *f);
 
-const st_tensor *st_find(const st_file *f, const char *name);
-const char *st_meta(const st_file *f, const char *key);
+const st_tensor *dcrw_st_find(const st_file *f, const char *name);
+const char *dcrw_st_meta(const st_file *f, const char *key);
 /* Pointer to a tensor's bytes (unaligned: copy with memcpy). */
 static inline const uint8_t *st_data(const st_file *f, const st_tensor *t) {
     return f->buf + f->data_start + t->begin;
@@ -73,7 +73,7 @@ typedef struct st_out {
  * fsync'ed, renamed over path, then the folder fsync'ed. The JSON header is padded
  * with spaces to a multiple of 8. On any failure the temporary file is
  * removed and path is untouched. DCRW_EIO, DCRW_ENOMEM, DCRW_EINVAL. */
-int st_write_atomic(const char *path, const st_out *tensors, int ntensors,
-                    const char *const *meta_keys, const char *const *meta_vals, int nmeta);
+int dcrw_st_write_atomic(const char *path, const st_out *tensors, int ntensors,
+                         const char *const *meta_keys, const char *const *meta_vals, int nmeta);
 
 #endif

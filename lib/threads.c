@@ -16,7 +16,7 @@ void openblas_set_num_threads(int);
 /* The threads of a pool and what they synchronise on. A fork()ed child
  * has none of its parent's threads, only a copy of this memory (with
  * whatever locks they held): a pool used in a new process leaves its crew
- * behind, untouched, and hires a new one (see pool_run). */
+ * behind, untouched, and hires a new one (see dcrw_pool_run). */
 typedef struct crew {
     pthread_mutex_t mu;
     pthread_cond_t go, done;
@@ -102,7 +102,7 @@ static int crew_start(crew **out, int n) {
     return DCRW_OK;
 }
 
-int pool_create(dcrw_pool **out, int n) {
+int dcrw_pool_create(dcrw_pool **out, int n) {
     *out = NULL;
     if (n < 1) n = 1;
     dcrw_pool *p = dcrw_calloc(1, sizeof *p);
@@ -120,7 +120,7 @@ int pool_create(dcrw_pool **out, int n) {
     return DCRW_OK;
 }
 
-void pool_destroy(dcrw_pool *p) {
+void dcrw_pool_destroy(dcrw_pool *p) {
     if (!p) return;
     /* another process's crew has no threads here to join, and its locks
      * may be held by threads that no longer exist: its memory just goes */
@@ -131,7 +131,7 @@ void pool_destroy(dcrw_pool *p) {
     dcrw_free(p);
 }
 
-int pool_size(const dcrw_pool *p) {
+int dcrw_pool_size(const dcrw_pool *p) {
     return p ? p->n : 1;
 }
 
@@ -148,7 +148,7 @@ static crew *pool_crew(dcrw_pool *p) {
     return p->crew;
 }
 
-void pool_run(dcrw_pool *p, int n, void (*fn)(void *ctx, int i), void *ctx) {
+void dcrw_pool_run(dcrw_pool *p, int n, void (*fn)(void *ctx, int i), void *ctx) {
     crew *c = p && p->n > 1 && n > 1 ? pool_crew(p) : NULL;
     if (!c) {
         for (int i = 0; i < n; i++) fn(ctx, i);
@@ -191,7 +191,7 @@ int dcrw_get_threads(void) {
     return dcrw_default_threads();
 }
 
-void blas_single_thread(void) {
+void dcrw_blas_single_thread(void) {
 #if DCRW_HAVE_OPENBLAS_THREADS
     static atomic_int done;
     if (!atomic_exchange(&done, 1)) openblas_set_num_threads(1);

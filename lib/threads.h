@@ -9,19 +9,19 @@ typedef struct dcrw_pool dcrw_pool;
 
 /* A pool of n workers counting the calling thread (n − 1 threads are
  * started). n = 1 starts none. */
-int pool_create(dcrw_pool **out, int n);
-void pool_destroy(dcrw_pool *p);
-int pool_size(const dcrw_pool *p);
+int dcrw_pool_create(dcrw_pool **out, int n);
+void dcrw_pool_destroy(dcrw_pool *p);
+int dcrw_pool_size(const dcrw_pool *p);
 
 /* Run fn(ctx, i) for i = 0 .. n − 1, i = 0 on the caller; returns when all
  * are done. NULL pool: fn(ctx, 0) only. */
-void pool_run(dcrw_pool *p, int n, void (*fn)(void *ctx, int i), void *ctx);
+void dcrw_pool_run(dcrw_pool *p, int n, void (*fn)(void *ctx, int i), void *ctx);
 
 /* The default number of threads: the library-wide setting, else the CPUs
  * this process may run on. */
 int dcrw_default_threads(void);
 
 /* Make OpenBLAS run single-threaded inside our workers (process-wide). */
-void blas_single_thread(void);
+void dcrw_blas_single_thread(void);
 
 #endif

@@ -80,8 +80,8 @@ int dcrw_trainer_create(dcrw_trainer **out, dcrw_model *m, const dcrw_train_conf
     /* `threads` chunks of the batch run at once, each with a one-thread
      * BLAS: one meaning for the library's loops and OpenBLAS */
     t->threads = tc->threads > 0 ? tc->threads : dcrw_default_threads();
-    blas_single_thread();
-    if ((rc = pool_create(&t->pool, t->threads))) {
+    dcrw_blas_single_thread();
+    if ((rc = dcrw_pool_create(&t->pool, t->threads))) {
         dcrw_trainer_destroy(t);
         return rc;
     }
@@ -91,8 +91,8 @@ int dcrw_trainer_create(dcrw_trainer **out, dcrw_model *m, const dcrw_train_conf
 
 void dcrw_trainer_destroy(dcrw_trainer *t) {
     if (!t) return;
-    runner_destroy(t->run);
-    pool_destroy(t->pool);
+    dcrw_runner_destroy(t->run);
+    dcrw_pool_destroy(t->pool);
     dcrw_free(t->block);
     dcrw_free(t);
 }
@@ -139,12 +139,12 @@ int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const flo
         return dcrw_fail(DCRW_ENUMERIC, "dcrw_trainer_backward: eps is not finite");
     if (!t->run || t->run->B != B) {
         dcrw_runner *r;
-        if ((rc = runner_create(&r, m, B, t->threads, 1, t->pool))) return rc;
-        runner_destroy(t->run);
+        if ((rc = dcrw_runner_create(&r, m, B, t->threads, 1, t->pool))) return rc;
+        dcrw_runner_destroy(t->run);
         t->run = r;
     }
     runner_noise noise = {eps, t->tc.seed, TRAIN_NOISE_STREAM ^ (t->step << 16), (uint64_t)first};
-    runner_backward(t->run, x, noise, (float)(1.0 / (double)B_total), t->grad);
+    dcrw_runner_backward(t->run, x, noise, (float)(1.0 / (double)B_total), t->grad);
     double lx = 0, lz = 0;
     for (int b = 0; b < B; b++) {
         lx += t->run->lx[b];
@@ -187,18 +187,18 @@ int dcrw_trainer_apply(dcrw_trainer *t) {
                          "they were applied already)");
     const size_t n = t->m->lay.total;
     /* the caller may have changed them (an allreduce): check again */
-    double norm = grad_norm(t->grad, n);
+    double norm = dcrw_grad_norm(t->grad, n);
     if (!isfinite(norm)) {
         t->grads_ready = 0;
         return dcrw_fail(DCRW_ENUMERIC, "dcrw_trainer_apply: the gradient norm is not finite");
     }
     if (t->tc.clip_norm > 0) {
         double coef = t->tc.clip_norm / (norm + 1e-6);
-        if (coef < 1.0) grad_scale(t->grad, n, (float)coef);
+        if (coef < 1.0) dcrw_grad_scale(t->grad, n, (float)coef);
     }
     t->grads_ready = 0;
-    int bad = adam_update(n, t->m->params, t->grad, t->am, t->av, t->tc.learning_rate, t->tc.beta1,
-                          t->tc.beta2, t->tc.adam_eps, t->step + 1);
+    int bad = dcrw_adam_update(n, t->m->params, t->grad, t->am, t->av, t->tc.learning_rate,
+                               t->tc.beta1, t->tc.beta2, t->tc.adam_eps, t->step + 1);
     if (bad & (ADAM_BAD_M | ADAM_BAD_V))
         return dcrw_fail(DCRW_ENUMERIC,
                          "dcrw_trainer_apply: step %" PRIu64 " would overflow Adam's %s moment "
@@ -250,7 +250,7 @@ static int check_second_moments(const dcrw_layout *lay, const float *v, const ch
 int dcrw_trainer_save(const dcrw_trainer *t, const char *path) {
     DCRW_CHECK_ARG(t && path, "dcrw_trainer_save: NULL argument");
     const dcrw_layout *lay = &t->m->lay;
-    /* never write what dcrw_trainer_resume would refuse (ckpt_write checks
+    /* never write what dcrw_trainer_resume would refuse (dcrw_ckpt_write checks
      * that every tensor is finite) */
     int rc = check_second_moments(lay, t->av, "dcrw_trainer_save");
     if (rc) return rc;
@@ -277,7 +277,7 @@ int dcrw_trainer_save(const dcrw_trainer *t, const char *path) {
     snprintf(lr, sizeof lr, "%.9g", (double)t->tc.learning_rate);
     const char *keys[] = {"dcrw.step", "dcrw.train.seed", "dcrw.train.learning_rate"};
     const char *vals[] = {step, seed, lr};
-    return ckpt_write(path, t->m, extra, 2 * n, keys, vals, 3);
+    return dcrw_ckpt_write(path, t->m, extra, 2 * n, keys, vals, 3);
 }
 
 static int same_config(const dcrw_config *a, const dcrw_config *b) {
@@ -293,7 +293,7 @@ static int same_config(const dcrw_config *a, const dcrw_config *b) {
  * at most 2^63 − 1, so that a count written by another program is never
  * read wrapped or saturated. */
 static int meta_step(const st_file *f, const char *path, uint64_t *step) {
-    const char *s = st_meta(f, "dcrw.step");
+    const char *s = dcrw_st_meta(f, "dcrw.step");
     *step = 0;
     if (!s) return DCRW_OK;
     if (*s == '\0') return dcrw_fail(DCRW_EFORMAT, "%.200s: dcrw.step is empty, not a count", path);
@@ -313,11 +313,11 @@ static int meta_step(const st_file *f, const char *path, uint64_t *step) {
 int dcrw_trainer_resume(dcrw_trainer *t, const char *path) {
     DCRW_CHECK_ARG(t && path, "dcrw_trainer_resume: NULL argument");
     st_file f;
-    int rc = st_read(&f, path);
+    int rc = dcrw_st_read(&f, path);
     if (rc) return rc;
     dcrw_model *loaded = NULL;
     float *moments = NULL;
-    if ((rc = ckpt_model_from_file(&f, &loaded))) goto done;
+    if ((rc = dcrw_ckpt_model_from_file(&f, &loaded))) goto done;
     if (!same_config(&loaded->cfg, &t->m->cfg)) {
         rc = dcrw_fail(DCRW_ESHAPE, "%s: its configuration differs from the trainer's model", path);
         goto done;
@@ -336,12 +336,12 @@ int dcrw_trainer_resume(dcrw_trainer *t, const char *path) {
         for (int which = 0; which < 2; which++) {
             char name[MAX_NAME];
             snprintf(name, sizeof name, "adam.%c.%s", which ? 'v' : 'm', dcrw_tensor_names[id]);
-            if (!st_find(&f, name)) continue; /* a model checkpoint: moments start at 0 */
+            if (!dcrw_st_find(&f, name)) continue; /* a model checkpoint: moments start at 0 */
             float *dst = moments + which * lay->total + ti->offset;
-            if ((rc = ckpt_copy_tensor(&f, name, ti->ndim, ti->shape, dst))) goto done;
+            if ((rc = dcrw_ckpt_copy_tensor(&f, name, ti->ndim, ti->shape, dst))) goto done;
         }
     }
-    /* ckpt_copy_tensor refused non-finite values */
+    /* dcrw_ckpt_copy_tensor refused non-finite values */
     if ((rc = check_second_moments(lay, moments + lay->total, path))) goto done;
     /* everything checked: commit */
     memcpy(t->m->params, loaded->params, lay->total * sizeof(float));
@@ -351,6 +351,6 @@ int dcrw_trainer_resume(dcrw_trainer *t, const char *path) {
 done:
     dcrw_free(moments);
     dcrw_model_destroy(loaded);
-    st_free(&f);
+    dcrw_st_free(&f);
     return rc;
 }

@@ -193,9 +193,9 @@ START_TEST(test_saved_metadata) {
         ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
         ck_assert_int_eq(dcrw_model_save(m, path), DCRW_OK);
         st_file f;
-        ck_assert_int_eq(st_read(&f, path), DCRW_OK);
+        ck_assert_int_eq(dcrw_st_read(&f, path), DCRW_OK);
         for (int k = 0; k < 17; k++) {
-            const char *v = st_meta(&f, cases[i].kv[k][0]);
+            const char *v = dcrw_st_meta(&f, cases[i].kv[k][0]);
             if (!cases[i].kv[k][1]) {
                 ck_assert_ptr_null(v);
             } else {
@@ -219,7 +219,7 @@ START_TEST(test_saved_metadata) {
                                     (size_t)(f.tensors[k].end - f.tensors[k].begin)),
                              0);
         }
-        st_free(&f);
+        dcrw_st_free(&f);
         dcrw_model_destroy(m);
         free(path);
         tu_rmdir(dir);
@@ -287,38 +287,38 @@ START_TEST(test_save_atomic) {
 }
 END_TEST
 
-/* st_write_atomic escapes names and values, refuses duplicates */
+/* dcrw_st_write_atomic escapes names and values, refuses duplicates */
 START_TEST(test_writer_escapes) {
     char *dir = tu_tmpdir(), *path = join(dir, "x.safetensors");
     const float a[3] = {1.0f, -2.0f, 0.5f}, b[1] = {7.0f};
     st_out t[3] = {
         {"we\"ird\\name\x01", 1, {3}, a}, {"scalar", 0, {0}, b}, {"empty", 2, {0, 5}, NULL}};
     const char *keys[2] = {"k\"ey", "tab"}, *vals[2] = {"v\\al\n", "a\tb"};
-    ck_assert_int_eq(st_write_atomic(path, t, 3, keys, vals, 2), DCRW_OK);
+    ck_assert_int_eq(dcrw_st_write_atomic(path, t, 3, keys, vals, 2), DCRW_OK);
     st_file f;
-    ck_assert_int_eq(st_read(&f, path), DCRW_OK);
+    ck_assert_int_eq(dcrw_st_read(&f, path), DCRW_OK);
     ck_assert_int_eq(f.ntensors, 3);
-    const st_tensor *w = st_find(&f, "we\"ird\\name\x01");
+    const st_tensor *w = dcrw_st_find(&f, "we\"ird\\name\x01");
     ck_assert_ptr_nonnull(w);
     ck_assert_int_eq(w->ndim, 1);
     ck_assert_int_eq(w->shape[0], 3);
     ck_assert_int_eq(memcmp(st_data(&f, w), a, sizeof a), 0);
-    const st_tensor *s = st_find(&f, "scalar");
+    const st_tensor *s = dcrw_st_find(&f, "scalar");
     ck_assert_int_eq(s->ndim, 0);
     ck_assert_uint_eq(s->end - s->begin, 4);
-    ck_assert_uint_eq(st_find(&f, "empty")->end, st_find(&f, "empty")->begin);
-    ck_assert_str_eq(st_meta(&f, "k\"ey"), "v\\al\n");
-    ck_assert_str_eq(st_meta(&f, "tab"), "a\tb");
-    st_free(&f);
+    ck_assert_uint_eq(dcrw_st_find(&f, "empty")->end, dcrw_st_find(&f, "empty")->begin);
+    ck_assert_str_eq(dcrw_st_meta(&f, "k\"ey"), "v\\al\n");
+    ck_assert_str_eq(dcrw_st_meta(&f, "tab"), "a\tb");
+    dcrw_st_free(&f);
     /* duplicates and bad shapes are refused before anything is written */
     t[1].name = t[0].name;
-    ck_assert_int_eq(st_write_atomic(path, t, 2, keys, vals, 2), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_st_write_atomic(path, t, 2, keys, vals, 2), DCRW_EINVAL);
     t[1].name = "scalar";
     t[1].ndim = 1;
     t[1].shape[0] = -1;
-    ck_assert_int_eq(st_write_atomic(path, t, 2, keys, vals, 2), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_st_write_atomic(path, t, 2, keys, vals, 2), DCRW_EINVAL);
     keys[1] = keys[0];
-    ck_assert_int_eq(st_write_atomic(path, t, 1, keys, vals, 2), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_st_write_atomic(path, t, 1, keys, vals, 2), DCRW_EINVAL);
     ck_assert_int_eq(tu_count_entries(dir), 1);
     free(path);
     tu_rmdir(dir);
@@ -527,12 +527,12 @@ static void poke_tensor(const char *path, const char *name, size_t i, float v) {
     size_t n;
     unsigned char *b = tu_read_file(path, &n);
     st_file f;
-    ck_assert_int_eq(st_parse(&f, b, n), DCRW_OK);
-    const st_tensor *t = st_find(&f, name);
+    ck_assert_int_eq(dcrw_st_parse(&f, b, n), DCRW_OK);
+    const st_tensor *t = dcrw_st_find(&f, name);
     ck_assert_ptr_nonnull(t);
     ck_assert_uint_lt(4 * i, t->end - t->begin);
     memcpy(b + f.data_start + t->begin + 4 * i, &v, 4); /* little-endian host */
-    st_free(&f);
+    dcrw_st_free(&f);
     spit(path, b, n);
     free(b);
 }
@@ -597,7 +597,7 @@ START_TEST(test_resume_step_range) {
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const char *keys[1] = {"dcrw.step"}, *vals[1] = {cases[k].step};
-        ck_assert_int_eq(ckpt_write(path, m, NULL, 0, keys, vals, 1), DCRW_OK);
+        ck_assert_int_eq(dcrw_ckpt_write(path, m, NULL, 0, keys, vals, 1), DCRW_OK);
         int rc = dcrw_trainer_resume(t, path);
         ck_assert_msg(rc == cases[k].code, "dcrw.step \"%s\": %d (%s)", cases[k].step, rc,
                       dcrw_last_error());
@@ -623,7 +623,7 @@ static const char *const golden_files[] = {
 };
 
 static int meta_as_int(const st_file *f, const char *key) {
-    const char *v = st_meta(f, key);
+    const char *v = dcrw_st_meta(f, key);
     ck_assert_ptr_nonnull(v);
     char *end;
     long x = strtol(v, &end, 10);
@@ -638,7 +638,7 @@ START_TEST(test_golden) {
     dcrw_model *m;
     ck_assert_msg(dcrw_model_load(&m, path) == DCRW_OK, "%s: %s", rel, dcrw_last_error());
     st_file f;
-    ck_assert_int_eq(st_read(&f, path), DCRW_OK);
+    ck_assert_int_eq(dcrw_st_read(&f, path), DCRW_OK);
     dcrw_config c = {.size = sizeof c};
     ck_assert_int_eq(dcrw_model_config(m, &c), DCRW_OK);
     ck_assert_int_eq(c.channels, meta_as_int(&f, "dcrw.channels"));
@@ -652,10 +652,11 @@ START_TEST(test_golden) {
     ck_assert_int_eq(c.write_n, meta_as_int(&f, "dcrw.write_n"));
     ck_assert_int_eq(c.conv1, meta_as_int(&f, "dcrw.conv1"));
     ck_assert_int_eq(c.conv2, meta_as_int(&f, "dcrw.conv2"));
-    ck_assert_int_eq(c.encoder == DCRW_ENCODER_CNN, !strcmp(st_meta(&f, "dcrw.encoder"), "cnn"));
-    ck_assert_int_eq(c.read_attention, !strcmp(st_meta(&f, "dcrw.read_attention"), "true"));
-    ck_assert_int_eq(c.write_attention, !strcmp(st_meta(&f, "dcrw.write_attention"), "true"));
-    const char *kappa = st_meta(&f, "dcrw.canvas_init");
+    ck_assert_int_eq(c.encoder == DCRW_ENCODER_CNN,
+                     !strcmp(dcrw_st_meta(&f, "dcrw.encoder"), "cnn"));
+    ck_assert_int_eq(c.read_attention, !strcmp(dcrw_st_meta(&f, "dcrw.read_attention"), "true"));
+    ck_assert_int_eq(c.write_attention, !strcmp(dcrw_st_meta(&f, "dcrw.write_attention"), "true"));
+    const char *kappa = dcrw_st_meta(&f, "dcrw.canvas_init");
     ck_assert(c.canvas_init == (kappa ? strtof(kappa, NULL) : 0.0f));
     if (strstr(rel, "canvas")) ck_assert(c.canvas_init == -3.0f);
     /* every model tensor holds exactly the file's bytes (little-endian host) */
@@ -665,7 +666,7 @@ START_TEST(test_golden) {
         const int64_t *shape;
         float *data;
         dcrw_model_param(m, i, &name, &ndim, &shape, &data);
-        const st_tensor *t = st_find(&f, name);
+        const st_tensor *t = dcrw_st_find(&f, name);
         ck_assert_ptr_nonnull(t);
         ck_assert_int_eq(t->ndim, ndim);
         size_t count = 1;
@@ -681,7 +682,7 @@ START_TEST(test_golden) {
         ck_assert(ref[0] == data[0] && ref[count - 1] == data[count - 1]);
         free(ref);
     }
-    st_free(&f);
+    dcrw_st_free(&f);
     dcrw_model_destroy(m);
 }
 END_TEST
@@ -1080,7 +1081,7 @@ struct bad_file {
     const char *what;
     void (*mut)(fb *);
     int code;                /* of dcrw_model_load */
-    int container;           /* of st_parse alone: model-level faults pass it */
+    int container;           /* of dcrw_st_parse alone: model-level faults pass it */
     const char *msg1, *msg2; /* the message must name these */
 };
 
@@ -1186,10 +1187,10 @@ START_TEST(test_bad_file) {
     }
     /* the container alone */
     st_file f;
-    int src = st_parse(&f, bytes, size);
-    ck_assert_msg(src == bf->container, "%s: st_parse gave %d (%s), expected %d", bf->what, src,
-                  dcrw_last_error(), bf->container);
-    if (src == DCRW_OK) st_free(&f);
+    int src = dcrw_st_parse(&f, bytes, size);
+    ck_assert_msg(src == bf->container, "%s: dcrw_st_parse gave %d (%s), expected %d", bf->what,
+                  src, dcrw_last_error(), bf->container);
+    if (src == DCRW_OK) dcrw_st_free(&f);
     free(bytes);
     free(b);
     dcrw_model_destroy(m);
@@ -1213,19 +1214,19 @@ START_TEST(test_tiny_files) {
     ck_assert_str_ne(dcrw_last_error(), "");
     /* the smallest valid container: no tensors, no metadata */
     st_file f;
-    ck_assert_int_eq(st_parse(&f, min_ok, sizeof min_ok), DCRW_OK);
+    ck_assert_int_eq(dcrw_st_parse(&f, min_ok, sizeof min_ok), DCRW_OK);
     ck_assert_int_eq(f.ntensors, 0);
     ck_assert_int_eq(f.nmeta, 0);
     ck_assert_uint_eq(f.data_start, 16);
-    st_free(&f);
+    dcrw_st_free(&f);
     spit(path, min_ok, sizeof min_ok);
     ck_assert_int_eq(dcrw_model_load(&out, path), DCRW_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(dcrw_last_error(), "dcrw.format"));
-    ck_assert_int_eq(st_parse(&f, NULL, 0), DCRW_ETRUNCATED);
-    ck_assert_int_eq(st_parse(NULL, min_ok, 16), DCRW_EINVAL);
-    ck_assert_int_eq(st_parse(&f, NULL, 16), DCRW_EINVAL);
-    ck_assert_int_eq(st_read(&f, NULL), DCRW_EINVAL);
-    st_free(NULL);
+    ck_assert_int_eq(dcrw_st_parse(&f, NULL, 0), DCRW_ETRUNCATED);
+    ck_assert_int_eq(dcrw_st_parse(NULL, min_ok, 16), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_st_parse(&f, NULL, 16), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_st_read(&f, NULL), DCRW_EINVAL);
+    dcrw_st_free(NULL);
     free(path);
     tu_rmdir(dir);
 }
@@ -1245,7 +1246,7 @@ START_TEST(test_every_truncation) {
         uint8_t *cut = malloc(len ? len : 1);
         memcpy(cut, full, len);
         st_file f;
-        int rc = st_parse(&f, cut, len);
+        int rc = dcrw_st_parse(&f, cut, len);
         ck_assert_msg(rc == DCRW_ETRUNCATED, "length %zu of %zu: %d (%s)", len, size, rc,
                       dcrw_last_error());
         free(cut);
@@ -1258,12 +1259,12 @@ START_TEST(test_every_truncation) {
         ck_assert_ptr_null(out);
     }
     st_file f;
-    ck_assert_int_eq(st_parse(&f, full, size), DCRW_OK);
+    ck_assert_int_eq(dcrw_st_parse(&f, full, size), DCRW_OK);
     dcrw_model *back;
-    ck_assert_int_eq(ckpt_model_from_file(&f, &back), DCRW_OK);
+    ck_assert_int_eq(dcrw_ckpt_model_from_file(&f, &back), DCRW_OK);
     assert_same_model(m, back);
     dcrw_model_destroy(back);
-    st_free(&f);
+    dcrw_st_free(&f);
     free(full);
     dcrw_model_destroy(m);
     free(path);
@@ -1271,7 +1272,7 @@ START_TEST(test_every_truncation) {
 }
 END_TEST
 
-/* ckpt_write's extras land in the file and ckpt_copy_tensor reads them */
+/* dcrw_ckpt_write's extras land in the file and dcrw_ckpt_copy_tensor reads them */
 START_TEST(test_ckpt_extras) {
     char *dir = tu_tmpdir(), *path = join(dir, "t.safetensors");
     dcrw_config c = small_config(DCRW_PRESET_DCRW_NOREAD);
@@ -1280,27 +1281,27 @@ START_TEST(test_ckpt_extras) {
     float mom[6] = {1, 2, 3, 4, 5, 6};
     st_out ex[1] = {{"adam.m.q.mu.bias", 2, {2, 3}, mom}};
     const char *k[1] = {"dcrw.step"}, *v[1] = {"42"};
-    ck_assert_int_eq(ckpt_write(path, m, ex, 1, k, v, 1), DCRW_OK);
+    ck_assert_int_eq(dcrw_ckpt_write(path, m, ex, 1, k, v, 1), DCRW_OK);
     st_file f;
-    ck_assert_int_eq(st_read(&f, path), DCRW_OK);
-    ck_assert_str_eq(st_meta(&f, "dcrw.step"), "42");
+    ck_assert_int_eq(dcrw_st_read(&f, path), DCRW_OK);
+    ck_assert_str_eq(dcrw_st_meta(&f, "dcrw.step"), "42");
     float got[6] = {0};
     const int64_t shape[2] = {2, 3}, wrong[2] = {3, 2};
-    ck_assert_int_eq(ckpt_copy_tensor(&f, "adam.m.q.mu.bias", 2, shape, got), DCRW_OK);
+    ck_assert_int_eq(dcrw_ckpt_copy_tensor(&f, "adam.m.q.mu.bias", 2, shape, got), DCRW_OK);
     ck_assert_int_eq(memcmp(got, mom, sizeof mom), 0);
-    ck_assert_int_eq(ckpt_copy_tensor(&f, "adam.m.q.mu.bias", 2, wrong, got), DCRW_ESHAPE);
-    ck_assert_int_eq(ckpt_copy_tensor(&f, "adam.v.q.mu.bias", 2, shape, got), DCRW_ENOTFOUND);
+    ck_assert_int_eq(dcrw_ckpt_copy_tensor(&f, "adam.m.q.mu.bias", 2, wrong, got), DCRW_ESHAPE);
+    ck_assert_int_eq(dcrw_ckpt_copy_tensor(&f, "adam.v.q.mu.bias", 2, shape, got), DCRW_ENOTFOUND);
     dcrw_model *back;
-    ck_assert_int_eq(ckpt_model_from_file(&f, &back), DCRW_OK);
+    ck_assert_int_eq(dcrw_ckpt_model_from_file(&f, &back), DCRW_OK);
     assert_same_model(m, back);
     dcrw_model_destroy(back);
-    st_free(&f);
+    dcrw_st_free(&f);
     /* an extra that collides with a model tensor or key is refused */
     ex[0].name = "q.mu.bias";
-    ck_assert_int_eq(ckpt_write(path, m, ex, 1, NULL, NULL, 0), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_ckpt_write(path, m, ex, 1, NULL, NULL, 0), DCRW_EINVAL);
     k[0] = "dcrw.height";
-    ck_assert_int_eq(ckpt_write(path, m, NULL, 0, k, v, 1), DCRW_EINVAL);
-    ck_assert_int_eq(ckpt_model_from_file(NULL, &back), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_ckpt_write(path, m, NULL, 0, k, v, 1), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_ckpt_model_from_file(NULL, &back), DCRW_EINVAL);
     dcrw_model_destroy(m);
     free(path);
     tu_rmdir(dir);

@@ -215,7 +215,7 @@ static conv_data conv_make(conv_case c, uint64_t seed) {
     d.nin = (size_t)c.B * c.Cin * c.H * c.W;
     d.nw = (size_t)c.K * c.Cin * 9;
     d.nout = (size_t)c.B * c.K * c.H * c.W;
-    d.nscr = conv3x3_scratch_floats(c.B, c.Cin, c.K, c.H, c.W);
+    d.nscr = dcrw_conv3x3_scratch_floats(c.B, c.Cin, c.K, c.H, c.W);
     d.in = frand(d.nin, -1, 1, seed);
     d.w = frand(d.nw, -0.5f, 0.5f, seed + 1);
     d.b = frand((size_t)c.K, -0.2f, 0.3f, seed + 2);
@@ -224,7 +224,7 @@ static conv_data conv_make(conv_case c, uint64_t seed) {
     /* the result must not depend on what scratch or out held before */
     fill(d.out, d.nout, NAN);
     fill(d.scr, d.nscr, NAN);
-    conv3x3_relu_forward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.b, d.out, d.scr);
+    dcrw_conv3x3_relu_forward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.b, d.out, d.scr);
     return d;
 }
 
@@ -264,8 +264,8 @@ START_TEST(test_conv_hand) {
     float in[9], w[9], b[1] = {-4.5f}, out[9];
     fill(in, 9, 1);
     fill(w, 9, 1);
-    float *scr = falloc(conv3x3_scratch_floats(1, 1, 1, 3, 3));
-    conv3x3_relu_forward(1, 1, 1, 3, 3, in, w, b, out, scr);
+    float *scr = falloc(dcrw_conv3x3_scratch_floats(1, 1, 1, 3, 3));
+    dcrw_conv3x3_relu_forward(1, 1, 1, 3, 3, in, w, b, out, scr);
     const float want[9] = {0, 1.5f, 0, 1.5f, 4.5f, 1.5f, 0, 1.5f, 0};
     for (int i = 0; i < 9; i++) ck_assert_float_eq(out[i], want[i]);
     /* backward with dout = 1: only the edges and the centre pass gradient;
@@ -273,7 +273,7 @@ START_TEST(test_conv_hand) {
      * tap (dy, dx) lands inside the image */
     float dout[9], din[9], dw[9] = {0}, db[1] = {0};
     fill(dout, 9, 1);
-    conv3x3_relu_backward(1, 1, 1, 3, 3, in, w, out, dout, din, dw, db, scr);
+    dcrw_conv3x3_relu_backward(1, 1, 1, 3, 3, in, w, out, dout, din, dw, db, scr);
     ck_assert_float_eq(db[0], 5);
     /* active set: (0,1),(1,0),(1,1),(1,2),(2,1). tap (0,0) reads (y−1,x−1):
      * in bounds for (1,1),(1,2),(2,1) → 3; tap (1,1) for all 5; tap (0,1)
@@ -304,7 +304,7 @@ START_TEST(test_conv_backward_fd) {
     fill(dw, d.nw, 0);
     fill(db, (size_t)c.K, 0);
     fill(d.scr, d.nscr, NAN);
-    conv3x3_relu_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, din, dw, db, d.scr);
+    dcrw_conv3x3_relu_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, din, dw, db, d.scr);
 
     fd_ctx x = {0};
     x.B = c.B, x.Cin = c.Cin, x.K = c.K, x.H = c.H, x.W = c.W;
@@ -320,14 +320,16 @@ START_TEST(test_conv_backward_fd) {
     float *dw2 = falloc(d.nw), *db2 = falloc((size_t)c.K);
     fill(dw2, d.nw, 0);
     fill(db2, (size_t)c.K, 0);
-    conv3x3_relu_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, NULL, dw2, db2, d.scr);
+    dcrw_conv3x3_relu_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, NULL, dw2, db2,
+                               d.scr);
     ck_assert(tu_rel_err(dw2, dw, d.nw, 1e-3) < 1e-6);
     ck_assert(tu_rel_err(db2, db, (size_t)c.K, 1e-3) < 1e-6);
 
     /* gradients accumulate: a second call adds the same again. db adds one
      * float per call (s + s = 2s exactly); dw goes through sgemm with beta = 1,
      * whose blocked accumulation may round differently, hence a tolerance */
-    conv3x3_relu_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, NULL, dw2, db2, d.scr);
+    dcrw_conv3x3_relu_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, NULL, dw2, db2,
+                               d.scr);
     for (size_t i = 0; i < d.nw; i++) dw[i] *= 2;
     for (int k = 0; k < c.K; k++) ck_assert_float_eq(db2[k], 2 * db[k]);
     ck_assert(tu_rel_err(dw2, dw, d.nw, 1e-3) < 1e-5);
@@ -360,7 +362,7 @@ START_TEST(test_conv_grouped) {
     float *din = falloc(d.nin), *dw = falloc(d.nw), *db = falloc((size_t)c.K);
     fill(dw, d.nw, 0);
     fill(db, (size_t)c.K, 0);
-    conv3x3_relu_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, din, dw, db, d.scr);
+    dcrw_conv3x3_relu_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, din, dw, db, d.scr);
     /* limits of one image (or less: still one image a product), two, B − 1 */
     const size_t limits[] = {1, HW, 2 * HW + 1, (size_t)(c.B > 1 ? c.B - 1 : 1) * HW};
     for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
@@ -371,11 +373,12 @@ START_TEST(test_conv_grouped) {
         fill(dw2, d.nw, 0);
         fill(db2, (size_t)c.K, 0);
         fill(d.scr, d.nscr, NAN);
-        conv3x3_relu_forward_cols(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.b, out, d.scr, limits[k]);
+        dcrw_conv3x3_relu_forward_cols(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.b, out, d.scr,
+                                       limits[k]);
         ck_assert_msg(tu_rel_err(out, d.out, d.nout, 1e-3) < 1e-6, "case %d, %zu columns", _i,
                       limits[k]);
-        conv3x3_relu_backward_cols(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, din2, dw2, db2,
-                                   d.scr, limits[k]);
+        dcrw_conv3x3_relu_backward_cols(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, R, din2, dw2,
+                                        db2, d.scr, limits[k]);
         ck_assert(tu_rel_err(din2, din, d.nin, 1e-3) < 1e-6);
         ck_assert(tu_rel_err(dw2, dw, d.nw, 1e-3) < 1e-5);
         ck_assert(tu_rel_err(db2, db, (size_t)c.K, 1e-3) < 1e-5);
@@ -402,13 +405,13 @@ START_TEST(test_pool_forward_backward) {
     uint8_t *arg = malloc(nout), ref_arg[2 * 3 * 2 * 3];
     double *ind = to_d(in, nin), ref[2 * 3 * 2 * 3];
     naive_pool(B, C, H, W, ind, ref, ref_arg);
-    maxpool2_forward(B, C, H, W, in, out, arg);
+    dcrw_maxpool2_forward(B, C, H, W, in, out, arg);
     for (size_t i = 0; i < nout; i++) {
         ck_assert_float_eq(out[i], (float)ref[i]); /* a max is exact */
         ck_assert_uint_eq(arg[i], ref_arg[i]);
     }
     fill(din, nin, NAN);
-    maxpool2_backward(B, C, H, W, g, arg, din);
+    dcrw_maxpool2_backward(B, C, H, W, g, arg, din);
     for (int p = 0; p < B * C; p++)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
@@ -437,7 +440,7 @@ START_TEST(test_pool_ties) {
                              0.5f, 0.5f, 0.2f, 0.9f, -1, -1};
     float out[3], din[12], g[3] = {2, 3, 4};
     uint8_t arg[3];
-    maxpool2_forward(1, 1, 2, 6, in, out, arg);
+    dcrw_maxpool2_forward(1, 1, 2, 6, in, out, arg);
     ck_assert_float_eq(out[0], 0.5f);
     ck_assert_float_eq(out[1], 0.9f);
     ck_assert_float_eq(out[2], -1);
@@ -445,7 +448,7 @@ START_TEST(test_pool_ties) {
     ck_assert_uint_eq(arg[1], 1);
     ck_assert_uint_eq(arg[2], 2);
     fill(din, 12, NAN);
-    maxpool2_backward(1, 1, 2, 6, g, arg, din);
+    dcrw_maxpool2_backward(1, 1, 2, 6, g, arg, din);
     const float want[12] = {2, 0, 0, 3, 0, 0, 0, 0, 0, 0, 4, 0};
     for (int i = 0; i < 12; i++) ck_assert_float_eq(din[i], want[i]);
 }
@@ -461,11 +464,11 @@ START_TEST(test_pool_degenerate) {
         float *in = frand(n, -1, 1, 9), *din = falloc(n);
         float out[1] = {42}, g[1] = {42};
         uint8_t arg[1] = {77};
-        maxpool2_forward(2, 2, H, W, in, out, arg);
+        dcrw_maxpool2_forward(2, 2, H, W, in, out, arg);
         ck_assert_float_eq(out[0], 42);
         ck_assert_uint_eq(arg[0], 77);
         fill(din, n, NAN);
-        maxpool2_backward(2, 2, H, W, g, arg, din);
+        dcrw_maxpool2_backward(2, 2, H, W, g, arg, din);
         for (size_t i = 0; i < n; i++) ck_assert_float_eq(din[i], 0);
         free(in);
         free(din);
@@ -478,13 +481,13 @@ END_TEST
 START_TEST(test_cnn_sizes) {
     /* MODEL.md §3.3: 7×7 → 1×1×64, 28×28 → 7×7×64 = 3136 */
     cnn_shape s = {100, 2, 7, 7, 32, 64};
-    ck_assert_int_eq(cnn_out_features(&s), 64);
+    ck_assert_int_eq(dcrw_cnn_out_features(&s), 64);
     s = (cnn_shape){100, 1, 28, 28, 32, 64};
-    ck_assert_int_eq(cnn_out_features(&s), 3136);
+    ck_assert_int_eq(dcrw_cnn_out_features(&s), 3136);
     s = (cnn_shape){3, 1, 9, 11, 2, 3}; /* 9×11 → 4×5 → 2×2 */
-    ck_assert_int_eq(cnn_out_features(&s), 12);
+    ck_assert_int_eq(dcrw_cnn_out_features(&s), 12);
     s = (cnn_shape){1, 1, 3, 3, 2, 3}; /* 3×3 → 1×1 → 0×0 */
-    ck_assert_int_eq(cnn_out_features(&s), 0);
+    ck_assert_int_eq(dcrw_cnn_out_features(&s), 0);
 }
 END_TEST
 
@@ -498,13 +501,13 @@ typedef struct cnn_data {
 static cnn_data cnn_make(cnn_shape s, uint64_t seed) {
     cnn_data d;
     d.s = s;
-    d.F = cnn_out_features(&s);
+    d.F = dcrw_cnn_out_features(&s);
     d.ld = d.F + 3;
     d.nin = (size_t)s.B * s.Cin * s.H * s.W;
     d.nw1 = (size_t)s.K1 * s.Cin * 9;
     d.nw2 = (size_t)s.K2 * s.K1 * 9;
-    d.nsaved = cnn_saved_floats(&s);
-    d.nscr = cnn_scratch_floats(&s);
+    d.nsaved = dcrw_cnn_saved_floats(&s);
+    d.nscr = dcrw_cnn_scratch_floats(&s);
     d.in = frand(d.nin, -1, 1, seed);
     d.w1 = frand(d.nw1, -0.5f, 0.5f, seed + 1);
     d.b1 = frand((size_t)s.K1, -0.2f, 0.3f, seed + 2);
@@ -519,7 +522,7 @@ static cnn_data cnn_make(cnn_shape s, uint64_t seed) {
     fill(d.out, (size_t)s.B * d.ld, 12345.0f);
     fill(d.saved, d.nsaved, NAN);
     fill(d.scr, d.nscr, NAN);
-    cnn_forward(&s, d.in, d.w1, d.b1, d.w2, d.b2, d.out, d.ld, d.saved, d.scr);
+    dcrw_cnn_forward(&s, d.in, d.w1, d.b1, d.w2, d.b2, d.out, d.ld, d.saved, d.scr);
     return d;
 }
 
@@ -602,7 +605,7 @@ static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck) {
     fill(dw2, d.nw2, 0);
     fill(db2, (size_t)s.K2, 0);
     fill(d.scr, d.nscr, NAN);
-    cnn_backward(&s, d.in, d.w1, d.w2, d.saved, dout, ldd, din, dw1, db1, dw2, db2, d.scr);
+    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.saved, dout, ldd, din, dw1, db1, dw2, db2, d.scr);
 
     fd_ctx x = {0};
     x.is_cnn = 1;
@@ -628,7 +631,8 @@ static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck) {
             fill(e_w1, d.nw1, 0), fill(e_b1, (size_t)s.K1, 0);
             fill(e_w2, d.nw2, 0), fill(e_b2, (size_t)s.K2, 0);
         }
-        cnn_backward(&s, d.in, d.w1, d.w2, d.saved, dout, ldd, NULL, e_w1, e_b1, e_w2, e_b2, d.scr);
+        dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.saved, dout, ldd, NULL, e_w1, e_b1, e_w2, e_b2,
+                          d.scr);
         if (rep == 0) {
             ck_assert(tu_rel_err(e_w1, dw1, d.nw1, 1e-3) < 1e-6);
             ck_assert(tu_rel_err(e_b1, db1, (size_t)s.K1, 1e-3) < 1e-6);
@@ -691,9 +695,9 @@ START_TEST(test_cnn_saved_is_state) {
     fill(v1, d.nw1, 0);
     fill(c1, (size_t)s.K1, 0);
     fill(c2, (size_t)s.K2, 0);
-    cnn_backward(&s, d.in, d.w1, d.w2, d.saved, R, d.F, din1, v1, c1, g1, c2, d.scr);
-    cnn_forward(&s, e.in, e.w1, e.b1, e.w2, e.b2, e.out, e.ld, e.saved, d.scr);
-    cnn_backward(&s, d.in, d.w1, d.w2, d.saved, R, d.F, din2, v1, c1, g2, c2, d.scr);
+    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.saved, R, d.F, din1, v1, c1, g1, c2, d.scr);
+    dcrw_cnn_forward(&s, e.in, e.w1, e.b1, e.w2, e.b2, e.out, e.ld, e.saved, d.scr);
+    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.saved, R, d.F, din2, v1, c1, g2, c2, d.scr);
     ck_assert(tu_rel_err(g2, g1, d.nw2, 1e-3) < 1e-6);
     ck_assert(tu_rel_err(din2, din1, d.nin, 1e-3) < 1e-6);
     free(v1);

@@ -159,8 +159,8 @@ static fbset fb_make(const shape *s, const float *p5) {
     f.FX = fl((size_t)s->B * s->N * s->W);
     f.FY = fl((size_t)s->B * s->N * s->H);
     f.gamma = fl((size_t)s->B);
-    f.aux = fl(fb_aux_floats(s->B, s->N));
-    fb_filters_forward(s->B, s->N, s->H, s->W, p5, f.FX, f.FY, f.gamma, f.aux);
+    f.aux = fl(dcrw_fb_aux_floats(s->B, s->N));
+    dcrw_fb_filters_forward(s->B, s->N, s->H, s->W, p5, f.FX, f.FY, f.gamma, f.aux);
     return f;
 }
 static void fb_drop(fbset *f) {
@@ -183,13 +183,13 @@ START_TEST(test_forward_vs_naive) {
     tu_fill_uniform(w, B * WP, -1.0f, 1.0f, 400 + _i);
     fbset f = fb_make(s, p5);
     float *r = fl(B * R), *out = fl(B * P), *acc = fl(B * P), *base = fl(B * P);
-    float *rs = fl(fb_read_scratch_floats(B, C, N, H, W));
-    float *ws = fl(fb_write_scratch_floats(B, C, N, H, W));
-    fb_read_forward(B, C, N, H, W, f.FX, f.FY, f.gamma, x, xh, r, rs);
-    fb_write_forward(B, C, N, H, W, f.FX, f.FY, f.gamma, w, out, 0, ws);
+    float *rs = fl(dcrw_fb_read_scratch_floats(B, C, N, H, W));
+    float *ws = fl(dcrw_fb_write_scratch_floats(B, C, N, H, W));
+    dcrw_fb_read_forward(B, C, N, H, W, f.FX, f.FY, f.gamma, x, xh, r, rs);
+    dcrw_fb_write_forward(B, C, N, H, W, f.FX, f.FY, f.gamma, w, out, 0, ws);
     tu_fill_uniform(base, B * P, -2.0f, 2.0f, 500 + _i);
     memcpy(acc, base, B * P * sizeof(float));
-    fb_write_forward(B, C, N, H, W, f.FX, f.FY, f.gamma, w, acc, 1, ws);
+    dcrw_fb_write_forward(B, C, N, H, W, f.FX, f.FY, f.gamma, w, acc, 1, ws);
 
     double p[5], g, *FX = dbl((size_t)N * W), *FY = dbl((size_t)N * H);
     double *xd = dbl(P), *hd = dbl(P), *wd = dbl(WP), *rr = dbl(R), *oo = dbl(P), *aa = dbl(P);
@@ -216,7 +216,7 @@ START_TEST(test_forward_vs_naive) {
 }
 END_TEST
 
-/* ---- fb_filters_backward against finite differences ---- */
+/* ---- dcrw_fb_filters_backward against finite differences ---- */
 
 /* L = Σ dFX⊙FX + Σ dFY⊙FY + dγ·γ for one image through the naive filters */
 static double filters_loss(int N, int H, int W, const double *p, const float *dFX, const float *dFY,
@@ -238,7 +238,7 @@ static void check_filters_backward(const shape *s, const float *p5, uint64_t see
     tu_fill_uniform(dFX, (size_t)B * N * W, -1.0f, 1.0f, seed);
     tu_fill_uniform(dFY, (size_t)B * N * H, -1.0f, 1.0f, seed + 1);
     tu_fill_uniform(dg, B, -1.0f, 1.0f, seed + 2);
-    fb_filters_backward(B, N, H, W, p5, f.FX, f.FY, f.gamma, f.aux, dFX, dFY, dg, dp5);
+    dcrw_fb_filters_backward(B, N, H, W, p5, f.FX, f.FY, f.gamma, f.aux, dFX, dFY, dg, dp5);
     for (int b = 0; b < B; b++) {
         double fd[5], scale = 0.0, p[5];
         for (int k = 0; k < 5; k++) {
@@ -320,11 +320,12 @@ START_TEST(test_read_backward_fd) {
     fbset f = fb_make(s, p5);
     float *dx = fl(B * P), *dxh = fl(B * P), *dFX = fl(B * NW), *dFY = fl(B * NH), *dg = fl(B);
     float *dxh2 = fl(B * P), *dFX2 = fl(B * NW), *dFY2 = fl(B * NH), *dg2 = fl(B);
-    float *scr = fl(fb_read_scratch_floats(B, C, N, H, W));
-    fb_read_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, x, xh, dr, dx, dxh, dFX, dFY, dg, scr);
+    float *scr = fl(dcrw_fb_read_scratch_floats(B, C, N, H, W));
+    dcrw_fb_read_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, x, xh, dr, dx, dxh, dFX, dFY, dg,
+                          scr);
     /* without dx every other output is the same */
-    fb_read_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, x, xh, dr, NULL, dxh2, dFX2, dFY2, dg2,
-                     scr);
+    dcrw_fb_read_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, x, xh, dr, NULL, dxh2, dFX2, dFY2,
+                          dg2, scr);
     ck_assert_int_eq(memcmp(dxh, dxh2, B * P * sizeof(float)), 0);
     ck_assert_int_eq(memcmp(dFX, dFX2, B * NW * sizeof(float)), 0);
     ck_assert_int_eq(memcmp(dFY, dFY2, B * NH * sizeof(float)), 0);
@@ -401,8 +402,8 @@ START_TEST(test_write_backward_fd) {
     tu_fill_uniform(dout, B * P, -1.0f, 1.0f, 1600 + _i);
     fbset f = fb_make(s, p5);
     float *dw = fl(B * WP), *dFX = fl(B * NW), *dFY = fl(B * NH), *dg = fl(B);
-    float *scr = fl(fb_write_scratch_floats(B, C, N, H, W));
-    fb_write_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, w, dout, dw, dFX, dFY, dg, scr);
+    float *scr = fl(dcrw_fb_write_scratch_floats(B, C, N, H, W));
+    dcrw_fb_write_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, w, dout, dw, dFX, dFY, dg, scr);
 
     double *FX = dbl(NW), *FY = dbl(NH), *wd = dbl(WP), *oo = dbl(P), g;
     const double h = 1e-3; /* linear in each input: exact up to rounding */
@@ -502,17 +503,19 @@ START_TEST(test_chain_fd) {
     tu_fill_uniform(dout, B * P, -1.0f, 1.0f, 2200 + _i);
     fbset f = fb_make(s, p5);
     float *dFX = fl(B * NW), *dFY = fl(B * NH), *dg = fl(B), *dp5 = fl((size_t)B * 5);
-    float *scr = fl(fb_read_scratch_floats(B, C, N, H, W) + fb_write_scratch_floats(B, C, N, H, W));
+    float *scr = fl(dcrw_fb_read_scratch_floats(B, C, N, H, W) +
+                    dcrw_fb_write_scratch_floats(B, C, N, H, W));
     for (int write = 0; write < 2; write++) {
         if (!write)
-            fb_read_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, x, xh, dr, NULL, NULL, dFX, dFY,
-                             dg, scr);
+            dcrw_fb_read_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, x, xh, dr, NULL, NULL, dFX,
+                                  dFY, dg, scr);
         else {
             float *dw = fl(B * WP);
-            fb_write_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, w, dout, dw, dFX, dFY, dg, scr);
+            dcrw_fb_write_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, w, dout, dw, dFX, dFY, dg,
+                                   scr);
             free(dw);
         }
-        fb_filters_backward(B, N, H, W, p5, f.FX, f.FY, f.gamma, f.aux, dFX, dFY, dg, dp5);
+        dcrw_fb_filters_backward(B, N, H, W, p5, f.FX, f.FY, f.gamma, f.aux, dFX, dFY, dg, dp5);
         for (int b = 0; b < B; b++) {
             double p[5], fd[5], scale = 0.0;
             const float *wt = write ? dout + b * P : dr + b * R;
@@ -576,30 +579,32 @@ static void run_everything_finite(const shape *s, const float *p5, const char *w
     float *x = fl(B * P), *xh = fl(B * P), *w = fl(B * WP), *r = fl(B * R), *out = fl(B * P);
     float *dr = fl(B * R), *dout = fl(B * P), *dx = fl(B * P), *dxh = fl(B * P), *dw = fl(B * WP);
     float *dFX = fl(B * NW), *dFY = fl(B * NH), *dg = fl(B), *dp5 = fl((size_t)B * 5);
-    float *scr = fl(fb_read_scratch_floats(B, C, N, H, W) + fb_write_scratch_floats(B, C, N, H, W));
+    float *scr = fl(dcrw_fb_read_scratch_floats(B, C, N, H, W) +
+                    dcrw_fb_write_scratch_floats(B, C, N, H, W));
     tu_fill_uniform(x, B * P, 0.0f, 1.0f, 1);
     tu_fill_uniform(xh, B * P, -1.0f, 1.0f, 2);
     tu_fill_uniform(w, B * WP, -1.0f, 1.0f, 3);
     tu_fill_uniform(dr, B * R, -1.0f, 1.0f, 4);
     tu_fill_uniform(dout, B * P, -1.0f, 1.0f, 5);
-    fb_read_forward(B, C, N, H, W, f.FX, f.FY, f.gamma, x, xh, r, scr);
+    dcrw_fb_read_forward(B, C, N, H, W, f.FX, f.FY, f.gamma, x, xh, r, scr);
     expect_finite(what, r, B * R);
-    fb_write_forward(B, C, N, H, W, f.FX, f.FY, f.gamma, w, out, 0, scr);
+    dcrw_fb_write_forward(B, C, N, H, W, f.FX, f.FY, f.gamma, w, out, 0, scr);
     expect_finite(what, out, B * P);
-    fb_read_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, x, xh, dr, dx, dxh, dFX, dFY, dg, scr);
+    dcrw_fb_read_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, x, xh, dr, dx, dxh, dFX, dFY, dg,
+                          scr);
     expect_finite(what, dx, B * P);
     expect_finite(what, dxh, B * P);
     expect_finite(what, dFX, B * NW);
     expect_finite(what, dFY, B * NH);
     expect_finite(what, dg, B);
-    fb_filters_backward(B, N, H, W, p5, f.FX, f.FY, f.gamma, f.aux, dFX, dFY, dg, dp5);
+    dcrw_fb_filters_backward(B, N, H, W, p5, f.FX, f.FY, f.gamma, f.aux, dFX, dFY, dg, dp5);
     expect_finite(what, dp5, (size_t)B * 5);
-    fb_write_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, w, dout, dw, dFX, dFY, dg, scr);
+    dcrw_fb_write_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, w, dout, dw, dFX, dFY, dg, scr);
     expect_finite(what, dw, B * WP);
     expect_finite(what, dFX, B * NW);
     expect_finite(what, dFY, B * NH);
     expect_finite(what, dg, B);
-    fb_filters_backward(B, N, H, W, p5, f.FX, f.FY, f.gamma, f.aux, dFX, dFY, dg, dp5);
+    dcrw_fb_filters_backward(B, N, H, W, p5, f.FX, f.FY, f.gamma, f.aux, dFX, dFY, dg, dp5);
     expect_finite(what, dp5, (size_t)B * 5);
     /* outside the clamp the derivative is exactly 0 */
     for (int b = 0; b < B; b++)
@@ -640,12 +645,12 @@ START_TEST(test_identity_window) {
         float p5[10] = {0.0f, 0.0f, -10.0f, 0.0f, 0.7f, 0.0f, 0.0f, -10.0f, 0.0f, -1.3f};
         fbset f = fb_make(&s, p5);
         float *x = fl(B * P), *xh = fl(B * P), *r = fl(2 * B * P), *out = fl(B * P);
-        float *scr =
-            fl(fb_read_scratch_floats(B, C, n, n, n) + fb_write_scratch_floats(B, C, n, n, n));
+        float *scr = fl(dcrw_fb_read_scratch_floats(B, C, n, n, n) +
+                        dcrw_fb_write_scratch_floats(B, C, n, n, n));
         tu_fill_uniform(x, B * P, 0.0f, 1.0f, 11 + t);
         tu_fill_uniform(xh, B * P, -1.0f, 1.0f, 12 + t);
-        fb_read_forward(B, C, n, n, n, f.FX, f.FY, f.gamma, x, xh, r, scr);
-        fb_write_forward(B, C, n, n, n, f.FX, f.FY, f.gamma, x, out, 0, scr);
+        dcrw_fb_read_forward(B, C, n, n, n, f.FX, f.FY, f.gamma, x, xh, r, scr);
+        dcrw_fb_write_forward(B, C, n, n, n, f.FX, f.FY, f.gamma, x, out, 0, scr);
         for (int b = 0; b < B; b++) {
             double g = exp(p5[b * 5 + 4]);
             for (size_t k = 0; k < P; k++) {

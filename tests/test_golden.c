@@ -29,10 +29,10 @@ static float scalar(const st_file *f, const char *name) {
 START_TEST(test_golden_gradients) {
     const char *path = tu_path(golden_files[_i]);
     st_file f;
-    ck_assert_int_eq(st_read(&f, path), DCRW_OK);
+    ck_assert_int_eq(dcrw_st_read(&f, path), DCRW_OK);
     dcrw_model *m = NULL;
     ck_assert_msg(dcrw_model_load(&m, path) == DCRW_OK, "%s: %s", path, dcrw_last_error());
-    const st_tensor *tx = st_find(&f, "golden.x");
+    const st_tensor *tx = dcrw_st_find(&f, "golden.x");
     ck_assert_ptr_nonnull(tx);
     const int B = (int)tx->shape[0];
     ck_assert_int_eq(tx->shape[1], (int64_t)dcrw_model_input_size(m));
@@ -85,7 +85,7 @@ START_TEST(test_golden_gradients) {
     dcrw_model_destroy(m);
     free(x);
     free(eps);
-    st_free(&f);
+    dcrw_st_free(&f);
 }
 END_TEST
 

@@ -145,9 +145,9 @@ static void run_preset(dcrw_preset preset, int B, int steps, double peak) {
     const double evt = median(ev, 5), smt = median(sm, 5);
     /* what backpropagation through time keeps: the training workspace */
     dcrw_pass *ps;
-    pass_create(&ps, m, B, 1, 1);
+    dcrw_pass_create(&ps, m, B, 1, 1);
     const double act_mb = ps->bytes / 1048576.0;
-    pass_destroy(ps);
+    dcrw_pass_destroy(ps);
     const macs mc = count_macs(&c);
     const double gflops = 2 * 3 * mc.forward * B / step / 1e9;
     printf("| %-11s | %8.1f | %7.1f | %6.1f | %6.1f | %5.1f%% | %8.0f | %5.1f%% | %8.0f | %5.1f%% "

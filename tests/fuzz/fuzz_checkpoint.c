@@ -1,7 +1,7 @@
 /* libFuzzer target: the whole checkpoint load path of dcrw_model_load
  * (container, metadata, configuration, tensor shapes and values) on
- * arbitrary bytes, without the file system: st_parse then
- * ckpt_model_from_file, which is exactly what dcrw_model_load does after
+ * arbitrary bytes, without the file system: dcrw_st_parse then
+ * dcrw_ckpt_model_from_file, which is exactly what dcrw_model_load does after
  * reading the file. A model that loads must have finite parameters and a
  * configuration that validates. */
 #include <stdint.h>
@@ -12,9 +12,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     st_file f;
-    if (st_parse(&f, data, size) != 0) return 0;
+    if (dcrw_st_parse(&f, data, size) != 0) return 0;
     dcrw_model *m = NULL;
-    int rc = ckpt_model_from_file(&f, &m);
+    int rc = dcrw_ckpt_model_from_file(&f, &m);
     if (rc == DCRW_OK) {
         dcrw_config cfg = {.size = sizeof cfg};
         if (dcrw_model_config(m, &cfg) != DCRW_OK || dcrw_config_validate(&cfg) != DCRW_OK) abort();
@@ -25,6 +25,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort(); /* out is NULL on failure */
     }
     dcrw_model_destroy(m);
-    st_free(&f);
+    dcrw_st_free(&f);
     return 0;
 }

@@ -1,6 +1,6 @@
 /* libFuzzer target: the safetensors container parser on arbitrary bytes.
  * Besides "no crash, no leak", a parse that succeeds must describe a file
- * whose every tensor lies inside the buffer, as st_parse promises its
+ * whose every tensor lies inside the buffer, as dcrw_st_parse promises its
  * callers (they index the data section without further checks). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,14 +10,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     st_file f;
-    if (st_parse(&f, data, size) != 0) return 0;
+    if (dcrw_st_parse(&f, data, size) != 0) return 0;
     if (f.data_start > f.size) abort();
     const uint64_t have = f.size - f.data_start;
     for (int k = 0; k < f.ntensors; k++) {
         const st_tensor *t = &f.tensors[k];
         if (t->begin > t->end || t->end > have) abort();
         if (t->ndim < 0 || t->ndim > ST_MAX_DIMS) abort();
-        if (st_find(&f, t->name) != t) abort(); /* names are unique */
+        if (dcrw_st_find(&f, t->name) != t) abort(); /* names are unique */
         /* touch the first and last byte so ASan checks the span */
         if (t->end > t->begin) {
             volatile uint8_t a = st_data(&f, t)[0];
@@ -26,8 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     for (int k = 0; k < f.nmeta; k++)
-        if (!f.meta_keys[k] || !f.meta_vals[k] || st_meta(&f, f.meta_keys[k]) != f.meta_vals[k])
+        if (!f.meta_keys[k] || !f.meta_vals[k] ||
+            dcrw_st_meta(&f, f.meta_keys[k]) != f.meta_vals[k])
             abort();
-    st_free(&f);
+    dcrw_st_free(&f);
     return 0;
 }

@@ -28,7 +28,7 @@ ninja -C build >/dev/null
 dcrw=./build/examples/dcrw/dcrw
 ckpt="$run/checkpoint.safetensors"
 
-mkdir -p "$out"
+# dcrw train makes $out and the run folder
 if [ -e "$run" ]; then
     echo "replacing the previous run in $run"
     rm -rf "$run"

@@ -13,6 +13,15 @@
  * 1 for failures of the run itself (out of memory, a diverged loss). */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_BAD = 2 };
 
+/* The library refuses more threads than this (dcrw_set_threads and the
+ * trainer's threads field), so the command refuses them with its own
+ * message before any work. */
+#ifdef DCRW_MAX_THREADS
+#define CLI_MAX_THREADS DCRW_MAX_THREADS
+#else
+#define CLI_MAX_THREADS 1024
+#endif
+
 /* The fixed seeds that make evaluations comparable across runs. */
 #define CLI_EVAL_BINARIZE_SEED 12345u
 #define CLI_EVAL_NOISE_SEED 54321u
@@ -144,6 +153,20 @@ double cli_rng_normal(cli_rng *r);
 void cli_fill_eps(float *eps, uint64_t seed, size_t first, int B, size_t T, size_t Z);
 /* Fisher-Yates permutation of 0..n-1 from @p seed */
 void cli_permutation(size_t *perm, size_t n, uint64_t seed);
+
+/* ---- stopping (stop.c): SIGINT, SIGTERM and SIGHUP ask a long command to
+ * stop at its next safe point; SIGPIPE is ignored, so a closed output shows
+ * as a failed write, which cli_flush_stdout() turns into a stop request. A
+ * third signal takes the default action (the process ends at once). */
+void cli_stop_install(void);
+/* stop requests so far: one per signal, and one if stdout failed */
+int cli_stop_requests(void);
+/* the first signal received, 0 for none */
+int cli_stop_signal(void);
+/* fflush(stdout); -1 when stdout cannot be written any more (a closed pipe
+ * or terminal), which counts as one stop request. */
+int cli_flush_stdout(void);
+int cli_stdout_failed(void);
 
 /* ---- misc */
 double cli_now(void); /* monotonic seconds */

@@ -1,4 +1,5 @@
-/* dcrw train: the training loop, its run folder and its resumption.
+/* dcrw train: the training loop and its resumption (the run folder itself
+ * is rundir.c's).
  *
  * A run is a pure function of (seed, flags): the batch of step s is the
  * slice s % S of the permutation of epoch s / S (S steps per epoch), drawn
@@ -15,14 +16,19 @@
  * are summed across the processes once per step and every process applies
  * the same update; process 0 alone writes the run folder, evaluates and
  * prints, and decides when to stop. The checkpoint holds nothing that
- * depends on K. */
-/* realpath() and SA_RESETHAND are XSI */
+ * depends on K.
+ *
+ * Stopping (a signal, a closed output, the budget) saves first: the held-out
+ * bound of the end is computed after the checkpoint is on disk, so that a
+ * second signal during it costs nothing. A failed step, a non-finite bound
+ * or a failed save ends the run without saving: the checkpoint keeps the
+ * last good state it was given. */
+/* realpath() is XSI */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,41 +37,21 @@
 
 #include "common.h"
 #include "dist.h"
+#include "rundir.h"
 
 #define BINARIZE_KEY 0x62696e6172697a65ull /* keeps the step keys apart from others */
 #define EPOCH_KEY 0x65706f6368730000ull
-
-typedef struct run_flags {
-    char preset[32];
-    dcrw_config cfg;
-    long batch;
-    double lr, lr_halflife, clip;
-    uint64_t seed;
-    long threads;
-    int binarize;
-    long valid, train_n;
-    char *data;
-    uint64_t steps;
-    long epochs;
-    double minutes;
-    long eval_every;
-    double checkpoint_minutes, progress_seconds;
-} run_flags;
-
-static volatile sig_atomic_t stop_requested = 0;
-
-static void on_signal(int sig) {
-    stop_requested = sig;
-}
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: dcrw train --preset NAME --data DIR --out RUNDIR BUDGET [OPTIONS]\n"
             "       dcrw train --resume RUNDIR [BUDGET] [--threads N] [--data DIR]\n"
             "\n"
-            "Train a model on DIR/train-images-idx3-ubyte (MNIST). RUNDIR receives\n"
-            "checkpoint.safetensors (model + Adam state), log.csv, run.json (the flags)\n"
-            "and losses.svg. Ctrl-C or SIGTERM finishes the current step, saves and\n"
+            "Train a model on DIR/train-images-idx3-ubyte (MNIST). RUNDIR (created with its\n"
+            "parents if missing) receives checkpoint.safetensors (model + Adam state),\n"
+            "log.csv, run.json (the flags), losses.svg and .lock; one dcrw train at a time\n"
+            "may use it. Ctrl-C, SIGTERM, SIGHUP or a closed output finishes the current\n"
+            "step, saves, then computes the held-out bound (a second Ctrl-C skips it) and\n"
             "exits 0; --resume RUNDIR then continues bit for bit.\n"
             "\n"
             "'mpirun -n K dcrw train ...' with the same flags trains one model on K\n"
@@ -88,8 +74,8 @@ static void usage(FILE *f) {
             "                       X * 2^(-step/N) (default 0: constant)\n"
             "  --clip X             gradient-norm clip, 0 = off (default 5)\n"
             "  --seed N             initialisation, batches, binarization, noise (default 1)\n"
-            "  --threads N          threads for the BLAS and the library (0 = default); the\n"
-            "                       batch is split by thread, so resuming with another N\n"
+            "  --threads N          threads for the BLAS and the library, 0..%d (0 = default);\n"
+            "                       the batch is split by thread, so resuming with another N\n"
             "                       matches the straight run only to float rounding\n"
             "Data:\n"
             "  --data DIR           folder with the four MNIST IDX files\n"
@@ -102,7 +88,7 @@ static void usage(FILE *f) {
             "  --checkpoint-minutes M  save every M minutes (default 5) and at the end\n"
             "  --progress-seconds S    progress line every S seconds when stdout is not a\n"
             "                       terminal (default 10); a terminal gets a live line\n",
-            dist_available() ? "This build has MPI." : "This build has no MPI.");
+            dist_available() ? "This build has MPI." : "This build has no MPI.", CLI_MAX_THREADS);
 }
 
 enum {
@@ -152,279 +138,146 @@ static const cli_opt opts[] = {{"help", 0, O_HELP},
                                {"progress-seconds", 1, O_PROGRESS},
                                {NULL, 0, 0}};
 
-/* ------------------------------------------------------------------------ */
-/* run.json: the flags of a run, written by us and read back on --resume. */
+/* What the command line says besides the run's own flags. */
+typedef struct train_opts {
+    const char *out, *resume, *data;
+    const char *sets[256];
+    int nset, budget_given;
+    /* an option a resumed run may not change: the run is a function of it */
+    const char *fixed_name;
+    uint64_t steps;
+    long epochs, eval_every, threads;
+    double minutes, ckpt_min, prog;
+} train_opts;
 
-static void put_json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
-static int write_run_json(FILE *f, void *ctx) {
-    const run_flags *r = ctx;
-    const dcrw_config *c = &r->cfg;
-    fprintf(f, "{\n  \"format\": 1,\n  \"preset\": ");
-    put_json_string(f, r->preset);
-    fprintf(f,
-            ",\n  \"channels\": %d,\n  \"height\": %d,\n  \"width\": %d,\n  \"glimpses\": %d,\n"
-            "  \"enc_size\": %d,\n  \"dec_size\": %d,\n  \"z_size\": %d,\n  \"read_n\": %d,\n"
-            "  \"write_n\": %d,\n  \"conv1\": %d,\n  \"conv2\": %d,\n  \"encoder\": %d,\n"
-            "  \"read_attention\": %d,\n  \"write_attention\": %d,\n  \"canvas_init\": %.9g,\n",
-            c->channels, c->height, c->width, c->glimpses, c->enc_size, c->dec_size, c->z_size,
-            c->read_n, c->write_n, c->conv1, c->conv2, c->encoder, c->read_attention,
-            c->write_attention, (double)c->canvas_init);
-    fprintf(f,
-            "  \"batch\": %ld,\n  \"lr\": %.9g,\n  \"lr_halflife\": %.9g,\n  \"clip\": %.9g,\n"
-            "  \"seed\": %llu,\n  \"binarize\": %d,\n  \"valid\": %ld,\n  \"train_n\": %ld,\n"
-            "  \"data\": ",
-            r->batch, r->lr, r->lr_halflife, r->clip, (unsigned long long)r->seed, r->binarize,
-            r->valid, r->train_n);
-    put_json_string(f, r->data);
-    fprintf(f,
-            ",\n  \"steps\": %llu,\n  \"epochs\": %ld,\n  \"minutes\": %.9g,\n"
-            "  \"eval_every\": %ld,\n  \"checkpoint_minutes\": %.9g,\n"
-            "  \"progress_seconds\": %.9g,\n  \"threads\": %ld\n}\n",
-            (unsigned long long)r->steps, r->epochs, r->minutes, r->eval_every,
-            r->checkpoint_minutes, r->progress_seconds, r->threads);
-    return 0;
-}
-
-/* A flat JSON object of strings and numbers: find @p key at the top level
- * and copy its value (unescaped for a string) into buf. 1 found, 0 not
- * found, -1 malformed. */
-static int json_skip_ws(const char **p) {
-    while (**p == ' ' || **p == '\n' || **p == '\t' || **p == '\r') (*p)++;
-    return 0;
-}
-
-static int json_string(const char **p, char *buf, size_t cap) {
-    size_t n = 0;
-    if (**p != '"') return -1;
-    (*p)++;
-    for (;;) {
-        unsigned char ch = (unsigned char)**p;
-        if (ch == '\0' || ch < 0x20) return -1;
-        (*p)++;
-        if (ch == '"') break;
-        if (ch == '\\') {
-            char e = **p;
-            (*p)++;
-            if (e == '"' || e == '\\' || e == '/')
-                ch = (unsigned char)e;
-            else if (e == 'n')
-                ch = '\n';
-            else if (e == 't')
-                ch = '\t';
-            else if (e == 'u') {
-                unsigned v = 0;
-                for (int k = 0; k < 4; k++) {
-                    char h = **p;
-                    (*p)++;
-                    v <<= 4;
-                    if (h >= '0' && h <= '9')
-                        v |= (unsigned)(h - '0');
-                    else if (h >= 'a' && h <= 'f')
-                        v |= (unsigned)(h - 'a' + 10);
-                    else if (h >= 'A' && h <= 'F')
-                        v |= (unsigned)(h - 'A' + 10);
-                    else
-                        return -1;
-                }
-                if (v == 0 || v > 0x7f) return -1; /* we only ever escape ASCII */
-                ch = (unsigned char)v;
-            } else
-                return -1;
-        }
-        if (buf) {
-            if (n + 1 >= cap) return -1;
-            buf[n++] = (char)ch;
-        }
-    }
-    if (buf) buf[n] = '\0';
-    return 0;
-}
-
-static int json_get(const char *text, const char *key, char *buf, size_t cap) {
-    const char *p = text;
-    char name[64];
-    json_skip_ws(&p);
-    if (*p++ != '{') return -1;
-    for (;;) {
-        json_skip_ws(&p);
-        if (*p == '}') return 0;
-        if (json_string(&p, name, sizeof name) != 0) return -1;
-        json_skip_ws(&p);
-        if (*p++ != ':') return -1;
-        json_skip_ws(&p);
-        int match = strcmp(name, key) == 0;
-        if (*p == '"') {
-            if (json_string(&p, match ? buf : NULL, cap) != 0) return -1;
-        } else {
-            const char *s = p;
-            while (*p && strchr("0123456789+-.eE", *p)) p++;
-            size_t n = (size_t)(p - s);
-            if (n == 0) return -1;
-            if (match) {
-                if (n >= cap) return -1;
-                memcpy(buf, s, n);
-                buf[n] = '\0';
-            }
-        }
-        if (match) return 1;
-        json_skip_ws(&p);
-        if (*p == ',')
-            p++;
-        else if (*p != '}')
-            return -1;
-    }
-}
-
-static int read_run_json(const char *path, run_flags *r) {
-    size_t len = 0;
-    char *text = cli_read_file(path, &len);
-    if (!text) return -1;
-    char v[4096];
+/* The options that make the run (fixed on --resume), into f. 1 handled,
+ * 0 not one of them, -1 after a message. */
+static int parse_run_option(int id, const char *val, run_flags *f, train_opts *o) {
     int bad = 0;
-/* HAVE: the key is there (or the file is malformed, which GET then reports);
- * GET: the key must be there */
-#define HAVE(key) (json_get(text, key, v, sizeof v) != 0)
-#define GET(key) (json_get(text, key, v, sizeof v) == 1 ? 1 : (bad = bad ? bad : 1, 0))
-#define GET_LONG(key, dst, lo, hi)                                                                 \
-    do {                                                                                           \
-        if (GET(key)) {                                                                            \
-            char *e_ = NULL;                                                                       \
-            errno = 0;                                                                             \
-            long x_ = strtol(v, &e_, 10);                                                          \
-            if (*e_ || e_ == v || errno || x_ < (lo) || x_ > (hi))                                 \
-                bad = 1;                                                                           \
-            else                                                                                   \
-                (dst) = x_;                                                                        \
-        }                                                                                          \
-    } while (0)
-#define GET_DOUBLE(key, dst)                                                                       \
-    do {                                                                                           \
-        if (GET(key)) {                                                                            \
-            char *e_ = NULL;                                                                       \
-            double x_ = strtod(v, &e_);                                                            \
-            if (*e_ || e_ == v || !isfinite(x_))                                                   \
-                bad = 1;                                                                           \
-            else                                                                                   \
-                (dst) = x_;                                                                        \
-        }                                                                                          \
-    } while (0)
-    long fmt = 0;
-    GET_LONG("format", fmt, 1, 1);
-    (void)fmt;
-    if (GET("preset")) {
-        if (strlen(v) >= sizeof r->preset)
-            bad = 1;
-        else
-            memcpy(r->preset, v, strlen(v) + 1);
+    switch (id) {
+    case O_PRESET: {
+        dcrw_preset p;
+        if (dcrw_preset_from_name(val, &p) != DCRW_OK) {
+            cli_error("--preset: unknown preset '%s' (draw, draw-noattn, dcrw, dcrw-noread)", val);
+            return -1;
+        }
+        snprintf(f->preset, sizeof f->preset, "%s", dcrw_preset_name(p));
+        o->fixed_name = "preset";
+        return 1;
     }
-    long iv = 0;
-    dcrw_config *c = &r->cfg;
-    c->size = sizeof *c;
-#define CFG_INT(name)                                                                              \
-    do {                                                                                           \
-        iv = 0;                                                                                    \
-        GET_LONG(#name, iv, INT32_MIN, INT32_MAX);                                                 \
-        c->name = (int32_t)iv;                                                                     \
-    } while (0)
-    CFG_INT(channels);
-    CFG_INT(height);
-    CFG_INT(width);
-    CFG_INT(glimpses);
-    CFG_INT(enc_size);
-    CFG_INT(dec_size);
-    CFG_INT(z_size);
-    CFG_INT(read_n);
-    CFG_INT(write_n);
-    CFG_INT(conv1);
-    CFG_INT(conv2);
-    CFG_INT(encoder);
-    CFG_INT(read_attention);
-    CFG_INT(write_attention);
-    double d = 0;
-    GET_DOUBLE("canvas_init", d);
-    c->canvas_init = (float)d;
-    GET_LONG("batch", r->batch, 1, INT_MAX);
-    GET_DOUBLE("lr", r->lr);
-    /* absent from the runs of dcrw 0.1.0, which had a constant rate */
-    r->lr_halflife = 0;
-    if (HAVE("lr_halflife")) GET_DOUBLE("lr_halflife", r->lr_halflife);
-    if (!(r->lr_halflife >= 0)) bad = 1;
-    GET_DOUBLE("clip", r->clip);
-    if (GET("seed") && cli_parse_u64("seed", v, &r->seed) != 0) bad = 2;
-    long b = 0;
-    GET_LONG("binarize", b, 0, 2);
-    r->binarize = (int)b;
-    GET_LONG("valid", r->valid, 0, LONG_MAX);
-    GET_LONG("train_n", r->train_n, 0, LONG_MAX);
-    if (GET("data")) {
-        free(r->data);
-        r->data = strdup(v);
-        if (!r->data) bad = 1;
+    case O_BATCH:
+        bad = cli_parse_int("batch", val, 1, RUN_BATCH_MAX, &f->batch);
+        o->fixed_name = "batch";
+        break;
+    case O_LR:
+        bad = cli_parse_double("lr", val, RUN_LR_MIN, RUN_LR_MAX, &f->lr);
+        o->fixed_name = "lr";
+        break;
+    case O_LR_HALFLIFE:
+        bad = cli_parse_double("lr-halflife", val, 0.0, RUN_HALFLIFE_MAX, &f->lr_halflife);
+        o->fixed_name = "lr-halflife";
+        break;
+    case O_CLIP:
+        bad = cli_parse_double("clip", val, 0.0, RUN_CLIP_MAX, &f->clip);
+        o->fixed_name = "clip";
+        break;
+    case O_SEED:
+        bad = cli_parse_u64("seed", val, &f->seed);
+        o->fixed_name = "seed";
+        break;
+    case O_BINARIZE:
+        bad = cli_parse_binarize("binarize", val, &f->binarize);
+        o->fixed_name = "binarize";
+        break;
+    case O_SET:
+        if (o->nset >= (int)(sizeof o->sets / sizeof o->sets[0])) {
+            cli_error("--set: too many assignments");
+            return -1;
+        }
+        o->sets[o->nset++] = val;
+        o->fixed_name = "set";
+        break;
+    case O_VALID:
+        bad = cli_parse_int("valid", val, 0, INT_MAX, &f->valid);
+        o->fixed_name = "valid";
+        break;
+    case O_TRAIN_N:
+        bad = cli_parse_int("train-n", val, 1, INT_MAX, &f->train_n);
+        o->fixed_name = "train-n";
+        break;
+    default:
+        return 0;
     }
-    if (GET("steps") && cli_parse_u64("steps", v, &r->steps) != 0) bad = 2;
-    GET_LONG("epochs", r->epochs, 0, LONG_MAX);
-    GET_DOUBLE("minutes", r->minutes);
-    GET_LONG("eval_every", r->eval_every, 0, LONG_MAX);
-    GET_DOUBLE("checkpoint_minutes", r->checkpoint_minutes);
-    GET_DOUBLE("progress_seconds", r->progress_seconds);
-    GET_LONG("threads", r->threads, 0, 4096);
-#undef HAVE
-#undef GET
-#undef GET_LONG
-#undef GET_DOUBLE
-#undef CFG_INT
-    free(text);
-    if (bad) {
-        cli_error("%s: malformed or incomplete run file (was it written by dcrw train?)", path);
-        return -1;
+    return bad ? -1 : 1;
+}
+
+/* The options of this invocation: folders, budget, reporting. 0, or -1
+ * after a message. */
+static int parse_session_option(int id, const char *val, train_opts *o) {
+    switch (id) {
+    case O_DATA:
+        o->data = val;
+        return 0;
+    case O_OUT:
+        o->out = val;
+        return 0;
+    case O_RESUME:
+        o->resume = val;
+        return 0;
+    case O_STEPS:
+        if (cli_parse_u64("steps", val, &o->steps) != 0) return -1;
+        if (o->steps == 0) {
+            cli_error("--steps: must be at least 1");
+            return -1;
+        }
+        o->budget_given = 1;
+        return 0;
+    case O_EPOCHS:
+        o->budget_given = 1;
+        return cli_parse_int("epochs", val, 1, RUN_EPOCHS_MAX, &o->epochs);
+    case O_MINUTES:
+        o->budget_given = 1;
+        return cli_parse_double("minutes", val, 1e-6, RUN_MINUTES_MAX, &o->minutes);
+    case O_THREADS:
+        return cli_parse_int("threads", val, 0, CLI_MAX_THREADS, &o->threads);
+    case O_EVAL_EVERY:
+        return cli_parse_int("eval-every", val, 0, (long)RUN_COUNT_MAX, &o->eval_every);
+    case O_CKPT_MIN:
+        return cli_parse_double("checkpoint-minutes", val, 0.0, RUN_MINUTES_MAX, &o->ckpt_min);
+    case O_PROGRESS:
+        return cli_parse_double("progress-seconds", val, 0.0, RUN_MINUTES_MAX, &o->prog);
     }
     return 0;
 }
 
-/* ------------------------------------------------------------------------ */
-/* log.csv: one row per step; rows beyond the checkpoint are dropped on
- * --resume, since those steps are about to be made again. */
-
-#define LOG_HEADER "step,wall_s,lx,lz,loss,images_per_s,valid_bound\n"
-
-typedef struct log_keep {
-    const char *text;
-    uint64_t upto;
-    double last_wall;
-} log_keep;
-
-static int write_log_kept(FILE *f, void *ctx) {
-    log_keep *k = ctx;
-    fputs(LOG_HEADER, f);
-    k->last_wall = 0.0;
-    if (!k->text) return 0;
-    const char *p = strchr(k->text, '\n');
-    while (p && *++p) {
-        const char *e = strchr(p, '\n');
-        if (!e) break; /* a row cut short by a crash */
-        char *end = NULL;
-        errno = 0;
-        unsigned long long step = strtoull(p, &end, 10);
-        if (end != p && *end == ',' && !errno && step <= k->upto) {
-            double w = strtod(end + 1, NULL);
-            if (isfinite(w)) k->last_wall = w;
-            fwrite(p, 1, (size_t)(e - p) + 1, f);
-        }
-        p = e;
+/* -1 to go on, else the exit status. */
+static int parse_options(int argc, char **argv, run_flags *f, train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->eval_every = o->threads = -1;
+    o->ckpt_min = o->prog = -1;
+    cli_args a = {argc, argv, 1, opts};
+    const char *val;
+    int id, status;
+    while ((id = cli_next_option(&a, &val, usage, &status)) > 0) {
+        int r = parse_run_option(id, val, f, o);
+        if (r < 0 || (r == 0 && parse_session_option(id, val, o) != 0)) return CLI_BAD;
     }
-    return 0;
+    if (status >= 0) return status;
+    if (o->resume && o->out) {
+        cli_error("--resume RUNDIR continues the run in RUNDIR; do not give --out too");
+        return CLI_BAD;
+    }
+    if (o->resume && o->fixed_name) {
+        cli_error("--%s cannot change on --resume: the run continues with the flags in "
+                  "its run.json",
+                  o->fixed_name);
+        return CLI_BAD;
+    }
+    if (!o->resume && !o->out) {
+        cli_error("give --out RUNDIR for a new run (or --resume RUNDIR)");
+        return CLI_BAD;
+    }
+    return -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -435,9 +288,28 @@ typedef struct held_out {
     int binarize;
 } held_out;
 
+typedef struct trainer_run {
+    run_flags f;
+    rundir rd;
+    int resume; /* --resume */
+    int fresh;  /* the trainer starts from step 0 (a new run, or a run without checkpoint) */
+    dcrw_model *m;
+    dcrw_trainer *t;
+    dcrw_dataset *train;
+    size_t ntrain;
+    held_out valid;
+    FILE *log;
+    double wall_offset; /* the wall time of the log's last kept row */
+    uint64_t saved;     /* the step the checkpoint on disk holds */
+    int quit;           /* stop at once, without the last plot */
+} trainer_run;
+
 /* The bound on held-out images with fixed binarization and noise, so that
- * two evaluations differ only through the model. */
-static int held_out_bound(const dcrw_model *m, const held_out *h, double *out) {
+ * two evaluations differ only through the model. Between batches it gives
+ * up once @p interrupt_at stop requests have come. 0 with the bound in
+ * *out, 1 interrupted, -1 after a message (a failure, or a bound that is
+ * not a finite number). */
+static int held_out_bound(const dcrw_model *m, const held_out *h, int interrupt_at, double *out) {
     dcrw_sizes sz = {.size = sizeof sz};
     dcrw_model_sizes(m, &sz);
     const int B = 100;
@@ -446,25 +318,40 @@ static int held_out_bound(const dcrw_model *m, const held_out *h, double *out) {
     float *eps = malloc((size_t)B * sz.glimpses * sz.z * sizeof *eps);
     size_t *idx = malloc((size_t)B * sizeof *idx);
     double *lx = malloc((size_t)B * sizeof *lx), *lz = malloc((size_t)B * sizeof *lz);
-    int rc = (x && eps && idx && lx && lz) ? DCRW_OK : DCRW_ENOMEM;
+    int rc = (x && eps && idx && lx && lz) ? DCRW_OK : DCRW_ENOMEM, result = 0;
     double sum = 0.0;
     for (size_t i = 0; rc == DCRW_OK && i < h->n; i += (size_t)B) {
+        if (cli_stop_requests() >= interrupt_at) {
+            result = 1;
+            break;
+        }
         int nb = (int)(h->n - i < (size_t)B ? h->n - i : (size_t)B);
         for (int b = 0; b < nb; b++) idx[b] = h->first + i + (size_t)b;
         rc = dcrw_dataset_batch(h->d, idx, nb, h->binarize, CLI_EVAL_BINARIZE_SEED, x);
         if (rc != DCRW_OK) break;
         cli_fill_eps(eps, CLI_EVAL_NOISE_SEED, h->first + i, nb, sz.glimpses, sz.z);
         rc = dcrw_evaluate_images(m, nb, x, eps, lx, lz);
-        for (int b = 0; rc == DCRW_OK && b < nb; b++) sum += lx[b] + lz[b];
+        for (int b = 0; rc == DCRW_OK && b < nb; b++) {
+            if (!isfinite(lx[b] + lz[b])) rc = DCRW_ENUMERIC;
+            sum += lx[b] + lz[b];
+        }
     }
-    if (rc != DCRW_OK) cli_lib_error(rc, "held-out evaluation failed");
+    if (rc == DCRW_ENUMERIC)
+        cli_error("the held-out bound is not a finite number: the model gives NaN or infinity "
+                  "on held-out images");
+    else if (rc != DCRW_OK)
+        cli_lib_error(rc, "held-out evaluation failed");
     free(x);
     free(eps);
     free(idx);
     free(lx);
     free(lz);
     *out = h->n ? sum / (double)h->n : NAN;
-    return rc;
+    if (result == 0 && !isfinite(*out)) {
+        cli_error("the held-out bound is not a finite number");
+        rc = DCRW_ENUMERIC;
+    }
+    return rc != DCRW_OK ? -1 : result;
 }
 
 static void fmt_duration(char *buf, size_t n, double s) {
@@ -481,35 +368,6 @@ static void fmt_duration(char *buf, size_t n, double s) {
         snprintf(buf, n, "%lds", t);
 }
 
-/* ------------------------------------------------------------------------ */
-
-typedef struct trainer_run {
-    run_flags f;
-    char *dir, *ckpt, *log_path, *json_path, *svg_path;
-    int resume;
-} trainer_run;
-
-static int make_run_dir(const char *dir) {
-    struct stat st;
-    if (stat(dir, &st) == 0) {
-        if (!S_ISDIR(st.st_mode)) {
-            cli_error("--out %s: exists and is not a folder", dir);
-            return -1;
-        }
-        return 0;
-    }
-    if (mkdir(dir, 0777) != 0) {
-        cli_error("--out %s: cannot create the folder: %s", dir, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
 /* 1 when every process passes ok = 1; a collective call */
 static int all_ok(int ok) {
     double v = ok ? 1.0 : 0.0;
@@ -524,208 +382,569 @@ static void batch_share(int B, int *first, int *count) {
     *count = B / K + (r < B % K);
 }
 
-static int train_loop(trainer_run *tr, dcrw_model *m, dcrw_trainer *t, const dcrw_dataset *train,
-                      size_t ntrain, const held_out *valid, FILE *log, double wall_offset) {
+/* ------------------------------------------------------------------------ */
+/* Setting up: flags, data, model and trainer, then the run folder. Nothing
+ * is written before every input has been checked. */
+
+/* --resume: the flags from run.json. A folder whose start was killed
+ * before its first checkpoint starts again from step 0. */
+static int resume_flags(trainer_run *tr, const train_opts *o) {
     run_flags *f = &tr->f;
-    const int B = (int)f->batch;
-    const int K = dist_size(), lead = dist_rank() == 0;
-    int off, Bp;
-    batch_share(B, &off, &Bp);
-    const uint64_t spe = ntrain / (uint64_t)B;
-    size_t P = dcrw_model_input_size(m);
-    size_t *perm = malloc(ntrain * sizeof *perm);
-    float *x = malloc((size_t)Bp * P * sizeof *x);
-    if (!perm || !x) cli_error("out of memory for %zu training images", ntrain);
-    if (!all_ok(perm && x)) {
-        free(perm);
-        free(x);
-        return CLI_FAIL;
+    rundir *rd = &tr->rd;
+    struct stat st;
+    int found = stat(o->resume, &st) == 0;
+    const char *why = found ? "not a folder" : strerror(errno);
+    if (!found || !S_ISDIR(st.st_mode)) {
+        cli_error("--resume %s: not a run folder (%s)", o->resume, why);
+        return -1;
     }
-    size_t ngrad = 0;
-    float *grads = dcrw_trainer_grads(t, &ngrad);
-    uint64_t target = UINT64_MAX;
-    if (f->steps) target = f->steps;
-    if (f->epochs && (uint64_t)f->epochs <= UINT64_MAX / spe && (uint64_t)f->epochs * spe < target)
-        target = (uint64_t)f->epochs * spe;
-    const double start = cli_now();
-    const double deadline = f->minutes > 0 ? start + 60.0 * f->minutes : INFINITY;
+    if (!rundir_exists(rd->json_path)) {
+        if (rundir_exists(rd->ckpt))
+            cli_error("--resume %s: a checkpoint without run.json, so the flags of the run are "
+                      "unknown (not a run folder of dcrw train)",
+                      o->resume);
+        else
+            cli_error("--resume %s: no run.json there (not a run folder of dcrw train; a start "
+                      "stopped before it wrote run.json is started again with --out)",
+                      o->resume);
+        return -1;
+    }
+    /* before anything is read: a second writer must not see a half-made
+     * state, nor make one */
+    if (dist_rank() == 0 && rundir_lock(rd) != 0) return -1;
+    if (rundir_read_flags(rd, f) != 0) return -1;
+    dcrw_preset p;
+    if (dcrw_preset_from_name(f->preset, &p) != DCRW_OK) {
+        cli_error("%s: unknown preset '%s'", rd->json_path, f->preset);
+        return -1;
+    }
+    tr->fresh = !rundir_exists(rd->ckpt);
+    if (!tr->fresh && cli_check_regular(rd->ckpt, "--resume") != 0) return -1;
+    if (o->budget_given) {
+        f->steps = o->steps;
+        f->epochs = o->epochs;
+        f->minutes = o->minutes;
+    }
+    int rc = dcrw_config_validate(&f->cfg);
+    if (rc != DCRW_OK) {
+        cli_lib_error(rc, "%s: the configuration is invalid", rd->json_path);
+        return -1;
+    }
+    return 0;
+}
+
+/* --out: the flags of the command line. */
+static int new_run_flags(trainer_run *tr, const train_opts *o) {
+    run_flags *f = &tr->f;
+    tr->fresh = 1;
+    if (!o->budget_given) {
+        cli_error("give a budget: --steps N, --epochs N or --minutes M");
+        return -1;
+    }
+    f->steps = o->steps;
+    f->epochs = o->epochs;
+    f->minutes = o->minutes;
+    if (!o->data) {
+        cli_error("give --data DIR (the folder with the MNIST IDX files)");
+        return -1;
+    }
+    dcrw_preset p;
+    dcrw_preset_from_name(f->preset, &p);
+    dcrw_config_preset(&f->cfg, p);
+    /* the data decides the channels; --set may not */
+    char err[256];
+    for (int i = 0; i < o->nset; i++)
+        if (dcrw_cli_set(&f->cfg, o->sets[i], err, sizeof err) != 0) {
+            cli_error("%s", err);
+            return -1;
+        }
+    struct stat st;
+    if (stat(o->out, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        cli_error("--out %s: exists and is not a folder", o->out);
+        return -1;
+    }
+    /* checked again under the lock, once the folder is made */
+    if (rundir_exists(tr->rd.json_path) || rundir_exists(tr->rd.ckpt)) {
+        cli_error("--out %s already holds a run; continue it with --resume %s or choose "
+                  "another folder",
+                  o->out, o->out);
+        return -1;
+    }
+    return 0;
+}
+
+/* The flags of this invocation, and --data as an absolute path. */
+static int session_flags(run_flags *f, const train_opts *o) {
+    if (o->eval_every >= 0) f->eval_every = o->eval_every;
+    if (o->ckpt_min >= 0) f->checkpoint_minutes = o->ckpt_min;
+    if (o->prog >= 0) f->progress_seconds = o->prog;
+    if (o->threads >= 0) f->threads = o->threads;
+    if (o->data) {
+        char *abs = realpath(o->data, NULL);
+        free(f->data);
+        f->data = abs ? abs : strdup(o->data);
+        if (!f->data) {
+            cli_error("out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The training images, the held-out ones, and what the flags ask of them. */
+static int load_training_data(trainer_run *tr) {
+    run_flags *f = &tr->f;
+    if (cli_load_split(f->data, SPLIT_TRAIN, &tr->train) != 0) return -1;
+    int dc = 0, dh = 0, dw = 0;
+    dcrw_dataset_shape(tr->train, &dc, &dh, &dw);
+    if (!tr->resume) f->cfg.channels = dc;
+    int rc = dcrw_config_validate(&f->cfg);
+    if (rc != DCRW_OK) {
+        cli_lib_error(rc, "the model configuration is invalid");
+        return -1;
+    }
+    if (cli_check_shape(tr->train, &f->cfg, "--data") != 0) return -1;
+    size_t count = dcrw_dataset_count(tr->train);
+    if ((size_t)f->valid >= count) {
+        cli_error("--valid %ld: the data has only %zu training images", f->valid, count);
+        return -1;
+    }
+    size_t avail = count - (size_t)f->valid;
+    tr->ntrain = avail;
+    if (f->train_n) {
+        if ((size_t)f->train_n > avail) {
+            cli_error("--train-n %ld: only %zu images are left after holding out --valid %ld",
+                      f->train_n, avail, f->valid);
+            return -1;
+        }
+        tr->ntrain = (size_t)f->train_n;
+    }
+    if (tr->ntrain < (size_t)f->batch) {
+        cli_error("--batch %ld: larger than the %zu training images", f->batch, tr->ntrain);
+        return -1;
+    }
+    if (f->batch < dist_size()) {
+        if (dist_rank() == 0)
+            cli_error("--batch %ld: fewer images than the %d processes", f->batch, dist_size());
+        return -1;
+    }
+    held_out v = {tr->train, count - (size_t)f->valid, (size_t)f->valid, f->binarize};
+    tr->valid = v;
+    return 0;
+}
+
+/* No file of the run folder may be one of the data files (a link). */
+static int check_run_outputs(const trainer_run *tr) {
+    char *img = cli_split_path(tr->f.data, SPLIT_TRAIN, 0);
+    char *lab = cli_split_path(tr->f.data, SPLIT_TRAIN, 1);
+    const rundir *rd = &tr->rd;
+    int rc = -1;
+    if (img && lab) {
+        cli_file in[] = {{img, "--data"}, {lab, "--data"}};
+        cli_file out[] = {{rd->ckpt, "the checkpoint"},
+                          {rd->log_path, "the log"},
+                          {rd->json_path, "the run file"},
+                          {rd->svg_path, "the plot"},
+                          {rd->lock_path, "the lock file"}};
+        rc = cli_check_outputs(in, 2, out, sizeof out / sizeof out[0]);
+    } else {
+        cli_error("out of memory");
+    }
+    free(img);
+    free(lab);
+    return rc;
+}
+
+static int create_trainer(trainer_run *tr) {
+    run_flags *f = &tr->f;
+    int rc = dcrw_model_create(&tr->m, &f->cfg, f->seed);
+    if (rc != DCRW_OK) {
+        cli_lib_error(rc, "cannot create the model");
+        return -1;
+    }
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    tc.learning_rate = (float)f->lr;
+    tc.clip_norm = (float)f->clip;
+    tc.seed = f->seed;
+    tc.threads = (int32_t)f->threads;
+    rc = dcrw_trainer_create(&tr->t, tr->m, &tc);
+    if (rc != DCRW_OK) {
+        cli_lib_error(rc, "cannot create the trainer");
+        return -1;
+    }
+    if (!tr->fresh) {
+        rc = dcrw_trainer_resume(tr->t, tr->rd.ckpt);
+        if (rc != DCRW_OK) {
+            cli_lib_error(rc, "%s: cannot resume from it", tr->rd.ckpt);
+            return -1;
+        }
+    }
+    tr->saved = dcrw_trainer_step_count(tr->t);
+    return 0;
+}
+
+/* The trainer's state into the run's checkpoint: DCRW_OK, or the
+ * library's code with the file on disk as it was. */
+static int save_checkpoint(trainer_run *tr) {
+    int rc = dcrw_trainer_save(tr->t, tr->rd.ckpt);
+    if (rc == DCRW_OK) tr->saved = dcrw_trainer_step_count(tr->t);
+    return rc;
+}
+
+static int save_first_checkpoint(trainer_run *tr) {
+    int rc = save_checkpoint(tr);
+    if (rc != DCRW_OK) cli_lib_error(rc, "cannot save %s", tr->rd.ckpt);
+    return rc == DCRW_OK ? 0 : -1;
+}
+
+/* A new run's folder: made with its parents, locked, then run.json, the
+ * step-0 checkpoint and the log in that order (see rundir.h). */
+static int create_run_folder(trainer_run *tr) {
+    rundir *rd = &tr->rd;
+    if (cli_make_folders(rd->dir, "--out") != 0 || rundir_lock(rd) != 0) return -1;
+    if (rundir_exists(rd->json_path) || rundir_exists(rd->ckpt)) {
+        cli_error("--out %s already holds a run; continue it with --resume %s or choose "
+                  "another folder",
+                  rd->dir, rd->dir);
+        return -1;
+    }
+    rundir_remove_stale(rd);
+    double wall = 0;
+    if (rundir_write_flags(rd, &tr->f) != 0 || save_first_checkpoint(tr) != 0 ||
+        rundir_keep_log(rd, 0, &wall) != 0)
+        return -1;
+    return 0;
+}
+
+/* A resumed run's folder (locked already): the log cut back to the
+ * checkpoint, run.json with this invocation's budget. */
+static int reopen_run_folder(trainer_run *tr) {
+    rundir *rd = &tr->rd;
+    rundir_remove_stale(rd);
+    if (rundir_keep_log(rd, tr->saved, &tr->wall_offset) != 0) return -1;
+    if (rundir_write_flags(rd, &tr->f) != 0) return -1;
+    return tr->fresh ? save_first_checkpoint(tr) : 0;
+}
+
+static void print_start(const trainer_run *tr) {
+    const run_flags *f = &tr->f;
+    const uint64_t spe = tr->ntrain / (uint64_t)f->batch;
+    if (tr->resume && tr->fresh)
+        printf("%s holds no checkpoint (its first start was stopped before it saved one): "
+               "starting the run from step 0\n",
+               tr->rd.dir);
+    printf("%s: preset %s, T=%d, D=%d, Z=%d, %zu parameters; %zu training images "
+           "(%llu steps of %ld per epoch), %zu held out; run folder %s\n",
+           tr->resume ? "resuming" : "training", f->preset, f->cfg.glimpses, f->cfg.dec_size,
+           f->cfg.z_size, dcrw_model_param_floats(tr->m), tr->ntrain, (unsigned long long)spe,
+           f->batch, tr->valid.n, tr->rd.dir);
+    if (dist_size() > 1) {
+        long K = dist_size(), q = f->batch / K, extra = f->batch % K;
+        if (extra)
+            printf("%ld processes share each batch: %ld images in the first %ld, %ld in the "
+                   "others\n",
+                   K, q + 1, extra, q);
+        else
+            printf("%ld processes share each batch: %ld images each\n", K, q);
+    }
+    if (tr->resume && !tr->fresh)
+        printf("continuing from step %llu\n", (unsigned long long)tr->saved);
+    cli_flush_stdout();
+}
+
+/* ------------------------------------------------------------------------ */
+/* The loop: one step, then process 0 logs, reports and checkpoints it. */
+
+typedef struct loop_state {
+    int B, off, Bp, lead, tty, printed_tty;
+    uint64_t spe, target, first, cur_epoch;
+    size_t *perm;
+    float *x, *grads;
+    size_t ngrad;
+    double start, deadline, last_ckpt, last_print, train_time;
+    double win_lx, win_lz, win_time;
+    long win_steps;
+    int bound_at_end; /* the last step made had its held-out bound */
+    double last_valid;
+} loop_state;
+
+static int loop_init(trainer_run *tr, loop_state *L) {
+    const run_flags *f = &tr->f;
+    memset(L, 0, sizeof *L);
+    L->B = (int)f->batch;
+    L->lead = dist_rank() == 0;
+    batch_share(L->B, &L->off, &L->Bp);
+    L->spe = tr->ntrain / (uint64_t)L->B;
+    L->perm = malloc(tr->ntrain * sizeof *L->perm);
+    L->x = malloc((size_t)L->Bp * dcrw_model_input_size(tr->m) * sizeof *L->x);
+    if (!L->perm || !L->x) cli_error("out of memory for %zu training images", tr->ntrain);
+    if (!all_ok(L->perm && L->x)) return -1;
+    L->grads = dcrw_trainer_grads(tr->t, &L->ngrad);
+    L->target = UINT64_MAX;
+    if (f->steps) L->target = f->steps;
+    if (f->epochs && (uint64_t)f->epochs <= UINT64_MAX / L->spe &&
+        (uint64_t)f->epochs * L->spe < L->target)
+        L->target = (uint64_t)f->epochs * L->spe;
+    L->start = cli_now();
+    L->deadline = f->minutes > 0 ? L->start + 60.0 * f->minutes : INFINITY;
     /* mpirun hands process 0 a pseudo-terminal even when its own output
      * goes to a file: no live line under it */
-    const int tty = lead && !dist_launched() && isatty(1);
-    double last_ckpt = start, last_print = -INFINITY, train_time = 0.0;
-    double win_lx = 0, win_lz = 0, win_time = 0;
-    long win_steps = 0;
-    int printed_tty = 0, status = CLI_OK, valid_done_at_end = 0;
-    uint64_t cur_epoch = UINT64_MAX, first = dcrw_trainer_step_count(t);
-    double last_valid = NAN;
+    L->tty = L->lead && !dist_launched() && isatty(1);
+    L->last_ckpt = L->start;
+    L->last_print = -INFINITY;
+    L->cur_epoch = UINT64_MAX;
+    L->first = dcrw_trainer_step_count(tr->t);
+    L->last_valid = NAN;
+    return 0;
+}
 
-    for (;;) {
-        uint64_t s = dcrw_trainer_step_count(t);
-        /* the clock and the signals are process 0's: one decision for all */
-        int stop = s >= target || status != CLI_OK || cli_now() >= deadline || stop_requested;
-        dist_bcast(&stop, sizeof stop);
-        if (stop) break;
-        uint64_t epoch = s / spe, pos = s % spe;
-        if (epoch != cur_epoch) {
-            cli_permutation(perm, ntrain, cli_key(f->seed ^ EPOCH_KEY, epoch));
-            cur_epoch = epoch;
-        }
-        /* binarization is keyed by the image, so gathering a share gives
-         * the bits the whole batch would have */
-        int rc = dcrw_dataset_batch(train, perm + pos * (uint64_t)B + (uint64_t)off, Bp,
-                                    f->binarize, cli_key(f->seed ^ BINARIZE_KEY, s), x);
-        double t0 = cli_now();
-        dcrw_loss loss = {0};
-        if (rc == DCRW_OK) rc = dcrw_trainer_backward_part(t, Bp, x, NULL, off, B, &loss);
-        int failed_here = rc != DCRW_OK, failed_elsewhere = 0;
-        if (failed_here) {
-            if (tty && printed_tty) putchar('\n');
-            cli_lib_error(rc, "training step %llu failed%s", (unsigned long long)s + 1,
-                          rc == DCRW_ENUMERIC ? " (the loss diverged; try a smaller --lr or "
-                                                "--clip)"
-                                              : "");
-        }
-        if (K > 1) {
-            /* the sums of the part means weighted by part size are the
-             * global batch sums; a failure anywhere travels with them */
-            double sums[3] = {loss.lx * Bp, loss.lz * Bp, failed_here};
-            if (failed_here) sums[0] = sums[1] = 0.0;
-            dist_allreduce_sum_floats(grads, ngrad);
-            dist_allreduce_sum_doubles(sums, 3);
-            loss.lx = sums[0] / B;
-            loss.lz = sums[1] / B;
-            loss.loss = loss.lx + loss.lz;
-            failed_elsewhere = !failed_here && sums[2] > 0;
-            if (failed_elsewhere && lead) {
-                if (tty && printed_tty) putchar('\n');
-                cli_error("training step %llu failed in another process (its message is above)",
-                          (unsigned long long)s + 1);
-            }
-        }
-        if (failed_here || failed_elsewhere) {
-            status = CLI_FAIL;
-            break;
-        }
-        /* a pure function of the step count, so a resumed run decays alike */
-        if (f->lr_halflife > 0)
-            dcrw_trainer_set_learning_rate(
-                t, (float)fmax(f->lr * exp2(-(double)s / f->lr_halflife), (double)FLT_MIN));
-        /* the summed gradients are the same everywhere, so is this outcome */
-        rc = dcrw_trainer_apply(t);
-        double dt = cli_now() - t0;
-        if (rc != DCRW_OK) {
-            if (lead) {
-                if (tty && printed_tty) putchar('\n');
-                cli_lib_error(rc,
-                              "training step %llu failed (the loss diverged; try a smaller "
-                              "--lr or --clip)",
-                              (unsigned long long)s + 1);
-            }
-            status = CLI_FAIL;
-            break;
-        }
-        train_time += dt;
-        s++;
-        if (!lead) continue;
-        win_lx += loss.lx;
-        win_lz += loss.lz;
-        win_time += dt;
-        win_steps++;
-        double vb = NAN;
-        if (valid->n && f->eval_every && s % (uint64_t)f->eval_every == 0) {
-            if (held_out_bound(m, valid, &vb) != DCRW_OK) {
-                status = CLI_FAIL;
-                continue; /* to tell the others */
-            }
-            last_valid = vb;
-            valid_done_at_end = 1;
-        } else {
-            valid_done_at_end = 0;
-        }
-        double now = cli_now();
-        fprintf(log, "%llu,%.3f,%.6f,%.6f,%.6f,%.1f,", (unsigned long long)s,
-                wall_offset + (now - start), loss.lx, loss.lz, loss.loss, dt > 0 ? B / dt : 0.0);
-        if (!isnan(vb)) fprintf(log, "%.6f", vb);
-        fputc('\n', log);
+static void loop_free(loop_state *L) {
+    free(L->perm);
+    free(L->x);
+}
 
-        double interval = tty ? 0.25 : f->progress_seconds;
-        if (now - last_print >= interval || !isnan(vb)) {
-            double ips = win_time > 0 ? (double)win_steps * B / win_time : 0.0;
-            double sps = ips / B, eta = INFINITY;
-            if (target != UINT64_MAX && sps > 0) eta = (double)(target - s) / sps;
-            if (deadline - now < eta) eta = deadline - now;
-            char etab[32], vbuf[64] = "";
-            fmt_duration(etab, sizeof etab, eta);
-            if (!isnan(last_valid)) snprintf(vbuf, sizeof vbuf, "  held-out %.2f", last_valid);
-            printf("%sstep %llu  epoch %llu (%.0f%%)  Lx %.2f  Lz %.2f  %.0f img/s  ETA %s%s%s",
-                   tty ? "\r" : "", (unsigned long long)s, (unsigned long long)((s - 1) / spe + 1),
-                   100.0 * (double)((s - 1) % spe + 1) / (double)spe, win_lx / win_steps,
-                   win_lz / win_steps, ips, etab, vbuf, tty ? "\033[K" : "\n");
-            fflush(stdout);
-            fflush(log);
-            printed_tty = 1;
-            last_print = now;
-            win_lx = win_lz = win_time = 0;
-            win_steps = 0;
-        }
-        if (f->checkpoint_minutes > 0 && now - last_ckpt >= 60.0 * f->checkpoint_minutes) {
-            fflush(log);
-            rc = dcrw_trainer_save(t, tr->ckpt);
-            if (rc != DCRW_OK) {
-                if (tty) putchar('\n');
-                cli_lib_error(rc, "cannot save %s", tr->ckpt);
-                status = CLI_FAIL;
-                continue;
-            }
-            last_ckpt = cli_now();
-        }
+/* a message must not run into the live progress line */
+static void end_live_line(loop_state *L) {
+    if (L->tty && L->printed_tty) {
+        putchar('\n');
+        cli_flush_stdout();
     }
-    free(perm);
-    free(x);
-    if (!lead) return status;
-    if (tty && printed_tty) putchar('\n');
-    uint64_t s = dcrw_trainer_step_count(t);
-    /* the end of a run gets its bound, unless the last step just had one */
-    if (status == CLI_OK && valid->n && s > 0 && !valid_done_at_end && s > first) {
-        double vb;
-        if (held_out_bound(m, valid, &vb) == DCRW_OK) {
-            last_valid = vb;
-            fprintf(log, "%llu,%.3f,,,,,%.6f\n", (unsigned long long)s,
-                    wall_offset + (cli_now() - start), vb);
-        }
+    L->printed_tty = 0;
+}
+
+/* The clock, the signals and the outcome of the last step are process 0's:
+ * one decision for all. A collective call. */
+static int loop_should_stop(const loop_state *L, uint64_t s, int status) {
+    int stop =
+        s >= L->target || status != CLI_OK || cli_now() >= L->deadline || cli_stop_requests() > 0;
+    dist_bcast(&stop, sizeof stop);
+    return stop;
+}
+
+static void step_failed(loop_state *L, int rc, uint64_t s, const char *where) {
+    end_live_line(L);
+    cli_lib_error(rc, "training step %llu failed%s%s", (unsigned long long)s + 1, where,
+                  rc == DCRW_ENUMERIC ? " (the loss diverged; try a smaller --lr or --clip)" : "");
+}
+
+/* Step s + 1 on every process: this process's share of the batch, the
+ * gradients summed across processes, one update. CLI_OK, or CLI_FAIL after
+ * a message with the trainer's state untouched. */
+static int train_step(trainer_run *tr, loop_state *L, uint64_t s, dcrw_loss *loss, double *dt) {
+    const run_flags *f = &tr->f;
+    uint64_t epoch = s / L->spe, pos = s % L->spe;
+    if (epoch != L->cur_epoch) {
+        cli_permutation(L->perm, tr->ntrain, cli_key(f->seed ^ EPOCH_KEY, epoch));
+        L->cur_epoch = epoch;
     }
-    if (fflush(log) != 0) cli_error("%s: cannot write the log", tr->log_path);
-    int rc = dcrw_trainer_save(t, tr->ckpt);
+    /* binarization is keyed by the image, so gathering a share gives the
+     * bits the whole batch would have */
+    int rc = dcrw_dataset_batch(tr->train, L->perm + pos * (uint64_t)L->B + (uint64_t)L->off, L->Bp,
+                                f->binarize, cli_key(f->seed ^ BINARIZE_KEY, s), L->x);
+    double t0 = cli_now();
+    memset(loss, 0, sizeof *loss);
+    if (rc == DCRW_OK)
+        rc = dcrw_trainer_backward_part(tr->t, L->Bp, L->x, NULL, L->off, L->B, loss);
+    int failed = rc != DCRW_OK;
+    if (failed) step_failed(L, rc, s, "");
+    if (dist_size() > 1) {
+        /* the sums of the part means weighted by part size are the global
+         * batch sums; a failure anywhere travels with them */
+        double sums[3] = {failed ? 0 : loss->lx * L->Bp, failed ? 0 : loss->lz * L->Bp, failed};
+        dist_allreduce_sum_floats(L->grads, L->ngrad);
+        dist_allreduce_sum_doubles(sums, 3);
+        loss->lx = sums[0] / L->B;
+        loss->lz = sums[1] / L->B;
+        loss->loss = loss->lx + loss->lz;
+        if (!failed && sums[2] > 0 && L->lead) {
+            end_live_line(L);
+            cli_error("training step %llu failed in another process (its message is above)",
+                      (unsigned long long)s + 1);
+        }
+        failed = failed || sums[2] > 0;
+    }
+    if (failed) return CLI_FAIL;
+    /* a pure function of the step count, so a resumed run decays alike */
+    if (f->lr_halflife > 0)
+        dcrw_trainer_set_learning_rate(
+            tr->t, (float)fmax(f->lr * exp2(-(double)s / f->lr_halflife), (double)FLT_MIN));
+    /* the summed gradients are the same everywhere, so is this outcome */
+    rc = dcrw_trainer_apply(tr->t);
+    *dt = cli_now() - t0;
     if (rc != DCRW_OK) {
-        cli_lib_error(rc, "cannot save %s", tr->ckpt);
+        if (L->lead) step_failed(L, rc, s, " in the update");
+        return CLI_FAIL;
+    }
+    L->train_time += *dt;
+    return CLI_OK;
+}
+
+static void report_progress(loop_state *L, uint64_t s, double now) {
+    double ips = L->win_time > 0 ? (double)L->win_steps * L->B / L->win_time : 0.0;
+    double sps = ips / L->B, eta = INFINITY;
+    if (L->target != UINT64_MAX && sps > 0) eta = (double)(L->target - s) / sps;
+    if (L->deadline - now < eta) eta = L->deadline - now;
+    char etab[32], vbuf[64] = "";
+    fmt_duration(etab, sizeof etab, eta);
+    if (!isnan(L->last_valid)) snprintf(vbuf, sizeof vbuf, "  held-out %.2f", L->last_valid);
+    printf("%sstep %llu  epoch %llu (%.0f%%)  Lx %.2f  Lz %.2f  %.0f img/s  ETA %s%s%s",
+           L->tty ? "\r" : "", (unsigned long long)s, (unsigned long long)((s - 1) / L->spe + 1),
+           100.0 * (double)((s - 1) % L->spe + 1) / (double)L->spe, L->win_lx / L->win_steps,
+           L->win_lz / L->win_steps, ips, etab, vbuf, L->tty ? "\033[K" : "\n");
+    /* a closed pipe or terminal shows here, and stops the run */
+    cli_flush_stdout();
+    L->printed_tty = 1;
+    L->last_print = now;
+    L->win_lx = L->win_lz = L->win_time = 0;
+    L->win_steps = 0;
+}
+
+/* Process 0 after step s: its held-out bound when due, its log row, the
+ * progress line, and the checkpoint when its time has come. */
+static int after_step(trainer_run *tr, loop_state *L, uint64_t s, const dcrw_loss *loss,
+                      double dt) {
+    const run_flags *f = &tr->f;
+    L->win_lx += loss->lx;
+    L->win_lz += loss->lz;
+    L->win_time += dt;
+    L->win_steps++;
+    double vb = NAN;
+    L->bound_at_end = 0;
+    if (tr->valid.n && f->eval_every && s % (uint64_t)f->eval_every == 0) {
+        /* a stop request cuts it short: the checkpoint comes first */
+        int r = held_out_bound(tr->m, &tr->valid, 1, &vb);
+        if (r < 0) return CLI_FAIL;
+        if (r == 0) L->last_valid = vb;
+        L->bound_at_end = r == 0;
+    }
+    double now = cli_now();
+    rundir_log_step(tr->log, s, tr->wall_offset + (now - L->start), loss, dt > 0 ? L->B / dt : 0.0,
+                    vb);
+    if (now - L->last_print >= (L->tty ? 0.25 : f->progress_seconds) || L->bound_at_end) {
+        fflush(tr->log);
+        report_progress(L, s, now);
+    }
+    if (f->checkpoint_minutes > 0 && now - L->last_ckpt >= 60.0 * f->checkpoint_minutes) {
+        /* the log first: it must never miss a step the checkpoint holds */
+        fflush(tr->log);
+        int rc = save_checkpoint(tr);
+        if (rc != DCRW_OK) {
+            end_live_line(L);
+            cli_lib_error(rc, "cannot save %s at step %llu", tr->rd.ckpt, (unsigned long long)s);
+            return CLI_FAIL;
+        }
+        L->last_ckpt = cli_now();
+    }
+    return CLI_OK;
+}
+
+/* Where the run stands after a failure: what the checkpoint holds, since
+ * nothing after the failure is saved. */
+static void report_kept(const trainer_run *tr) {
+    cli_error("stopped; %s holds step %llu (log rows after it are dropped on --resume)",
+              tr->rd.ckpt, (unsigned long long)tr->saved);
+}
+
+static void say_stopped(const trainer_run *tr, uint64_t s) {
+    if (cli_stdout_failed()) {
+        cli_error("standard output cannot be written any more: stopped after step %llu, saved "
+                  "in %s",
+                  (unsigned long long)s, tr->rd.ckpt);
+        return;
+    }
+    printf("stopped by signal %d after step %llu; the checkpoint is saved; resume with: dcrw "
+           "train --resume %s\n",
+           cli_stop_signal(), (unsigned long long)s, tr->rd.dir);
+    cli_flush_stdout();
+}
+
+/* The end's held-out bound, after the save. A second stop request
+ * interrupts it: the run then ends at once (tr->quit). 0, or -1 after a
+ * message. */
+static int final_bound(trainer_run *tr, loop_state *L, uint64_t s) {
+    const int stopping = cli_stop_requests() > 0;
+    if (stopping && cli_stop_requests() >= 2) {
+        tr->quit = 1;
+        return 0;
+    }
+    if (stopping && !cli_stdout_failed()) {
+        printf("held-out bound on %zu images (interrupt again to skip it)\n", tr->valid.n);
+        cli_flush_stdout();
+    }
+    double vb;
+    int r = held_out_bound(tr->m, &tr->valid, 2, &vb);
+    if (r < 0) return -1;
+    if (r == 1) {
+        printf("held-out evaluation interrupted; %s holds step %llu\n", tr->rd.ckpt,
+               (unsigned long long)s);
+        cli_flush_stdout();
+        tr->quit = 1;
+        return 0;
+    }
+    L->last_valid = vb;
+    rundir_log_bound(tr->log, s, tr->wall_offset + (cli_now() - L->start), vb);
+    return 0;
+}
+
+/* Process 0 at the end of the loop: save first, say so, then the held-out
+ * bound and the summary. */
+static int finish_run(trainer_run *tr, loop_state *L, int status) {
+    end_live_line(L);
+    fflush(tr->log);
+    if (status != CLI_OK) {
+        report_kept(tr);
+        return status;
+    }
+    uint64_t s = dcrw_trainer_step_count(tr->t);
+    int rc = save_checkpoint(tr);
+    if (rc != DCRW_OK) {
+        cli_lib_error(rc, "cannot save %s at step %llu", tr->rd.ckpt, (unsigned long long)s);
+        report_kept(tr);
+        return CLI_FAIL;
+    }
+    if (cli_stop_requests() > 0) say_stopped(tr, s);
+    /* the end of a run gets its bound, unless the last step just had one */
+    if (tr->valid.n && s > L->first && !L->bound_at_end && final_bound(tr, L, s) != 0)
+        status = CLI_FAIL;
+    if (fflush(tr->log) != 0) {
+        cli_error("%s: cannot write the log", tr->rd.log_path);
         status = CLI_FAIL;
     }
-    if (stop_requested)
-        printf("stopped by signal %d after step %llu; resume with: dcrw train --resume %s\n",
-               (int)stop_requested, (unsigned long long)s, tr->dir);
+    if (tr->quit) return status;
     printf("done: step %llu (epoch %.2f), %llu steps in %.1f s (%.0f img/s while training)\n",
-           (unsigned long long)s, (double)s / (double)spe, (unsigned long long)(s - first),
-           cli_now() - start, train_time > 0 ? (double)(s - first) * B / train_time : 0.0);
-    if (!isnan(last_valid))
-        printf("held-out bound (%zu images): %.3f nats\n", valid->n, last_valid);
+           (unsigned long long)s, (double)s / (double)L->spe, (unsigned long long)(s - L->first),
+           cli_now() - L->start,
+           L->train_time > 0 ? (double)(s - L->first) * L->B / L->train_time : 0.0);
+    if (!isnan(L->last_valid))
+        printf("held-out bound (%zu images): %.3f nats\n", tr->valid.n, L->last_valid);
+    cli_flush_stdout();
+    return status;
+}
+
+static int train_loop(trainer_run *tr) {
+    loop_state L;
+    if (loop_init(tr, &L) != 0) {
+        loop_free(&L);
+        return CLI_FAIL;
+    }
+    int status = CLI_OK;
+    for (;;) {
+        uint64_t s = dcrw_trainer_step_count(tr->t);
+        if (loop_should_stop(&L, s, status)) break;
+        dcrw_loss loss;
+        double dt = 0;
+        status = train_step(tr, &L, s, &loss, &dt);
+        if (status != CLI_OK) break;
+        /* a failure here is told to the others by the next stop decision */
+        if (L.lead) status = after_step(tr, &L, s + 1, &loss, dt);
+    }
+    if (L.lead) status = finish_run(tr, &L, status);
+    loop_free(&L);
     return status;
 }
 
 /* ------------------------------------------------------------------------ */
-
-static void flags_default(run_flags *f) {
-    memset(f, 0, sizeof *f);
-    snprintf(f->preset, sizeof f->preset, "dcrw");
-    f->batch = 100;
-    f->lr = 1e-3;
-    f->clip = 5.0;
-    f->seed = 1;
-    f->binarize = DCRW_BINARIZE_DYNAMIC;
-    f->valid = 5000;
-    f->eval_every = 500;
-    f->checkpoint_minutes = 5.0;
-    f->progress_seconds = 10.0;
-}
 
 /* FNV-1a over what every process must hold alike before the first step */
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
@@ -787,372 +1006,76 @@ int cmd_train(int argc, char **argv) {
     return status;
 }
 
+/* Flags, data, model and trainer, on every process; nothing is written. */
+static int prepare(trainer_run *tr, const train_opts *o) {
+    if (rundir_init(&tr->rd, tr->resume ? o->resume : o->out) != 0) return -1;
+    if ((tr->resume ? resume_flags(tr, o) : new_run_flags(tr, o)) != 0) return -1;
+    if (session_flags(&tr->f, o) != 0 || load_training_data(tr) != 0) return -1;
+    if (check_run_outputs(tr) != 0 || create_trainer(tr) != 0) return -1;
+    return 0;
+}
+
+/* Process 0 makes or reopens the run folder and opens its log. */
+static int open_run_folder(trainer_run *tr) {
+    if ((tr->resume ? reopen_run_folder(tr) : create_run_folder(tr)) != 0) return -1;
+    tr->log = rundir_append_log(&tr->rd);
+    return tr->log ? 0 : -1;
+}
+
+/* Process 0 after the loop: the log closed, the plot drawn. */
+static int close_run(trainer_run *tr, int status) {
+    if (fclose(tr->log) != 0 && status == CLI_OK) {
+        cli_error("%s: cannot write the log", tr->rd.log_path);
+        status = CLI_FAIL;
+    }
+    tr->log = NULL;
+    if (tr->quit) return status;
+    if (cli_plot_run(tr->rd.log_path, tr->rd.svg_path) == 0)
+        printf("checkpoint %s\nlog        %s\nplot       %s\n", tr->rd.ckpt, tr->rd.log_path,
+               tr->rd.svg_path);
+    else
+        printf("checkpoint %s\nlog        %s\n", tr->rd.ckpt, tr->rd.log_path);
+    cli_flush_stdout();
+    return status;
+}
+
 static int train_command(int argc, char **argv) {
     trainer_run tr;
     memset(&tr, 0, sizeof tr);
-    run_flags *f = &tr.f;
-    flags_default(f);
-    cli_args a = {argc, argv, 1, opts};
-    const char *val, *out = NULL, *resume = NULL, *data = NULL;
-    int id, nset = 0, budget_given = 0;
-    const char *sets[256];
-    /* options a resumed run may not change: the run is a function of them */
-    int fixed_given = 0;
-    const char *fixed_name = NULL;
-    int status = CLI_BAD, synced = 0;
+    tr.rd.lock_fd = -1;
+    run_flags_default(&tr.f);
+    train_opts o;
+    int status = parse_options(argc, argv, &tr.f, &o);
+    if (status >= 0) return status;
+    /* from here a signal only asks to stop: at the latest after the first
+     * step, with the run folder whole */
+    cli_stop_install();
+    status = CLI_BAD;
+    tr.resume = o.resume != NULL;
     const int lead = dist_rank() == 0;
-    uint64_t steps = 0;
-    long epochs = 0;
-    double minutes = 0, ckpt_min = -1, prog = -1;
-    long eval_every = -1, threads = -1;
-    int opt_status;
-    while ((id = cli_next_option(&a, &val, usage, &opt_status)) > 0) {
-        switch (id) {
-        case O_PRESET: {
-            dcrw_preset p;
-            if (dcrw_preset_from_name(val, &p) != DCRW_OK) {
-                cli_error("--preset: unknown preset '%s' (draw, draw-noattn, dcrw, dcrw-noread)",
-                          val);
-                return CLI_BAD;
-            }
-            snprintf(f->preset, sizeof f->preset, "%s", dcrw_preset_name(p));
-            fixed_given = 1, fixed_name = "preset";
-            break;
-        }
-        case O_DATA:
-            data = val;
-            break;
-        case O_OUT:
-            out = val;
-            break;
-        case O_RESUME:
-            resume = val;
-            break;
-        case O_STEPS:
-            if (cli_parse_u64("steps", val, &steps) != 0) return CLI_BAD;
-            if (steps == 0) {
-                cli_error("--steps: must be at least 1");
-                return CLI_BAD;
-            }
-            budget_given = 1;
-            break;
-        case O_EPOCHS:
-            if (cli_parse_int("epochs", val, 1, 1000000, &epochs) != 0) return CLI_BAD;
-            budget_given = 1;
-            break;
-        case O_MINUTES:
-            if (cli_parse_double("minutes", val, 1e-6, 1e7, &minutes) != 0) return CLI_BAD;
-            budget_given = 1;
-            break;
-        case O_BATCH:
-            if (cli_parse_int("batch", val, 1, 100000, &f->batch) != 0) return CLI_BAD;
-            fixed_given = 1, fixed_name = "batch";
-            break;
-        case O_LR:
-            if (cli_parse_double("lr", val, 1e-12, 10.0, &f->lr) != 0) return CLI_BAD;
-            fixed_given = 1, fixed_name = "lr";
-            break;
-        case O_LR_HALFLIFE:
-            if (cli_parse_double("lr-halflife", val, 0.0, 1e15, &f->lr_halflife) != 0)
-                return CLI_BAD;
-            fixed_given = 1, fixed_name = "lr-halflife";
-            break;
-        case O_CLIP:
-            if (cli_parse_double("clip", val, 0.0, 1e30, &f->clip) != 0) return CLI_BAD;
-            fixed_given = 1, fixed_name = "clip";
-            break;
-        case O_SEED:
-            if (cli_parse_u64("seed", val, &f->seed) != 0) return CLI_BAD;
-            fixed_given = 1, fixed_name = "seed";
-            break;
-        case O_THREADS:
-            if (cli_parse_int("threads", val, 0, 4096, &threads) != 0) return CLI_BAD;
-            break;
-        case O_BINARIZE:
-            if (cli_parse_binarize("binarize", val, &f->binarize) != 0) return CLI_BAD;
-            fixed_given = 1, fixed_name = "binarize";
-            break;
-        case O_SET:
-            if (nset >= (int)(sizeof sets / sizeof sets[0])) {
-                cli_error("--set: too many assignments");
-                return CLI_BAD;
-            }
-            sets[nset++] = val;
-            fixed_given = 1, fixed_name = "set";
-            break;
-        case O_VALID:
-            if (cli_parse_int("valid", val, 0, INT_MAX, &f->valid) != 0) return CLI_BAD;
-            fixed_given = 1, fixed_name = "valid";
-            break;
-        case O_TRAIN_N:
-            if (cli_parse_int("train-n", val, 1, INT_MAX, &f->train_n) != 0) return CLI_BAD;
-            fixed_given = 1, fixed_name = "train-n";
-            break;
-        case O_EVAL_EVERY:
-            if (cli_parse_int("eval-every", val, 0, LONG_MAX, &eval_every) != 0) return CLI_BAD;
-            break;
-        case O_CKPT_MIN:
-            if (cli_parse_double("checkpoint-minutes", val, 0.0, 1e7, &ckpt_min) != 0)
-                return CLI_BAD;
-            break;
-        case O_PROGRESS:
-            if (cli_parse_double("progress-seconds", val, 0.0, 1e7, &prog) != 0) return CLI_BAD;
-            break;
-        }
-    }
-    if (opt_status >= 0) return opt_status;
-
-    if (resume && out) {
-        cli_error("--resume RUNDIR continues the run in RUNDIR; do not give --out too");
-        return CLI_BAD;
-    }
-    if (resume && fixed_given) {
-        cli_error("--%s cannot change on --resume: the run continues with the flags in "
-                  "its run.json",
-                  fixed_name);
-        return CLI_BAD;
-    }
-    if (!resume && !out) {
-        cli_error("give --out RUNDIR for a new run (or --resume RUNDIR)");
-        return CLI_BAD;
-    }
-    tr.dir = (char *)(resume ? resume : out);
-    tr.resume = resume != NULL;
-    tr.ckpt = cli_path(tr.dir, "checkpoint.safetensors");
-    tr.log_path = cli_path(tr.dir, "log.csv");
-    tr.json_path = cli_path(tr.dir, "run.json");
-    tr.svg_path = cli_path(tr.dir, "losses.svg");
-    dcrw_model *m = NULL;
-    dcrw_trainer *t = NULL;
-    dcrw_dataset *train = NULL;
-    FILE *log = NULL;
-    char *log_text = NULL;
-    if (!tr.ckpt || !tr.log_path || !tr.json_path || !tr.svg_path) {
-        cli_error("out of memory");
-        goto done;
-    }
-
-    if (resume) {
-        struct stat st;
-        if (stat(resume, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            cli_error("--resume %s: not a run folder", resume);
-            goto done;
-        }
-        if (!file_exists(tr.json_path) || !file_exists(tr.ckpt)) {
-            cli_error("--resume %s: no run.json and checkpoint.safetensors there (not a run "
-                      "folder of dcrw train)",
-                      resume);
-            goto done;
-        }
-        if (read_run_json(tr.json_path, f) != 0) goto done;
-        dcrw_preset p;
-        if (dcrw_preset_from_name(f->preset, &p) != DCRW_OK) {
-            cli_error("%s: unknown preset '%s'", tr.json_path, f->preset);
-            goto done;
-        }
-        if (budget_given) {
-            f->steps = steps;
-            f->epochs = epochs;
-            f->minutes = minutes;
-        }
-        int rc = dcrw_config_validate(&f->cfg);
-        if (rc != DCRW_OK) {
-            cli_lib_error(rc, "%s: the configuration is invalid", tr.json_path);
-            goto done;
-        }
-    } else {
-        if (!budget_given) {
-            cli_error("give a budget: --steps N, --epochs N or --minutes M");
-            goto done;
-        }
-        f->steps = steps;
-        f->epochs = epochs;
-        f->minutes = minutes;
-        if (!data) {
-            cli_error("give --data DIR (the folder with the MNIST IDX files)");
-            goto done;
-        }
-        dcrw_preset p;
-        dcrw_preset_from_name(f->preset, &p);
-        dcrw_config_preset(&f->cfg, p);
-        /* the data decides the channels; --set may not */
-        char err[256];
-        for (int i = 0; i < nset; i++)
-            if (dcrw_cli_set(&f->cfg, sets[i], err, sizeof err) != 0) {
-                cli_error("%s", err);
-                goto done;
-            }
-        if (file_exists(tr.json_path) || file_exists(tr.ckpt)) {
-            cli_error("--out %s already holds a run; continue it with --resume %s or choose "
-                      "another folder",
-                      out, out);
-            goto done;
-        }
-    }
-    if (eval_every >= 0) f->eval_every = eval_every;
-    if (ckpt_min >= 0) f->checkpoint_minutes = ckpt_min;
-    if (prog >= 0) f->progress_seconds = prog;
-    if (threads >= 0) f->threads = threads;
-    if (data) {
-        char *abs = realpath(data, NULL);
-        free(f->data);
-        f->data = abs ? abs : strdup(data);
-        if (!f->data) {
-            cli_error("out of memory");
-            goto done;
-        }
-    }
-
-    /* ---- data: everything is checked before the run folder is touched */
-    if (cli_load_split(f->data, SPLIT_TRAIN, &train) != 0) goto done;
-    int dc = 0, dh = 0, dw = 0;
-    dcrw_dataset_shape(train, &dc, &dh, &dw);
-    if (!resume) f->cfg.channels = dc;
-    {
-        int rc = dcrw_config_validate(&f->cfg);
-        if (rc != DCRW_OK) {
-            cli_lib_error(rc, "the model configuration is invalid");
-            goto done;
-        }
-    }
-    if (cli_check_shape(train, &f->cfg, "--data") != 0) goto done;
-    size_t count = dcrw_dataset_count(train);
-    if ((size_t)f->valid >= count) {
-        cli_error("--valid %ld: the data has only %zu training images", f->valid, count);
-        goto done;
-    }
-    size_t avail = count - (size_t)f->valid;
-    size_t ntrain = avail;
-    if (f->train_n) {
-        if ((size_t)f->train_n > avail) {
-            cli_error("--train-n %ld: only %zu images are left after holding out --valid %ld",
-                      f->train_n, avail, f->valid);
-            goto done;
-        }
-        ntrain = (size_t)f->train_n;
-    }
-    if (ntrain < (size_t)f->batch) {
-        cli_error("--batch %ld: larger than the %zu training images", f->batch, ntrain);
-        goto done;
-    }
-    if (f->batch < dist_size()) {
-        if (lead)
-            cli_error("--batch %ld: fewer images than the %d processes", f->batch, dist_size());
-        goto done;
-    }
-    held_out valid = {train, count - (size_t)f->valid, (size_t)f->valid, f->binarize};
-
-    /* ---- model and trainer */
-    int rc = dcrw_model_create(&m, &f->cfg, f->seed);
-    if (rc != DCRW_OK) {
-        cli_lib_error(rc, "cannot create the model");
-        goto done;
-    }
-    dcrw_train_config tc;
-    dcrw_train_config_default(&tc);
-    tc.learning_rate = (float)f->lr;
-    tc.clip_norm = (float)f->clip;
-    tc.seed = f->seed;
-    tc.threads = (int32_t)f->threads;
-    rc = dcrw_trainer_create(&t, m, &tc);
-    if (rc != DCRW_OK) {
-        cli_lib_error(rc, "cannot create the trainer");
-        goto done;
-    }
-    double wall_offset = 0.0;
-    if (resume) {
-        rc = dcrw_trainer_resume(t, tr.ckpt);
-        if (rc != DCRW_OK) {
-            cli_lib_error(rc, "%s: cannot resume from it", tr.ckpt);
-            goto done;
-        }
-    }
-    /* every process has read what it needs: process 0 may now write */
-    synced = 1;
-    if (!start_together(1, m, t, train)) goto done;
-    if (lead) {
-        if (resume) {
-            log_text = file_exists(tr.log_path) ? cli_read_file(tr.log_path, NULL) : NULL;
-            log_keep k = {log_text, dcrw_trainer_step_count(t), 0.0};
-            if (cli_write_atomic(tr.log_path, write_log_kept, &k) != 0) goto done;
-            wall_offset = k.last_wall;
-        } else {
-            if (make_run_dir(out) != 0) goto done;
-            log_keep k = {NULL, 0, 0.0};
-            if (cli_write_atomic(tr.log_path, write_log_kept, &k) != 0) goto done;
-        }
-        if (cli_write_atomic(tr.json_path, write_run_json, f) != 0) goto done;
-        if (!resume) {
-            /* a run folder always holds a loadable checkpoint, even at step 0 */
-            rc = dcrw_trainer_save(t, tr.ckpt);
-            if (rc != DCRW_OK) {
-                cli_lib_error(rc, "cannot save %s", tr.ckpt);
-                goto done;
+    int synced = 0;
+    if (prepare(&tr, &o) == 0) {
+        /* every process has read what it needs: process 0 may now write */
+        synced = 1;
+        if (start_together(1, tr.m, tr.t, tr.train)) {
+            int ok = !lead || open_run_folder(&tr) == 0;
+            synced = 2;
+            if (all_ok(ok)) {
+                if (lead) print_start(&tr);
+                status = train_loop(&tr);
+                if (lead) status = close_run(&tr, status);
             }
         }
-        log = fopen(tr.log_path, "a");
-        if (!log) {
-            cli_error("%s: %s", tr.log_path, strerror(errno));
-            goto done;
-        }
     }
-    synced = 2;
-    if (!all_ok(1)) goto done;
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    /* a second Ctrl-C kills at once, for a step that takes too long */
-    sa.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    const uint64_t spe = ntrain / (uint64_t)f->batch;
-    printf("%s: preset %s, T=%d, D=%d, Z=%d, %zu parameters; %zu training images "
-           "(%llu steps of %ld per epoch), %zu held out; run folder %s\n",
-           resume ? "resuming" : "training", f->preset, f->cfg.glimpses, f->cfg.dec_size,
-           f->cfg.z_size, dcrw_model_param_floats(m), ntrain, (unsigned long long)spe, f->batch,
-           valid.n, tr.dir);
-    if (dist_size() > 1) {
-        long K = dist_size(), q = f->batch / K, extra = f->batch % K;
-        if (extra)
-            printf("%ld processes share each batch: %ld images in the first %ld, %ld in the "
-                   "others\n",
-                   K, q + 1, extra, q);
-        else
-            printf("%ld processes share each batch: %ld images each\n", K, q);
-    }
-    if (resume)
-        printf("continuing from step %llu\n", (unsigned long long)dcrw_trainer_step_count(t));
-    fflush(stdout);
-
-    status = train_loop(&tr, m, t, train, ntrain, &valid, log, wall_offset);
-    if (!lead) goto done;
-    if (fclose(log) != 0 && status == CLI_OK) {
-        cli_error("%s: cannot write the log", tr.log_path);
-        status = CLI_FAIL;
-    }
-    log = NULL;
-    if (cli_plot_run(tr.log_path, tr.svg_path) == 0)
-        printf("checkpoint %s\nlog        %s\nplot       %s\n", tr.ckpt, tr.log_path, tr.svg_path);
-    else
-        printf("checkpoint %s\nlog        %s\n", tr.ckpt, tr.log_path);
-
-done:
     /* a process that failed before the start still takes part in the
      * checks the others are waiting in */
-    if (synced < 1) start_together(0, m, t, train);
+    if (synced < 1) start_together(0, tr.m, tr.t, tr.train);
     if (synced < 2) all_ok(0);
-    if (log) fclose(log);
-    dcrw_trainer_destroy(t);
-    dcrw_model_destroy(m);
-    dcrw_dataset_destroy(train);
-    free(log_text);
-    free(f->data);
-    free(tr.ckpt);
-    free(tr.log_path);
-    free(tr.json_path);
-    free(tr.svg_path);
+    if (tr.log) fclose(tr.log);
+    dcrw_trainer_destroy(tr.t);
+    dcrw_model_destroy(tr.m);
+    dcrw_dataset_destroy(tr.train);
+    free(tr.f.data);
+    rundir_free(&tr.rd);
     return status;
 }

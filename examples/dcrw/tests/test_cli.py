@@ -194,8 +194,8 @@ def case_train(tmp):
     check(f.get("step") == "30", "checkpoint at step 30")
     svg = ET.parse(os.path.join(d, "losses.svg")).getroot()
     check(svg.tag == "{http://www.w3.org/2000/svg}svg", "losses.svg written at the end")
-    check(listing(d) == {"checkpoint.safetensors", "log.csv", "run.json", "losses.svg"},
-          "the run folder holds exactly its four files: %r" % listing(d))
+    check(listing(d) == {"checkpoint.safetensors", "log.csv", "run.json", "losses.svg", ".lock"},
+          "the run folder holds exactly its five files: %r" % listing(d))
     # budgets: --epochs counts passes over --train-n images (500/50 = 10 steps)
     e = os.path.join(tmp, "epochs")
     ok(["train", "--data", MNIST, "--out", e, "--epochs", "2"] + SMALL)
@@ -632,8 +632,8 @@ def case_badinput(tmp):
          "train-n"),
         (["train", "--data", MNIST, "--out", o("r"), "--steps", "1", "--threads", "-1"],
          "threads"),
-        (["train", "--data", MNIST, "--out", os.path.join(tmp, "no", "such"), "--steps", "1"]
-         + SMALL, "cannot create"),
+        (["train", "--data", MNIST, "--out", os.path.join(junk, "run"), "--steps", "1"]
+         + SMALL, "not a folder"),
         (["train", "--data", MNIST, "--out", d, "--steps", "1"], "already holds a run"),
         (["train", "--resume", out_dir, "--steps", "1"], "run.json"),
         (["train", "--resume", os.path.join(tmp, "nope")], "not a run folder"),

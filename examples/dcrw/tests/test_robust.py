@@ -3,7 +3,8 @@
 it stops, what it refuses, and that it never hangs, overwrites its inputs,
 reports NaN or leaves a run folder it cannot continue.
 
-    test_robust.py CASE   CASE: overwrite fifo nan parents
+    test_robust.py CASE   CASE: stop startup overwrite lock diverge savefail
+                                fifo nan limits parents
 
 Environment as test_cli.py. Exit 0 pass, 1 fail, 77 skip (no MNIST).
 """
@@ -95,6 +96,104 @@ def patch_tensor(path, name, lo, hi, value):
 
 
 # ------------------------------------------------------------------- cases
+def case_stop(tmp):
+    # SIGTERM: the checkpoint is saved and said to be before the held-out
+    # bound of the end (59,000 images: seconds of work); a second signal
+    # during that evaluation ends it at once, the checkpoint already whole
+    d = os.path.join(tmp, "term")
+    p = start_long(d, ["--valid", "59000", "--eval-every", "1000000"])
+    check(wait_progress(p), "a progress line before the signal")
+    p.send_signal(signal.SIGTERM)
+    saved_line, step_at_save, log_at_save = "", -2, -3
+    while True:
+        line = p.stdout.readline()
+        if not line or "checkpoint is saved" in line:
+            saved_line = line
+            break
+    if check("checkpoint is saved" in saved_line, "the stop says the checkpoint is saved"):
+        step_at_save = info_step(d)
+        log_at_save = logged_steps(d)[-1]
+    check(step_at_save >= 1 and step_at_save == log_at_save,
+          "when it says so, the checkpoint holds the last logged step (%d, log %d)"
+          % (step_at_save, log_at_save))
+    check("held-out bound on 59000 images" in p.stdout.readline(), "then it evaluates")
+    p.send_signal(signal.SIGINT)
+    out, err = finish(p)
+    check(p.returncode == 0, "exit 0 after a second signal (got %d: %s)" % (p.returncode, err))
+    check("evaluation interrupted" in out and "held-out bound (59000" not in out,
+          "the second signal cuts the evaluation short: %r" % out)
+    check(info_step(d) == step_at_save, "the checkpoint is the one saved first")
+    check(not [f for f in os.listdir(d) if ".tmp." in f], "no temporary files left")
+
+    # SIGHUP (a closed terminal) stops and saves like SIGTERM
+    d = os.path.join(tmp, "hup")
+    p = start_long(d)
+    check(wait_progress(p), "a progress line before SIGHUP")
+    p.send_signal(signal.SIGHUP)
+    out, err = finish(p)
+    check(p.returncode == 0 and "stopped by signal 1 " in out,
+          "SIGHUP: stopped and saved, exit 0 (got %d: %s)" % (p.returncode, err))
+    step = info_step(d)
+    check(step >= 1 and step == logged_steps(d)[-1],
+          "SIGHUP: the checkpoint holds the last logged step %d" % step)
+
+    # a closed output (`dcrw train | head`): no SIGPIPE death, a stop and a save
+    d = os.path.join(tmp, "pipe")
+    p = start_long(d)
+    check(wait_progress(p), "a progress line before the pipe closes")
+    p.stdout.close()
+    err = p.stderr.read()
+    try:
+        p.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    check(p.returncode == 0 and "standard output" in err,
+          "a closed stdout stops the run, exit 0 (got %d: %s)" % (p.returncode, err))
+    step = info_step(d)
+    check(step >= 1 and step == logged_steps(d)[-1],
+          "closed stdout: the checkpoint holds the last logged step %d" % step)
+    ok(["train", "--resume", d, "--steps", str(step + 2)])
+    check(info_step(d) == step + 2, "and the run resumes")
+
+
+def case_startup(tmp):
+    straight = train_small(tmp, "straight", 7)
+    want = open(ckpt(straight), "rb").read()
+    # killed after run.json, before the first checkpoint (dcrw 0.2.0 also
+    # wrote the log first): --resume starts it from step 0
+    d = train_small(tmp, "half", 3)
+    os.remove(ckpt(d))
+    rc, out, err = run(["train", "--resume", d, "--steps", "7"])
+    check(rc == 0 and "starting the run from step 0" in out,
+          "--resume starts a folder without checkpoint anew: %d %s" % (rc, err))
+    check(os.path.exists(ckpt(d)) and open(ckpt(d), "rb").read() == want,
+          "and makes the run a straight one makes")
+    check(logged_steps(d) == list(range(1, 8)), "one log row per step: %r" % logged_steps(d))
+    rc, _, err = run(["train", "--data", MNIST, "--out", d, "--steps", "1"] + SMALL)
+    check(rc == 2 and "--resume" in err, "a run folder is not taken by a new --out")
+    # killed before run.json: the folder holds no run, and a new --out takes it
+    e = os.path.join(tmp, "early")
+    os.mkdir(e)
+    open(os.path.join(e, ".lock"), "w").close()
+    open(os.path.join(e, "log.csv"), "w").write("step,wall_s,lx,lz,loss,images_per_s,"
+                                                "valid_bound\n")
+    rc, _, err = run(["train", "--resume", e, "--steps", "7"])
+    check(rc == 2 and "--out" in err, "--resume of a folder without run.json says: use --out")
+    ok(["train", "--data", MNIST, "--out", e, "--steps", "7", "--eval-every", "5"] + SMALL)
+    check(open(ckpt(e), "rb").read() == want, "a new --out starts such a folder")
+    # a checkpoint without run.json: its flags are lost, so neither command
+    # may guess them; both say so
+    c = os.path.join(tmp, "orphan")
+    os.mkdir(c)
+    shutil.copy(ckpt(straight), ckpt(c))
+    rc, _, err = run(["train", "--resume", c, "--steps", "9"])
+    check(rc == 2 and "without run.json" in err, "--resume refuses a lone checkpoint: %s" % err)
+    rc, _, err = run(["train", "--data", MNIST, "--out", c, "--steps", "1"] + SMALL)
+    check(rc == 2 and open(ckpt(c), "rb").read() == want,
+          "--out does not overwrite a lone checkpoint: %s" % err)
+
+
 def case_overwrite(tmp):
     d = train_small(tmp, "run", 2)
     ck = ckpt(d)
@@ -146,6 +245,57 @@ def case_overwrite(tmp):
     check(info_step(d) == 2, "the model still loads")
 
 
+def case_lock(tmp):
+    d = train_small(tmp, "run", 2)
+    p = subprocess.Popen([DCRW, "train", "--resume", d, "--steps", "1000000",
+                          "--progress-seconds", "0.2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    check(wait_progress(p), "the first process trains")
+    rc, out, err = run(["train", "--resume", d, "--steps", "5"])
+    check(rc == 2 and "in use" in err and d in err and len(err.strip().splitlines()) == 1,
+          "a second writer is refused, naming the folder: %d %r" % (rc, err))
+    check(("process %d" % p.pid) in err, "and the process that holds it")
+    p.send_signal(signal.SIGINT)
+    out, err = finish(p)
+    check(p.returncode == 0, "the first process ends as usual: %s" % err)
+    step = info_step(d)
+    check(logged_steps(d) == list(range(1, step + 1)),
+          "the log is the first process's alone: one row per step up to %d" % step)
+    ok(["train", "--resume", d, "--steps", str(step + 1)])
+    check(info_step(d) == step + 1, "the folder is free again once it ended")
+
+
+def case_diverge(tmp):
+    # --lr 10 without clipping overflows within a few steps: the run stops
+    # with a message and exit 1, and saves nothing after the failure
+    d = os.path.join(tmp, "div")
+    rc, out, err = run(["train", "--data", MNIST, "--out", d, "--steps", "200", "--eval-every",
+                        "0"] + SMALL + ["--lr", "10", "--clip", "0"])
+    check(rc == 1 and "diverged" in err, "a diverged run exits 1 with a message: %d %s" % (rc, err))
+    check("done:" not in out, "and is not reported done: %r" % out)
+    check(info_step(d) == 0, "the checkpoint keeps the last save (step 0): %d" % info_step(d))
+    check("holds step 0" in err, "the message says which step the checkpoint holds: %s" % err)
+    check(len(logged_steps(d)) >= 1, "the steps made before are logged")
+
+
+def case_savefail(tmp):
+    # the final save fails (the checkpoint's name is taken by a folder):
+    # exit 1, no "done", and the message says what the checkpoint holds
+    d = os.path.join(tmp, "run")
+    p = start_long(d)
+    check(wait_progress(p), "training before the save fails")
+    os.remove(ckpt(d))
+    os.mkdir(ckpt(d))
+    open(os.path.join(ckpt(d), "x"), "w").close()
+    p.send_signal(signal.SIGTERM)
+    out, err = finish(p)
+    check(p.returncode == 1, "exit 1 when the last save fails (got %d)" % p.returncode)
+    check("done:" not in out and "checkpoint is saved" not in out,
+          "nothing says it was saved: %r" % out)
+    check("cannot save" in err and "holds step 0" in err,
+          "the failure and the step the checkpoint holds: %r" % err)
+
+
 def case_fifo(tmp):
     d = train_small(tmp, "run", 2)
     fifo = os.path.join(tmp, "fifo")
@@ -178,7 +328,7 @@ def case_fifo(tmp):
         ["train", "--data", noimg, "--out", os.path.join(tmp, "new"), "--steps", "1"],
         ["plot", fifo, "--out", os.path.join(tmp, "p.svg")],
         ["plot", runs["log.csv"]],
-    ]
+    ] + [["train", "--resume", r, "--steps", "5"] for r in runs.values()]
     for args in cases:
         rc, out, err = bounded(args)
         name = "dcrw " + " ".join(a.replace(tmp, "$T") for a in args)
@@ -198,10 +348,64 @@ def case_nan(tmp):
         check(rc == 1 and "nan" not in out.lower() and "not a finite number" in err,
               "eval %s: no NaN printed, exit 1 with a message (got %d: %r %r)"
               % (" ".join(extra), rc, out, err))
+    # the same weights only on the channel of the image itself, and training
+    # images that are blank: the steps are finite, the held-out bound is not
+    data = os.path.join(tmp, "blank")
+    os.mkdir(data)
+    raw = open(os.path.join(MNIST, "train-images-idx3-ubyte"), "rb").read()
+    with open(os.path.join(data, "train-images-idx3-ubyte"), "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, 700, 28, 28) + bytes(500 * 784)
+                + raw[16:16 + 200 * 784])
+    rj = os.path.join(d, "run.json")
+    flags = json.load(open(rj))
+    flags["data"] = data
+    json.dump(flags, open(rj, "w"))
+    patch_tensor(ckpt(d), "enc.conv1.weight", 0, 1, 3e37)
+    rc, out, err = run(["train", "--resume", d, "--steps", "33", "--eval-every", "1"])
+    check(rc == 1 and "not a finite number" in err,
+          "a non-finite held-out bound stops the run, exit 1 (got %d: %r)" % (rc, err))
+    _, rows = read_log(d)
+    check(not any("nan" in ",".join(r).lower() or "inf" in ",".join(r).lower() for r in rows),
+          "the log holds no NaN or infinity")
+    check("held-out nan" not in out.lower(), "the progress line shows no NaN")
+    check(info_step(d) == 30, "the checkpoint keeps step 30: %d" % info_step(d))
+
+
+def case_limits(tmp):
+    for args in (["train", "--data", MNIST, "--out", os.path.join(tmp, "t"), "--steps", "1",
+                  "--threads", "1025"] + SMALL,):
+        rc, _, err = run(args)
+        check(rc == 2 and "--threads" in err and "1024" in err,
+              "--threads 1025 is refused by the command: %r" % err)
+    check(not os.path.exists(os.path.join(tmp, "t")), "before anything is written")
+    d = train_small(tmp, "run", 2)
+    rc, _, err = run(["train", "--resume", d, "--steps", "3", "--threads", "4096"])
+    check(rc == 2 and "--threads" in err, "--resume --threads 4096 is refused: %r" % err)
+    rj = os.path.join(d, "run.json")
+    good = json.load(open(rj))
+    for key, value in (("checkpoint_minutes", -1), ("progress_seconds", -5), ("minutes", -1),
+                       ("threads", 5000), ("eval_every", -1), ("batch", 0), ("lr", 0),
+                       ("clip", -1), ("binarize", 3), ("epochs", 2.5), ("seed", -1),
+                       ("steps", "x"), ("data", 7)):
+        bad = dict(good)
+        bad[key] = value
+        json.dump(bad, open(rj, "w"))
+        rc, _, err = run(["train", "--resume", d, "--steps", "3"])
+        check(rc == 2 and key in err, "run.json %s = %r is refused by name: %r" % (key, value, err))
+    text = json.dumps(good)
+    for broken in (text[:-1], text + "x", text.replace('"batch"', '"batch": 1, "batch"', 1)):
+        open(rj, "w").write(broken)
+        rc, _, err = run(["train", "--resume", d, "--steps", "3"])
+        check(rc == 2 and "run.json" in err, "a broken run.json is refused: %r" % err)
+    json.dump(good, open(rj, "w"))
+    ok(["train", "--resume", d, "--steps", "3"])
+    check(info_step(d) == 3, "the good run.json, as JSON of another layout, still resumes")
 
 
 def case_parents(tmp):
-    d = train_small(tmp, "run", 2)
+    d = os.path.join(tmp, "runs", "a", "b")
+    ok(["train", "--data", MNIST, "--out", d, "--steps", "2"] + SMALL)
+    check(info_step(d) == 2, "train --out creates the missing parent folders")
     if HAVE_PNG:
         s = os.path.join(tmp, "pictures", "x", "s.png")
         ok(["sample", "--model", ckpt(d), "--n", "4", "--out", s])
@@ -213,9 +417,11 @@ def case_parents(tmp):
     f = os.path.join(tmp, "file")
     open(f, "w").close()
     before = listing(tmp)
-    rc, _, err = run(["plot", d, "--out", os.path.join(f, "x", "l.svg")])
-    check(rc == 2 and "not a folder" in err and f in err,
-          "plot: refused naming the file in the way: %r" % err)
+    for args in (["train", "--data", MNIST, "--out", os.path.join(f, "run"), "--steps", "1"]
+                 + SMALL, ["plot", d, "--out", os.path.join(f, "x", "l.svg")]):
+        rc, _, err = run(args)
+        check(rc == 2 and "not a folder" in err and f in err,
+              "%s: refused naming the file in the way: %r" % (args[0], err))
     check(listing(tmp) == before, "nothing made: %r" % (listing(tmp) ^ before))
 
 

@@ -1,0 +1,464 @@
+/* The run folder of dcrw train: its files, its lock, run.json and log.csv. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "rundir.h"
+
+const char *const rundir_files[] = {
+    "checkpoint.safetensors", "log.csv", "run.json", "losses.svg", ".lock", NULL};
+
+void run_flags_default(run_flags *f) {
+    memset(f, 0, sizeof *f);
+    snprintf(f->preset, sizeof f->preset, "dcrw");
+    f->batch = 100;
+    f->lr = 1e-3;
+    f->clip = 5.0;
+    f->seed = 1;
+    f->binarize = DCRW_BINARIZE_DYNAMIC;
+    f->valid = 5000;
+    f->eval_every = 500;
+    f->checkpoint_minutes = 5.0;
+    f->progress_seconds = 10.0;
+}
+
+int rundir_init(rundir *rd, const char *dir) {
+    memset(rd, 0, sizeof *rd);
+    rd->lock_fd = -1;
+    rd->dir = strdup(dir);
+    rd->ckpt = cli_path(dir, "checkpoint.safetensors");
+    rd->log_path = cli_path(dir, "log.csv");
+    rd->json_path = cli_path(dir, "run.json");
+    rd->svg_path = cli_path(dir, "losses.svg");
+    rd->lock_path = cli_path(dir, ".lock");
+    if (rd->dir && rd->ckpt && rd->log_path && rd->json_path && rd->svg_path && rd->lock_path)
+        return 0;
+    cli_error("out of memory");
+    return -1;
+}
+
+void rundir_free(rundir *rd) {
+    /* closing the descriptor releases the lock */
+    if (rd->lock_fd >= 0) close(rd->lock_fd);
+    rd->lock_fd = -1;
+    free(rd->dir);
+    free(rd->ckpt);
+    free(rd->log_path);
+    free(rd->json_path);
+    free(rd->svg_path);
+    free(rd->lock_path);
+    rd->dir = rd->ckpt = rd->log_path = rd->json_path = rd->svg_path = rd->lock_path = NULL;
+}
+
+int rundir_exists(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The lock. Its file stays: removing it would let a process that opened it
+ * just before lock an inode no one else can see. */
+
+/* The process id the holder wrote into the lock file, 0 if unknown. */
+static long lock_holder(int fd) {
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char *end = NULL;
+    long pid = strtol(buf, &end, 10);
+    return end != buf && pid > 0 ? pid : 0;
+}
+
+int rundir_lock(rundir *rd) {
+    int fd = open(rd->lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        cli_error("run folder %s: cannot open its lock file %s: %s", rd->dir, rd->lock_path,
+                  fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK) {
+            long pid = lock_holder(fd);
+            char who[48] = "";
+            if (pid) snprintf(who, sizeof who, " (process %ld)", pid);
+            cli_error("run folder %s is in use by another dcrw train%s: wait for it to end or "
+                      "stop it first",
+                      rd->dir, who);
+            close(fd);
+            return -1;
+        }
+        /* a file system without locks: train, but say what is not checked */
+        fprintf(stderr,
+                "dcrw train: warning: cannot lock the run folder %s (%s); a second dcrw train "
+                "on it would not be noticed\n",
+                rd->dir, strerror(errno));
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        /* only the message of a refused second process would lack the pid */
+    }
+    rd->lock_fd = fd;
+    return 0;
+}
+
+/* NAME.tmp.XXXXXX as cli_tmp_open and the library's 0.2 saves make them,
+ * .dcrw-XXXXXX as its later saves do: what a write killed mid-way leaves. */
+static int is_stale(const char *name) {
+    static const char *const ours[] = {"log.csv.tmp.", "run.json.tmp.", "losses.svg.tmp.",
+                                       "checkpoint.safetensors.tmp.", ".dcrw-"};
+    for (size_t k = 0; k < sizeof ours / sizeof ours[0]; k++) {
+        size_t n = strlen(ours[k]);
+        if (strncmp(name, ours[k], n) == 0 && strlen(name + n) == 6) return 1;
+    }
+    return 0;
+}
+
+void rundir_remove_stale(const rundir *rd) {
+    DIR *d = opendir(rd->dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!is_stale(e->d_name)) continue;
+        char *p = cli_path(rd->dir, e->d_name);
+        if (p) unlink(p);
+        free(p);
+    }
+    closedir(d);
+}
+
+/* ------------------------------------------------------------------------ */
+/* run.json: one table of keys drives both the writer and the reader. */
+
+typedef enum { J_I32, J_F32, J_INT, J_LONG, J_DOUBLE, J_U64, J_PRESET, J_PATH } json_type;
+
+typedef struct json_key {
+    const char *name;
+    json_type type;
+    size_t off;
+    double lo, hi;
+    int optional;
+} json_key;
+
+#define F(field) offsetof(run_flags, field)
+#define C(field) offsetof(run_flags, cfg.field)
+#define I32 (double)INT32_MIN, (double)INT32_MAX
+static const json_key keys[] = {
+    {"preset", J_PRESET, F(preset), 0, 0, 0},
+    {"channels", J_I32, C(channels), I32, 0},
+    {"height", J_I32, C(height), I32, 0},
+    {"width", J_I32, C(width), I32, 0},
+    {"glimpses", J_I32, C(glimpses), I32, 0},
+    {"enc_size", J_I32, C(enc_size), I32, 0},
+    {"dec_size", J_I32, C(dec_size), I32, 0},
+    {"z_size", J_I32, C(z_size), I32, 0},
+    {"read_n", J_I32, C(read_n), I32, 0},
+    {"write_n", J_I32, C(write_n), I32, 0},
+    {"conv1", J_I32, C(conv1), I32, 0},
+    {"conv2", J_I32, C(conv2), I32, 0},
+    {"encoder", J_I32, C(encoder), I32, 0},
+    {"read_attention", J_I32, C(read_attention), I32, 0},
+    {"write_attention", J_I32, C(write_attention), I32, 0},
+    {"canvas_init", J_F32, C(canvas_init), -HUGE_VAL, HUGE_VAL, 0},
+    {"batch", J_LONG, F(batch), 1, RUN_BATCH_MAX, 0},
+    {"lr", J_DOUBLE, F(lr), RUN_LR_MIN, RUN_LR_MAX, 0},
+    {"lr_halflife", J_DOUBLE, F(lr_halflife), 0, RUN_HALFLIFE_MAX, 1},
+    {"clip", J_DOUBLE, F(clip), 0, RUN_CLIP_MAX, 0},
+    {"seed", J_U64, F(seed), 0, 0, 0},
+    {"binarize", J_INT, F(binarize), 0, 2, 0},
+    {"valid", J_LONG, F(valid), 0, INT_MAX, 0},
+    {"train_n", J_LONG, F(train_n), 0, INT_MAX, 0},
+    {"data", J_PATH, F(data), 0, 0, 0},
+    {"steps", J_U64, F(steps), 0, 0, 0},
+    {"epochs", J_LONG, F(epochs), 0, RUN_EPOCHS_MAX, 0},
+    {"minutes", J_DOUBLE, F(minutes), 0, RUN_MINUTES_MAX, 0},
+    {"eval_every", J_LONG, F(eval_every), 0, RUN_COUNT_MAX, 0},
+    {"checkpoint_minutes", J_DOUBLE, F(checkpoint_minutes), 0, RUN_MINUTES_MAX, 0},
+    {"progress_seconds", J_DOUBLE, F(progress_seconds), 0, RUN_MINUTES_MAX, 0},
+    {"threads", J_LONG, F(threads), 0, CLI_MAX_THREADS, 0},
+};
+#undef F
+#undef C
+#undef I32
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static void put_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* the shortest text that reads back as the same double: a resumed run
+ * must use the very rate the straight one did */
+static void put_double(FILE *f, double v) {
+    char b[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(b, sizeof b, "%.*g", prec, v);
+        if (strtod(b, NULL) == v) break;
+    }
+    fputs(b, f);
+}
+
+static void put_value(FILE *f, const json_key *k, const run_flags *r) {
+    const char *p = (const char *)r + k->off;
+    switch (k->type) {
+    case J_I32:
+        fprintf(f, "%d", (int)*(const int32_t *)p);
+        break;
+    case J_F32:
+        put_double(f, (double)*(const float *)p);
+        break;
+    case J_INT:
+        fprintf(f, "%d", *(const int *)p);
+        break;
+    case J_LONG:
+        fprintf(f, "%ld", *(const long *)p);
+        break;
+    case J_DOUBLE:
+        put_double(f, *(const double *)p);
+        break;
+    case J_U64: {
+        /* a JSON number is a double to most readers (cJSON too): exact up
+         * to 2^53, a string of digits above */
+        uint64_t v = *(const uint64_t *)p;
+        fprintf(f, (double)v < RUN_COUNT_MAX ? "%llu" : "\"%llu\"", (unsigned long long)v);
+        break;
+    }
+    case J_PRESET:
+        put_string(f, p);
+        break;
+    case J_PATH:
+        put_string(f, *(char *const *)p ? *(char *const *)p : "");
+        break;
+    }
+}
+
+static int write_flags(FILE *f, void *ctx) {
+    const run_flags *r = ctx;
+    fprintf(f, "{\n  \"format\": 1");
+    for (size_t i = 0; i < NKEYS; i++) {
+        fprintf(f, ",\n  \"%s\": ", keys[i].name);
+        put_value(f, &keys[i], r);
+    }
+    fprintf(f, "\n}\n");
+    return 0;
+}
+
+int rundir_write_flags(const rundir *rd, const run_flags *f) {
+    return cli_write_atomic(rd->json_path, write_flags, (void *)f);
+}
+
+/* An integer-valued number in [lo, hi], or (for J_U64) a string of digits. */
+static int get_number(const cJSON *v, const json_key *k, double *out, uint64_t *u) {
+    if (k->type == J_U64 && cJSON_IsString(v)) {
+        const char *s = v->valuestring;
+        char *end = NULL;
+        if (*s < '0' || *s > '9') return -1;
+        errno = 0;
+        unsigned long long x = strtoull(s, &end, 10);
+        if (*end || errno) return -1;
+        *u = x;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v)) return -1;
+    double d = v->valuedouble;
+    if (!isfinite(d)) return -1;
+    if (k->type == J_F32 || k->type == J_DOUBLE) {
+        if (d < k->lo || d > k->hi) return -1;
+    } else {
+        double hi = k->type == J_U64 ? RUN_COUNT_MAX : k->hi;
+        if (d != floor(d) || d < k->lo || d > hi) return -1;
+    }
+    *out = d;
+    *u = k->type == J_U64 ? (uint64_t)d : 0;
+    return 0;
+}
+
+static int get_value(const cJSON *v, const json_key *k, run_flags *r) {
+    char *p = (char *)r + k->off;
+    if (k->type == J_PRESET || k->type == J_PATH) {
+        if (!cJSON_IsString(v) || !*v->valuestring) return -1;
+        if (k->type == J_PRESET) {
+            if (strlen(v->valuestring) >= sizeof r->preset) return -1;
+            strcpy(p, v->valuestring);
+            return 0;
+        }
+        char *s = strdup(v->valuestring);
+        if (!s) return -1;
+        free(*(char **)p);
+        *(char **)p = s;
+        return 0;
+    }
+    double d = 0;
+    uint64_t u = 0;
+    if (get_number(v, k, &d, &u) != 0) return -1;
+    switch (k->type) {
+    case J_I32:
+        *(int32_t *)p = (int32_t)d;
+        break;
+    case J_F32:
+        *(float *)p = (float)d;
+        break;
+    case J_INT:
+        *(int *)p = (int)d;
+        break;
+    case J_LONG:
+        *(long *)p = (long)d;
+        break;
+    case J_DOUBLE:
+        *(double *)p = d;
+        break;
+    default:
+        *(uint64_t *)p = u;
+        break;
+    }
+    return 0;
+}
+
+/* The one member named @p name; *twice when there are several. */
+static const cJSON *member(const cJSON *obj, const char *name, int *twice) {
+    const cJSON *found = NULL;
+    for (const cJSON *c = obj->child; c; c = c->next)
+        if (c->string && strcmp(c->string, name) == 0) {
+            if (found) *twice = 1;
+            found = c;
+        }
+    return found;
+}
+
+/* Every key into @p r; the name of the first bad one in *bad. */
+static int get_flags(const cJSON *root, run_flags *r, const char **bad, const char **why) {
+    int twice = 0;
+    const cJSON *fmt = member(root, "format", &twice);
+    if (!fmt || twice || !cJSON_IsNumber(fmt) || fmt->valuedouble != 1.0) {
+        *bad = "format", *why = fmt ? "is not 1" : "is missing";
+        return -1;
+    }
+    for (size_t i = 0; i < NKEYS; i++) {
+        const cJSON *v = member(root, keys[i].name, &twice);
+        *bad = keys[i].name;
+        if (twice) {
+            *why = "is given twice";
+            return -1;
+        }
+        if (!v) {
+            if (keys[i].optional) continue;
+            *why = "is missing";
+            return -1;
+        }
+        if (get_value(v, &keys[i], r) != 0) {
+            *why = "has a value of the wrong type or out of range";
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int rundir_read_flags(const rundir *rd, run_flags *f) {
+    size_t len = 0;
+    char *text = cli_read_file(rd->json_path, &len);
+    if (!text) return -1;
+    const char *bad = NULL, *why = "is not a JSON object";
+    cJSON *root = NULL;
+    /* a NUL inside would end the text cJSON sees early */
+    if (strlen(text) == len) root = cJSON_ParseWithOpts(text, NULL, 1);
+    /* absent from the runs of dcrw 0.1.0, which had a constant rate */
+    f->lr_halflife = 0;
+    int rc = root && cJSON_IsObject(root) ? get_flags(root, f, &bad, &why) : -1;
+    f->cfg.size = sizeof f->cfg;
+    cJSON_Delete(root);
+    free(text);
+    if (rc != 0) {
+        if (bad)
+            cli_error("%s: malformed or incomplete run file: \"%s\" %s (was it written by dcrw "
+                      "train?)",
+                      rd->json_path, bad, why);
+        else
+            cli_error("%s: malformed run file: %s (was it written by dcrw train?)", rd->json_path,
+                      why);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* log.csv: one row per step; rows beyond the checkpoint are dropped on
+ * --resume, since those steps are about to be made again. */
+
+#define LOG_HEADER "step,wall_s,lx,lz,loss,images_per_s,valid_bound\n"
+
+typedef struct log_keep {
+    const char *text;
+    uint64_t upto;
+    double last_wall;
+} log_keep;
+
+static int write_log_kept(FILE *f, void *ctx) {
+    log_keep *k = ctx;
+    fputs(LOG_HEADER, f);
+    k->last_wall = 0.0;
+    if (!k->text) return 0;
+    const char *p = strchr(k->text, '\n');
+    while (p && *++p) {
+        const char *e = strchr(p, '\n');
+        if (!e) break; /* a row cut short by a crash */
+        char *end = NULL;
+        errno = 0;
+        unsigned long long step = strtoull(p, &end, 10);
+        if (end != p && *end == ',' && !errno && step <= k->upto) {
+            double w = strtod(end + 1, NULL);
+            if (isfinite(w)) k->last_wall = w;
+            fwrite(p, 1, (size_t)(e - p) + 1, f);
+        }
+        p = e;
+    }
+    return 0;
+}
+
+int rundir_keep_log(const rundir *rd, uint64_t upto, double *last_wall) {
+    char *text = NULL;
+    if (rundir_exists(rd->log_path) && !(text = cli_read_file(rd->log_path, NULL))) return -1;
+    log_keep k = {text, upto, 0.0};
+    int rc = cli_write_atomic(rd->log_path, write_log_kept, &k);
+    free(text);
+    *last_wall = k.last_wall;
+    return rc;
+}
+
+FILE *rundir_append_log(const rundir *rd) {
+    FILE *log = fopen(rd->log_path, "a");
+    if (!log) cli_error("%s: %s", rd->log_path, strerror(errno));
+    return log;
+}
+
+void rundir_log_step(FILE *log, uint64_t step, double wall, const dcrw_loss *l, double ips,
+                     double bound) {
+    fprintf(log, "%llu,%.3f,%.6f,%.6f,%.6f,%.1f,", (unsigned long long)step, wall, l->lx, l->lz,
+            l->loss, ips);
+    if (isfinite(bound)) fprintf(log, "%.6f", bound);
+    fputc('\n', log);
+}
+
+void rundir_log_bound(FILE *log, uint64_t step, double wall, double bound) {
+    fprintf(log, "%llu,%.3f,,,,,%.6f\n", (unsigned long long)step, wall, bound);
+}

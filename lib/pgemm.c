@@ -312,12 +312,12 @@ size_t pgemm_pack_floats(pgemm_path p, int k, int n) {
 
 /* one panel of B = Wᵀ: W's rows j0 .. j0+nc become the panel's columns */
 static void pack_panel_t(int k, int nw, int nc, const float *w, size_t ldw, float *pan) {
-    for (int c = 0; c < nc; c++) {
-        const float *row = w + (size_t)c * ldw;
-        for (int kk = 0; kk < k; kk++) pan[(size_t)kk * nw + c] = row[kk];
+    /* the panel is written in order; the nc rows read side by side stay in L1 */
+    for (int kk = 0; kk < k; kk++) {
+        float *dst = pan + (size_t)kk * nw;
+        for (int c = 0; c < nc; c++) dst[c] = w[(size_t)c * ldw + kk];
+        for (int c = nc; c < nw; c++) dst[c] = 0.0f;
     }
-    for (int c = nc; c < nw; c++)
-        for (int kk = 0; kk < k; kk++) pan[(size_t)kk * nw + c] = 0.0f;
 }
 
 /* one panel of B = W: columns j0 .. j0+nc of each of W's k rows */

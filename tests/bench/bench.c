@@ -3,8 +3,15 @@
  * measured in the same run; sampling and evaluation throughput; memory.
  *
  *   build/tests/bench/dcrw-bench [--steps 10] [--threads N] [--batch 100]
- *                                [--presets draw,dcrw,...]
+ *                                [--presets draw,dcrw,...] [--pgemm c|avx2|avx512]
+ *                                [--no-products | --products-only]
  * or `meson test -C build --benchmark`.
+ *
+ * Ceilings: the sgemm 1024³ rate with the same threads, and the float32
+ * FMA rate of one core (a loop of independent FMAs, the widest vectors the
+ * CPU has) times the threads. After the presets, every weight product of a
+ * training step is timed with cblas_sgemm and with the packed kernel of
+ * lib/pgemm.h (tests/bench/products.c).
  *
  * MACs per image of one forward pass (MODEL.md §3-4; the formula of the
  * PyTorch peer's forward_macs, so the two are comparable), every dense,
@@ -32,6 +39,7 @@
 
 #include "dcrw/dcrw.h"
 #include "pass.h"
+#include "products.h"
 #include "rng.h"
 
 #if defined(I)
@@ -102,7 +110,7 @@ static macs count_macs(const dcrw_config *c) {
     return m;
 }
 
-static void run_preset(dcrw_preset preset, int B, int steps, double peak) {
+static void run_preset(dcrw_preset preset, int B, int steps, double peak, double fma_peak) {
     dcrw_config c;
     dcrw_config_preset(&c, preset);
     dcrw_model *m;
@@ -150,20 +158,61 @@ static void run_preset(dcrw_preset preset, int B, int steps, double peak) {
     dcrw_pass_destroy(ps);
     const macs mc = count_macs(&c);
     const double gflops = 2 * 3 * mc.forward * B / step / 1e9;
-    printf("| %-11s | %8.1f | %7.1f | %6.1f | %6.1f | %5.1f%% | %8.0f | %5.1f%% | %8.0f | %5.1f%% "
-           "| %7.1f | %7.1f |\n",
-           dcrw_preset_name(preset), 1e3 * step, B / step, 3 * mc.forward / 1e6, gflops,
-           100 * gflops / peak, B / evt, 100 * (2 * mc.forward * B / evt / 1e9) / peak, B / smt,
-           100 * (2 * mc.decoder * B / smt / 1e9) / peak, act_mb, ru.ru_maxrss / 1024.0);
+    printf(
+        "| %-11s | %8.1f | %7.1f | %6.1f | %6.1f | %5.1f%% | %5.1f%% | %8.0f | %5.1f%% | %8.0f | "
+        "%5.1f%% | %7.1f | %7.1f |\n",
+        dcrw_preset_name(preset), 1e3 * step, B / step, 3 * mc.forward / 1e6, gflops,
+        100 * gflops / peak, 100 * gflops / fma_peak, B / evt,
+        100 * (2 * mc.forward * B / evt / 1e9) / peak, B / smt,
+        100 * (2 * mc.decoder * B / smt / 1e9) / peak, act_mb, ru.ru_maxrss / 1024.0);
     fflush(stdout);
     dcrw_trainer_destroy(t);
     dcrw_model_destroy(m);
     free(x), free(img), free(ts);
 }
 
+/* one child process per preset, so that peak RSS is that preset's */
+static int train_table(const char *presets, int B, int steps, double peak, double fma_peak) {
+    printf(
+        "\n| preset      | ms/step  | img/s   | MMAC/img/step | GFLOP/s | %% sgemm peak | %% FMA "
+        "peak | eval img/s | %% peak | sample img/s | %% peak | BPTT MiB | training peak RSS "
+        "MiB |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    fflush(stdout);
+    char *list = strdup(presets);
+    for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
+        dcrw_preset p;
+        if (dcrw_preset_from_name(name, &p) != DCRW_OK) {
+            fprintf(stderr, "%s\n", dcrw_last_error());
+            return 2;
+        }
+        pid_t pid = fork();
+        if (pid == 0) {
+            run_preset(p, B, steps, peak, fma_peak);
+            _exit(0);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return 1;
+    }
+    free(list);
+    return 0;
+}
+
+static int path_from_name(const char *name, pgemm_path *p) {
+    for (int i = 0; i < PGEMM_PATH_COUNT; i++)
+        if (!strcmp(name, pgemm_path_name(i)) && pgemm_path_supported(i)) {
+            *p = (pgemm_path)i;
+            return 1;
+        }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int steps = 10, B = 100, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *presets = "draw,draw-noattn,dcrw,dcrw-noread";
+    int products = 1, train = 1;
+    pgemm_path path = pgemm_path_best();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc)
             steps = atoi(argv[++i]);
@@ -173,41 +222,42 @@ int main(int argc, char **argv) {
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--presets") && i + 1 < argc)
             presets = argv[++i];
+        else if (!strcmp(argv[i], "--pgemm") && i + 1 < argc && path_from_name(argv[++i], &path))
+            ;
+        else if (!strcmp(argv[i], "--no-products"))
+            products = 0;
+        else if (!strcmp(argv[i], "--products-only"))
+            train = 0;
         else {
-            fprintf(stderr, "usage: %s [--steps N] [--batch B] [--threads N] [--presets a,b]\n",
+            fprintf(stderr,
+                    "usage: %s [--steps N] [--batch B] [--threads N] [--presets a,b] "
+                    "[--pgemm c|avx2|avx512] [--no-products | --products-only]\n",
                     argv[0]);
             return 2;
         }
     }
     if (steps < 1 || B < 1 || threads < 1) return 2;
-    openblas_set_num_threads(threads);
-    const double peak = sgemm_peak();
-    printf("libdcrw %s bench: batch %d, %d threads, median of %d steps after 2 warm-up; sgemm "
-           "1024^3 peak %.1f GFLOP/s\n\n",
-           dcrw_version_string(), B, threads, steps, peak);
-    printf(
-        "| preset      | ms/step  | img/s   | MMAC/img/step | GFLOP/s | %% peak | eval img/s | %% "
-        "peak | sample img/s | %% peak | BPTT MiB | training peak RSS MiB |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    fflush(stdout);
-    char *list = strdup(presets);
-    for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
+    char *names = strdup(presets);
+    for (char *name = strtok(names, ","); name; name = strtok(NULL, ",")) {
         dcrw_preset p;
         if (dcrw_preset_from_name(name, &p) != DCRW_OK) {
             fprintf(stderr, "%s\n", dcrw_last_error());
             return 2;
         }
-        /* a child per preset, so that peak RSS is that preset's */
-        pid_t pid = fork();
-        if (pid == 0) {
-            run_preset(p, B, steps, peak);
-            _exit(0);
-        }
-        int st;
-        waitpid(pid, &st, 0);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return 1;
     }
-    free(list);
+    free(names);
+    openblas_set_num_threads(threads);
+    const double peak = sgemm_peak();
+    const char *fma_how;
+    const double fma_core = fma_peak_per_core(&fma_how);
+    printf("libdcrw %s bench: batch %d, %d threads, median of %d steps after 2 warm-up; sgemm "
+           "1024^3 peak %.1f GFLOP/s; float32 FMA peak %.1f GFLOP/s per core (%s), %.1f for %d "
+           "threads\n",
+           dcrw_version_string(), B, threads, steps, peak, fma_core, fma_how, fma_core * threads,
+           threads);
+    if (train && train_table(presets, B, steps, peak, fma_core * threads)) return 1;
+    if (products) products_table(presets, (B + threads - 1) / threads, path, 11);
+    openblas_set_num_threads(threads);
     printf("\nsgemm 1024^3 after: %.1f GFLOP/s\n", sgemm_peak());
     return 0;
 }

@@ -1,0 +1,323 @@
+/* The machine's float32 FMA ceiling, and every weight product of a training
+ * step timed with cblas_sgemm and with the packed kernel (lib/pgemm.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common.h"
+#include "dcrw/dcrw.h"
+#include "gemm.h"
+#include "products.h"
+#include "rng.h"
+
+void openblas_set_num_threads(int);
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_of(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* ---- FMA throughput ------------------------------------------------------ */
+
+/* 12 independent chains a = a·x + y per iteration: more than the two FMA
+ * units × four cycles of latency need to be full */
+#define CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define N_CHAINS 12
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+__attribute__((target("avx2,fma"))) static float fma_loop_avx2(long iters) {
+    const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-6f);
+#define INIT8(i) __m256 a##i = _mm256_set1_ps(1.0f + (float)i);
+#define STEP8(i) a##i = _mm256_fmadd_ps(a##i, x, y);
+#define SUM8(i) s = _mm256_add_ps(s, a##i);
+    CHAINS(INIT8)
+    for (long r = 0; r < iters; r++) {
+        CHAINS(STEP8)
+    }
+    __m256 s = _mm256_setzero_ps();
+    CHAINS(SUM8)
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return out[0];
+}
+
+__attribute__((target("avx512f"))) static float fma_loop_avx512(long iters) {
+    const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-6f);
+#define INIT16(i) __m512 a##i = _mm512_set1_ps(1.0f + (float)i);
+#define STEP16(i) a##i = _mm512_fmadd_ps(a##i, x, y);
+#define SUM16(i) s = _mm512_add_ps(s, a##i);
+    CHAINS(INIT16)
+    for (long r = 0; r < iters; r++) {
+        CHAINS(STEP16)
+    }
+    __m512 s = _mm512_setzero_ps();
+    CHAINS(SUM16)
+    return _mm512_reduce_add_ps(s);
+}
+#define HAVE_X86_FMA 1
+#else
+#define HAVE_X86_FMA 0
+#endif
+
+/* GFLOP/s of loop over `lanes`-wide vectors: the best of 5 runs of ~0.05 s
+ * (other work on the machine can only slow a run down) */
+static double fma_rate(float (*loop)(long), int lanes) {
+    const double flops_per_iter = 2.0 * lanes * N_CHAINS;
+    long iters = 1000000;
+    volatile float sink = 0;
+    double t = 0;
+    while ((t = now(), sink += loop(iters), t = now() - t) < 0.05) iters *= 2;
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        const double t0 = now();
+        sink += loop(iters);
+        const double g = flops_per_iter * (double)iters / (now() - t0) / 1e9;
+        best = g > best ? g : best;
+    }
+    (void)sink;
+    return best;
+}
+
+double fma_peak_per_core(const char **how) {
+    *how = "none";
+    double best = 0;
+#if HAVE_X86_FMA
+    if (pgemm_path_supported(PGEMM_PATH_AVX2)) {
+        best = fma_rate(fma_loop_avx2, 8);
+        *how = "AVX2";
+    }
+    if (pgemm_path_supported(PGEMM_PATH_AVX512)) {
+        const double z = fma_rate(fma_loop_avx512, 16);
+        if (z > best) {
+            best = z;
+            *how = "AVX-512";
+        }
+    }
+#endif
+    return best;
+}
+
+/* ---- the products of a training step ------------------------------------ */
+
+typedef enum pass_kind { FWD, BWD, DW } pass_kind;
+
+/* FWD: Y[M×n] = β·Y + X[M×k]·Wᵀ (W [n×k]); BWD: dX[M×n] = β·dX + dY[M×k]·W
+ * (W [k×n]); DW: dW[n×k] += dYᵀ·X over T·M rows (dY [TM×n], X [TM×k]) */
+typedef struct product {
+    const char *name;
+    pass_kind kind;
+    int n, k;
+    float beta;
+    int uses;    /* calls per training step and thread */
+    int weights; /* weights of this shape, each packed once per step */
+} product;
+
+static int add(product *out, int n, product p) {
+    out[n] = p;
+    return n + 1;
+}
+
+/* the weight products of lib/forward.c and lib/backward.c for config c */
+static int step_products(const dcrw_config *c, product *o) {
+    const int C = c->channels, P = C * c->height * c->width, T = c->glimpses, E = c->enc_size,
+              D = c->dec_size, Z = c->z_size, ra = c->read_attention, wa = c->write_attention,
+              cnn = c->encoder == DCRW_ENCODER_CNN;
+    const int Wout = wa ? C * c->write_n * c->write_n : P;
+    const int Us = (ra ? 2 * C * c->read_n * c->read_n : P) + D;
+    int Q = E, qT = T;
+    if (cnn && ra) {
+        const int p2 = (c->read_n / 2) / 2;
+        Q = c->conv2 * p2 * p2 + D;
+    } else if (cnn) {
+        Q = c->conv2 * ((c->height / 2) / 2) * ((c->width / 2) / 2);
+        qT = 1; /* dcrw-noread: q(z|x) once per batch */
+    }
+    int n = 0;
+    n = add(o, n, (product){"dec.lstm.weight_ih", FWD, 4 * D, Z, 0, T, 1});
+    n = add(o, n, (product){"dec.lstm.weight_hh", FWD, 4 * D, D, 1, T, 1});
+    n = add(o, n, (product){"write.weight", FWD, Wout, D, 1, T, 1});
+    if (wa) n = add(o, n, (product){"write.attn.weight", FWD, 5, D, 1, T, 1});
+    if (ra) n = add(o, n, (product){"read.attn.weight", FWD, 5, D, 1, T, 1});
+    n = add(o, n, (product){"q.mu,logsigma.weight", FWD, Z, Q, 1, 2 * qT, 2});
+    if (!cnn) {
+        n = add(o, n, (product){"enc.lstm.weight_ih", FWD, 4 * E, Us, 0, T, 1});
+        n = add(o, n, (product){"enc.lstm.weight_hh", FWD, 4 * E, E, 1, T, 1});
+        if (!ra) n = add(o, n, (product){"enc.lstm.weight_ih x", FWD, 4 * E, P, 1, 1, 1});
+    }
+    n = add(o, n, (product){"dec.lstm.weight_ih", BWD, Z, 4 * D, 0, T, 1});
+    n = add(o, n, (product){"dec.lstm.weight_hh", BWD, D, 4 * D, 0, T, 1});
+    n = add(o, n, (product){"write.weight", BWD, D, Wout, 1, T, 1});
+    if (wa) n = add(o, n, (product){"write.attn.weight", BWD, D, 5, 1, T, 1});
+    if (ra) n = add(o, n, (product){"read.attn.weight", BWD, D, 5, 1, T, 1});
+    n = add(o, n, (product){"q.mu,logsigma.weight", BWD, Q, Z, 1, 2 * qT, 2});
+    if (!cnn) {
+        n = add(o, n, (product){"enc.lstm.weight_hh", BWD, E, 4 * E, 0, T, 1});
+        n = add(o, n, (product){"enc.lstm.weight_ih", BWD, Us, 4 * E, 0, T, 1});
+    }
+    n = add(o, n, (product){"grad dec.lstm.weight_hh", DW, 4 * D, D, 1, 1, 0});
+    return n;
+}
+
+typedef struct operands {
+    const product *p;
+    int M, inner; /* rows; for DW the T·M rows of the sum */
+    pgemm_path path;
+    float *A, *W, *Y, *buf;
+    pgemm_b b;
+} operands;
+
+static float *random_floats(size_t n, uint64_t seed) {
+    float *x = dcrw_alloc(n * sizeof(float));
+    if (!x) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    const uint64_t key = rng_key(seed, 1, 2);
+    for (size_t i = 0; i < n; i++) x[i] = rng_uniform(key, i) - 0.5f;
+    return x;
+}
+
+static void pack_weight(operands *o) {
+    const product *p = o->p;
+    if (p->kind == FWD)
+        pgemm_pack(&o->b, o->path, 1, p->k, p->n, o->W, p->k, o->buf);
+    else if (p->kind == BWD)
+        pgemm_pack(&o->b, o->path, 0, p->k, p->n, o->W, p->n, o->buf);
+    else /* the gradient's X changes every call: packed with it */
+        pgemm_pack(&o->b, o->path, 0, o->inner, p->k, o->W, p->k, o->buf);
+}
+
+static void run(operands *o, int packed) {
+    const product *p = o->p;
+    const int M = o->M, n = p->n, k = p->k;
+    switch (p->kind) {
+    case FWD:
+        if (packed)
+            pgemm(M, 0, o->A, k, &o->b, p->beta, o->Y, n);
+        else
+            gemm_nt(M, n, k, o->A, k, o->W, k, p->beta, o->Y, n);
+        break;
+    case BWD:
+        if (packed)
+            pgemm(M, 0, o->A, k, &o->b, p->beta, o->Y, n);
+        else
+            gemm_nn(M, n, k, o->A, k, o->W, n, p->beta, o->Y, n);
+        break;
+    case DW:
+        if (packed) {
+            pack_weight(o);
+            pgemm(n, 1, o->A, n, &o->b, 1.0f, o->Y, k);
+        } else {
+            gemm_tn(n, k, o->inner, o->A, n, o->W, k, 1.0f, o->Y, k);
+        }
+        break;
+    }
+}
+
+/* seconds per call of run(o, packed), over `reps` calls */
+static double per_call(operands *o, int packed, int reps) {
+    const double t0 = now();
+    for (int r = 0; r < reps; r++) run(o, packed);
+    return (now() - t0) / reps;
+}
+
+typedef struct timing {
+    double sgemm, packed, pack; /* seconds per call */
+} timing;
+
+/* sgemm and packed in turn, `rounds` times, so drift hits both alike */
+static timing time_product(operands *o, int rounds) {
+    pack_weight(o);
+    run(o, 0), run(o, 1);
+    const double first = per_call(o, 0, 1);
+    int reps = first > 0 ? (int)(3e-4 / first) + 1 : 1000;
+    if (reps > 1000) reps = 1000;
+    double ts[31], tp[31], tk[31];
+    if (rounds > 31) rounds = 31;
+    for (int r = 0; r < rounds; r++) {
+        ts[r] = per_call(o, 0, reps);
+        tp[r] = per_call(o, 1, reps);
+        const double t0 = now();
+        pack_weight(o);
+        tk[r] = now() - t0;
+    }
+    timing t = {median_of(ts, rounds), median_of(tp, rounds), median_of(tk, rounds)};
+    return t;
+}
+
+static timing measure(const product *p, int M, int T, pgemm_path path, int rounds) {
+    operands o = {p, M, T * M, path, NULL, NULL, NULL, NULL, {NULL, 0, 0, path}};
+    size_t na, nw, ny, nb;
+    if (p->kind == DW) {
+        na = (size_t)o.inner * p->n, nw = (size_t)o.inner * p->k, ny = (size_t)p->n * p->k;
+        nb = pgemm_pack_floats(path, o.inner, p->k);
+    } else {
+        na = (size_t)M * p->k, nw = (size_t)p->n * p->k, ny = (size_t)M * p->n;
+        nb = pgemm_pack_floats(path, p->k, p->n);
+    }
+    o.A = random_floats(na, 1);
+    o.W = random_floats(nw, 2);
+    o.Y = random_floats(ny, 3);
+    o.buf = random_floats(nb, 4);
+    const timing t = time_product(&o, rounds);
+    dcrw_free(o.A), dcrw_free(o.W), dcrw_free(o.Y), dcrw_free(o.buf);
+    return t;
+}
+
+static void preset_rows(const char *name, int M, pgemm_path path, int rounds) {
+    dcrw_preset preset;
+    dcrw_config c;
+    if (dcrw_preset_from_name(name, &preset) != DCRW_OK) return;
+    dcrw_config_preset(&c, preset);
+    product prods[32];
+    const int n = step_products(&c, prods);
+    double sum_s = 0, sum_p = 0, sum_best = 0;
+    for (int i = 0; i < n; i++) {
+        const product *p = &prods[i];
+        const timing t = measure(p, M, c.glimpses, path, rounds);
+        const int rows = p->kind == DW ? p->n : M, inner = p->kind == DW ? c.glimpses * M : p->k;
+        const int cols = p->kind == DW ? p->k : p->n;
+        const double flops = 2.0 * rows * cols * inner;
+        const double step_s = p->uses * t.sgemm, step_p = p->uses * t.packed + p->weights * t.pack;
+        sum_s += step_s, sum_p += step_p, sum_best += step_s < step_p ? step_s : step_p;
+        static const char *const kinds[] = {"fwd", "bwd", "grad"};
+        printf("| %s | %s | %s | %d×%d×%d | %g | %d | %.1f | %.1f | %.1f | %.1f | %.2f× | %.1f |\n",
+               name, p->name, kinds[p->kind], rows, cols, inner, p->beta, p->uses, 1e6 * t.sgemm,
+               flops / t.sgemm / 1e9, 1e6 * t.packed, flops / t.packed / 1e9, t.sgemm / t.packed,
+               p->kind == DW ? 0.0 : 1e6 * t.pack);
+        fflush(stdout);
+    }
+    printf("| %s | **per step and thread** | | | | | %.2f ms | | %.2f ms (packs incl.) | | "
+           "%.2f× | best mix %.2f ms (%.2f×) |\n",
+           name, 1e3 * sum_s, 1e3 * sum_p, sum_s / sum_p, 1e3 * sum_best, sum_s / sum_best);
+}
+
+void products_table(const char *presets, int rows, pgemm_path path, int rounds) {
+    openblas_set_num_threads(1);
+    printf("\nWeight products of a training step, one thread, %d rows (the batch chunk of one "
+           "thread), cblas_sgemm against the packed kernel (path %s), interleaved, median of %d; "
+           "M×N×K of the output and inner size, calls per step, µs per call and GFLOP/s; pack: µs "
+           "to pack the weight, once per step (the gradient packs its X in every call)\n\n",
+           rows, pgemm_path_name(path), rounds);
+    printf("| preset | product | pass | M×N×K | β | calls | sgemm µs | GFLOP/s | packed µs | "
+           "GFLOP/s | sgemm/packed | pack µs |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    char *list = strdup(presets);
+    for (char *name = strtok(list, ","); name; name = strtok(NULL, ","))
+        preset_rows(name, rows, path, rounds);
+    free(list);
+}

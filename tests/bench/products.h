@@ -1,0 +1,18 @@
+/* The benchmark's machine ceilings and per-product comparison. */
+#ifndef DCRW_BENCH_PRODUCTS_H
+#define DCRW_BENCH_PRODUCTS_H
+
+#include "pgemm.h"
+
+/* float32 FMA throughput of one core in GFLOP/s (2 FLOPs per lane and FMA),
+ * the best of the vector widths this CPU has; *how names the width. */
+double fma_peak_per_core(const char **how);
+
+/* For each preset in the comma-separated list: every matrix product of a
+ * training step that takes a weight (forward X·Wᵀ, backward dY·W) and one
+ * weight gradient (dYᵀ·X over T·rows), each timed with cblas_sgemm and with
+ * the packed kernel on path p, interleaved, single-threaded, at `rows` rows
+ * (the batch chunk of one thread). Prints a markdown table. */
+void products_table(const char *presets, int rows, pgemm_path p, int rounds);
+
+#endif

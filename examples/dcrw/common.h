@@ -32,36 +32,68 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_BAD = 2 };
 #define CLI_PRINTF(a, b)
 #endif
 
+typedef enum { SPLIT_TRAIN = 0, SPLIT_TEST = 1 } cli_split;
+
 /* ---- messages: one line on stderr, prefixed "dcrw CMD: " */
 void cli_set_command(const char *name);
 void cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);
 /* cli_error() followed by the library's code and last error */
 void cli_lib_error(int rc, const char *fmt, ...) CLI_PRINTF(2, 3);
 
-/* ---- option parsing: --name value or --name=value; anything not starting
- * with "--" is a positional argument. */
+/* ---- the command line (cli_options.c): --name value or --name=value;
+ * anything not starting with "--" is a positional argument. */
 typedef struct cli_opt {
     const char *name; /* without the leading "--" */
     int has_arg;
     int id;
 } cli_opt;
 
-typedef struct cli_args {
-    int argc;
-    char **argv;
-    int pos; /* next argv index */
-    const cli_opt *opts;
-} cli_args;
+/* The options several subcommands share have these ids and one parser; a
+ * subcommand's own options take ids from CLI_OPT_OWN on. */
+enum {
+    CLI_OPT_HELP = 1,
+    CLI_OPT_MODEL,    /* --model CKPT */
+    CLI_OPT_DATA,     /* --data DIR */
+    CLI_OPT_SPLIT,    /* --split test|train */
+    CLI_OPT_BINARIZE, /* --binarize dynamic|threshold|none */
+    CLI_OPT_SEED,     /* --seed N */
+    CLI_OPT_N,        /* --n N, 1..n_max */
+    CLI_OPT_OUT,      /* --out PATH */
+    CLI_OPT_SCALE,    /* --scale K, 1..CLI_SCALE_MAX */
+    CLI_OPT_GLIMPSES, /* --glimpses LIST, checked against the model later */
+    CLI_OPT_OWN = 32
+};
+#define CLI_SHARED(id) (1u << (id))
+#define CLI_SCALE_MAX 16
 
-/* Returns the option id, 0 for a positional (its text in *val), -1 at the
- * end, or -2 after printing a message (unknown option, missing value). */
-int cli_next(cli_args *a, const char **val);
+/* The values of the shared options. The subcommand sets its defaults
+ * (after cli_shared_init) and the bound of --n before parsing. */
+typedef struct cli_shared {
+    const char *model, *data, *out, *glimpses; /* NULL when not given */
+    cli_split split;                           /* default test */
+    int binarize;                              /* default dynamic */
+    uint64_t seed;
+    long n, n_max;
+    long scale;
+    unsigned given; /* CLI_SHARED(id) of every shared option given */
+} cli_shared;
 
-/* cli_next with what every subcommand does alike: on a parse error, a
- * stray argument, or --help (option id 1 in every subcommand: usage on
- * stdout) it returns 0 with *status the exit status to return; at the end
- * of the arguments it returns 0 with *status = -1; else the option's id. */
-int cli_next_option(cli_args *a, const char **val, void (*usage)(FILE *), int *status);
+void cli_shared_init(cli_shared *s);
+
+/* What a subcommand takes on its command line. */
+typedef struct cli_command {
+    void (*usage)(FILE *); /* --help prints it on stdout */
+    unsigned shared;       /* CLI_SHARED() of the shared options it takes */
+    const cli_opt *opts;   /* its own options, NULL-terminated; may be NULL */
+    int positionals;       /* positional arguments go to own() with id 0 */
+    /* one of its own options (or a positional): 0, or -1 after a message */
+    int (*own)(int id, const char *val, void *ctx);
+} cli_command;
+
+/* Parse argv[1..argc): the shared options into *s, the others through
+ * c->own(id, val, ctx). -1 to go on, else the exit status to return
+ * (CLI_OK after --help, CLI_BAD after a message). */
+int cli_parse_args(const cli_command *c, int argc, char **argv, cli_shared *s, void *ctx);
 
 /* Strict conversions: the whole string must be a number in range; on
  * failure they print "--NAME: ..." and return -1. */
@@ -70,6 +102,10 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t *out);
 int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
 int cli_parse_binarize(const char *opt, const char *s, int *out);
 const char *cli_binarize_name(int b);
+/* Parse "1,4,6,10" or "all" (the value of --glimpses) into 1-based
+ * glimpse numbers in 1..T; returns the count, or -1 after a message. *out
+ * is allocated. */
+int cli_parse_glimpses(const char *opt, const char *s, int T, int **out);
 
 /* ---- files */
 /* Join dir and name into a newly allocated string; NULL on overflow/OOM. */
@@ -122,8 +158,8 @@ int cli_make_folders(const char *dir, const char *what);
 int cli_make_parents(const char *path, const char *what);
 
 /* ---- data */
-typedef enum { SPLIT_TRAIN = 0, SPLIT_TEST = 1 } cli_split;
 int cli_parse_split(const char *opt, const char *s, cli_split *out);
+const char *cli_split_name(cli_split split);
 /* DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte, newly allocated (NULL
  * when out of memory). */
 char *cli_split_path(const char *dir, cli_split split, int labels);
@@ -170,12 +206,9 @@ int cli_stdout_failed(void);
 
 /* ---- misc */
 double cli_now(void); /* monotonic seconds */
-/* Parse "1,4,6,10" or "all" into 1-based glimpse numbers in 1..T; returns
- * the count, or -1 after a message. *out is allocated. */
-int cli_parse_glimpses(const char *opt, const char *s, int T, int **out);
 const char *cli_basename(const char *path);
 
-/* ---- pictures: an 8-bit image, 1 (grey) or 3 (RGB) channels */
+/* ---- pictures (picture.c): an 8-bit image, 1 (grey) or 3 (RGB) channels */
 typedef struct cli_image {
     int width, height, channels;
     unsigned char *px;

@@ -24,6 +24,8 @@ int dist_size(void);
 /* Sum over all processes, in place. */
 void dist_allreduce_sum_floats(float *buf, size_t n);
 void dist_allreduce_sum_doubles(double *buf, size_t n);
+/* 1 when every process passes ok = 1. */
+int dist_all_ok(int ok);
 /* Copy rank 0's @p bytes at @p buf to every process. */
 void dist_bcast(void *buf, size_t bytes);
 void dist_barrier(void);

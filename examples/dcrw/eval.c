@@ -31,17 +31,9 @@ static void usage(FILE *f) {
             CLI_EVAL_BINARIZE_SEED, CLI_EVAL_NOISE_SEED, CLI_EVAL_NOISE_SEED);
 }
 
-enum { O_HELP = 1, O_MODEL, O_DATA, O_SPLIT, O_N, O_BINARIZE, O_IMPORTANCE, O_SEED };
+enum { O_IMPORTANCE = CLI_OPT_OWN };
 
-static const cli_opt opts[] = {{"help", 0, O_HELP},
-                               {"model", 1, O_MODEL},
-                               {"data", 1, O_DATA},
-                               {"split", 1, O_SPLIT},
-                               {"n", 1, O_N},
-                               {"binarize", 1, O_BINARIZE},
-                               {"importance", 1, O_IMPORTANCE},
-                               {"seed", 1, O_SEED},
-                               {NULL, 0, 0}};
+static const cli_opt opts[] = {{"importance", 1, O_IMPORTANCE}, {NULL, 0, 0}};
 
 #define HALF_LOG_2PI 0.91893853320467274178
 
@@ -132,65 +124,102 @@ static int batch_outcome(int rc, const double *lx, const double *lz, const doubl
     return rc == DCRW_OK ? 0 : -1;
 }
 
-/* Every image of the job, 100 at a time, into the sums. CLI_OK, or CLI_FAIL
- * after a message. */
+#define EVAL_BATCH 100
+
+/* What one batch needs: images, their losses, and the importance
+ * sampling's buffers when K > 0. */
+typedef struct eval_buffers {
+    float *x;
+    size_t *idx;
+    double *lx, *lz;
+    iw_buffers w;
+} eval_buffers;
+
+static void eval_buffers_free(eval_buffers *e) {
+    free(e->x);
+    free(e->idx);
+    free(e->lx);
+    free(e->lz);
+    free(e->w.eps);
+    free(e->w.z);
+    free(e->w.mu);
+    free(e->w.logsigma);
+    free(e->w.lx);
+    free(e->w.logw);
+}
+
+/* 0, or -1 after a message with everything freed */
+static int eval_buffers_alloc(eval_buffers *e, const dcrw_sizes *sz, long K) {
+    const size_t B = EVAL_BATCH, TBZ = sz->glimpses * B * sz->z;
+    memset(e, 0, sizeof *e);
+    e->x = malloc(B * sz->input * sizeof *e->x);
+    e->idx = malloc(B * sizeof *e->idx);
+    e->lx = malloc(B * sizeof *e->lx);
+    e->lz = malloc(B * sizeof *e->lz);
+    e->w.eps = malloc(TBZ * sizeof *e->w.eps);
+    int ok = e->x && e->idx && e->lx && e->lz && e->w.eps;
+    if (K) {
+        e->w.z = malloc(TBZ * sizeof *e->w.z);
+        e->w.mu = malloc(TBZ * sizeof *e->w.mu);
+        e->w.logsigma = malloc(TBZ * sizeof *e->w.logsigma);
+        e->w.lx = malloc(B * sizeof *e->w.lx);
+        e->w.logw = malloc(B * (size_t)K * sizeof *e->w.logw);
+        ok = ok && e->w.z && e->w.mu && e->w.logsigma && e->w.lx && e->w.logw;
+    }
+    if (ok) return 0;
+    cli_error("out of memory");
+    eval_buffers_free(e);
+    return -1;
+}
+
+/* Images first..first+nb-1: their bounds, and with K their -log p^(x)
+ * into s->nll; the sums updated. 0, or -1 after a message. */
+static int evaluate_batch(const eval_job *j, const dcrw_sizes *sz, eval_buffers *e, size_t first,
+                          int nb, eval_sums *s) {
+    for (int b = 0; b < nb; b++) e->idx[b] = first + (size_t)b;
+    /* keyed by image index: the same bits as binarizing the split once */
+    int rc = dcrw_dataset_batch(j->d, e->idx, nb, j->binarize, CLI_EVAL_BINARIZE_SEED, e->x);
+    if (rc == DCRW_OK) {
+        cli_fill_eps(e->w.eps, j->seed, first, nb, sz->glimpses, sz->z);
+        rc = dcrw_evaluate_images(j->m, nb, e->x, e->w.eps, e->lx, e->lz);
+    }
+    if (rc == DCRW_OK && j->K)
+        rc = importance_batch(j->m, nb, e->x, first, j->K, j->seed, sz->glimpses, sz->z, &e->w,
+                              s->nll + first);
+    if (batch_outcome(rc, e->lx, e->lz, j->K ? s->nll + first : NULL, nb, first) != 0) return -1;
+    for (int b = 0; b < nb; b++) {
+        double l = e->lx[b] + e->lz[b];
+        s->lx += e->lx[b];
+        s->lz += e->lz[b];
+        s->l += l;
+        s->l2 += l * l;
+    }
+    return 0;
+}
+
+/* Every image of the job, EVAL_BATCH at a time, into the sums. CLI_OK, or
+ * CLI_FAIL after a message. */
 static int evaluate_all(const eval_job *j, eval_sums *s) {
     dcrw_sizes sz = {.size = sizeof sz};
     dcrw_model_sizes(j->m, &sz);
-    const int B = 100;
-    const size_t P = sz.input, TBZ = sz.glimpses * (size_t)B * sz.z;
-    float *x = malloc((size_t)B * P * sizeof *x);
-    size_t *idx = malloc((size_t)B * sizeof *idx);
-    double *lx = malloc((size_t)B * sizeof *lx), *lz = malloc((size_t)B * sizeof *lz);
-    iw_buffers w = {.eps = malloc(TBZ * sizeof *w.eps)};
-    int status = x && idx && lx && lz && w.eps ? CLI_OK : CLI_FAIL;
-    if (j->K) {
-        w.z = malloc(TBZ * sizeof *w.z);
-        w.mu = malloc(TBZ * sizeof *w.mu);
-        w.logsigma = malloc(TBZ * sizeof *w.logsigma);
-        w.lx = malloc((size_t)B * sizeof *w.lx);
-        w.logw = malloc((size_t)B * (size_t)j->K * sizeof *w.logw);
-        if (!w.z || !w.mu || !w.logsigma || !w.lx || !w.logw) status = CLI_FAIL;
-    }
-    if (status != CLI_OK) cli_error("out of memory");
+    eval_buffers e;
+    if (eval_buffers_alloc(&e, &sz, j->K) != 0) return CLI_FAIL;
+    int status = CLI_OK;
     double t0 = cli_now(), last = t0;
-    for (size_t i = 0; status == CLI_OK && i < j->total; i += (size_t)B) {
-        int nb = (int)(j->total - i < (size_t)B ? j->total - i : (size_t)B);
-        for (int b = 0; b < nb; b++) idx[b] = i + (size_t)b;
-        /* keyed by image index: the same bits as binarizing the split once */
-        int rc = dcrw_dataset_batch(j->d, idx, nb, j->binarize, CLI_EVAL_BINARIZE_SEED, x);
-        if (rc == DCRW_OK) {
-            cli_fill_eps(w.eps, j->seed, i, nb, sz.glimpses, sz.z);
-            rc = dcrw_evaluate_images(j->m, nb, x, w.eps, lx, lz);
-        }
-        if (rc == DCRW_OK && j->K)
-            rc = importance_batch(j->m, nb, x, i, j->K, j->seed, sz.glimpses, sz.z, &w, s->nll + i);
-        if (batch_outcome(rc, lx, lz, j->K ? s->nll + i : NULL, nb, i) != 0) {
+    for (size_t i = 0; i < j->total; i += EVAL_BATCH) {
+        int nb = (int)(j->total - i < EVAL_BATCH ? j->total - i : EVAL_BATCH);
+        if (evaluate_batch(j, &sz, &e, i, nb, s) != 0) {
             status = CLI_FAIL;
             break;
         }
-        for (int b = 0; b < nb; b++) {
-            s->lx += lx[b];
-            s->lz += lz[b];
-            s->l += lx[b] + lz[b];
-            s->l2 += (lx[b] + lz[b]) * (lx[b] + lz[b]);
-        }
+        /* importance sampling is slow enough to say how far it is */
         double now = cli_now();
         if (j->K && now - last > 10.0) {
             fprintf(stderr, "  %zu / %zu images, %.0f s\n", i + (size_t)nb, j->total, now - t0);
             last = now;
         }
     }
-    free(x);
-    free(idx);
-    free(lx);
-    free(lz);
-    free(w.eps);
-    free(w.z);
-    free(w.mu);
-    free(w.logsigma);
-    free(w.lx);
-    free(w.logw);
+    eval_buffers_free(&e);
     return status;
 }
 
@@ -220,8 +249,8 @@ static int print_bounds(const eval_job *j, const eval_sums *s, const char *model
     }
     printf("model     %s\n", model_path);
     printf("split     %s, %zu images, binarization %s (seed %u), noise seed %llu\n",
-           split == SPLIT_TEST ? "test" : "train", j->total, cli_binarize_name(j->binarize),
-           CLI_EVAL_BINARIZE_SEED, (unsigned long long)j->seed);
+           cli_split_name(split), j->total, cli_binarize_name(j->binarize), CLI_EVAL_BINARIZE_SEED,
+           (unsigned long long)j->seed);
     printf("Lx        %.4f nats\n", s->lx / nd);
     printf("Lz        %.4f nats\n", s->lz / nd);
     printf("L         %.4f nats (standard error %.4f)\n", mean, var > 0 ? sqrt(var / nd) : 0.0);
@@ -231,86 +260,61 @@ static int print_bounds(const eval_job *j, const eval_sums *s, const char *model
     return CLI_OK;
 }
 
-typedef struct eval_opts {
-    const char *model_path, *data;
-    cli_split split;
-    long n;
-    eval_job job;
-} eval_opts;
+/* --importance K, its one option of its own */
+static int eval_option(int id, const char *val, void *ctx) {
+    (void)id;
+    return cli_parse_int("importance", val, 1, 100000, &((eval_job *)ctx)->K);
+}
 
-/* -1 to go on, else the exit status */
-static int parse_eval_options(int argc, char **argv, eval_opts *o) {
-    cli_args a = {argc, argv, 1, opts};
-    const char *val;
-    int id, status;
-    while ((id = cli_next_option(&a, &val, usage, &status)) > 0) {
-        int bad = 0;
-        switch (id) {
-        case O_MODEL:
-            o->model_path = val;
-            break;
-        case O_DATA:
-            o->data = val;
-            break;
-        case O_SPLIT:
-            bad = cli_parse_split("split", val, &o->split);
-            break;
-        case O_N:
-            bad = cli_parse_int("n", val, 1, 100000000, &o->n);
-            break;
-        case O_BINARIZE:
-            bad = cli_parse_binarize("binarize", val, &o->job.binarize);
-            break;
-        case O_IMPORTANCE:
-            bad = cli_parse_int("importance", val, 1, 100000, &o->job.K);
-            break;
-        case O_SEED:
-            bad = cli_parse_u64("seed", val, &o->job.seed);
-            break;
-        }
-        if (bad) return CLI_BAD;
+static const cli_command eval_command = {
+    usage,
+    CLI_SHARED(CLI_OPT_MODEL) | CLI_SHARED(CLI_OPT_DATA) | CLI_SHARED(CLI_OPT_SPLIT) |
+        CLI_SHARED(CLI_OPT_N) | CLI_SHARED(CLI_OPT_BINARIZE) | CLI_SHARED(CLI_OPT_SEED),
+    opts, 0, eval_option};
+
+/* The job of the command line on its model and data: 0, or -1 after a
+ * message. */
+static int load_job(const cli_shared *o, eval_job *j, dcrw_model **m, dcrw_dataset **d) {
+    if (cli_load_model(o->model, m) != 0 || cli_load_split(o->data, o->split, d) != 0) return -1;
+    dcrw_config cfg = {.size = sizeof cfg};
+    dcrw_model_config(*m, &cfg);
+    if (cli_check_shape(*d, &cfg, "--data") != 0) return -1;
+    size_t count = dcrw_dataset_count(*d);
+    if (o->n && (size_t)o->n > count) {
+        cli_error("--n %ld: the %s split has only %zu images", o->n, cli_split_name(o->split),
+                  count);
+        return -1;
     }
-    if (status >= 0) return status;
-    if (!o->data) {
-        cli_error("give --data DIR (see --help)");
-        return CLI_BAD;
-    }
-    o->model_path = cli_model_path(o->model_path);
-    return -1;
+    j->m = *m;
+    j->d = *d;
+    j->total = o->n ? (size_t)o->n : count;
+    j->binarize = o->binarize;
+    j->seed = o->seed;
+    return 0;
 }
 
 int cmd_eval(int argc, char **argv) {
-    eval_opts o = {.split = SPLIT_TEST,
-                   .job = {.binarize = DCRW_BINARIZE_DYNAMIC, .seed = CLI_EVAL_NOISE_SEED}};
-    int status = parse_eval_options(argc, argv, &o);
+    cli_shared o;
+    cli_shared_init(&o);
+    o.seed = CLI_EVAL_NOISE_SEED;
+    eval_job job = {0};
+    int status = cli_parse_args(&eval_command, argc, argv, &o, &job);
     if (status >= 0) return status;
+    if (!o.data) {
+        cli_error("give --data DIR (see --help)");
+        return CLI_BAD;
+    }
+    o.model = cli_model_path(o.model);
     dcrw_model *m = NULL;
     dcrw_dataset *d = NULL;
     eval_sums sums = {0};
     status = CLI_BAD;
-    if (cli_load_model(o.model_path, &m) != 0) goto done;
-    if (cli_load_split(o.data, o.split, &d) != 0) goto done;
-    dcrw_config cfg = {.size = sizeof cfg};
-    dcrw_model_config(m, &cfg);
-    if (cli_check_shape(d, &cfg, "--data") != 0) goto done;
-    size_t count = dcrw_dataset_count(d);
-    if (o.n && (size_t)o.n > count) {
-        cli_error("--n %ld: the %s split has only %zu images", o.n,
-                  o.split == SPLIT_TEST ? "test" : "train", count);
-        goto done;
+    if (load_job(&o, &job, &m, &d) == 0) {
+        sums.nll = malloc(job.total * sizeof *sums.nll);
+        status = sums.nll ? evaluate_all(&job, &sums) : CLI_FAIL;
+        if (!sums.nll) cli_error("out of memory");
     }
-    o.job.m = m;
-    o.job.d = d;
-    o.job.total = o.n ? (size_t)o.n : count;
-    sums.nll = malloc(o.job.total * sizeof *sums.nll);
-    if (!sums.nll) {
-        cli_error("out of memory");
-        status = CLI_FAIL;
-        goto done;
-    }
-    status = evaluate_all(&o.job, &sums);
-    if (status == CLI_OK) status = print_bounds(&o.job, &sums, o.model_path, o.split);
-done:
+    if (status == CLI_OK) status = print_bounds(&job, &sums, o.model, o.split);
     free(sums.nll);
     dcrw_dataset_destroy(d);
     dcrw_model_destroy(m);

@@ -1,12 +1,15 @@
 /* dcrw info: what a checkpoint holds. The model comes from the library's
- * validating loader; the preset name and the training step are metadata the
- * public API does not expose, so they are read from the safetensors header
- * here (8-byte little-endian length, then JSON). */
+ * validating loader; the preset name, the training step and whether Adam's
+ * moments are there are metadata the public API does not expose, so they
+ * are read from the safetensors header here (8-byte little-endian length,
+ * then a JSON object, parsed with cJSON). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "common.h"
 
@@ -20,8 +23,9 @@ static void usage(FILE *f) {
                "a trainer checkpoint (dcrw train's RUNDIR/checkpoint.safetensors).\n");
 }
 
-/* The safetensors JSON header, NUL-terminated; NULL if unreadable. */
-static char *read_header(const char *path) {
+/* The safetensors header parsed, or NULL when it is unreadable or not a
+ * JSON object. */
+static cJSON *read_header(const char *path) {
     int fd = cli_open_regular(path, NULL);
     FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     if (!f) {
@@ -29,114 +33,77 @@ static char *read_header(const char *path) {
         return NULL;
     }
     unsigned char len8[8];
-    char *h = NULL;
+    cJSON *root = NULL;
     if (fread(len8, 1, 8, f) == 8) {
         uint64_t n = 0;
         for (int i = 7; i >= 0; i--) n = (n << 8) | len8[i];
-        if (n > 0 && n <= MAX_HEADER) {
-            h = malloc((size_t)n + 1);
-            if (h && fread(h, 1, (size_t)n, f) != (size_t)n) {
-                free(h);
-                h = NULL;
-            }
-            if (h) h[n] = '\0';
-        }
+        char *h = n > 0 && n <= MAX_HEADER ? malloc((size_t)n) : NULL;
+        if (h && fread(h, 1, (size_t)n, f) == (size_t)n) root = cJSON_ParseWithLength(h, (size_t)n);
+        free(h);
     }
     fclose(f);
-    return h;
+    if (root && !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    return root;
 }
 
-/* The string value of "key" anywhere in the header (metadata keys are
- * unique and never tensor names), copied into buf; 0 if found. */
-static int header_string(const char *h, const char *key, char *buf, size_t cap) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\"", key);
-    const char *p = strstr(h, pat);
-    if (!p) return -1;
-    p += strlen(pat);
-    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
-    if (*p++ != ':') return -1;
-    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
-    if (*p++ != '"') return -1;
-    size_t n = 0;
-    while (*p && *p != '"' && *p != '\\') {
-        if (n + 1 >= cap) return -1;
-        buf[n++] = *p++;
-    }
-    if (*p != '"') return -1;
-    buf[n] = '\0';
+/* What the header says beyond the model. */
+typedef struct ckpt_meta {
+    char preset[64]; /* "?" when unknown */
+    char step[32];   /* "" for a model without training state */
+    int optimizer;   /* Adam's moments are stored */
+} ckpt_meta;
+
+/* The string value of metadata key @p key into buf; 0 if found. */
+static int meta_string(const cJSON *meta, const char *key, char *buf, size_t cap) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, key);
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap) return -1;
+    strcpy(buf, v->valuestring);
     return 0;
 }
 
-int cmd_info(int argc, char **argv) {
-    static const cli_opt opts[] = {{"help", 0, 1}, {NULL, 0, 0}};
-    cli_args a = {argc, argv, 1, opts};
-    const char *val, *path = NULL;
-    int id;
-    while ((id = cli_next(&a, &val)) != -1) {
-        if (id == -2) return CLI_BAD;
-        if (id == 1) {
-            usage(stdout);
-            return CLI_OK;
-        }
-        if (path) {
-            cli_error("unexpected argument '%s' (one checkpoint only)", val);
-            return CLI_BAD;
-        }
-        path = val;
+static void read_meta(const char *path, ckpt_meta *m) {
+    snprintf(m->preset, sizeof m->preset, "?");
+    m->step[0] = '\0';
+    m->optimizer = 0;
+    cJSON *h = read_header(path);
+    if (!h) return;
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(h, "__metadata__");
+    meta_string(meta, "dcrw.preset", m->preset, sizeof m->preset);
+    if (meta_string(meta, "dcrw.step", m->step, sizeof m->step) == 0) {
+        /* only digits count as a step */
+        char *end = NULL;
+        errno = 0;
+        (void)strtoull(m->step, &end, 10);
+        if (!*m->step || *end || errno || *m->step < '0' || *m->step > '9') m->step[0] = '\0';
     }
-    if (!path) {
-        cli_error("give a checkpoint (see --help)");
-        return CLI_BAD;
-    }
-    dcrw_model *m = NULL;
-    /* a FIFO or a device is refused before anything waits on it */
-    char why[160];
-    if (cli_probe_regular(path, why, sizeof why) != 0) {
-        cli_error("%s: not a usable dcrw checkpoint: %s", path, why);
-        return CLI_BAD;
-    }
-    int rc = dcrw_model_load(&m, path);
-    if (rc != DCRW_OK) {
-        cli_lib_error(rc, "%s: not a usable dcrw checkpoint", path);
-        return CLI_BAD;
-    }
-    char *h = read_header(path);
-    char preset[64] = "?", step[32] = "";
-    if (h) {
-        header_string(h, "dcrw.preset", preset, sizeof preset);
-        if (header_string(h, "dcrw.step", step, sizeof step) == 0) {
-            /* only digits count as a step */
-            char *end = NULL;
-            errno = 0;
-            (void)strtoull(step, &end, 10);
-            if (!*step || *end || errno) step[0] = '\0';
-        }
-    }
-    int optimizer = h && strstr(h, "\"adam.m.") != NULL;
-    free(h);
+    for (const cJSON *t = h->child; t && !m->optimizer; t = t->next)
+        m->optimizer = t->string && strncmp(t->string, "adam.m.", 7) == 0;
+    cJSON_Delete(h);
+}
 
-    dcrw_config c = {.size = sizeof c};
-    dcrw_model_config(m, &c);
-    printf("file             %s\n", path);
-    printf("preset           %s\n", preset);
-    printf("step             %s\n", *step ? step : "none (a model without training state)");
-    printf("optimizer state  %s\n", optimizer ? "yes (Adam moments)" : "no");
-    printf("channels         %d\n", c.channels);
-    printf("height           %d\n", c.height);
-    printf("width            %d\n", c.width);
-    printf("glimpses         %d\n", c.glimpses);
-    printf("enc_size         %d\n", c.enc_size);
-    printf("dec_size         %d\n", c.dec_size);
-    printf("z_size           %d\n", c.z_size);
-    printf("read_n           %d\n", c.read_n);
-    printf("write_n          %d\n", c.write_n);
-    printf("conv1            %d\n", c.conv1);
-    printf("conv2            %d\n", c.conv2);
-    printf("encoder          %s\n", c.encoder == DCRW_ENCODER_CNN ? "cnn" : "lstm");
-    printf("read_attention   %d\n", c.read_attention);
-    printf("write_attention  %d\n", c.write_attention);
-    printf("canvas_init      %g\n", (double)c.canvas_init);
+static void print_config(const dcrw_config *c) {
+    printf("channels         %d\n", c->channels);
+    printf("height           %d\n", c->height);
+    printf("width            %d\n", c->width);
+    printf("glimpses         %d\n", c->glimpses);
+    printf("enc_size         %d\n", c->enc_size);
+    printf("dec_size         %d\n", c->dec_size);
+    printf("z_size           %d\n", c->z_size);
+    printf("read_n           %d\n", c->read_n);
+    printf("write_n          %d\n", c->write_n);
+    printf("conv1            %d\n", c->conv1);
+    printf("conv2            %d\n", c->conv2);
+    printf("encoder          %s\n", c->encoder == DCRW_ENCODER_CNN ? "cnn" : "lstm");
+    printf("read_attention   %d\n", c->read_attention);
+    printf("write_attention  %d\n", c->write_attention);
+    printf("canvas_init      %g\n", (double)c->canvas_init);
+}
+
+/* Every tensor with its shape and size, then the parameter count. */
+static void print_tensors(const dcrw_model *m) {
     size_t nt = dcrw_model_param_count(m);
     printf("tensors          %zu\n", nt);
     for (size_t i = 0; i < nt; i++) {
@@ -158,6 +125,55 @@ int cmd_info(int argc, char **argv) {
     }
     size_t np = dcrw_model_param_floats(m);
     printf("parameters       %zu (%.2f MB as float32)\n", np, (double)np * 4.0 / 1e6);
+}
+
+/* the one positional: the checkpoint */
+static int info_argument(int id, const char *val, void *ctx) {
+    const char **path = ctx;
+    (void)id;
+    if (*path) {
+        cli_error("unexpected argument '%s' (one checkpoint only)", val);
+        return -1;
+    }
+    *path = val;
+    return 0;
+}
+
+static const cli_command info_cli = {usage, 0, NULL, 1, info_argument};
+
+int cmd_info(int argc, char **argv) {
+    const char *path = NULL;
+    cli_shared s;
+    cli_shared_init(&s);
+    int status = cli_parse_args(&info_cli, argc, argv, &s, &path);
+    if (status >= 0) return status;
+    if (!path) {
+        cli_error("give a checkpoint (see --help)");
+        return CLI_BAD;
+    }
+    /* a FIFO or a device is refused before anything waits on it */
+    char why[160];
+    if (cli_probe_regular(path, why, sizeof why) != 0) {
+        cli_error("%s: not a usable dcrw checkpoint: %s", path, why);
+        return CLI_BAD;
+    }
+    dcrw_model *m = NULL;
+    int rc = dcrw_model_load(&m, path);
+    if (rc != DCRW_OK) {
+        cli_lib_error(rc, "%s: not a usable dcrw checkpoint", path);
+        return CLI_BAD;
+    }
+    ckpt_meta meta;
+    read_meta(path, &meta);
+    dcrw_config c = {.size = sizeof c};
+    dcrw_model_config(m, &c);
+    printf("file             %s\n", path);
+    printf("preset           %s\n", meta.preset);
+    printf("step             %s\n",
+           *meta.step ? meta.step : "none (a model without training state)");
+    printf("optimizer state  %s\n", meta.optimizer ? "yes (Adam moments)" : "no");
+    print_config(&c);
+    print_tensors(m);
     dcrw_model_destroy(m);
     return CLI_OK;
 }

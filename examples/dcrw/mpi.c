@@ -9,6 +9,12 @@
 #include "common.h"
 #include "dist.h"
 
+int dist_all_ok(int ok) {
+    double v = ok ? 1.0 : 0.0;
+    dist_allreduce_sum_doubles(&v, 1);
+    return v == (double)dist_size();
+}
+
 /* mpirun's environment, for Open MPI and for PMIx launchers in general */
 int dist_launched(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") != NULL || getenv("PMIX_RANK") != NULL;

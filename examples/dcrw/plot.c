@@ -173,6 +173,69 @@ static int parse_row(const char *path, int line, const char *p, const char *end,
     return 0;
 }
 
+/* The header names the columns a plot needs: 0, or -1 after a message. */
+static int check_header(const char *path, const int col[C_N], int minutes) {
+    if (col[C_LX] < 0 && col[C_LZ] < 0 && col[C_LOSS] < 0) {
+        cli_error("%s: not a log of dcrw train or of the reference script (its header names "
+                  "none of lx, lz, loss, train_Lx, train_Lz, train_L)",
+                  path);
+        return -1;
+    }
+    if (col[minutes ? C_WALL : C_STEP] < 0) {
+        cli_error("%s: no %s column in the header", path,
+                  minutes ? "wall_s or seconds (needed by --x minutes)" : "step");
+        return -1;
+    }
+    return 0;
+}
+
+/* One row's values v[] into the run's curves at x: 0, or -1 when out of
+ * memory. */
+static int add_row(run *r, double x, const double v[C_N], int has_loss_column) {
+    double y[P_N] = {v[C_LX], v[C_LZ], has_loss_column ? v[C_LOSS] : v[C_LX] + v[C_LZ]};
+    int oom = 0, any = 0;
+    for (int k = 0; k < P_N; k++)
+        if (isfinite(y[k])) {
+            oom |= series_push(&r->s[k], x, y[k]);
+            any = 1;
+        }
+    if (isfinite(v[C_VALID])) {
+        oom |= series_push(&r->valid, x, v[C_VALID]);
+        any = 1;
+    }
+    if (any && x < r->xmin) r->xmin = x;
+    if (any && x > r->xmax) r->xmax = x;
+    return oom ? -1 : 0;
+}
+
+/* The rows after the header line, which ends at @p nl: 0, or -1 after a
+ * message. */
+static int read_rows(const char *path, const char *nl, const int col[C_N], int ncols, int minutes,
+                     run *r) {
+    const int xc = minutes ? C_WALL : C_STEP;
+    int used[C_N] = {0};
+    used[xc] = used[C_LX] = used[C_LZ] = used[C_LOSS] = used[C_VALID] = 1;
+    for (int line = 2; nl && nl[1]; line++) {
+        const char *p = nl + 1;
+        nl = strchr(p, '\n');
+        if (!nl) break; /* a row still being written */
+        const char *b = p, *e = nl;
+        trim(&b, &e);
+        if (b == e) continue;
+        double v[C_N];
+        if (parse_row(path, line, p, nl, col, ncols, used, v)) return -1;
+        if (!isfinite(v[xc])) {
+            cli_error("%s:%d: no %s value", path, line, minutes ? "wall-clock" : "step");
+            return -1;
+        }
+        if (add_row(r, minutes ? v[xc] / 60.0 : v[xc], v, col[C_LOSS] >= 0) != 0) {
+            cli_error("%s: out of memory", path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int read_log(const char *path, int minutes, run *r) {
     char *text = cli_read_file(path, NULL);
     if (!text) return -1;
@@ -181,69 +244,19 @@ static int read_log(const char *path, int minutes, run *r) {
     const char *nl = strchr(p, '\n');
     int col[C_N];
     int ncols = header_columns(p, nl ? nl : p + strlen(p), col);
-    int rc = -1;
-    int xc = minutes ? C_WALL : C_STEP;
-    if (col[C_LX] < 0 && col[C_LZ] < 0 && col[C_LOSS] < 0) {
-        cli_error("%s: not a log of dcrw train or of the reference script (its header names "
-                  "none of lx, lz, loss, train_Lx, train_Lz, train_L)",
-                  path);
-        goto done;
+    int rc = check_header(path, col, minutes);
+    if (rc == 0) {
+        r->has[P_LX] = col[C_LX] >= 0;
+        r->has[P_LZ] = col[C_LZ] >= 0;
+        r->has[P_LOSS] = col[C_LOSS] >= 0 || (r->has[P_LX] && r->has[P_LZ]);
+        r->xmin = INFINITY;
+        r->xmax = -INFINITY;
+        rc = read_rows(path, nl, col, ncols, minutes, r);
     }
-    if (col[xc] < 0) {
-        cli_error("%s: no %s column in the header", path,
-                  minutes ? "wall_s or seconds (needed by --x minutes)" : "step");
-        goto done;
-    }
-    r->has[P_LX] = col[C_LX] >= 0;
-    r->has[P_LZ] = col[C_LZ] >= 0;
-    r->has[P_LOSS] = col[C_LOSS] >= 0 || (r->has[P_LX] && r->has[P_LZ]);
-    int used[C_N] = {0};
-    used[xc] = used[C_LX] = used[C_LZ] = used[C_LOSS] = used[C_VALID] = 1;
-    r->xmin = INFINITY;
-    r->xmax = -INFINITY;
-    int line = 1, oom = 0;
-    while (nl && nl[1]) {
-        p = nl + 1;
-        line++;
-        nl = strchr(p, '\n');
-        if (!nl) break; /* a row still being written */
-        const char *b = p, *e = nl;
-        trim(&b, &e);
-        if (b == e) continue;
-        double v[C_N];
-        if (parse_row(path, line, p, nl, col, ncols, used, v)) goto done;
-        if (!isfinite(v[xc])) {
-            cli_error("%s:%d: no %s value", path, line, minutes ? "wall-clock" : "step");
-            goto done;
-        }
-        double x = minutes ? v[xc] / 60.0 : v[xc];
-        double y[P_N] = {v[C_LX], v[C_LZ], v[C_LOSS]};
-        if (col[C_LOSS] < 0) y[P_LOSS] = v[C_LX] + v[C_LZ];
-        int any = 0;
-        for (int k = 0; k < P_N; k++)
-            if (isfinite(y[k])) {
-                oom |= series_push(&r->s[k], x, y[k]);
-                any = 1;
-            }
-        if (isfinite(v[C_VALID])) {
-            oom |= series_push(&r->valid, x, v[C_VALID]);
-            any = 1;
-        }
-        if (any) {
-            if (x < r->xmin) r->xmin = x;
-            if (x > r->xmax) r->xmax = x;
-        }
-        if (oom) {
-            cli_error("%s: out of memory", path);
-            goto done;
-        }
-    }
-    if (r->s[P_LX].n + r->s[P_LZ].n + r->s[P_LOSS].n == 0) {
+    if (rc == 0 && r->s[P_LX].n + r->s[P_LZ].n + r->s[P_LOSS].n == 0) {
         cli_error("%s: no training steps logged yet", path);
-        goto done;
+        rc = -1;
     }
-    rc = 0;
-done:
     free(text);
     return rc;
 }
@@ -543,24 +556,61 @@ static const char *const titles[P_N] = {"Reconstruction loss Lx (training batche
                                         "Bound L = Lx + Lz"};
 static const char *const single_colour[P_N] = {"#1f77b4", "#d62728", "#999999"};
 
-static int write_svg(FILE *f, void *ctx) {
-    plot_ctx *pc = ctx;
+/* One x range for every panel, so that the panels line up. */
+static void x_range(const plot_ctx *pc, double *x0, double *x1) {
     const plot_opts *o = pc->o;
-    int named = o->named;
-    double top0 = MARGIN_T + (named ? LEGEND_ROW * legend_rows(pc->nruns) + 16 : 0);
-    int height = (int)top0 + pc->npanels * (PANEL_H + PANEL_GAP);
-    /* one x range for every panel, so that the panels line up */
-    double x0 = INFINITY, x1 = -INFINITY;
+    *x0 = INFINITY;
+    *x1 = -INFINITY;
     for (int k = 0; k < pc->nruns; k++) {
-        if (pc->runs[k].xmin < x0) x0 = pc->runs[k].xmin;
-        if (pc->runs[k].xmax > x1) x1 = pc->runs[k].xmax;
+        if (pc->runs[k].xmin < *x0) *x0 = pc->runs[k].xmin;
+        if (pc->runs[k].xmax > *x1) *x1 = pc->runs[k].xmax;
     }
     for (int i = 0; i < o->nmarks; i++) {
-        if (o->marks[i].x < x0) x0 = o->marks[i].x;
-        if (o->marks[i].x > x1) x1 = o->marks[i].x;
+        if (o->marks[i].x < *x0) *x0 = o->marks[i].x;
+        if (o->marks[i].x > *x1) *x1 = o->marks[i].x;
     }
-    if (o->minutes && x0 > 0) x0 = 0; /* minutes since the start */
-    if (x1 <= x0) x1 = x0 + 1;
+    if (o->minutes && *x0 > 0) *x0 = 0; /* minutes since the start */
+    if (*x1 <= *x0) *x1 = *x0 + 1;
+}
+
+/* Panel @p pn at p->top: its y range from every curve (and the marks in
+ * the loss panel), its axes, then its curves and points. */
+static void draw_panel(FILE *f, const plot_ctx *pc, int pn, panel *p) {
+    const plot_opts *o = pc->o;
+    const int named = o->named, loss = pn == P_LOSS;
+    p->name = panel_names[pn];
+    double mn = INFINITY, mx = -INFINITY;
+    for (int k = 0; k < pc->nruns; k++) {
+        minmax(&pc->runs[k].s[pn], &mn, &mx);
+        if (loss) minmax(&pc->runs[k].valid, &mn, &mx);
+    }
+    for (int m = 0; loss && m < o->nmarks; m++) {
+        if (o->marks[m].y < mn) mn = o->marks[m].y;
+        if (o->marks[m].y > mx) mx = o->marks[m].y;
+    }
+    y_range(mn, mx, o->ymax, p);
+    const char *title = titles[pn];
+    if (loss && named)
+        title = pc->any_valid ? "Bound L = Lx + Lz (lines: training batches, dots: held-out)"
+                              : "Bound L = Lx + Lz (training batches)";
+    draw_axes(f, p, title, o->minutes);
+    for (int k = 0; k < pc->nruns; k++)
+        draw_line(f, p, &pc->runs[k].s[pn], named ? palette[k] : single_colour[pn], k);
+    if (!loss) return;
+    for (int k = 0; k < pc->nruns; k++)
+        draw_points(f, p, &pc->runs[k].valid, named ? palette[k] : "#2ca02c", k, named);
+    if (!named && pc->any_valid) {
+        key(f, p, 0, "#999999", "training batches");
+        key(f, p, 1, "#2ca02c", "held-out images");
+    }
+    for (int m = 0; m < o->nmarks; m++) draw_mark(f, p, &o->marks[m]);
+}
+
+static int write_svg(FILE *f, void *ctx) {
+    const plot_ctx *pc = ctx;
+    const int named = pc->o->named;
+    double top0 = MARGIN_T + (named ? LEGEND_ROW * legend_rows(pc->nruns) + 16 : 0);
+    int height = (int)top0 + pc->npanels * (PANEL_H + PANEL_GAP);
     fprintf(f,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
@@ -573,38 +623,10 @@ static int write_svg(FILE *f, void *ctx) {
         fputs("</text>\n", f);
     }
     if (named) legend(f, pc->runs, pc->nruns);
-
-    panel p = {x0, x1, 0, 0, top0, 0, NULL};
+    panel p = {0, 0, 0, 0, top0, 0, NULL};
+    x_range(pc, &p.x0, &p.x1);
     for (int i = 0; i < pc->npanels; i++) {
-        int pn = pc->panel[i];
-        p.name = panel_names[pn];
-        double mn = INFINITY, mx = -INFINITY;
-        for (int k = 0; k < pc->nruns; k++) {
-            minmax(&pc->runs[k].s[pn], &mn, &mx);
-            if (pn == P_LOSS) minmax(&pc->runs[k].valid, &mn, &mx);
-        }
-        if (pn == P_LOSS)
-            for (int m = 0; m < o->nmarks; m++) {
-                if (o->marks[m].y < mn) mn = o->marks[m].y;
-                if (o->marks[m].y > mx) mx = o->marks[m].y;
-            }
-        y_range(mn, mx, o->ymax, &p);
-        const char *title = titles[pn];
-        if (pn == P_LOSS && named)
-            title = pc->any_valid ? "Bound L = Lx + Lz (lines: training batches, dots: held-out)"
-                                  : "Bound L = Lx + Lz (training batches)";
-        draw_axes(f, &p, title, o->minutes);
-        for (int k = 0; k < pc->nruns; k++)
-            draw_line(f, &p, &pc->runs[k].s[pn], named ? palette[k] : single_colour[pn], k);
-        if (pn == P_LOSS) {
-            for (int k = 0; k < pc->nruns; k++)
-                draw_points(f, &p, &pc->runs[k].valid, named ? palette[k] : "#2ca02c", k, named);
-            if (!named && pc->any_valid) {
-                key(f, &p, 0, "#999999", "training batches");
-                key(f, &p, 1, "#2ca02c", "held-out images");
-            }
-            for (int m = 0; m < o->nmarks; m++) draw_mark(f, &p, &o->marks[m]);
-        }
+        draw_panel(f, pc, pc->panel[i], &p);
         p.top += PANEL_H + PANEL_GAP;
     }
     fputs("</svg>\n", f);
@@ -704,10 +726,9 @@ static void usage(FILE *f) {
             MAX_RUNS);
 }
 
-enum { O_HELP = 1, O_OUT, O_LABEL, O_X, O_PANELS, O_YMAX, O_MARK };
-static const cli_opt opts[] = {
-    {"help", 0, O_HELP},     {"out", 1, O_OUT},   {"label", 1, O_LABEL}, {"x", 1, O_X},
-    {"panels", 1, O_PANELS}, {"ymax", 1, O_YMAX}, {"mark", 1, O_MARK},   {NULL, 0, 0}};
+enum { O_LABEL = CLI_OPT_OWN, O_X, O_PANELS, O_YMAX, O_MARK };
+static const cli_opt opts[] = {{"label", 1, O_LABEL}, {"x", 1, O_X},       {"panels", 1, O_PANELS},
+                               {"ymax", 1, O_YMAX},   {"mark", 1, O_MARK}, {NULL, 0, 0}};
 
 static int parse_panels(const char *s, plot_opts *o) {
     o->npanels = 0;
@@ -799,115 +820,142 @@ static int check_output(const char *const *paths, char *const *logs, int nruns, 
     return rc;
 }
 
-int cmd_plot(int argc, char **argv) {
-    cli_args a = {argc, argv, 1, opts};
-    const char *val, *out = NULL, *paths[MAX_RUNS], *labels[MAX_RUNS];
-    int nruns = 0, nlabels = 0, id;
+/* The command line of dcrw plot. */
+typedef struct plot_args {
+    const char *paths[MAX_RUNS], *labels[MAX_RUNS];
+    int nruns, nlabels;
     mark marks[MAX_MARKS];
     plot_opts o;
-    memset(&o, 0, sizeof o);
-    o.ymax = NAN;
-    o.marks = marks;
-    while ((id = cli_next(&a, &val)) != -1) {
-        switch (id) {
-        case -2:
-            return CLI_BAD;
-        case O_HELP:
-            usage(stdout);
-            return CLI_OK;
-        case O_OUT:
-            out = val;
-            break;
-        case O_LABEL:
-            if (nlabels == MAX_RUNS) {
-                cli_error("--label: too many labels (one per run, at most %d)", MAX_RUNS);
-                return CLI_BAD;
-            }
-            labels[nlabels++] = val;
-            break;
-        case O_X:
-            if (strcmp(val, "step") && strcmp(val, "minutes")) {
-                cli_error("--x: '%s' is neither step nor minutes", val);
-                return CLI_BAD;
-            }
-            o.minutes = !strcmp(val, "minutes");
-            break;
-        case O_PANELS:
-            if (parse_panels(val, &o)) return CLI_BAD;
-            break;
-        case O_YMAX:
-            if (parse_number(val, val + strlen(val), &o.ymax) || !(o.ymax > 0)) {
-                cli_error("--ymax: '%s' is not a positive finite number", val);
-                return CLI_BAD;
-            }
-            break;
-        case O_MARK:
-            if (o.nmarks == MAX_MARKS) {
-                cli_error("--mark: at most %d marks", MAX_MARKS);
-                return CLI_BAD;
-            }
-            if (parse_mark(val, &marks[o.nmarks])) return CLI_BAD;
-            o.nmarks++;
-            break;
-        case 0:
-            if (nruns == MAX_RUNS) {
-                cli_error("too many runs: at most %d in one figure", MAX_RUNS);
-                return CLI_BAD;
-            }
-            paths[nruns++] = val;
-            break;
-        }
+} plot_args;
+
+static int add_mark(const char *val, plot_args *pa) {
+    if (pa->o.nmarks == MAX_MARKS) {
+        cli_error("--mark: at most %d marks", MAX_MARKS);
+        return -1;
     }
-    if (!nruns) {
+    if (parse_mark(val, &pa->marks[pa->o.nmarks])) return -1;
+    pa->o.nmarks++;
+    return 0;
+}
+
+/* a positional: one more run to plot */
+static int add_run(const char *val, plot_args *pa) {
+    if (pa->nruns == MAX_RUNS) {
+        cli_error("too many runs: at most %d in one figure", MAX_RUNS);
+        return -1;
+    }
+    pa->paths[pa->nruns++] = val;
+    return 0;
+}
+
+static int plot_option(int id, const char *val, void *ctx) {
+    plot_args *pa = ctx;
+    switch (id) {
+    case O_LABEL:
+        if (pa->nlabels == MAX_RUNS) {
+            cli_error("--label: too many labels (one per run, at most %d)", MAX_RUNS);
+            return -1;
+        }
+        pa->labels[pa->nlabels++] = val;
+        return 0;
+    case O_X:
+        if (strcmp(val, "step") && strcmp(val, "minutes")) {
+            cli_error("--x: '%s' is neither step nor minutes", val);
+            return -1;
+        }
+        pa->o.minutes = !strcmp(val, "minutes");
+        return 0;
+    case O_PANELS:
+        return parse_panels(val, &pa->o);
+    case O_YMAX:
+        if (parse_number(val, val + strlen(val), &pa->o.ymax) || !(pa->o.ymax > 0)) {
+            cli_error("--ymax: '%s' is not a positive finite number", val);
+            return -1;
+        }
+        return 0;
+    case O_MARK:
+        return add_mark(val, pa);
+    }
+    return add_run(val, pa);
+}
+
+static const cli_command plot_cli = {usage, CLI_SHARED(CLI_OPT_OUT), opts, 1, plot_option};
+
+/* The runs and labels given: -1 to go on, else the exit status. */
+static int check_runs(const plot_args *pa) {
+    if (!pa->nruns) {
         cli_error("give RUNDIR or a CSV log (see --help)");
         return CLI_BAD;
     }
-    if (nlabels > nruns) {
-        cli_error("--label: too many labels (%d labels for %d runs)", nlabels, nruns);
+    if (pa->nlabels > pa->nruns) {
+        cli_error("--label: too many labels (%d labels for %d runs)", pa->nlabels, pa->nruns);
         return CLI_BAD;
     }
-    o.named = nruns > 1 || nlabels > 0;
+    return -1;
+}
 
-    run runs[MAX_RUNS];
-    memset(runs, 0, sizeof runs);
-    char *logs[MAX_RUNS] = {NULL};
-    char *svg = NULL;
-    int status = CLI_BAD, first_is_dir = 0;
-    for (int k = 0; k < nruns; k++) {
+/* Each run's log (a run folder's log.csv, or the CSV itself) and label:
+ * 0, or -1 after a message; *first_is_dir for the default output. */
+static int find_logs(const plot_args *pa, run *runs, char **logs, int *first_is_dir) {
+    for (int k = 0; k < pa->nruns; k++) {
+        const char *path = pa->paths[k];
         struct stat st;
-        if (stat(paths[k], &st) != 0) {
-            cli_error("%s: %s", paths[k], strerror(errno));
-            goto done;
+        if (stat(path, &st) != 0) {
+            cli_error("%s: %s", path, strerror(errno));
+            return -1;
         }
         int is_dir = S_ISDIR(st.st_mode);
-        if (k == 0) first_is_dir = is_dir;
-        logs[k] = is_dir ? cli_path(paths[k], "log.csv") : strdup(paths[k]);
-        runs[k].label = k < nlabels ? strdup(labels[k]) : default_label(paths[k], is_dir);
+        if (k == 0) *first_is_dir = is_dir;
+        logs[k] = is_dir ? cli_path(path, "log.csv") : strdup(path);
+        runs[k].label = k < pa->nlabels ? strdup(pa->labels[k]) : default_label(path, is_dir);
         if (!logs[k] || !runs[k].label) {
             cli_error("out of memory");
-            goto done;
+            return -1;
         }
         runs[k].path = logs[k];
     }
+    return 0;
+}
+
+/* --out, else RUNDIR/losses.svg for one run folder; NULL after a message */
+static char *svg_path(const plot_args *pa, const char *out, int first_is_dir) {
+    char *svg = NULL;
     if (out)
         svg = strdup(out);
-    else if (nruns == 1 && first_is_dir)
-        svg = cli_path(paths[0], "losses.svg");
+    else if (pa->nruns == 1 && first_is_dir)
+        svg = cli_path(pa->paths[0], "losses.svg");
     else {
         cli_error("give --out FILE.svg when plotting a CSV file or several runs");
-        goto done;
+        return NULL;
     }
-    if (!svg) {
-        cli_error("out of memory");
-        goto done;
-    }
-    if (check_output(paths, logs, nruns, svg) != 0) goto done;
-    if (plot_runs(runs, nruns, &o, svg) == 0) {
+    if (!svg) cli_error("out of memory");
+    return svg;
+}
+
+int cmd_plot(int argc, char **argv) {
+    plot_args pa;
+    memset(&pa, 0, sizeof pa);
+    pa.o.ymax = NAN;
+    pa.o.marks = pa.marks;
+    cli_shared s;
+    cli_shared_init(&s);
+    int status = cli_parse_args(&plot_cli, argc, argv, &s, &pa);
+    if (status < 0) status = check_runs(&pa);
+    if (status >= 0) return status;
+    pa.o.named = pa.nruns > 1 || pa.nlabels > 0;
+    run runs[MAX_RUNS];
+    memset(runs, 0, sizeof runs);
+    char *logs[MAX_RUNS] = {NULL}, *svg = NULL;
+    int first_is_dir = 0;
+    status = CLI_BAD;
+    if (find_logs(&pa, runs, logs, &first_is_dir) == 0 &&
+        (svg = svg_path(&pa, s.out, first_is_dir)) != NULL &&
+        check_output(pa.paths, logs, pa.nruns, svg) == 0 &&
+        plot_runs(runs, pa.nruns, &pa.o, svg) == 0) {
         printf("%s\n", svg);
         status = CLI_OK;
     }
-done:
-    for (int k = 0; k < nruns; k++) {
+    for (int k = 0; k < pa.nruns; k++) {
         run_free(&runs[k]);
         free(logs[k]);
     }

@@ -36,36 +36,63 @@ static void usage(FILE *f) {
             CLI_EVAL_BINARIZE_SEED, CLI_EVAL_NOISE_SEED);
 }
 
-enum {
-    O_HELP = 1,
-    O_MODEL,
-    O_DATA,
-    O_OUT,
-    O_N,
-    O_FIRST,
-    O_SPLIT,
-    O_GLIMPSES,
-    O_BINARIZE,
-    O_SEED,
-    O_MEAN,
-    O_WINDOWS,
-    O_SCALE
-};
+enum { O_FIRST = CLI_OPT_OWN, O_MEAN, O_WINDOWS };
 
-static const cli_opt opts[] = {{"help", 0, O_HELP},
-                               {"model", 1, O_MODEL},
-                               {"data", 1, O_DATA},
-                               {"out", 1, O_OUT},
-                               {"n", 1, O_N},
-                               {"first", 1, O_FIRST},
-                               {"split", 1, O_SPLIT},
-                               {"glimpses", 1, O_GLIMPSES},
-                               {"binarize", 1, O_BINARIZE},
-                               {"seed", 1, O_SEED},
-                               {"mean", 0, O_MEAN},
-                               {"windows", 1, O_WINDOWS},
-                               {"scale", 1, O_SCALE},
-                               {NULL, 0, 0}};
+static const cli_opt opts[] = {
+    {"first", 1, O_FIRST}, {"mean", 0, O_MEAN}, {"windows", 1, O_WINDOWS}, {NULL, 0, 0}};
+
+enum { WINDOW_READ = 1, WINDOW_WRITE = 2 };
+
+/* What dcrw reconstruct draws, and from what. */
+typedef struct recon_job {
+    cli_shared o; /* --model --data --out --n --split --glimpses --binarize --seed --scale */
+    long first;   /* --first */
+    int use_mean; /* --mean */
+    int windows;  /* --windows: WINDOW_READ | WINDOW_WRITE */
+    dcrw_model *m;
+    dcrw_dataset *d;
+    dcrw_config cfg;
+    size_t P;    /* floats per image */
+    int *gl, ng; /* the glimpses shown, 1-based */
+    float *x, *canvases, *rw, *ww;
+} recon_job;
+
+static int parse_windows(const char *val, int *out) {
+    static const struct {
+        const char *name;
+        int mask;
+    } choices[] = {{"both", WINDOW_READ | WINDOW_WRITE},
+                   {"read", WINDOW_READ},
+                   {"write", WINDOW_WRITE},
+                   {"none", 0}};
+    for (size_t k = 0; k < sizeof choices / sizeof choices[0]; k++)
+        if (strcmp(val, choices[k].name) == 0) {
+            *out = choices[k].mask;
+            return 0;
+        }
+    cli_error("--windows: '%s' is not both, read, write or none", val);
+    return -1;
+}
+
+static int recon_option(int id, const char *val, void *ctx) {
+    recon_job *j = ctx;
+    switch (id) {
+    case O_FIRST:
+        return cli_parse_int("first", val, 0, 100000000, &j->first);
+    case O_MEAN:
+        j->use_mean = 1;
+        return 0;
+    default:
+        return parse_windows(val, &j->windows);
+    }
+}
+
+static const cli_command recon_command = {
+    usage,
+    CLI_SHARED(CLI_OPT_MODEL) | CLI_SHARED(CLI_OPT_DATA) | CLI_SHARED(CLI_OPT_OUT) |
+        CLI_SHARED(CLI_OPT_N) | CLI_SHARED(CLI_OPT_SPLIT) | CLI_SHARED(CLI_OPT_GLIMPSES) |
+        CLI_SHARED(CLI_OPT_BINARIZE) | CLI_SHARED(CLI_OPT_SEED) | CLI_SHARED(CLI_OPT_SCALE),
+    opts, 0, recon_option};
 
 static const unsigned char RED[3] = {255, 40, 40}, GREEN[3] = {40, 230, 40};
 
@@ -95,161 +122,139 @@ static int check_output(const char *model, const char *data, cli_split split, co
     return rc;
 }
 
-int cmd_reconstruct(int argc, char **argv) {
-    cli_args a = {argc, argv, 1, opts};
-    const char *val, *model_path = NULL, *data = NULL, *out = NULL, *glimpses = NULL;
-    long n = 16, first = 0, scale = 4;
-    cli_split split = SPLIT_TEST;
-    int binarize = DCRW_BINARIZE_DYNAMIC, use_mean = 0, windows = 3, id;
-    uint64_t seed = CLI_EVAL_NOISE_SEED;
-    int opt_status;
-    while ((id = cli_next_option(&a, &val, usage, &opt_status)) > 0) {
-        switch (id) {
-        case O_MODEL:
-            model_path = val;
-            break;
-        case O_DATA:
-            data = val;
-            break;
-        case O_OUT:
-            out = val;
-            break;
-        case O_GLIMPSES:
-            glimpses = val;
-            break;
-        case O_N:
-            if (cli_parse_int("n", val, 1, 1000, &n) != 0) return CLI_BAD;
-            break;
-        case O_FIRST:
-            if (cli_parse_int("first", val, 0, 100000000, &first) != 0) return CLI_BAD;
-            break;
-        case O_SPLIT:
-            if (cli_parse_split("split", val, &split) != 0) return CLI_BAD;
-            break;
-        case O_BINARIZE:
-            if (cli_parse_binarize("binarize", val, &binarize) != 0) return CLI_BAD;
-            break;
-        case O_SEED:
-            if (cli_parse_u64("seed", val, &seed) != 0) return CLI_BAD;
-            break;
-        case O_MEAN:
-            use_mean = 1;
-            break;
-        case O_WINDOWS:
-            if (strcmp(val, "both") == 0)
-                windows = 3;
-            else if (strcmp(val, "read") == 0)
-                windows = 1;
-            else if (strcmp(val, "write") == 0)
-                windows = 2;
-            else if (strcmp(val, "none") == 0)
-                windows = 0;
-            else {
-                cli_error("--windows: '%s' is not both, read, write or none", val);
-                return CLI_BAD;
-            }
-            break;
-        case O_SCALE:
-            if (cli_parse_int("scale", val, 1, 16, &scale) != 0) return CLI_BAD;
-            break;
-        }
+/* --glimpses, or all of them, or 16 evenly spaced ones ending on the
+ * last: 0, or -1 after a message. */
+static int choose_glimpses(recon_job *j) {
+    const int T = j->cfg.glimpses;
+    if (j->o.glimpses) {
+        j->ng = cli_parse_glimpses("glimpses", j->o.glimpses, T, &j->gl);
+        return j->ng < 0 ? -1 : 0;
     }
-    if (opt_status >= 0) return opt_status;
-    if (!data || !out) {
+    j->ng = T <= 16 ? T : 16;
+    j->gl = malloc((size_t)j->ng * sizeof *j->gl);
+    if (!j->gl) {
+        cli_error("out of memory");
+        return -1;
+    }
+    for (int k = 0; k < j->ng; k++) j->gl[k] = (int)(((long)(k + 1) * T + j->ng / 2) / j->ng);
+    j->gl[j->ng - 1] = T;
+    return 0;
+}
+
+/* The model, the glimpses, the data and the picture's size, checked: 0,
+ * or -1 after a message. */
+static int load_inputs(recon_job *j) {
+    if (cli_load_model(j->o.model, &j->m) != 0) return -1;
+    j->cfg.size = sizeof j->cfg;
+    dcrw_model_config(j->m, &j->cfg);
+    j->P = dcrw_model_input_size(j->m);
+    if (choose_glimpses(j) != 0 || cli_load_split(j->o.data, j->o.split, &j->d) != 0) return -1;
+    if (cli_check_shape(j->d, &j->cfg, "--data") != 0) return -1;
+    size_t count = dcrw_dataset_count(j->d);
+    if ((size_t)j->first >= count || (size_t)j->o.n > count - (size_t)j->first) {
+        cli_error("--first %ld --n %ld: the split has only %zu images", j->first, j->o.n, count);
+        return -1;
+    }
+    int gw = 0, gh = 0, scale = (int)j->o.scale;
+    return cli_grid_size(j->ng + 1, (int)j->o.n, j->cfg.width * scale, j->cfg.height * scale, PAD,
+                         &gw, &gh);
+}
+
+/* The images, their canvases and windows: CLI_OK, or CLI_FAIL after a
+ * message. */
+static int reconstruct_images(recon_job *j) {
+    const size_t n = (size_t)j->o.n, T = (size_t)j->cfg.glimpses, P = j->P;
+    dcrw_sizes sz = {.size = sizeof sz};
+    dcrw_model_sizes(j->m, &sz);
+    const size_t TBZ = T * n * sz.z;
+    float *eps = malloc(TBZ * sizeof *eps);
+    size_t *idx = malloc(n * sizeof *idx);
+    j->x = malloc(n * P * sizeof *j->x);
+    j->canvases = malloc(T * n * P * sizeof *j->canvases);
+    j->rw = malloc(T * n * 5 * sizeof *j->rw);
+    j->ww = malloc(T * n * 5 * sizeof *j->ww);
+    if (!eps || !idx || !j->x || !j->canvases || !j->rw || !j->ww) {
+        cli_error("out of memory");
+        free(eps);
+        free(idx);
+        return CLI_FAIL;
+    }
+    for (size_t i = 0; i < n; i++) idx[i] = (size_t)j->first + i;
+    int rc = dcrw_dataset_batch(j->d, idx, (int)n, j->o.binarize, CLI_EVAL_BINARIZE_SEED, j->x);
+    if (j->use_mean)
+        memset(eps, 0, TBZ * sizeof *eps);
+    else
+        cli_fill_eps(eps, j->o.seed, (size_t)j->first, (int)n, T, sz.z);
+    if (rc == DCRW_OK)
+        rc = dcrw_reconstruct_windows(j->m, (int)n, j->x, eps, NULL, j->canvases, j->rw, j->ww);
+    free(eps);
+    free(idx);
+    if (rc != DCRW_OK) cli_lib_error(rc, "reconstruction failed");
+    return rc == DCRW_OK ? CLI_OK : CLI_FAIL;
+}
+
+/* Row i: image i, then its canvas and windows after each chosen glimpse. */
+static void paint_row(const recon_job *j, cli_image *im, int i) {
+    const int C = j->cfg.channels, H = j->cfg.height, W = j->cfg.width, scale = (int)j->o.scale;
+    const int cw = W * scale, ch = H * scale, y = PAD + i * (ch + PAD);
+    const size_t n = (size_t)j->o.n;
+    cli_image_blit(im, PAD, y, j->x + (size_t)i * j->P, C, H, W, scale);
+    for (int k = 0; k < j->ng; k++) {
+        const size_t at = (size_t)(j->gl[k] - 1) * n + (size_t)i;
+        const int bx = PAD + (k + 1) * (cw + PAD);
+        cli_image_blit(im, bx, y, j->canvases + at * j->P, C, H, W, scale);
+        if ((j->windows & WINDOW_READ) && j->cfg.read_attention)
+            draw_window(im, bx, y, cw, ch, j->rw + at * 5, j->cfg.read_n, scale, RED);
+        if ((j->windows & WINDOW_WRITE) && j->cfg.write_attention)
+            draw_window(im, bx, y, cw, ch, j->ww + at * 5, j->cfg.write_n, scale, GREEN);
+    }
+}
+
+static int write_picture(const recon_job *j) {
+    const int scale = (int)j->o.scale;
+    int gw = 0, gh = 0;
+    cli_image im = {0};
+    if (cli_grid_size(j->ng + 1, (int)j->o.n, j->cfg.width * scale, j->cfg.height * scale, PAD, &gw,
+                      &gh) != 0 ||
+        cli_image_alloc(&im, gw, gh, 3, BACKGROUND) != 0)
+        return CLI_BAD;
+    for (int i = 0; i < j->o.n; i++) paint_row(j, &im, i);
+    int status = cli_png_write(j->o.out, &im);
+    cli_image_free(&im);
+    return status;
+}
+
+static void recon_job_free(recon_job *j) {
+    free(j->x);
+    free(j->canvases);
+    free(j->rw);
+    free(j->ww);
+    free(j->gl);
+    dcrw_dataset_destroy(j->d);
+    dcrw_model_destroy(j->m);
+}
+
+int cmd_reconstruct(int argc, char **argv) {
+    recon_job j;
+    memset(&j, 0, sizeof j);
+    cli_shared_init(&j.o);
+    j.o.n = 16;
+    j.o.n_max = 1000;
+    j.o.seed = CLI_EVAL_NOISE_SEED;
+    j.o.scale = 4;
+    j.windows = WINDOW_READ | WINDOW_WRITE;
+    int status = cli_parse_args(&recon_command, argc, argv, &j.o, &j);
+    if (status >= 0) return status;
+    if (!j.o.data || !j.o.out) {
         cli_error("give --data DIR and --out FILE.png (see --help)");
         return CLI_BAD;
     }
-    model_path = cli_model_path(model_path);
-    if (check_output(model_path, data, split, out) != 0) return CLI_BAD;
-    if (!cli_png_available()) return cli_png_write(out, NULL);
-
-    dcrw_model *m = NULL;
-    dcrw_dataset *d = NULL;
-    int status = CLI_BAD, *gl = NULL, ng = 0;
-    float *x = NULL, *eps = NULL, *canvases = NULL, *rw = NULL, *ww = NULL;
-    size_t *idx = NULL;
-    cli_image im = {0};
-    if (cli_load_model(model_path, &m) != 0) goto done;
-    dcrw_config cfg = {.size = sizeof cfg};
-    dcrw_model_config(m, &cfg);
-    const int T = cfg.glimpses, C = cfg.channels, H = cfg.height, W = cfg.width;
-    if (glimpses) {
-        if ((ng = cli_parse_glimpses("glimpses", glimpses, T, &gl)) < 0) goto done;
-    } else {
-        ng = T <= 16 ? T : 16;
-        gl = malloc((size_t)ng * sizeof *gl);
-        if (!gl) {
-            cli_error("out of memory");
-            goto done;
-        }
-        /* evenly spaced, always ending on the last glimpse */
-        for (int k = 0; k < ng; k++) gl[k] = (int)(((long)(k + 1) * T + ng / 2) / ng);
-        gl[ng - 1] = T;
-    }
-    if (cli_load_split(data, split, &d) != 0) goto done;
-    if (cli_check_shape(d, &cfg, "--data") != 0) goto done;
-    size_t count = dcrw_dataset_count(d);
-    if ((size_t)first >= count || (size_t)n > count - (size_t)first) {
-        cli_error("--first %ld --n %ld: the split has only %zu images", first, n, count);
-        goto done;
-    }
-    const int cw = W * (int)scale, ch = H * (int)scale;
-    int gw = 0, gh = 0;
-    if (cli_grid_size(ng + 1, (int)n, cw, ch, PAD, &gw, &gh) != 0) goto done;
-
-    dcrw_sizes sz = {.size = sizeof sz};
-    dcrw_model_sizes(m, &sz);
-    const size_t P = sz.input, TBZ = (size_t)T * (size_t)n * sz.z;
-    x = malloc((size_t)n * P * sizeof *x);
-    eps = malloc(TBZ * sizeof *eps);
-    canvases = malloc((size_t)T * (size_t)n * P * sizeof *canvases);
-    rw = malloc((size_t)T * (size_t)n * 5 * sizeof *rw);
-    ww = malloc((size_t)T * (size_t)n * 5 * sizeof *ww);
-    idx = malloc((size_t)n * sizeof *idx);
-    if (!x || !eps || !canvases || !rw || !ww || !idx) {
-        cli_error("out of memory");
-        status = CLI_FAIL;
-        goto done;
-    }
-    for (long i = 0; i < n; i++) idx[i] = (size_t)(first + i);
-    int rc = dcrw_dataset_batch(d, idx, (int)n, binarize, CLI_EVAL_BINARIZE_SEED, x);
-    if (use_mean)
-        memset(eps, 0, TBZ * sizeof *eps);
-    else
-        cli_fill_eps(eps, seed, (size_t)first, (int)n, (size_t)T, sz.z);
-    if (rc == DCRW_OK) rc = dcrw_reconstruct_windows(m, (int)n, x, eps, NULL, canvases, rw, ww);
-    if (rc != DCRW_OK) {
-        cli_lib_error(rc, "reconstruction failed");
-        status = CLI_FAIL;
-        goto done;
-    }
-    if (cli_image_alloc(&im, gw, gh, 3, BACKGROUND) != 0) goto done;
-    for (int i = 0; i < n; i++) {
-        int y = PAD + i * (ch + PAD);
-        cli_image_blit(&im, PAD, y, x + (size_t)i * P, C, H, W, (int)scale);
-        for (int k = 0; k < ng; k++) {
-            int t = gl[k] - 1, bx = PAD + (k + 1) * (cw + PAD);
-            cli_image_blit(&im, bx, y, canvases + ((size_t)t * (size_t)n + (size_t)i) * P, C, H, W,
-                           (int)scale);
-            const size_t at = ((size_t)t * (size_t)n + (size_t)i) * 5;
-            if ((windows & 1) && cfg.read_attention)
-                draw_window(&im, bx, y, cw, ch, rw + at, cfg.read_n, (int)scale, RED);
-            if ((windows & 2) && cfg.write_attention)
-                draw_window(&im, bx, y, cw, ch, ww + at, cfg.write_n, (int)scale, GREEN);
-        }
-    }
-    status = cli_png_write(out, &im);
-    if (status == CLI_OK) printf("%s\n", out);
-done:
-    cli_image_free(&im);
-    free(x);
-    free(eps);
-    free(canvases);
-    free(rw);
-    free(ww);
-    free(idx);
-    free(gl);
-    dcrw_dataset_destroy(d);
-    dcrw_model_destroy(m);
+    j.o.model = cli_model_path(j.o.model);
+    if (check_output(j.o.model, j.o.data, j.o.split, j.o.out) != 0) return CLI_BAD;
+    if (!cli_png_available()) return cli_png_write(j.o.out, NULL);
+    status = load_inputs(&j) != 0 ? CLI_BAD : reconstruct_images(&j);
+    if (status == CLI_OK) status = write_picture(&j);
+    if (status == CLI_OK) printf("%s\n", j.o.out);
+    recon_job_free(&j);
     return status;
 }

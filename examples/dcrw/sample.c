@@ -29,57 +29,50 @@ static void usage(FILE *f) {
                "  --scale K          pixel upscaling, 1..16 (default 2)\n");
 }
 
-enum { O_HELP = 1, O_MODEL, O_OUT, O_GLIMPSES, O_GIF, O_N, O_SEED, O_SCALE };
+enum { O_GIF = CLI_OPT_OWN };
 
-static const cli_opt opts[] = {
-    {"help", 0, O_HELP},         {"model", 1, O_MODEL}, {"out", 1, O_OUT},
-    {"glimpses", 1, O_GLIMPSES}, {"gif", 1, O_GIF},     {"n", 1, O_N},
-    {"seed", 1, O_SEED},         {"scale", 1, O_SCALE}, {NULL, 0, 0}};
+static const cli_opt opts[] = {{"gif", 1, O_GIF}, {NULL, 0, 0}};
 
-int cmd_sample(int argc, char **argv) {
-    cli_args a = {argc, argv, 1, opts};
-    const char *val, *model_path = NULL, *out = NULL, *gif = NULL, *glimpses = NULL;
-    long n = 64, scale = 2;
-    uint64_t seed = 1;
-    int id;
-    int opt_status;
-    while ((id = cli_next_option(&a, &val, usage, &opt_status)) > 0) {
-        switch (id) {
-        case O_MODEL:
-            model_path = val;
-            break;
-        case O_OUT:
-            out = val;
-            break;
-        case O_GIF:
-            gif = val;
-            break;
-        case O_GLIMPSES:
-            glimpses = val;
-            break;
-        case O_N:
-            if (cli_parse_int("n", val, 1, 10000, &n) != 0) return CLI_BAD;
-            break;
-        case O_SEED:
-            if (cli_parse_u64("seed", val, &seed) != 0) return CLI_BAD;
-            break;
-        case O_SCALE:
-            if (cli_parse_int("scale", val, 1, 16, &scale) != 0) return CLI_BAD;
-            break;
-        }
-    }
-    if (opt_status >= 0) return opt_status;
-    model_path = cli_model_path(model_path);
+/* What dcrw sample draws, and from what. */
+typedef struct sample_job {
+    cli_shared o;    /* --model --out --glimpses --n --seed --scale */
+    const char *gif; /* --gif */
+    dcrw_model *m;
+    dcrw_config cfg;
+    size_t P;        /* floats per image */
+    int *gl, ng;     /* --glimpses, 1-based */
+    int cols, rows;  /* the grid of the final images */
+    int cw, ch;      /* one cell, in pixels */
+    float *canvases; /* [T][n][P] */
+} sample_job;
+
+#define CANVAS(j, t, i) ((j)->canvases + ((size_t)(t) * (size_t)(j)->o.n + (size_t)(i)) * (j)->P)
+
+static int sample_option(int id, const char *val, void *ctx) {
+    (void)id; /* --gif */
+    ((sample_job *)ctx)->gif = val;
+    return 0;
+}
+
+static const cli_command sample_command = {
+    usage,
+    CLI_SHARED(CLI_OPT_MODEL) | CLI_SHARED(CLI_OPT_OUT) | CLI_SHARED(CLI_OPT_GLIMPSES) |
+        CLI_SHARED(CLI_OPT_N) | CLI_SHARED(CLI_OPT_SEED) | CLI_SHARED(CLI_OPT_SCALE),
+    opts, 0, sample_option};
+
+/* The outputs asked for, checked before any work: 0, or the exit status. */
+static int check_outputs(const sample_job *j) {
+    const char *out = j->o.out, *gif = j->gif;
     if (!out && !gif) {
         cli_error("give --out FILE.png and/or --gif FILE.gif");
         return CLI_BAD;
     }
-    if (glimpses && !out) {
+    if (j->o.glimpses && !out) {
         cli_error("--glimpses needs --out FILE.png");
         return CLI_BAD;
     }
     /* an output may not destroy the model it is drawn from */
-    cli_file in[] = {{model_path, "--model"}}, outs[2];
+    cli_file in[] = {{j->o.model, "--model"}}, outs[2];
     size_t nout = 0;
     if (out) outs[nout++] = (cli_file){out, "--out"};
     if (gif) outs[nout++] = (cli_file){gif, "--gif"};
@@ -87,119 +80,143 @@ int cmd_sample(int argc, char **argv) {
     /* refuse before computing anything when the build cannot write it */
     if (out && !cli_png_available()) return cli_png_write(out, NULL);
     if (gif && !cli_gif_available()) return cli_gif_write(gif, NULL, 0, 0, 0, 0, 0);
+    return 0;
+}
 
-    dcrw_model *m = NULL;
-    int status = CLI_BAD, *gl = NULL, ng = 0;
-    float *canvases = NULL;
-    cli_image im = {0};
-    unsigned char **frames = NULL;
-    int nframes = 0;
-    if (cli_load_model(model_path, &m) != 0) goto done;
-    dcrw_config cfg = {.size = sizeof cfg};
-    dcrw_model_config(m, &cfg);
-    const int T = cfg.glimpses, C = cfg.channels, H = cfg.height, W = cfg.width;
-    if (glimpses && (ng = cli_parse_glimpses("glimpses", glimpses, T, &gl)) < 0) goto done;
-    const size_t P = dcrw_model_input_size(m);
-    const int cw = W * (int)scale, ch = H * (int)scale;
-    const int cols = (int)ceil(sqrt((double)n)), rows = (int)((n + cols - 1) / cols);
+/* The pictures' sizes for this model, checked: 0, or -1 after a message. */
+static int plan_pictures(sample_job *j) {
+    const long n = j->o.n;
+    const int T = j->cfg.glimpses;
+    if (j->o.glimpses && (j->ng = cli_parse_glimpses("glimpses", j->o.glimpses, T, &j->gl)) < 0)
+        return -1;
+    j->P = dcrw_model_input_size(j->m);
+    j->cw = j->cfg.width * (int)j->o.scale;
+    j->ch = j->cfg.height * (int)j->o.scale;
+    j->cols = (int)ceil(sqrt((double)n));
+    j->rows = (int)((n + j->cols - 1) / j->cols);
     int gw = 0, gh = 0;
-    if (cli_grid_size(cols, rows, cw, ch, PAD, &gw, &gh) != 0) goto done;
-    if (glimpses && cli_grid_size(ng, (int)n, cw, ch, PAD, &gw, &gh) != 0) goto done;
-    if (gif) {
-        /* every frame is held in memory until the GIF is written */
-        int fw = 0, fh = 0;
-        if (cli_grid_size(cols, rows, cw, ch, PAD, &fw, &fh) != 0) goto done;
-        if ((double)fw * fh * (T + 1) > (double)(1u << 30)) {
-            cli_error("--gif %s: %d frames of %dx%d pixels are too many; use fewer samples or "
-                      "a smaller --scale",
-                      gif, T + 1, fw, fh);
-            goto done;
-        }
+    if (cli_grid_size(j->cols, j->rows, j->cw, j->ch, PAD, &gw, &gh) != 0) return -1;
+    if (j->o.glimpses && cli_grid_size(j->ng, (int)n, j->cw, j->ch, PAD, &gw, &gh) != 0) return -1;
+    /* every frame is held in memory until the GIF is written */
+    if (j->gif && cli_grid_size(j->cols, j->rows, j->cw, j->ch, PAD, &gw, &gh) == 0 &&
+        (double)gw * gh * (T + 1) > (double)(1u << 30)) {
+        cli_error("--gif %s: %d frames of %dx%d pixels are too many; use fewer samples or "
+                  "a smaller --scale",
+                  j->gif, T + 1, gw, gh);
+        return -1;
     }
-    if ((size_t)T * (size_t)n > ((size_t)1 << 40) / P) {
+    if ((size_t)T * (size_t)n > ((size_t)1 << 40) / j->P) {
         cli_error("--n %ld: too many canvases", n);
-        goto done;
+        return -1;
     }
-    canvases = malloc((size_t)T * (size_t)n * P * sizeof *canvases);
-    if (!canvases) {
-        cli_error("out of memory for %ld x %d canvases", n, T);
-        status = CLI_FAIL;
-        goto done;
+    return 0;
+}
+
+/* Every sample's canvas after every glimpse: CLI_OK, or CLI_FAIL after a
+ * message. */
+static int draw_samples(sample_job *j) {
+    j->canvases = malloc((size_t)j->cfg.glimpses * (size_t)j->o.n * j->P * sizeof *j->canvases);
+    if (!j->canvases) {
+        cli_error("out of memory for %ld x %d canvases", j->o.n, j->cfg.glimpses);
+        return CLI_FAIL;
     }
-    int rc = dcrw_decode(m, (int)n, NULL, seed, NULL, canvases);
+    int rc = dcrw_decode(j->m, (int)j->o.n, NULL, j->o.seed, NULL, j->canvases);
     if (rc != DCRW_OK) {
         cli_lib_error(rc, "sampling failed");
-        status = CLI_FAIL;
-        goto done;
+        return CLI_FAIL;
     }
-#define CANVAS(t, i) (canvases + ((size_t)(t) * (size_t)n + (size_t)(i)) * P)
-    const int colour = C == 3;
-    if (out) {
-        if (glimpses) {
-            /* one row per sample, one column per chosen glimpse */
-            if (cli_grid_size(ng, (int)n, cw, ch, PAD, &gw, &gh) != 0 ||
-                cli_image_alloc(&im, gw, gh, colour ? 3 : 1, BACKGROUND) != 0)
-                goto done;
-            for (int i = 0; i < n; i++)
-                for (int k = 0; k < ng; k++)
-                    cli_image_blit(&im, PAD + k * (cw + PAD), PAD + i * (ch + PAD),
-                                   CANVAS(gl[k] - 1, i), C, H, W, (int)scale);
-        } else {
-            if (cli_grid_size(cols, rows, cw, ch, PAD, &gw, &gh) != 0 ||
-                cli_image_alloc(&im, gw, gh, colour ? 3 : 1, BACKGROUND) != 0)
-                goto done;
-            for (int i = 0; i < n; i++)
-                cli_image_blit(&im, PAD + (i % cols) * (cw + PAD), PAD + (i / cols) * (ch + PAD),
-                               CANVAS(T - 1, i), C, H, W, (int)scale);
+    return CLI_OK;
+}
+
+/* Sample i's canvas @p src into cell i of the grid. */
+static void paint_grid_cell(const sample_job *j, cli_image *im, int i, const float *src, int C) {
+    cli_image_blit(im, PAD + (i % j->cols) * (j->cw + PAD), PAD + (i / j->cols) * (j->ch + PAD),
+                   src, C, j->cfg.height, j->cfg.width, (int)j->o.scale);
+}
+
+/* --out: the final images in a grid, or with --glimpses one row per
+ * sample and one column per chosen glimpse. */
+static int write_png(const sample_job *j) {
+    const int C = j->cfg.channels, T = j->cfg.glimpses;
+    const int cols = j->o.glimpses ? j->ng : j->cols, rows = j->o.glimpses ? (int)j->o.n : j->rows;
+    cli_image im = {0};
+    int gw = 0, gh = 0;
+    if (cli_grid_size(cols, rows, j->cw, j->ch, PAD, &gw, &gh) != 0 ||
+        cli_image_alloc(&im, gw, gh, C == 3 ? 3 : 1, BACKGROUND) != 0)
+        return CLI_BAD;
+    for (int i = 0; i < j->o.n; i++) {
+        if (!j->o.glimpses) {
+            paint_grid_cell(j, &im, i, CANVAS(j, T - 1, i), C);
+            continue;
         }
-        status = cli_png_write(out, &im);
-        cli_image_free(&im);
-        if (status != CLI_OK) goto done;
-        status = CLI_BAD;
+        for (int k = 0; k < j->ng; k++)
+            cli_image_blit(&im, PAD + k * (j->cw + PAD), PAD + i * (j->ch + PAD),
+                           CANVAS(j, j->gl[k] - 1, i), C, j->cfg.height, j->cfg.width,
+                           (int)j->o.scale);
     }
-    if (gif) {
-        if (cli_grid_size(cols, rows, cw, ch, PAD, &gw, &gh) != 0) goto done;
-        /* the blank canvas sigma(kappa) first, then every glimpse */
-        frames = calloc((size_t)T + 1, sizeof *frames);
-        float *blank = malloc(P * sizeof *blank);
-        int ok = frames && blank;
-        if (blank) {
-            float v = 1.0f / (1.0f + expf(-cfg.canvas_init));
-            for (size_t p = 0; p < P; p++) blank[p] = v;
-        }
-        for (int t = 0; ok && t <= T; t++) {
-            if (cli_image_alloc(&im, gw, gh, 1, BACKGROUND) != 0) {
-                ok = 0;
-                break;
-            }
-            for (int i = 0; i < n; i++)
-                cli_image_blit(&im, PAD + (i % cols) * (cw + PAD), PAD + (i / cols) * (ch + PAD),
-                               t == 0 ? blank : CANVAS(t - 1, i), 1, H, W, (int)scale);
-            frames[t] = im.px;
-            im.px = NULL;
-            nframes = t + 1;
-        }
-        free(blank);
-        if (!ok) {
-            if (!frames) cli_error("out of memory");
-            status = CLI_FAIL;
-            goto done;
-        }
-        status = cli_gif_write(gif, (const unsigned char *const *)frames, nframes, gw, gh,
-                               T > 20 ? 8 : 25, 200);
-        if (status != CLI_OK) goto done;
-    }
-#undef CANVAS
-    if (out) printf("%s\n", out);
-    if (gif) printf("%s\n", gif);
-    status = CLI_OK;
-done:
-    if (frames)
-        for (int t = 0; t < nframes; t++) free(frames[t]);
-    free(frames);
+    int status = cli_png_write(j->o.out, &im);
     cli_image_free(&im);
-    free(canvases);
-    free(gl);
-    dcrw_model_destroy(m);
+    return status;
+}
+
+/* --gif: the grid's blank canvas sigma(kappa), then one frame a glimpse,
+ * in grey. */
+static int write_gif(const sample_job *j) {
+    const int T = j->cfg.glimpses;
+    int gw = 0, gh = 0, nframes = 0, status = CLI_FAIL;
+    if (cli_grid_size(j->cols, j->rows, j->cw, j->ch, PAD, &gw, &gh) != 0) return CLI_BAD;
+    unsigned char **frames = calloc((size_t)T + 1, sizeof *frames);
+    float *blank = malloc(j->P * sizeof *blank);
+    if (!frames || !blank) cli_error("out of memory");
+    const float kappa = 1.0f / (1.0f + expf(-j->cfg.canvas_init));
+    for (size_t p = 0; blank && p < j->P; p++) blank[p] = kappa;
+    for (int t = 0; frames && blank && t <= T; t++) {
+        cli_image im;
+        if (cli_image_alloc(&im, gw, gh, 1, BACKGROUND) != 0) break;
+        for (int i = 0; i < j->o.n; i++)
+            paint_grid_cell(j, &im, i, t == 0 ? blank : CANVAS(j, t - 1, i), 1);
+        frames[t] = im.px;
+        nframes = t + 1;
+    }
+    if (nframes == T + 1)
+        status = cli_gif_write(j->gif, (const unsigned char *const *)frames, nframes, gw, gh,
+                               T > 20 ? 8 : 25, 200);
+    for (int t = 0; frames && t < nframes; t++) free(frames[t]);
+    free(frames);
+    free(blank);
+    return status;
+}
+
+/* Model, pictures' plan, samples, then the files: the exit status. */
+static int run_sample(sample_job *j) {
+    if (cli_load_model(j->o.model, &j->m) != 0) return CLI_BAD;
+    j->cfg.size = sizeof j->cfg;
+    dcrw_model_config(j->m, &j->cfg);
+    if (plan_pictures(j) != 0) return CLI_BAD;
+    int status = draw_samples(j);
+    if (status == CLI_OK && j->o.out) status = write_png(j);
+    if (status == CLI_OK && j->gif) status = write_gif(j);
+    if (status != CLI_OK) return status;
+    if (j->o.out) printf("%s\n", j->o.out);
+    if (j->gif) printf("%s\n", j->gif);
+    return CLI_OK;
+}
+
+int cmd_sample(int argc, char **argv) {
+    sample_job j;
+    memset(&j, 0, sizeof j);
+    cli_shared_init(&j.o);
+    j.o.n = 64;
+    j.o.n_max = 10000;
+    j.o.seed = 1;
+    j.o.scale = 2;
+    int status = cli_parse_args(&sample_command, argc, argv, &j.o, &j);
+    if (status >= 0) return status;
+    j.o.model = cli_model_path(j.o.model);
+    status = check_outputs(&j);
+    if (status == 0) status = run_sample(&j);
+    free(j.canvases);
+    free(j.gl);
+    dcrw_model_destroy(j.m);
     return status;
 }

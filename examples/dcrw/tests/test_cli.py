@@ -557,6 +557,24 @@ def case_info(tmp):
         total += n
     check(f.get("parameters", "").startswith(str(total) + " "), "parameter count %d" % total)
     check("optimizer state  yes" in out, "a trainer checkpoint has optimizer state")
+    # metadata whose values quote the names of other keys: info reads the
+    # header as JSON, so neither the quoted names nor the order mislead it
+    shipped = open(SHIPPED, "rb").read()
+    (n,) = struct.unpack("<Q", shipped[:8])
+    header = json.loads(shipped[8:8 + n])
+    header["__metadata__"] = dict(
+        [("see", "dcrw.preset"),
+         ("note", 'copied from a run with "adam.m.*" tensors; "dcrw.step": "77"')]
+        + list(header["__metadata__"].items()))
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    quoted = os.path.join(tmp, "quoted.safetensors")
+    open(quoted, "wb").write(struct.pack("<Q", len(text)) + text + shipped[8 + n:])
+    out = ok(["info", quoted])
+    f = info_fields(out)
+    check(f.get("preset") == "dcrw" and f.get("step", "").startswith("none")
+          and "optimizer state  no" in out,
+          "metadata quoting other keys: preset dcrw, no step, no optimizer state:\n%s" % out)
 
 
 SHIPPED = os.path.join(ROOT, "examples", "models", "dcrw-mnist.safetensors")

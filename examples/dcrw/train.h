@@ -1,0 +1,98 @@
+/* dcrw train in three files: train.c reads the command line,
+ * train_setup.c makes the model, the trainer and the run folder from it
+ * (the folder's files are rundir.c's), train_loop.c trains.
+ *
+ * A run is a pure function of (seed, flags): the batch of step s is the
+ * slice s % S of the permutation of epoch s / S (S steps per epoch), drawn
+ * from (seed, epoch); the binarization of step s is keyed by (seed, s); the
+ * noise comes from the trainer, keyed by its seed and step count. So the
+ * checkpoint's step count is all the state there is besides the trainer,
+ * and --resume continues bit for bit.
+ *
+ * Under mpirun (dist.h) every process trains the same model on its share of
+ * each global batch: process r of K takes the contiguous images
+ * [r·(B/K) + min(r, B%K), +B/K + (r < B%K)), the first B%K processes one
+ * more, which is how the library splits a batch among threads, so K
+ * processes of one thread reproduce one process of K threads. The gradients
+ * are summed across the processes once per step and every process applies
+ * the same update; process 0 alone writes the run folder, evaluates and
+ * prints, and decides when to stop. The checkpoint holds nothing that
+ * depends on K.
+ *
+ * Stopping (a signal, a closed output, the budget) saves first: the held-out
+ * bound of the end is computed after the checkpoint is on disk, so that a
+ * second signal during it costs nothing. A failed step, a non-finite bound
+ * or a failed save ends the run without saving: the checkpoint keeps the
+ * last good state it was given. */
+#ifndef DCRW_CLI_TRAIN_H
+#define DCRW_CLI_TRAIN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common.h"
+#include "rundir.h"
+
+/* What the command line says besides the run's own flags. */
+typedef struct train_opts {
+    const char *out, *resume, *data;
+    const char *sets[256];
+    int nset, budget_given;
+    /* an option a resumed run may not change: the run is a function of it */
+    const char *fixed_name;
+    uint64_t steps;
+    long epochs, eval_every, threads; /* -1: not given */
+    double minutes, ckpt_min, prog;   /* -1: not given (minutes: 0) */
+} train_opts;
+
+/* The images the periodic bound is computed on. */
+typedef struct held_out {
+    const dcrw_dataset *d;
+    size_t first, n;
+    int binarize;
+} held_out;
+
+typedef struct trainer_run {
+    run_flags f;
+    rundir rd;
+    int resume; /* --resume */
+    int fresh;  /* the trainer starts from step 0 (a new run, or a run without checkpoint) */
+    dcrw_model *m;
+    dcrw_trainer *t;
+    dcrw_dataset *train;
+    size_t ntrain;
+    held_out valid;
+    FILE *log;
+    double wall_offset; /* the wall time of the log's last kept row */
+    uint64_t saved;     /* the step the checkpoint on disk holds */
+    int quit;           /* stop at once, without the last plot */
+} trainer_run;
+
+/* ---- train_setup.c */
+/* Flags, data, model and trainer, on every process; nothing is written.
+ * 0, or -1 after a message. */
+int train_prepare(trainer_run *tr, const train_opts *o);
+/* The checks every process makes before the first step: that all are
+ * @p ready and start from the same model, step and data. 1 when all are.
+ * A collective call, also for a process that is not ready. */
+int train_start_together(int ready, const trainer_run *tr);
+/* Process 0 makes or reopens the run folder and opens its log: 0, or -1
+ * after a message. */
+int train_open_run_folder(trainer_run *tr);
+void train_print_start(const trainer_run *tr);
+/* The trainer's state into the run's checkpoint: DCRW_OK, or the
+ * library's code with the file on disk as it was. */
+int train_save_checkpoint(trainer_run *tr);
+/* Process 0 after the loop: the log closed, the plot drawn. The exit
+ * status. */
+int train_close_run(trainer_run *tr, int status);
+/* Everything @p tr holds; it may be partly made. */
+void train_run_free(trainer_run *tr);
+
+/* ---- train_loop.c */
+/* Steps until the budget, a stop request or a failure; process 0 logs,
+ * reports and checkpoints, and saves at the end. The exit status. A
+ * collective call. */
+int train_loop(trainer_run *tr);
+
+#endif

@@ -9,6 +9,7 @@
  * rather than T small ones. */
 #include <string.h>
 
+#include "canvas.h"
 #include "common.h"
 #include "conv.h"
 #include "dense.h"

@@ -13,7 +13,9 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
+#include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <locale.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 
 #include "checkpoint.h"
 #include "common.h"
+#include "safetensors.h"
 
 /* Decimal text must not depend on the caller's locale (a "," decimal point
  * would make files unreadable elsewhere): switch this thread to "C" for the
@@ -97,14 +100,10 @@ static int check_finite_out(const st_out *o) {
 
 int dcrw_ckpt_write(const char *path, const dcrw_model *m, const st_out *extra, int nextra,
                     const char *const *extra_keys, const char *const *extra_vals, int nextra_meta) {
-    DCRW_CHECK_ARG(path, "checkpoint: path is NULL");
-    DCRW_CHECK_ARG(m, "checkpoint: model is NULL");
-    DCRW_CHECK_ARG(nextra >= 0 && nextra_meta >= 0, "checkpoint: negative count");
-    DCRW_CHECK_ARG(extra || nextra == 0, "checkpoint: extra tensors are NULL");
-    DCRW_CHECK_ARG((extra_keys && extra_vals) || nextra_meta == 0,
-                   "checkpoint: extra metadata is NULL");
-    DCRW_CHECK_ARG(nextra <= INT_MAX - P_COUNT && nextra_meta <= INT_MAX - N_META,
-                   "checkpoint: too many extras");
+    assert(path && m && nextra >= 0 && nextra_meta >= 0);
+    assert(extra || nextra == 0);
+    assert((extra_keys && extra_vals) || nextra_meta == 0);
+    assert(nextra <= INT_MAX - P_COUNT && nextra_meta <= INT_MAX - N_META);
 
     const dcrw_config *c = &m->cfg;
     char ints[N_INT_KEYS][16], kappa[32];
@@ -197,14 +196,13 @@ static const st_tensor *check_tensor(const st_file *f, const char *name, int ndi
 
 int dcrw_ckpt_copy_tensor(const st_file *f, const char *name, int ndim, const int64_t *shape,
                           float *dst) {
-    DCRW_CHECK_ARG(f && name && (shape || ndim == 0), "checkpoint: NULL argument");
-    DCRW_CHECK_ARG(ndim >= 0 && ndim <= ST_MAX_DIMS, "checkpoint: ndim %d", ndim);
+    assert(f && name && (shape || ndim == 0) && ndim >= 0 && ndim <= ST_MAX_DIMS);
     int rc;
     const st_tensor *t = check_tensor(f, name, ndim, shape, &rc);
     if (!t) return rc;
     /* the container checked that the byte span matches dtype × shape */
     size_t count = (size_t)(t->end - t->begin) / 4;
-    DCRW_CHECK_ARG(dst || count == 0, "checkpoint: dst is NULL");
+    assert(dst || count == 0);
     const uint8_t *src = st_data(f, t);
     for (size_t i = 0; i < count; i++) dst[i] = load_f32le(src + 4 * i);
     if (!dcrw_all_finite(dst, count)) {
@@ -304,9 +302,8 @@ static int config_from_meta(const st_file *f, dcrw_config *c) {
 }
 
 int dcrw_ckpt_model_from_file(const st_file *f, dcrw_model **out) {
-    DCRW_CHECK_ARG(out, "checkpoint: out is NULL");
+    assert(f && out);
     *out = NULL;
-    DCRW_CHECK_ARG(f, "checkpoint: file is NULL");
     dcrw_config cfg;
     int rc = config_from_meta(f, &cfg);
     if (rc) return rc;
@@ -315,18 +312,8 @@ int dcrw_ckpt_model_from_file(const st_file *f, dcrw_model **out) {
      * bounded by the file's, and a small file that declares a huge model is
      * refused instead of costing gigabytes (found by the fuzzer). */
     dcrw_dims d;
-    rc = dcrw_dims_from_config(&cfg, &d);
-    if (!rc) {
-        dcrw_layout lay;
-        dcrw_layout_init(&lay, &d);
-        for (int i = 0; i < lay.ntensors && !rc; i++) {
-            const dcrw_tensor_info *t = &lay.t[lay.order[i]];
-            check_tensor(f, dcrw_tensor_names[lay.order[i]], t->ndim, t->shape, &rc);
-        }
-        if (rc) return rc;
-    }
-    dcrw_model *m;
-    rc = dcrw_model_alloc(&m, &cfg);
+    dcrw_layout lay;
+    rc = dcrw_config_derive(&cfg, &d, &lay);
     if (rc == DCRW_EINVAL || rc == DCRW_ECONFIG) {
         /* copy first: the message buffer is also the destination */
         char why[256];
@@ -334,6 +321,13 @@ int dcrw_ckpt_model_from_file(const st_file *f, dcrw_model **out) {
         return dcrw_fail(DCRW_ECONFIG, "checkpoint configuration: %s", why);
     }
     if (rc) return rc;
+    for (int i = 0; i < lay.ntensors && !rc; i++) {
+        const dcrw_tensor_info *t = &lay.t[lay.order[i]];
+        check_tensor(f, dcrw_tensor_names[lay.order[i]], t->ndim, t->shape, &rc);
+    }
+    if (rc) return rc;
+    dcrw_model *m;
+    if ((rc = dcrw_model_alloc_derived(&m, &cfg, &d, &lay))) return rc;
     for (int i = 0; i < m->lay.ntensors; i++) {
         int id = m->lay.order[i];
         const dcrw_tensor_info *t = &m->lay.t[id];
@@ -364,4 +358,131 @@ int dcrw_model_save(const dcrw_model *m, const char *path) {
     DCRW_CHECK_ARG(m, "dcrw_model_save: model is NULL");
     DCRW_CHECK_ARG(path, "dcrw_model_save: path is NULL");
     return dcrw_ckpt_write(path, m, NULL, 0, NULL, NULL, 0);
+}
+
+/* ---- trainer checkpoints: the model, Adam's moments, the step ----------- */
+
+#define MAX_NAME 64
+
+/* The name of the first (which = 0) or second moment of tensor id. */
+static void moment_name(char name[MAX_NAME], int which, int id) {
+    snprintf(name, MAX_NAME, "adam.%c.%s", which ? 'v' : 'm', dcrw_tensor_names[id]);
+}
+
+/* The index of the first negative value of v[0..n), or n. Adam's second
+ * moments are averages of squares: a negative one comes only from a
+ * foreign or damaged file, and would make every later step fail. */
+static size_t first_negative(const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < 0.0f) return i;
+    return n;
+}
+
+/* DCRW_OK if every second moment is >= 0; else DCRW_ENUMERIC naming the
+ * tensor and element (who: what to say it in). */
+static int check_second_moments(const dcrw_layout *lay, const float *v, const char *who) {
+    for (int k = 0; k < lay->ntensors; k++) {
+        const dcrw_tensor_info *ti = &lay->t[lay->order[k]];
+        size_t i = first_negative(v + ti->offset, ti->count);
+        if (i < ti->count)
+            return dcrw_fail(DCRW_ENUMERIC,
+                             "%.200s: Adam second moment adam.v.%s[%zu] = %g is negative", who,
+                             dcrw_tensor_names[lay->order[k]], i, (double)v[ti->offset + i]);
+    }
+    return DCRW_OK;
+}
+
+int dcrw_ckpt_write_trainer(const char *path, const dcrw_model *m, const float *am, const float *av,
+                            uint64_t step, uint64_t seed, float learning_rate) {
+    const dcrw_layout *lay = &m->lay;
+    /* never write what dcrw_ckpt_read_trainer would refuse (dcrw_ckpt_write
+     * checks that every tensor is finite) */
+    int rc = check_second_moments(lay, av, "dcrw_trainer_save");
+    if (rc) return rc;
+    const int n = lay->ntensors;
+    st_out extra[2 * P_COUNT];
+    char names[2 * P_COUNT][MAX_NAME];
+    for (int k = 0; k < n; k++) {
+        const int id = lay->order[k];
+        const dcrw_tensor_info *ti = &lay->t[id];
+        for (int which = 0; which < 2; which++) {
+            st_out *o = &extra[2 * k + which];
+            moment_name(names[2 * k + which], which, id);
+            o->name = names[2 * k + which];
+            o->ndim = ti->ndim;
+            memset(o->shape, 0, sizeof o->shape);
+            for (int i = 0; i < ti->ndim; i++) o->shape[i] = ti->shape[i];
+            o->data = (which ? av : am) + ti->offset;
+        }
+    }
+    char step_s[32], seed_s[32], lr_s[32];
+    snprintf(step_s, sizeof step_s, "%" PRIu64, step);
+    snprintf(seed_s, sizeof seed_s, "%" PRIu64, seed);
+    snprintf(lr_s, sizeof lr_s, "%.9g", (double)learning_rate);
+    const char *keys[] = {"dcrw.step", "dcrw.train.seed", "dcrw.train.learning_rate"};
+    const char *vals[] = {step_s, seed_s, lr_s};
+    return dcrw_ckpt_write(path, m, extra, 2 * n, keys, vals, 3);
+}
+
+/* dcrw.step: absent (a model checkpoint) is 0; else decimal digits only,
+ * at most 2^63 − 1, so that a count written by another program is never
+ * read wrapped or saturated. */
+static int meta_step(const st_file *f, const char *path, uint64_t *step) {
+    const char *s = dcrw_st_meta(f, "dcrw.step");
+    *step = 0;
+    if (!s) return DCRW_OK;
+    if (*s == '\0') return dcrw_fail(DCRW_EFORMAT, "%.200s: dcrw.step is empty, not a count", path);
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return dcrw_fail(DCRW_EFORMAT, "%.200s: dcrw.step \"%.32s\" is not a count", path, s);
+        if (v > ((uint64_t)INT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return dcrw_fail(DCRW_EFORMAT, "%.200s: dcrw.step %.32s%s exceeds 2^63 - 1", path, s,
+                             strlen(s) > 32 ? "..." : "");
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *step = v;
+    return DCRW_OK;
+}
+
+/* Both moments of every tensor f holds into moments (m, then v, each laid
+ * out as lay; a tensor without them keeps zeros), then checked. */
+static int read_moments(const st_file *f, const char *path, const dcrw_layout *lay,
+                        float *moments) {
+    for (int k = 0; k < lay->ntensors; k++) {
+        const int id = lay->order[k];
+        const dcrw_tensor_info *ti = &lay->t[id];
+        for (int which = 0; which < 2; which++) {
+            char name[MAX_NAME];
+            moment_name(name, which, id);
+            if (!dcrw_st_find(f, name)) continue; /* a model checkpoint: moments start at 0 */
+            float *dst = moments + which * lay->total + ti->offset;
+            int rc = dcrw_ckpt_copy_tensor(f, name, ti->ndim, ti->shape, dst);
+            if (rc) return rc;
+        }
+    }
+    /* dcrw_ckpt_copy_tensor refused non-finite values */
+    return check_second_moments(lay, moments + lay->total, path);
+}
+
+int dcrw_ckpt_read_trainer(const char *path, const dcrw_model *m, float *params, float *moments,
+                           uint64_t *step) {
+    st_file f;
+    int rc = dcrw_st_read(&f, path);
+    if (rc) return rc;
+    dcrw_model *loaded = NULL;
+    const dcrw_layout *lay = &m->lay;
+    if ((rc = dcrw_ckpt_model_from_file(&f, &loaded))) goto done;
+    if (!dcrw_config_same(&loaded->cfg, &m->cfg)) {
+        rc = dcrw_fail(DCRW_ESHAPE, "%s: its configuration differs from the trainer's model", path);
+        goto done;
+    }
+    if ((rc = meta_step(&f, path, step))) goto done;
+    memset(moments, 0, 2 * lay->total * sizeof(float));
+    if ((rc = read_moments(&f, path, lay, moments))) goto done;
+    memcpy(params, loaded->params, lay->total * sizeof(float));
+done:
+    dcrw_model_destroy(loaded);
+    dcrw_st_free(&f);
+    return rc;
 }

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "model.h"
+#include "config.h"
 
 static const char *const preset_names[] = {"draw", "draw-noattn", "dcrw", "dcrw-noread"};
 
@@ -171,12 +171,25 @@ int dcrw_dims_from_config(const dcrw_config *cfg, dcrw_dims *d) {
     return DCRW_OK;
 }
 
+int dcrw_config_derive(const dcrw_config *cfg, dcrw_dims *d, dcrw_layout *lay) {
+    int rc = dcrw_dims_from_config(cfg, d);
+    if (rc) return rc;
+    dcrw_layout_init(lay, d);
+    /* the whole parameter buffer must fit a BLAS int too */
+    return check_count("the parameter buffer", (int64_t)lay->total);
+}
+
 int dcrw_config_validate(const dcrw_config *cfg) {
     dcrw_dims d;
-    int rc = dcrw_dims_from_config(cfg, &d);
-    if (rc) return rc;
-    /* the whole parameter buffer must fit a BLAS int too */
     dcrw_layout lay;
-    dcrw_layout_init(&lay, &d);
-    return check_count("the parameter buffer", (int64_t)lay.total);
+    return dcrw_config_derive(cfg, &d, &lay);
+}
+
+int dcrw_config_same(const dcrw_config *a, const dcrw_config *b) {
+    return a->channels == b->channels && a->height == b->height && a->width == b->width &&
+           a->glimpses == b->glimpses && a->enc_size == b->enc_size && a->dec_size == b->dec_size &&
+           a->z_size == b->z_size && a->read_n == b->read_n && a->write_n == b->write_n &&
+           a->conv1 == b->conv1 && a->conv2 == b->conv2 && a->encoder == b->encoder &&
+           a->read_attention == b->read_attention && a->write_attention == b->write_attention &&
+           a->canvas_init == b->canvas_init;
 }

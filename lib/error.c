@@ -1,4 +1,5 @@
-/* Error codes, the thread-local last-error message, allocation. */
+/* Error codes, the thread-local last-error message, allocation, and the
+ * checks of caller data every entry point shares. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -113,6 +114,16 @@ int dcrw_all_finite(const float *x, size_t n) {
     float acc = 0.0f;
     for (size_t i = 0; i < n; i++) acc += x[i] * 0.0f;
     return acc == 0.0f;
+}
+
+int dcrw_check_images(const char *fn, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        /* written so that NaN fails too */
+        if (!(x[i] >= 0.0f && x[i] <= 1.0f))
+            return dcrw_fail(isfinite(x[i]) ? DCRW_EINVAL : DCRW_ENUMERIC,
+                             "%s: x[%zu] = %g is not in [0, 1]", fn, i, (double)x[i]);
+    }
+    return DCRW_OK;
 }
 
 unsigned dcrw_version(void) {

@@ -1,6 +1,13 @@
 /* LSTM cell, forward and backward over a batch: one branch-free row kernel
  * each (vmath.h), which the compiler vectorises, cloned for AVX2+FMA where
- * the CPU has it. */
+ * the CPU has it.
+ *
+ * Only the elementwise cell lives here. The matrix products that feed it
+ * (x·W_ihᵀ, h·W_hhᵀ) and their gradients are in lib/forward.c and
+ * lib/backward.c, on purpose: there they share one sgemm with the bias or a
+ * hoisted input product, and the weight gradients of all T steps are one
+ * sgemm over T·B rows after the backward loop, which a per-step LSTM layer
+ * here could not do. */
 #include <stddef.h>
 
 #include "lstm.h"

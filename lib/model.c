@@ -1,4 +1,5 @@
-/* The model store: tensor table, flat buffer, initialisation, accessors. */
+/* The model object: its configuration, the flat parameter buffer laid out
+ * by lib/layout.c, the seeded initialisation, and the accessors. */
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -7,106 +8,15 @@
 #include "model.h"
 #include "rng.h"
 
-const char *const dcrw_tensor_names[P_COUNT] = {
-    "enc.lstm.weight_ih", "enc.lstm.weight_hh", "enc.lstm.bias",    "enc.conv1.weight",
-    "enc.conv1.bias",     "enc.conv2.weight",   "enc.conv2.bias",   "q.mu.weight",
-    "q.mu.bias",          "q.logsigma.weight",  "q.logsigma.bias",  "dec.lstm.weight_ih",
-    "dec.lstm.weight_hh", "dec.lstm.bias",      "read.attn.weight", "read.attn.bias",
-    "write.attn.weight",  "write.attn.bias",    "write.weight",     "write.bias",
-};
-
-static void set_shape(dcrw_layout *lay, int id, int ndim, int64_t a, int64_t b, int64_t c,
-                      int64_t e) {
-    dcrw_tensor_info *t = &lay->t[id];
-    int64_t s[4] = {a, b, c, e};
-    t->present = 1;
-    t->ndim = ndim;
-    t->count = 1;
-    for (int i = 0; i < 4; i++) {
-        t->shape[i] = i < ndim ? s[i] : 0;
-        if (i < ndim) t->count *= (size_t)s[i];
-    }
-}
-
-void dcrw_layout_init(dcrw_layout *lay, const dcrw_dims *d) {
-    memset(lay, 0, sizeof *lay);
-    if (!d->cnn) {
-        set_shape(lay, P_ENC_WIH, 2, 4 * (int64_t)d->E, d->Rin, 0, 0);
-        set_shape(lay, P_ENC_WHH, 2, 4 * (int64_t)d->E, d->E, 0, 0);
-        set_shape(lay, P_ENC_B, 1, 4 * (int64_t)d->E, 0, 0, 0);
-    } else {
-        set_shape(lay, P_CONV1_W, 4, d->K1, d->Cin, 3, 3);
-        set_shape(lay, P_CONV1_B, 1, d->K1, 0, 0, 0);
-        set_shape(lay, P_CONV2_W, 4, d->K2, d->K1, 3, 3);
-        set_shape(lay, P_CONV2_B, 1, d->K2, 0, 0, 0);
-    }
-    set_shape(lay, P_MU_W, 2, d->Z, d->Q, 0, 0);
-    set_shape(lay, P_MU_B, 1, d->Z, 0, 0, 0);
-    set_shape(lay, P_LS_W, 2, d->Z, d->Q, 0, 0);
-    set_shape(lay, P_LS_B, 1, d->Z, 0, 0, 0);
-    set_shape(lay, P_DEC_WIH, 2, 4 * (int64_t)d->D, d->Z, 0, 0);
-    set_shape(lay, P_DEC_WHH, 2, 4 * (int64_t)d->D, d->D, 0, 0);
-    set_shape(lay, P_DEC_B, 1, 4 * (int64_t)d->D, 0, 0, 0);
-    if (d->ra) {
-        set_shape(lay, P_RATT_W, 2, 5, d->D, 0, 0);
-        set_shape(lay, P_RATT_B, 1, 5, 0, 0, 0);
-    }
-    if (d->wa) {
-        set_shape(lay, P_WATT_W, 2, 5, d->D, 0, 0);
-        set_shape(lay, P_WATT_B, 1, 5, 0, 0, 0);
-    }
-    set_shape(lay, P_WRITE_W, 2, d->Wout, d->D, 0, 0);
-    set_shape(lay, P_WRITE_B, 1, d->Wout, 0, 0, 0);
-    /* tensors back to back, so the flat buffer is exactly their concatenation
-     * (what an allreduce or a checkpoint's data section holds) */
-    size_t off = 0;
-    for (int id = 0; id < P_COUNT; id++) {
-        if (!lay->t[id].present) continue;
-        lay->t[id].offset = off;
-        off += lay->t[id].count;
-        lay->order[lay->ntensors++] = id;
-    }
-    lay->total = off;
-}
-
-void dcrw_views_init(dcrw_views *v, const dcrw_layout *lay, float *base) {
-    float *ptr[P_COUNT];
-    for (int id = 0; id < P_COUNT; id++)
-        ptr[id] = lay->t[id].present && base ? base + lay->t[id].offset : NULL;
-    v->enc_wih = ptr[P_ENC_WIH];
-    v->enc_whh = ptr[P_ENC_WHH];
-    v->enc_b = ptr[P_ENC_B];
-    v->conv1_w = ptr[P_CONV1_W];
-    v->conv1_b = ptr[P_CONV1_B];
-    v->conv2_w = ptr[P_CONV2_W];
-    v->conv2_b = ptr[P_CONV2_B];
-    v->mu_w = ptr[P_MU_W];
-    v->mu_b = ptr[P_MU_B];
-    v->ls_w = ptr[P_LS_W];
-    v->ls_b = ptr[P_LS_B];
-    v->dec_wih = ptr[P_DEC_WIH];
-    v->dec_whh = ptr[P_DEC_WHH];
-    v->dec_b = ptr[P_DEC_B];
-    v->ratt_w = ptr[P_RATT_W];
-    v->ratt_b = ptr[P_RATT_B];
-    v->watt_w = ptr[P_WATT_W];
-    v->watt_b = ptr[P_WATT_B];
-    v->write_w = ptr[P_WRITE_W];
-    v->write_b = ptr[P_WRITE_B];
-}
-
-int dcrw_model_alloc(dcrw_model **out, const dcrw_config *cfg) {
-    DCRW_CHECK_ARG(out, "model: out is NULL");
+int dcrw_model_alloc_derived(dcrw_model **out, const dcrw_config *cfg, const dcrw_dims *d,
+                             const dcrw_layout *lay) {
     *out = NULL;
-    DCRW_CHECK_ARG(cfg, "model: config is NULL");
-    int rc = dcrw_config_validate(cfg);
-    if (rc) return rc;
     dcrw_model *m = dcrw_calloc(1, sizeof *m);
     if (!m) return DCRW_ENOMEM;
     static atomic_uint_fast64_t next_id = 1;
     m->id = atomic_fetch_add(&next_id, 1);
-    dcrw_dims_from_config(cfg, &m->d);
-    dcrw_layout_init(&m->lay, &m->d);
+    m->d = *d;
+    m->lay = *lay;
     m->params = dcrw_calloc(m->lay.total, sizeof(float));
     if (!m->params) {
         dcrw_free(m);
@@ -123,6 +33,17 @@ int dcrw_model_alloc(dcrw_model **out, const dcrw_config *cfg) {
     m->cfg.conv2 = m->d.K2;
     *out = m;
     return DCRW_OK;
+}
+
+int dcrw_model_alloc(dcrw_model **out, const dcrw_config *cfg) {
+    DCRW_CHECK_ARG(out, "model: out is NULL");
+    *out = NULL;
+    DCRW_CHECK_ARG(cfg, "model: config is NULL");
+    dcrw_dims d;
+    dcrw_layout lay;
+    int rc = dcrw_config_derive(cfg, &d, &lay);
+    if (rc) return rc;
+    return dcrw_model_alloc_derived(out, cfg, &d, &lay);
 }
 
 static size_t fan_in(const dcrw_layout *lay, int id) {

@@ -7,7 +7,15 @@
  * step, contiguous and time-major, so the weight gradients of a recurrent
  * layer are one sgemm over T·B rows after the backward loop; with keep = 0
  * (evaluation, encoding, sampling) two slots alternate and memory does not
- * grow with T. */
+ * grow with T.
+ *
+ * Conventions of the modules a pass calls (dense, lstm, conv, filterbank,
+ * latent, canvas):
+ *  - arguments in BLAS order: sizes, inputs, weights, outputs, scratch;
+ *  - a backward ADDS into weight and bias gradients (a pass zeroes them
+ *    once per chunk, lib/runner.c) but OVERWRITES the gradients of its
+ *    inputs, and the LSTM and latent backwards turn their saved
+ *    activations into gradients in place; each function says which. */
 #ifndef DCRW_LIB_PASS_H
 #define DCRW_LIB_PASS_H
 

@@ -1,4 +1,5 @@
-/* Shared by lib/forward.c and lib/backward.c only. */
+/* Shared by the pass's own files only: lib/pass.c (the workspace),
+ * lib/forward.c and lib/backward.c. */
 #ifndef DCRW_LIB_PASS_INTERNAL_H
 #define DCRW_LIB_PASS_INTERNAL_H
 

@@ -1,4 +1,5 @@
 /* Batch chunks over the thread pool. */
+#include <assert.h>
 #include <string.h>
 
 #include "common.h"
@@ -7,7 +8,7 @@
 int dcrw_runner_create(dcrw_runner **out, const dcrw_model *m, int B, int threads, int backward,
                        dcrw_pool *pool) {
     *out = NULL;
-    if (B < 1) return dcrw_fail(DCRW_EINVAL, "batch size must be >= 1, got %d", B);
+    assert(B >= 1);
     int n = threads < 1 ? 1 : threads;
     if (n > dcrw_pool_size(pool)) n = dcrw_pool_size(pool);
     if (n > B) n = B;

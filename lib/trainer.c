@@ -2,14 +2,11 @@
  * model's training, and its checkpoints. */
 #include <inttypes.h>
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "adam.h"
 #include "checkpoint.h"
 #include "common.h"
-#include "dcrw_build_config.h"
 #include "runner.h"
 
 /* The noise stream of training steps given no eps. */
@@ -220,137 +217,29 @@ int dcrw_trainer_step(dcrw_trainer *t, int B, const float *x, const float *eps, 
     return dcrw_trainer_apply(t);
 }
 
-/* ---- checkpoints -------------------------------------------------------- */
-
-#define MAX_NAME 64
-
-/* The index of the first negative value of v[0..n), or n. Adam's second
- * moments are averages of squares: a negative one comes only from a
- * foreign or damaged file, and would make every later step fail. */
-static size_t first_negative(const float *v, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (v[i] < 0.0f) return i;
-    return n;
-}
-
-/* DCRW_OK if every second moment is >= 0; else DCRW_ENUMERIC naming the
- * tensor and element (fn: what to say it in). */
-static int check_second_moments(const dcrw_layout *lay, const float *v, const char *fn) {
-    for (int k = 0; k < lay->ntensors; k++) {
-        const dcrw_tensor_info *ti = &lay->t[lay->order[k]];
-        size_t i = first_negative(v + ti->offset, ti->count);
-        if (i < ti->count)
-            return dcrw_fail(DCRW_ENUMERIC,
-                             "%.200s: Adam second moment adam.v.%s[%zu] = %g is negative", fn,
-                             dcrw_tensor_names[lay->order[k]], i, (double)v[ti->offset + i]);
-    }
-    return DCRW_OK;
-}
+/* ---- checkpoints (the file format is lib/checkpoint.c's) ------------------ */
 
 int dcrw_trainer_save(const dcrw_trainer *t, const char *path) {
     DCRW_CHECK_ARG(t && path, "dcrw_trainer_save: NULL argument");
-    const dcrw_layout *lay = &t->m->lay;
-    /* never write what dcrw_trainer_resume would refuse (dcrw_ckpt_write checks
-     * that every tensor is finite) */
-    int rc = check_second_moments(lay, t->av, "dcrw_trainer_save");
-    if (rc) return rc;
-    const int n = lay->ntensors;
-    st_out extra[2 * P_COUNT];
-    char names[2 * P_COUNT][MAX_NAME];
-    for (int k = 0; k < n; k++) {
-        const int id = lay->order[k];
-        const dcrw_tensor_info *ti = &lay->t[id];
-        for (int which = 0; which < 2; which++) {
-            st_out *o = &extra[2 * k + which];
-            snprintf(names[2 * k + which], MAX_NAME, "adam.%c.%s", which ? 'v' : 'm',
-                     dcrw_tensor_names[id]);
-            o->name = names[2 * k + which];
-            o->ndim = ti->ndim;
-            memset(o->shape, 0, sizeof o->shape);
-            for (int i = 0; i < ti->ndim; i++) o->shape[i] = ti->shape[i];
-            o->data = (which ? t->av : t->am) + ti->offset;
-        }
-    }
-    char step[32], seed[32], lr[32];
-    snprintf(step, sizeof step, "%" PRIu64, t->step);
-    snprintf(seed, sizeof seed, "%" PRIu64, t->tc.seed);
-    snprintf(lr, sizeof lr, "%.9g", (double)t->tc.learning_rate);
-    const char *keys[] = {"dcrw.step", "dcrw.train.seed", "dcrw.train.learning_rate"};
-    const char *vals[] = {step, seed, lr};
-    return dcrw_ckpt_write(path, t->m, extra, 2 * n, keys, vals, 3);
-}
-
-static int same_config(const dcrw_config *a, const dcrw_config *b) {
-    return a->channels == b->channels && a->height == b->height && a->width == b->width &&
-           a->glimpses == b->glimpses && a->enc_size == b->enc_size && a->dec_size == b->dec_size &&
-           a->z_size == b->z_size && a->read_n == b->read_n && a->write_n == b->write_n &&
-           a->conv1 == b->conv1 && a->conv2 == b->conv2 && a->encoder == b->encoder &&
-           a->read_attention == b->read_attention && a->write_attention == b->write_attention &&
-           a->canvas_init == b->canvas_init;
-}
-
-/* dcrw.step: absent (a model checkpoint) is 0; else decimal digits only,
- * at most 2^63 − 1, so that a count written by another program is never
- * read wrapped or saturated. */
-static int meta_step(const st_file *f, const char *path, uint64_t *step) {
-    const char *s = dcrw_st_meta(f, "dcrw.step");
-    *step = 0;
-    if (!s) return DCRW_OK;
-    if (*s == '\0') return dcrw_fail(DCRW_EFORMAT, "%.200s: dcrw.step is empty, not a count", path);
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return dcrw_fail(DCRW_EFORMAT, "%.200s: dcrw.step \"%.32s\" is not a count", path, s);
-        if (v > ((uint64_t)INT64_MAX - (uint64_t)(*p - '0')) / 10)
-            return dcrw_fail(DCRW_EFORMAT, "%.200s: dcrw.step %.32s%s exceeds 2^63 - 1", path, s,
-                             strlen(s) > 32 ? "..." : "");
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    *step = v;
-    return DCRW_OK;
+    return dcrw_ckpt_write_trainer(path, t->m, t->am, t->av, t->step, t->tc.seed,
+                                   t->tc.learning_rate);
 }
 
 int dcrw_trainer_resume(dcrw_trainer *t, const char *path) {
     DCRW_CHECK_ARG(t && path, "dcrw_trainer_resume: NULL argument");
-    st_file f;
-    int rc = dcrw_st_read(&f, path);
-    if (rc) return rc;
-    dcrw_model *loaded = NULL;
-    float *moments = NULL;
-    if ((rc = dcrw_ckpt_model_from_file(&f, &loaded))) goto done;
-    if (!same_config(&loaded->cfg, &t->m->cfg)) {
-        rc = dcrw_fail(DCRW_ESHAPE, "%s: its configuration differs from the trainer's model", path);
-        goto done;
-    }
-    const dcrw_layout *lay = &t->m->lay;
+    const size_t n = t->m->lay.total;
+    /* parameters, then both moments: read and checked whole before the
+     * trainer or its model change */
+    float *state = dcrw_calloc(n, 3 * sizeof(float));
+    if (!state) return DCRW_ENOMEM;
     uint64_t step = 0;
-    if ((rc = meta_step(&f, path, &step))) goto done;
-    moments = dcrw_calloc(lay->total, 2 * sizeof(float));
-    if (!moments) {
-        rc = DCRW_ENOMEM;
-        goto done;
+    int rc = dcrw_ckpt_read_trainer(path, t->m, state, state + n, &step);
+    if (!rc) {
+        memcpy(t->m->params, state, n * sizeof(float));
+        memcpy(t->am, state + n, 2 * n * sizeof(float));
+        t->step = step;
+        t->grads_ready = 0;
     }
-    for (int k = 0; k < lay->ntensors; k++) {
-        const int id = lay->order[k];
-        const dcrw_tensor_info *ti = &lay->t[id];
-        for (int which = 0; which < 2; which++) {
-            char name[MAX_NAME];
-            snprintf(name, sizeof name, "adam.%c.%s", which ? 'v' : 'm', dcrw_tensor_names[id]);
-            if (!dcrw_st_find(&f, name)) continue; /* a model checkpoint: moments start at 0 */
-            float *dst = moments + which * lay->total + ti->offset;
-            if ((rc = dcrw_ckpt_copy_tensor(&f, name, ti->ndim, ti->shape, dst))) goto done;
-        }
-    }
-    /* dcrw_ckpt_copy_tensor refused non-finite values */
-    if ((rc = check_second_moments(lay, moments + lay->total, path))) goto done;
-    /* everything checked: commit */
-    memcpy(t->m->params, loaded->params, lay->total * sizeof(float));
-    memcpy(t->am, moments, 2 * lay->total * sizeof(float));
-    t->step = step;
-    t->grads_ready = 0;
-done:
-    dcrw_free(moments);
-    dcrw_model_destroy(loaded);
-    dcrw_st_free(&f);
+    dcrw_free(state);
     return rc;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "canvas.h"
 #include "dense.h"
 #include "latent.h"
 #include "lstm.h"

@@ -1,0 +1,196 @@
+/* The workspace of a pass (lib/pass.h): every array of the forward and
+ * backward in one allocation, the noise a pass draws, and the row copies
+ * the forward and the backward share. */
+#include <assert.h>
+#include <limits.h>
+#include <string.h>
+
+#include "common.h"
+#include "conv.h"
+#include "filterbank.h"
+#include "pass.h"
+#include "pass_internal.h"
+#include "rng.h"
+
+typedef struct carve {
+    size_t total; /* floats so far */
+    int overflow;
+} carve;
+
+/* Reserve n floats (rounded up to 16 so every array is 64-byte aligned);
+ * the offset is stored in *slot until the block exists. */
+static void reserve(carve *cv, float **slot, size_t a, size_t b, size_t c) {
+    size_t n, ab;
+    if (dcrw_mul_size(a, b, &ab) || dcrw_mul_size(ab, c, &n) || dcrw_add_size(n, 15, &n)) {
+        cv->overflow = 1;
+        return;
+    }
+    n &= ~(size_t)15;
+    *slot = (float *)(uintptr_t)(cv->total + 1); /* +1: 0 means "not reserved" */
+    if (dcrw_add_size(cv->total, n, &cv->total)) cv->overflow = 1;
+}
+
+static void place(float **slot, float *base) {
+    if (*slot) *slot = base + ((uintptr_t)*slot - 1);
+}
+
+int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backward) {
+    *out = NULL;
+    const dcrw_dims *d = &m->d;
+    assert(B >= 1);
+    /* every sgemm row count (up to T·B) must be a BLAS int */
+    if ((size_t)B * (size_t)d->T > INT_MAX / 8)
+        return dcrw_fail(DCRW_EINVAL, "batch %d × %d glimpses is too large", B, d->T);
+    if (backward) keep = 1;
+    dcrw_pass *ps = dcrw_calloc(1, sizeof *ps);
+    if (!ps) return DCRW_ENOMEM;
+    ps->m = m;
+    ps->B = B;
+    ps->keep = keep;
+    ps->backward = backward;
+    const size_t T = (size_t)d->T, sT = keep ? T : 2, sT1 = keep ? T + 1 : 2;
+    const size_t b = (size_t)B, P = (size_t)d->P, D = (size_t)d->D, E = (size_t)d->E,
+                 Z = (size_t)d->Z, Q = (size_t)d->Q, R = (size_t)d->R;
+    const int noread_cnn = d->cnn && !d->ra;
+    const int maxN = d->Nr > d->Nw ? d->Nr : d->Nw;
+    cnn_shape cs = {B, d->Cin, d->ch, d->cw, d->K1, d->K2};
+    size_t scratch = 1;
+    if (d->ra) {
+        size_t s = dcrw_fb_read_scratch_floats(B, d->C, d->Nr, d->H, d->W);
+        scratch = s > scratch ? s : scratch;
+    }
+    if (d->wa) {
+        size_t s = dcrw_fb_write_scratch_floats(B, d->C, d->Nw, d->H, d->W);
+        scratch = s > scratch ? s : scratch;
+    }
+    if (d->cnn) {
+        ps->cnn_saved = dcrw_cnn_saved_floats(&cs);
+        ps->cnn_scratch = dcrw_cnn_scratch_floats(&cs);
+        scratch = ps->cnn_scratch > scratch ? ps->cnn_scratch : scratch;
+    }
+    ps->Us = d->cnn ? 0 : (d->ra ? d->R : d->P) + d->D;
+    ps->ucol = d->ra ? 0 : d->P;
+
+    carve cv = {0, 0};
+    reserve(&cv, &ps->c, sT1, b, P);
+    reserve(&cv, &ps->xhat, b, P, 1);
+    if (d->ra) {
+        reserve(&cv, &ps->rp5, sT, b, 5);
+        reserve(&cv, &ps->rFX, sT, b, (size_t)d->Nr * d->W);
+        reserve(&cv, &ps->rFY, sT, b, (size_t)d->Nr * d->H);
+        reserve(&cv, &ps->rg, sT, b, 1);
+        reserve(&cv, &ps->raux, sT, dcrw_fb_aux_floats(B, d->Nr), 1);
+        reserve(&cv, &ps->r, sT, b, R);
+    }
+    if (!d->cnn) {
+        reserve(&cv, &ps->U, sT, b, (size_t)ps->Us);
+        reserve(&cv, &ps->xq, b, 4 * E, 1);
+        reserve(&cv, &ps->he, sT1, b, E);
+        reserve(&cv, &ps->se, sT1, b, E);
+        reserve(&cv, &ps->ge, sT, b, 4 * E);
+        reserve(&cv, &ps->te, sT, b, E);
+    } else {
+        reserve(&cv, &ps->cs, noread_cnn ? 1 : sT, ps->cnn_saved, 1);
+        reserve(&cv, &ps->e, noread_cnn ? 1 : sT, b, Q);
+    }
+    reserve(&cv, &ps->mu, noread_cnn ? 1 : sT, b, Z);
+    reserve(&cv, &ps->ls, noread_cnn ? 1 : sT, b, Z);
+    reserve(&cv, &ps->z, sT, b, Z);
+    reserve(&cv, &ps->hd, sT1, b, D);
+    reserve(&cv, &ps->sd, sT1, b, D);
+    reserve(&cv, &ps->gd, sT, b, 4 * D);
+    reserve(&cv, &ps->td, sT, b, D);
+    reserve(&cv, &ps->w, sT, b, (size_t)d->Wout);
+    if (d->wa) {
+        reserve(&cv, &ps->wp5, sT, b, 5);
+        reserve(&cv, &ps->wFX, sT, b, (size_t)d->Nw * d->W);
+        reserve(&cv, &ps->wFY, sT, b, (size_t)d->Nw * d->H);
+        reserve(&cv, &ps->wg, sT, b, 1);
+        reserve(&cv, &ps->waux, sT, dcrw_fb_aux_floats(B, d->Nw), 1);
+    }
+    reserve(&cv, &ps->eps, T, b, Z);
+    reserve(&cv, &ps->scratch, scratch, 1, 1);
+    float *lx = NULL, *lz = NULL;
+    reserve(&cv, &lx, b, 2, 1); /* doubles */
+    reserve(&cv, &lz, b, 2, 1);
+    if (backward) {
+        reserve(&cv, &ps->dc, b, P, 1);
+        reserve(&cv, &ps->dh, b, D, 1);
+        reserve(&cv, &ps->dhn, b, D, 1);
+        reserve(&cv, &ps->dsd, b, D, 1);
+        if (!d->cnn) {
+            reserve(&cv, &ps->dhe, b, E, 1);
+            reserve(&cv, &ps->dse, b, E, 1);
+            reserve(&cv, &ps->du, b, (size_t)ps->Us, 1);
+        }
+        reserve(&cv, &ps->de, b, Q, 1);
+        if (d->ra) reserve(&cv, &ps->dr, b, R, 1);
+        reserve(&cv, &ps->dxhat, b, P, 1);
+        reserve(&cv, &ps->dz, b, Z, 1);
+        reserve(&cv, &ps->dze, b, Z, 1);
+        reserve(&cv, &ps->gz, b, Z, 1);
+        reserve(&cv, &ps->gze, b, Z, 1);
+        reserve(&cv, &ps->dp5, b, 5, 1);
+        if (maxN > 0) {
+            reserve(&cv, &ps->dFX, b, (size_t)maxN * d->W, 1);
+            reserve(&cv, &ps->dFY, b, (size_t)maxN * d->H, 1);
+        }
+        reserve(&cv, &ps->dg, b, 1, 1);
+        reserve(&cv, &ps->dw, b, (size_t)d->Wout, 1);
+    }
+    size_t bytes;
+    if (cv.overflow || dcrw_mul_size(cv.total, sizeof(float), &bytes)) {
+        dcrw_free(ps);
+        return dcrw_fail(DCRW_EINVAL, "batch %d: workspace size overflows", B);
+    }
+    float *base = dcrw_alloc(bytes);
+    if (!base) {
+        dcrw_free(ps);
+        return DCRW_ENOMEM;
+    }
+    ps->block = base;
+    ps->bytes = bytes;
+    float **all[] = {&ps->c,     &ps->xhat, &ps->rp5,     &ps->rFX, &ps->rFY, &ps->rg,  &ps->raux,
+                     &ps->r,     &ps->U,    &ps->xq,      &ps->he,  &ps->se,  &ps->ge,  &ps->te,
+                     &ps->cs,    &ps->e,    &ps->mu,      &ps->ls,  &ps->z,   &ps->hd,  &ps->sd,
+                     &ps->gd,    &ps->td,   &ps->w,       &ps->wp5, &ps->wFX, &ps->wFY, &ps->wg,
+                     &ps->waux,  &ps->eps,  &ps->scratch, &lx,      &lz,      &ps->dc,  &ps->dh,
+                     &ps->dhn,   &ps->dsd,  &ps->dhe,     &ps->dse, &ps->du,  &ps->de,  &ps->dr,
+                     &ps->dxhat, &ps->dz,   &ps->dze,     &ps->gz,  &ps->gze, &ps->dp5, &ps->dFX,
+                     &ps->dFY,   &ps->dg,   &ps->dw};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) place(all[i], base);
+    ps->lx = (double *)(void *)lx;
+    ps->lz = (double *)(void *)lz;
+    *out = ps;
+    return DCRW_OK;
+}
+
+void dcrw_pass_destroy(dcrw_pass *ps) {
+    if (!ps) return;
+    dcrw_free(ps->block);
+    dcrw_free(ps);
+}
+
+void dcrw_pass_draw_noise(const dcrw_model *m, int B, uint64_t seed, uint64_t stream,
+                          uint64_t first_index, float *eps) {
+    const int T = m->d.T, Z = m->d.Z;
+    for (int b = 0; b < B; b++) {
+        uint64_t key = rng_key(seed, stream, first_index + (uint64_t)b);
+        for (int t = 0; t < T; t++) {
+            float *row = eps + ((size_t)t * B + b) * Z;
+            /* pairs of normals; an odd Z drops the last one's twin */
+            const uint64_t base = (uint64_t)t * ((Z + 1) / 2);
+            for (int j = 0; j + 1 < Z; j += 2) rng_normal2(key, base + j / 2, &row[j], &row[j + 1]);
+            if (Z % 2) {
+                float spare;
+                rng_normal2(key, base + Z / 2, &row[Z - 1], &spare);
+            }
+        }
+    }
+}
+
+/* rows of src [B×n] (stride lds) into dst (stride ldd) */
+void dcrw_copy_rows(int B, int n, const float *src, int lds, float *dst, int ldd) {
+    for (int b = 0; b < B; b++)
+        memcpy(dst + (size_t)b * ldd, src + (size_t)b * lds, n * sizeof(float));
+}

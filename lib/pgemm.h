@@ -9,9 +9,11 @@
  *
  * The two uses of a PyTorch-style weight W [out×in] (row-major):
  *   forward   Y[M×out] = beta·Y + X[M×in]·Wᵀ    pack with trans = 1, k = in, n = out
- *   backward dX[M×in]  = beta·dX + dY[M×out]·W   pack with trans = 0, k = out, n = in
+ *   backward dX[M×in]  = beta·dX + dY[M×out]·W   W as it is: pgemm_view, k = out, n = in
+ * (in the backward the kernel's panel rows are pieces of W's rows, which it
+ * reads in place as fast as packed; only the forward needs a packed copy),
  * and, for a weight gradient dW[out×in] += dYᵀ·X, op(A) = dYᵀ (trans_a = 1)
- * with X packed per call (trans = 0).
+ * with X viewed (pgemm_view, k = rows, n = in).
  *
  * The kernel (register tiles of broadcasts and FMAs, as BLIS and OpenBLAS
  * do) has an AVX-512 path, an AVX2+FMA path and a portable C path, chosen
@@ -30,10 +32,11 @@ typedef enum pgemm_path {
     PGEMM_PATH_COUNT
 } pgemm_path;
 
-/* A packed B operand [k × n]; panels is the caller's buffer. */
+/* A B operand [k × n]: packed panels in the caller's buffer (ldb = 0), or
+ * a row-major matrix read in place (ldb = its row stride). */
 typedef struct pgemm_b {
     const float *panels;
-    int k, n;
+    int k, n, ldb;
     pgemm_path path;
 } pgemm_b;
 
@@ -60,11 +63,17 @@ size_t pgemm_pack_floats(pgemm_path p, int k, int n);
 void pgemm_pack(pgemm_b *out, pgemm_path p, int trans, int k, int n, const float *w, int ldw,
                 float *buf);
 
+/* Describe B = W (W is [k × n], row stride ldw >= n, any alignment) for
+ * path p without copying it: W must outlive *out and is read at every
+ * call (its changes are seen). Costs nothing; as fast as packed where n is
+ * a multiple of the panel width, else a little slower. */
+void pgemm_view(pgemm_b *out, pgemm_path p, int k, int n, const float *w, int ldw);
+
 /* C[M × B->n] = beta·C + op(A)·B, op(A) [M × B->k] being A (trans_a = 0,
  * row stride lda) or Aᵀ (trans_a = 1: A is [B->k × M], row stride lda).
  * With beta = 0, C is only written (NaN or garbage in it does not
  * propagate), as sgemm does; k = 0 gives C = beta·C. Nothing happens for
- * M < 1 or n < 1. */
+ * M < 1 or n < 1. Uses 32 KiB of stack. */
 void pgemm(int M, int trans_a, const float *A, int lda, const pgemm_b *B, float beta, float *C,
            int ldc);
 

@@ -38,10 +38,12 @@ typedef struct problem {
     double *ref, *bound;
 } problem;
 
+/* rows × cols values, pad in the columns up to ld but for the last row's */
 static void fill_padded(float *x, int rows, int cols, int ld, float lo, float hi, float pad,
                         uint64_t seed) {
-    tu_fill_uniform(x, (size_t)rows * ld, lo, hi, seed);
-    for (int r = 0; r < rows; r++)
+    if (rows < 1) return;
+    tu_fill_uniform(x, (size_t)(rows - 1) * ld + cols, lo, hi, seed);
+    for (int r = 0; r + 1 < rows; r++)
         for (int c = cols; c < ld; c++) x[(size_t)r * ld + c] = pad;
 }
 
@@ -78,9 +80,11 @@ static problem make_problem(int M, int N, int K, int ta, int tw, float beta, uin
     q.lda = acols + 3;
     q.ldw = wcols + 5;
     q.ldc = N + 2;
-    /* at least one row each, so that K = 0 still has valid pointers */
-    q.A = malloc(sizeof(float) * (size_t)(arows + 1) * q.lda);
-    q.W = malloc(sizeof(float) * (size_t)(wrows + 1) * q.ldw);
+    /* the last rows end at their last column, so that a read past the
+     * matrix is one past the allocation (caught under AddressSanitizer);
+     * one float at least, so that K = 0 still has valid pointers */
+    q.A = malloc(sizeof(float) * (arows ? (size_t)(arows - 1) * q.lda + acols : 1));
+    q.W = malloc(sizeof(float) * (wrows ? (size_t)(wrows - 1) * q.ldw + wcols : 1));
     q.C0 = malloc(sizeof(float) * (size_t)M * q.ldc);
     q.C = malloc(sizeof(float) * (size_t)M * q.ldc);
     q.ref = malloc(sizeof(double) * (size_t)M * N);
@@ -89,6 +93,7 @@ static problem make_problem(int M, int N, int K, int ta, int tw, float beta, uin
     fill_padded(q.W, wrows, wcols, q.ldw, -0.5f, 0.5f, NAN, seed + 1);
     /* with beta = 0, C must not be read: NaN in it must not show */
     fill_padded(q.C0, M, N, q.ldc, -2.0f, 2.0f, SENTINEL, seed + 2);
+    for (int j = N; j < q.ldc; j++) q.C0[(size_t)(M - 1) * q.ldc + j] = SENTINEL;
     if (beta == 0.0f)
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) q.C0[(size_t)i * q.ldc + j] = NAN;
@@ -100,14 +105,18 @@ static void free_problem(problem *q) {
     free(q->A), free(q->W), free(q->C0), free(q->C), free(q->ref), free(q->bound);
 }
 
-/* pack W for path p, run, and hold the result to the bound */
-static void check_problem(const problem *q, pgemm_path p) {
-    const size_t nf = pgemm_pack_floats(p, q->K, q->N);
+/* run q on path p with W packed (view = 0) or read in place (view = 1,
+ * for tw = 0 only), and hold the result to the bound */
+static void check_problem_as(const problem *q, pgemm_path p, int view) {
+    const size_t nf = view ? 0 : pgemm_pack_floats(p, q->K, q->N);
     float *buf = nf ? dcrw_alloc(nf * sizeof(float)) : NULL;
     ck_assert(nf == 0 || buf != NULL);
     ck_assert_uint_eq((uintptr_t)buf % 64, 0);
     pgemm_b b;
-    pgemm_pack(&b, p, q->tw, q->K, q->N, q->W, q->ldw, buf);
+    if (view)
+        pgemm_view(&b, p, q->K, q->N, q->W, q->ldw);
+    else
+        pgemm_pack(&b, p, q->tw, q->K, q->N, q->W, q->ldw, buf);
     memcpy(q->C, q->C0, sizeof(float) * (size_t)q->M * q->ldc);
     pgemm(q->M, q->ta, q->A, q->lda, &b, q->beta, q->C, q->ldc);
     /* ck_assert on every element would cost a system call each (Check
@@ -117,10 +126,10 @@ static void check_problem(const problem *q, pgemm_path p) {
             const double y = q->C[(size_t)i * q->ldc + j], r = q->ref[(size_t)i * q->N + j];
             const double bnd = q->bound[(size_t)i * q->N + j];
             if (!(fabs(y - r) <= bnd))
-                ck_abort_msg("%s M=%d N=%d K=%d ta=%d tw=%d beta=%g: C[%d][%d] = %.9g, ref %.9g, "
-                             "bound %.3g",
-                             pgemm_path_name(p), q->M, q->N, q->K, q->ta, q->tw, q->beta, i, j, y,
-                             r, bnd);
+                ck_abort_msg("%s%s M=%d N=%d K=%d ta=%d tw=%d beta=%g: C[%d][%d] = %.9g, ref "
+                             "%.9g, bound %.3g",
+                             pgemm_path_name(p), view ? " (view)" : "", q->M, q->N, q->K, q->ta,
+                             q->tw, q->beta, i, j, y, r, bnd);
         }
         for (int j = q->N; j < q->ldc; j++)
             if (q->C[(size_t)i * q->ldc + j] != SENTINEL)
@@ -128,6 +137,11 @@ static void check_problem(const problem *q, pgemm_path p) {
                              pgemm_path_name(p), q->M, q->N, q->K, q->N, i);
     }
     dcrw_free(buf);
+}
+
+static void check_problem(const problem *q, pgemm_path p) {
+    check_problem_as(q, p, 0);
+    if (!q->tw) check_problem_as(q, p, 1);
 }
 
 /* the same problem on every path this CPU has (one reference for all) */

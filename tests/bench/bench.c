@@ -4,7 +4,7 @@
  *
  *   build/tests/bench/dcrw-bench [--steps 10] [--threads N] [--batch 100]
  *                                [--presets draw,dcrw,...] [--pgemm c|avx2|avx512]
- *                                [--no-products | --products-only]
+ *                                [--no-products | --products-only] [--rows M]
  * or `meson test -C build --benchmark`.
  *
  * Ceilings: the sgemm 1024³ rate with the same threads, and the float32
@@ -211,7 +211,7 @@ static int path_from_name(const char *name, pgemm_path *p) {
 int main(int argc, char **argv) {
     int steps = 10, B = 100, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *presets = "draw,draw-noattn,dcrw,dcrw-noread";
-    int products = 1, train = 1;
+    int products = 1, train = 1, rows = 0;
     pgemm_path path = pgemm_path_best();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc)
@@ -228,15 +228,19 @@ int main(int argc, char **argv) {
             products = 0;
         else if (!strcmp(argv[i], "--products-only"))
             train = 0;
+        else if (!strcmp(argv[i], "--rows") && i + 1 < argc)
+            rows = atoi(argv[++i]);
         else {
             fprintf(stderr,
                     "usage: %s [--steps N] [--batch B] [--threads N] [--presets a,b] "
-                    "[--pgemm c|avx2|avx512] [--no-products | --products-only]\n",
+                    "[--pgemm c|avx2|avx512] [--no-products | --products-only] [--rows M]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (steps < 1 || B < 1 || threads < 1) return 2;
+    if (steps < 1 || B < 1 || threads < 1 || rows < 0) return 2;
+    /* the products' rows: the batch chunk of one thread unless told */
+    if (rows == 0) rows = (B + threads - 1) / threads;
     char *names = strdup(presets);
     for (char *name = strtok(names, ","); name; name = strtok(NULL, ",")) {
         dcrw_preset p;
@@ -256,7 +260,7 @@ int main(int argc, char **argv) {
            dcrw_version_string(), B, threads, steps, peak, fma_core, fma_how, fma_core * threads,
            threads);
     if (train && train_table(presets, B, steps, peak, fma_core * threads)) return 1;
-    if (products) products_table(presets, (B + threads - 1) / threads, path, 11);
+    if (products) products_table(presets, rows, path, 11);
     openblas_set_num_threads(threads);
     printf("\nsgemm 1024^3 after: %.1f GFLOP/s\n", sgemm_peak());
     return 0;

@@ -191,14 +191,15 @@ static float *random_floats(size_t n, uint64_t seed) {
     return x;
 }
 
+/* the forward packs Wᵀ; the backward reads W in place, the gradient X */
 static void pack_weight(operands *o) {
     const product *p = o->p;
     if (p->kind == FWD)
         pgemm_pack(&o->b, o->path, 1, p->k, p->n, o->W, p->k, o->buf);
     else if (p->kind == BWD)
-        pgemm_pack(&o->b, o->path, 0, p->k, p->n, o->W, p->n, o->buf);
-    else /* the gradient's X changes every call: packed with it */
-        pgemm_pack(&o->b, o->path, 0, o->inner, p->k, o->W, p->k, o->buf);
+        pgemm_view(&o->b, o->path, p->k, p->n, o->W, p->n);
+    else
+        pgemm_view(&o->b, o->path, o->inner, p->k, o->W, p->k);
 }
 
 static void run(operands *o, int packed) {
@@ -219,7 +220,6 @@ static void run(operands *o, int packed) {
         break;
     case DW:
         if (packed) {
-            pack_weight(o);
             pgemm(n, 1, o->A, n, &o->b, 1.0f, o->Y, k);
         } else {
             gemm_tn(n, k, o->inner, o->A, n, o->W, k, 1.0f, o->Y, k);
@@ -260,14 +260,13 @@ static timing time_product(operands *o, int rounds) {
 }
 
 static timing measure(const product *p, int M, int T, pgemm_path path, int rounds) {
-    operands o = {p, M, T * M, path, NULL, NULL, NULL, NULL, {NULL, 0, 0, path}};
-    size_t na, nw, ny, nb;
+    operands o = {p, M, T * M, path, NULL, NULL, NULL, NULL, {NULL, 0, 0, 0, path}};
+    size_t na, nw, ny, nb = 1;
     if (p->kind == DW) {
         na = (size_t)o.inner * p->n, nw = (size_t)o.inner * p->k, ny = (size_t)p->n * p->k;
-        nb = pgemm_pack_floats(path, o.inner, p->k);
     } else {
         na = (size_t)M * p->k, nw = (size_t)p->n * p->k, ny = (size_t)M * p->n;
-        nb = pgemm_pack_floats(path, p->k, p->n);
+        if (p->kind == FWD) nb = pgemm_pack_floats(path, p->k, p->n);
     }
     o.A = random_floats(na, 1);
     o.W = random_floats(nw, 2);
@@ -292,13 +291,14 @@ static void preset_rows(const char *name, int M, pgemm_path path, int rounds) {
         const int rows = p->kind == DW ? p->n : M, inner = p->kind == DW ? c.glimpses * M : p->k;
         const int cols = p->kind == DW ? p->k : p->n;
         const double flops = 2.0 * rows * cols * inner;
-        const double step_s = p->uses * t.sgemm, step_p = p->uses * t.packed + p->weights * t.pack;
+        const double pack = p->kind == FWD ? t.pack : 0.0;
+        const double step_s = p->uses * t.sgemm, step_p = p->uses * t.packed + p->weights * pack;
         sum_s += step_s, sum_p += step_p, sum_best += step_s < step_p ? step_s : step_p;
         static const char *const kinds[] = {"fwd", "bwd", "grad"};
         printf("| %s | %s | %s | %d×%d×%d | %g | %d | %.1f | %.1f | %.1f | %.1f | %.2f× | %.1f |\n",
                name, p->name, kinds[p->kind], rows, cols, inner, p->beta, p->uses, 1e6 * t.sgemm,
                flops / t.sgemm / 1e9, 1e6 * t.packed, flops / t.packed / 1e9, t.sgemm / t.packed,
-               p->kind == DW ? 0.0 : 1e6 * t.pack);
+               1e6 * pack);
         fflush(stdout);
     }
     printf("| %s | **per step and thread** | | | | | %.2f ms | | %.2f ms (packs incl.) | | "
@@ -311,7 +311,8 @@ void products_table(const char *presets, int rows, pgemm_path path, int rounds) 
     printf("\nWeight products of a training step, one thread, %d rows (the batch chunk of one "
            "thread), cblas_sgemm against the packed kernel (path %s), interleaved, median of %d; "
            "M×N×K of the output and inner size, calls per step, µs per call and GFLOP/s; pack: µs "
-           "to pack the weight, once per step (the gradient packs its X in every call)\n\n",
+           "to pack the weight, once per step (the backward and the gradient read their operand "
+           "in place)\n\n",
            rows, pgemm_path_name(path), rounds);
     printf("| preset | product | pass | M×N×K | β | calls | sgemm µs | GFLOP/s | packed µs | "
            "GFLOP/s | sgemm/packed | pack µs |\n");

@@ -11,8 +11,9 @@ double fma_peak_per_core(const char **how);
 /* For each preset in the comma-separated list: every matrix product of a
  * training step that takes a weight (forward X·Wᵀ, backward dY·W) and one
  * weight gradient (dYᵀ·X over T·rows), each timed with cblas_sgemm and with
- * the packed kernel on path p, interleaved, single-threaded, at `rows` rows
- * (the batch chunk of one thread). Prints a markdown table. */
+ * the kernel of lib/pgemm.h on path p (the forward's weight packed, the
+ * others read in place), interleaved, single-threaded, at `rows` rows (the
+ * batch chunk of one thread). Prints a markdown table. */
 void products_table(const char *presets, int rows, pgemm_path p, int rounds);
 
 #endif

@@ -308,8 +308,8 @@ static void preset_rows(const char *name, int M, pgemm_path path, int rounds) {
 
 void products_table(const char *presets, int rows, pgemm_path path, int rounds) {
     openblas_set_num_threads(1);
-    printf("\nWeight products of a training step, one thread, %d rows (the batch chunk of one "
-           "thread), cblas_sgemm against the packed kernel (path %s), interleaved, median of %d; "
+    printf("\nWeight products of a training step, one thread, %d rows, cblas_sgemm against the "
+           "packed kernel (path %s), interleaved, median of %d; "
            "M×N×K of the output and inner size, calls per step, µs per call and GFLOP/s; pack: µs "
            "to pack the weight, once per step (the backward and the gradient read their operand "
            "in place)\n\n",

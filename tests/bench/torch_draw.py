@@ -204,8 +204,11 @@ def forward(cfg, p, x, eps):
         h_enc, s_enc = zeros(B, E), zeros(B, E)
         w_ih = p["enc.lstm.weight_ih"]
         if not cfg.read_attention:
-            # the x columns of the encoder input are the same every step
+            # the x columns of the encoder input are the same every step;
+            # the other columns sliced once (a slice per step would cost a
+            # full-size gradient per step in the backward)
             xq = F.linear(x, w_ih[:, :P], p["enc.lstm.bias"])
+            w_u = w_ih[:, P:]
     lz = zeros(B)
     once = not cfg.lstm and not cfg.read_attention
     if once:  # dcrw-noread: one CNN pass and one q(z|x) for all T draws
@@ -226,7 +229,7 @@ def forward(cfg, p, x, eps):
                 if cfg.read_attention:
                     q = F.linear(torch.cat([r.flatten(1), h_dec], 1), w_ih, p["enc.lstm.bias"])
                 else:
-                    q = xq + F.linear(torch.cat([xhat, h_dec], 1), w_ih[:, P:])
+                    q = xq + F.linear(torch.cat([xhat, h_dec], 1), w_u)
                 h_enc, s_enc = lstm(q + F.linear(h_enc, p["enc.lstm.weight_hh"]), s_enc)
                 e = h_enc
             else:

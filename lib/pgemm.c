@@ -257,7 +257,7 @@ static const path_info paths[PGEMM_PATH_COUNT] = {
     {AVX512_MR, AVX512_NR, AVX512_KC, AVX512_TAIL, avx512_tile},
 };
 
-int pgemm_path_supported(pgemm_path p) {
+int dcrw_pgemm_path_supported(pgemm_path p) {
     switch (p) {
     case PGEMM_PATH_C:
         return 1;
@@ -278,24 +278,24 @@ static const path_info paths[PGEMM_PATH_COUNT] = {
     {C_MR, C_NR, 256, C_NR, c_tile},
 };
 
-int pgemm_path_supported(pgemm_path p) {
+int dcrw_pgemm_path_supported(pgemm_path p) {
     return p == PGEMM_PATH_C;
 }
 
 #endif
 
-pgemm_path pgemm_path_best(void) {
-    if (pgemm_path_supported(PGEMM_PATH_AVX512)) return PGEMM_PATH_AVX512;
-    if (pgemm_path_supported(PGEMM_PATH_AVX2)) return PGEMM_PATH_AVX2;
+pgemm_path dcrw_pgemm_path_best(void) {
+    if (dcrw_pgemm_path_supported(PGEMM_PATH_AVX512)) return PGEMM_PATH_AVX512;
+    if (dcrw_pgemm_path_supported(PGEMM_PATH_AVX2)) return PGEMM_PATH_AVX2;
     return PGEMM_PATH_C;
 }
 
-const char *pgemm_path_name(pgemm_path p) {
+const char *dcrw_pgemm_path_name(pgemm_path p) {
     static const char *const names[PGEMM_PATH_COUNT] = {"c", "avx2", "avx512"};
     return (unsigned)p < PGEMM_PATH_COUNT ? names[p] : "?";
 }
 
-int pgemm_panel_width(pgemm_path p) {
+int dcrw_pgemm_panel_width(pgemm_path p) {
     return (unsigned)p < PGEMM_PATH_COUNT ? paths[p].nr : 0;
 }
 
@@ -307,7 +307,7 @@ static int panel_width(const path_info *pi, int n, int j0) {
     return left >= pi->nr ? pi->nr : left <= pi->tail ? pi->tail : pi->nr;
 }
 
-size_t pgemm_pack_floats(pgemm_path p, int k, int n) {
+size_t dcrw_pgemm_pack_floats(pgemm_path p, int k, int n) {
     if ((unsigned)p >= PGEMM_PATH_COUNT || k < 1 || n < 1) return 0;
     const path_info *pi = &paths[p];
     const int last = (n - 1) / pi->nr * pi->nr;
@@ -333,8 +333,8 @@ static void pack_panel_n(int k, int nw, int nc, const float *w, size_t ldw, floa
     }
 }
 
-void pgemm_pack(pgemm_b *out, pgemm_path p, int trans, int k, int n, const float *w, int ldw,
-                float *buf) {
+void dcrw_pgemm_pack(pgemm_b *out, pgemm_path p, int trans, int k, int n, const float *w, int ldw,
+                     float *buf) {
     out->panels = buf;
     out->k = k;
     out->n = n;
@@ -353,7 +353,7 @@ void pgemm_pack(pgemm_b *out, pgemm_path p, int trans, int k, int n, const float
     }
 }
 
-void pgemm_view(pgemm_b *out, pgemm_path p, int k, int n, const float *w, int ldw) {
+void dcrw_pgemm_view(pgemm_b *out, pgemm_path p, int k, int n, const float *w, int ldw) {
     out->panels = w;
     out->k = k;
     out->n = n;
@@ -415,8 +415,8 @@ static void row_block(const path_info *pi, int i0, int mc, int ta, const float *
     }
 }
 
-void pgemm(int M, int trans_a, const float *A, int lda, const pgemm_b *B, float beta, float *C,
-           int ldc) {
+void dcrw_pgemm(int M, int trans_a, const float *A, int lda, const pgemm_b *B, float beta, float *C,
+                int ldc) {
     if (M < 1 || B->n < 1) return;
     if (B->k < 1) {
         scale_rows(M, B->n, beta, C, ldc);

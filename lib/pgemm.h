@@ -9,11 +9,11 @@
  *
  * The two uses of a PyTorch-style weight W [out×in] (row-major):
  *   forward   Y[M×out] = beta·Y + X[M×in]·Wᵀ    pack with trans = 1, k = in, n = out
- *   backward dX[M×in]  = beta·dX + dY[M×out]·W   W as it is: pgemm_view, k = out, n = in
+ *   backward dX[M×in]  = beta·dX + dY[M×out]·W   W in place: dcrw_pgemm_view, k = out, n = in
  * (in the backward the kernel's panel rows are pieces of W's rows, which it
  * reads in place as fast as packed; only the forward needs a packed copy),
  * and, for a weight gradient dW[out×in] += dYᵀ·X, op(A) = dYᵀ (trans_a = 1)
- * with X viewed (pgemm_view, k = rows, n = in).
+ * with X in place (dcrw_pgemm_view, k = rows, n = in).
  *
  * The kernel (register tiles of broadcasts and FMAs, as BLIS and OpenBLAS
  * do) has an AVX-512 path, an AVX2+FMA path and a portable C path, chosen
@@ -41,40 +41,40 @@ typedef struct pgemm_b {
 } pgemm_b;
 
 /* 1 if this CPU (and this build) can run path p. */
-int pgemm_path_supported(pgemm_path p);
+int dcrw_pgemm_path_supported(pgemm_path p);
 
 /* The fastest supported path: AVX-512, else AVX2+FMA, else C. */
-pgemm_path pgemm_path_best(void);
+pgemm_path dcrw_pgemm_path_best(void);
 
 /* "c", "avx2", "avx512" ("?" for anything else). */
-const char *pgemm_path_name(pgemm_path p);
+const char *dcrw_pgemm_path_name(pgemm_path p);
 
 /* Width of the column panels of path p (the packed n is rounded up to it). */
-int pgemm_panel_width(pgemm_path p);
+int dcrw_pgemm_panel_width(pgemm_path p);
 
 /* Floats a packed [k × n] operand of path p takes (0 if k or n < 1). */
-size_t pgemm_pack_floats(pgemm_path p, int k, int n);
+size_t dcrw_pgemm_pack_floats(pgemm_path p, int k, int n);
 
 /* Pack B = Wᵀ (trans = 1: W is [n × k], row stride ldw >= k) or B = W
  * (trans = 0: W is [k × n], ldw >= n) into buf, which must be 64-byte
- * aligned and hold pgemm_pack_floats(p, k, n) floats; p must be
+ * aligned and hold dcrw_pgemm_pack_floats(p, k, n) floats; p must be
  * supported. *out then describes the packed operand; buf must outlive it.
  * Repack (same buf) whenever W's values change. */
-void pgemm_pack(pgemm_b *out, pgemm_path p, int trans, int k, int n, const float *w, int ldw,
-                float *buf);
+void dcrw_pgemm_pack(pgemm_b *out, pgemm_path p, int trans, int k, int n, const float *w, int ldw,
+                     float *buf);
 
 /* Describe B = W (W is [k × n], row stride ldw >= n, any alignment) for
  * path p without copying it: W must outlive *out and is read at every
  * call (its changes are seen). Costs nothing; as fast as packed where n is
  * a multiple of the panel width, else a little slower. */
-void pgemm_view(pgemm_b *out, pgemm_path p, int k, int n, const float *w, int ldw);
+void dcrw_pgemm_view(pgemm_b *out, pgemm_path p, int k, int n, const float *w, int ldw);
 
 /* C[M × B->n] = beta·C + op(A)·B, op(A) [M × B->k] being A (trans_a = 0,
  * row stride lda) or Aᵀ (trans_a = 1: A is [B->k × M], row stride lda).
  * With beta = 0, C is only written (NaN or garbage in it does not
  * propagate), as sgemm does; k = 0 gives C = beta·C. Nothing happens for
  * M < 1 or n < 1. Uses 32 KiB of stack. */
-void pgemm(int M, int trans_a, const float *A, int lda, const pgemm_b *B, float beta, float *C,
-           int ldc);
+void dcrw_pgemm(int M, int trans_a, const float *A, int lda, const pgemm_b *B, float beta, float *C,
+                int ldc);
 
 #endif

@@ -22,8 +22,8 @@
 #define SENTINEL 12345.0f
 
 static int skip_unsupported(pgemm_path p) {
-    if (pgemm_path_supported(p)) return 0;
-    printf("path %s: not supported on this CPU, skipped\n", pgemm_path_name(p));
+    if (dcrw_pgemm_path_supported(p)) return 0;
+    printf("path %s: not supported on this CPU, skipped\n", dcrw_pgemm_path_name(p));
     return 1;
 }
 
@@ -108,17 +108,17 @@ static void free_problem(problem *q) {
 /* run q on path p with W packed (view = 0) or read in place (view = 1,
  * for tw = 0 only), and hold the result to the bound */
 static void check_problem_as(const problem *q, pgemm_path p, int view) {
-    const size_t nf = view ? 0 : pgemm_pack_floats(p, q->K, q->N);
+    const size_t nf = view ? 0 : dcrw_pgemm_pack_floats(p, q->K, q->N);
     float *buf = nf ? dcrw_alloc(nf * sizeof(float)) : NULL;
     ck_assert(nf == 0 || buf != NULL);
     ck_assert_uint_eq((uintptr_t)buf % 64, 0);
     pgemm_b b;
     if (view)
-        pgemm_view(&b, p, q->K, q->N, q->W, q->ldw);
+        dcrw_pgemm_view(&b, p, q->K, q->N, q->W, q->ldw);
     else
-        pgemm_pack(&b, p, q->tw, q->K, q->N, q->W, q->ldw, buf);
+        dcrw_pgemm_pack(&b, p, q->tw, q->K, q->N, q->W, q->ldw, buf);
     memcpy(q->C, q->C0, sizeof(float) * (size_t)q->M * q->ldc);
-    pgemm(q->M, q->ta, q->A, q->lda, &b, q->beta, q->C, q->ldc);
+    dcrw_pgemm(q->M, q->ta, q->A, q->lda, &b, q->beta, q->C, q->ldc);
     /* ck_assert on every element would cost a system call each (Check
      * records each passed assertion): look first, assert on the outcome */
     for (int i = 0; i < q->M; i++) {
@@ -128,13 +128,13 @@ static void check_problem_as(const problem *q, pgemm_path p, int view) {
             if (!(fabs(y - r) <= bnd))
                 ck_abort_msg("%s%s M=%d N=%d K=%d ta=%d tw=%d beta=%g: C[%d][%d] = %.9g, ref "
                              "%.9g, bound %.3g",
-                             pgemm_path_name(p), view ? " (view)" : "", q->M, q->N, q->K, q->ta,
-                             q->tw, q->beta, i, j, y, r, bnd);
+                             dcrw_pgemm_path_name(p), view ? " (view)" : "", q->M, q->N, q->K,
+                             q->ta, q->tw, q->beta, i, j, y, r, bnd);
         }
         for (int j = q->N; j < q->ldc; j++)
             if (q->C[(size_t)i * q->ldc + j] != SENTINEL)
                 ck_abort_msg("%s M=%d N=%d K=%d: wrote past column %d of row %d",
-                             pgemm_path_name(p), q->M, q->N, q->K, q->N, i);
+                             dcrw_pgemm_path_name(p), q->M, q->N, q->K, q->N, i);
     }
     dcrw_free(buf);
 }
@@ -147,7 +147,7 @@ static void check_problem(const problem *q, pgemm_path p) {
 /* the same problem on every path this CPU has (one reference for all) */
 static void check_all_paths(const problem *q) {
     for (int p = 0; p < PGEMM_PATH_COUNT; p++)
-        if (pgemm_path_supported(p)) check_problem(q, p);
+        if (dcrw_pgemm_path_supported(p)) check_problem(q, p);
 }
 
 static void check_shape(int M, int N, int K, uint64_t seed) {
@@ -164,39 +164,39 @@ static void check_shape(int M, int N, int K, uint64_t seed) {
 }
 
 START_TEST(test_paths) {
-    ck_assert(pgemm_path_supported(PGEMM_PATH_C));
-    ck_assert(pgemm_path_supported(pgemm_path_best()));
-    ck_assert(!pgemm_path_supported(PGEMM_PATH_COUNT));
-    ck_assert_str_eq(pgemm_path_name(PGEMM_PATH_C), "c");
-    ck_assert_str_eq(pgemm_path_name(PGEMM_PATH_AVX2), "avx2");
-    ck_assert_str_eq(pgemm_path_name(PGEMM_PATH_AVX512), "avx512");
-    ck_assert_str_eq(pgemm_path_name(PGEMM_PATH_COUNT), "?");
+    ck_assert(dcrw_pgemm_path_supported(PGEMM_PATH_C));
+    ck_assert(dcrw_pgemm_path_supported(dcrw_pgemm_path_best()));
+    ck_assert(!dcrw_pgemm_path_supported(PGEMM_PATH_COUNT));
+    ck_assert_str_eq(dcrw_pgemm_path_name(PGEMM_PATH_C), "c");
+    ck_assert_str_eq(dcrw_pgemm_path_name(PGEMM_PATH_AVX2), "avx2");
+    ck_assert_str_eq(dcrw_pgemm_path_name(PGEMM_PATH_AVX512), "avx512");
+    ck_assert_str_eq(dcrw_pgemm_path_name(PGEMM_PATH_COUNT), "?");
     /* the best path is the widest the CPU has */
-    if (pgemm_path_supported(PGEMM_PATH_AVX512))
-        ck_assert_int_eq(pgemm_path_best(), PGEMM_PATH_AVX512);
-    else if (pgemm_path_supported(PGEMM_PATH_AVX2))
-        ck_assert_int_eq(pgemm_path_best(), PGEMM_PATH_AVX2);
-    printf("best path on this CPU: %s\n", pgemm_path_name(pgemm_path_best()));
+    if (dcrw_pgemm_path_supported(PGEMM_PATH_AVX512))
+        ck_assert_int_eq(dcrw_pgemm_path_best(), PGEMM_PATH_AVX512);
+    else if (dcrw_pgemm_path_supported(PGEMM_PATH_AVX2))
+        ck_assert_int_eq(dcrw_pgemm_path_best(), PGEMM_PATH_AVX2);
+    printf("best path on this CPU: %s\n", dcrw_pgemm_path_name(dcrw_pgemm_path_best()));
 }
 END_TEST
 
 /* sizes: whole panels, a narrower last panel, nothing for empty operands */
 START_TEST(test_pack_sizes) {
     for (int p = 0; p < PGEMM_PATH_COUNT; p++) {
-        const int nr = pgemm_panel_width(p);
+        const int nr = dcrw_pgemm_panel_width(p);
         ck_assert(nr == 16 || nr == 32);
-        ck_assert_uint_eq(pgemm_pack_floats(p, 7, nr), (size_t)7 * nr);
-        ck_assert_uint_eq(pgemm_pack_floats(p, 7, 2 * nr), (size_t)14 * nr);
-        ck_assert_uint_eq(pgemm_pack_floats(p, 3, 1), 3 * 16);
-        ck_assert_uint_eq(pgemm_pack_floats(p, 3, 100), 3 * 112);
-        ck_assert_uint_eq(pgemm_pack_floats(p, 1, 1024), 1024);
-        ck_assert_uint_eq(pgemm_pack_floats(p, 0, 5), 0);
-        ck_assert_uint_eq(pgemm_pack_floats(p, 5, 0), 0);
+        ck_assert_uint_eq(dcrw_pgemm_pack_floats(p, 7, nr), (size_t)7 * nr);
+        ck_assert_uint_eq(dcrw_pgemm_pack_floats(p, 7, 2 * nr), (size_t)14 * nr);
+        ck_assert_uint_eq(dcrw_pgemm_pack_floats(p, 3, 1), 3 * 16);
+        ck_assert_uint_eq(dcrw_pgemm_pack_floats(p, 3, 100), 3 * 112);
+        ck_assert_uint_eq(dcrw_pgemm_pack_floats(p, 1, 1024), 1024);
+        ck_assert_uint_eq(dcrw_pgemm_pack_floats(p, 0, 5), 0);
+        ck_assert_uint_eq(dcrw_pgemm_pack_floats(p, 5, 0), 0);
     }
-    ck_assert_uint_eq(pgemm_pack_floats(PGEMM_PATH_AVX512, 2, 17), 2 * 32);
-    ck_assert_uint_eq(pgemm_pack_floats(PGEMM_PATH_AVX512, 2, 33), 2 * 48);
-    ck_assert_uint_eq(pgemm_pack_floats(PGEMM_PATH_AVX2, 2, 17), 2 * 32);
-    ck_assert_uint_eq(pgemm_pack_floats(PGEMM_PATH_COUNT, 2, 2), 0);
+    ck_assert_uint_eq(dcrw_pgemm_pack_floats(PGEMM_PATH_AVX512, 2, 17), 2 * 32);
+    ck_assert_uint_eq(dcrw_pgemm_pack_floats(PGEMM_PATH_AVX512, 2, 33), 2 * 48);
+    ck_assert_uint_eq(dcrw_pgemm_pack_floats(PGEMM_PATH_AVX2, 2, 17), 2 * 32);
+    ck_assert_uint_eq(dcrw_pgemm_pack_floats(PGEMM_PATH_COUNT, 2, 2), 0);
 }
 END_TEST
 
@@ -211,11 +211,11 @@ START_TEST(test_pack_writes_everything) {
         for (int trans = 0; trans < 2; trans++) {
             float *w = malloc(sizeof(float) * (size_t)k * n);
             for (int i = 0; i < k * n; i++) w[i] = 1.0f + (float)i;
-            const size_t nf = pgemm_pack_floats(p, k, n);
+            const size_t nf = dcrw_pgemm_pack_floats(p, k, n);
             float *buf = dcrw_alloc(nf * sizeof(float));
             for (size_t i = 0; i < nf; i++) buf[i] = NAN;
             pgemm_b b;
-            pgemm_pack(&b, p, trans, k, n, w, trans ? k : n, buf);
+            dcrw_pgemm_pack(&b, p, trans, k, n, w, trans ? k : n, buf);
             ck_assert_ptr_eq(b.panels, buf);
             ck_assert_int_eq(b.k, k);
             ck_assert_int_eq(b.n, n);
@@ -223,8 +223,8 @@ START_TEST(test_pack_writes_everything) {
             size_t nonzero = 0;
             for (size_t i = 0; i < nf; i++) {
                 if (isnan(buf[i]))
-                    ck_abort_msg("%s k=%d n=%d: float %zu not written", pgemm_path_name(p), k, n,
-                                 i);
+                    ck_abort_msg("%s k=%d n=%d: float %zu not written", dcrw_pgemm_path_name(p), k,
+                                 n, i);
                 nonzero += buf[i] != 0.0f;
             }
             /* each value of W once, the rest padding */
@@ -294,22 +294,22 @@ START_TEST(test_empty_k) {
     if (skip_unsupported(p)) return;
     float w = 1.0f, a = 1.0f, c[6] = {1, 2, NAN, 4, 5, NAN};
     pgemm_b b;
-    pgemm_pack(&b, p, 1, 0, 2, &w, 1, NULL);
-    pgemm(2, 0, &a, 1, &b, 0.5f, c, 3);
+    dcrw_pgemm_pack(&b, p, 1, 0, 2, &w, 1, NULL);
+    dcrw_pgemm(2, 0, &a, 1, &b, 0.5f, c, 3);
     ck_assert_float_eq(c[0], 0.5f);
     ck_assert_float_eq(c[1], 1.0f);
     ck_assert(isnan(c[2])); /* outside the 2×2 result */
     ck_assert_float_eq(c[3], 2.0f);
     ck_assert_float_eq(c[4], 2.5f);
     c[0] = NAN;
-    pgemm(2, 0, &a, 1, &b, 0.0f, c, 3);
+    dcrw_pgemm(2, 0, &a, 1, &b, 0.0f, c, 3);
     ck_assert_float_eq(c[0], 0.0f);
     ck_assert_float_eq(c[4], 0.0f);
     /* nothing at all for no rows or no columns */
     c[0] = 7.0f;
-    pgemm(0, 0, &a, 1, &b, 0.0f, c, 3);
-    pgemm_pack(&b, p, 1, 3, 0, &w, 1, NULL);
-    pgemm(2, 0, &a, 1, &b, 0.0f, c, 3);
+    dcrw_pgemm(0, 0, &a, 1, &b, 0.0f, c, 3);
+    dcrw_pgemm_pack(&b, p, 1, 3, 0, &w, 1, NULL);
+    dcrw_pgemm(2, 0, &a, 1, &b, 0.0f, c, 3);
     ck_assert_float_eq(c[0], 7.0f);
 }
 END_TEST
@@ -341,16 +341,16 @@ START_TEST(test_nonfinite) {
         float *w2 = tw ? &w[20 * ldw + 2] : &w[2 * ldw + 20];
         *w2 = 0.0f; /* row 11 column 20: inf·0 = NaN */
         pgemm_b b;
-        float *buf = dcrw_alloc(pgemm_pack_floats(p, K, N) * sizeof(float));
-        pgemm_pack(&b, p, tw, K, N, w, ldw, buf);
-        pgemm(M, 0, x, K, &b, 0.0f, y, N);
+        float *buf = dcrw_alloc(dcrw_pgemm_pack_floats(p, K, N) * sizeof(float));
+        dcrw_pgemm_pack(&b, p, tw, K, N, w, ldw, buf);
+        dcrw_pgemm(M, 0, x, K, &b, 0.0f, y, N);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, tw ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, x,
                     K, w, ldw, 0.0f, ys, N);
         int nonfinite = 0;
         for (int i = 0; i < M * N; i++) {
             if (fclass(y[i]) != fclass(ys[i]))
-                ck_abort_msg("%s tw=%d: Y[%d][%d] = %g, sgemm %g", pgemm_path_name(p), tw, i / N,
-                             i % N, y[i], ys[i]);
+                ck_abort_msg("%s tw=%d: Y[%d][%d] = %g, sgemm %g", dcrw_pgemm_path_name(p), tw,
+                             i / N, i % N, y[i], ys[i]);
             nonfinite += fclass(y[i]) != 0;
         }
         ck_assert(isnan(y[3 * N]) && isnan(y[11 * N + 20]) && isnan(y[15 * N + 9]));
@@ -371,20 +371,20 @@ typedef struct job {
 
 static void *run_job(void *arg) {
     job *j = arg;
-    for (int r = 0; r < 20; r++) pgemm(j->M, 0, j->x, j->K, j->b, 0.0f, j->y, j->N);
+    for (int r = 0; r < 20; r++) dcrw_pgemm(j->M, 0, j->x, j->K, j->b, 0.0f, j->y, j->N);
     return NULL;
 }
 
 START_TEST(test_threads_share_packed) {
-    const pgemm_path p = pgemm_path_best();
+    const pgemm_path p = dcrw_pgemm_path_best();
     const int M = 13, K = 70, N = 90, T = 4;
     float *w = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * T * M * K);
     float *y = calloc((size_t)T * M * N, sizeof(float)), *y1 = malloc(sizeof(float) * M * N);
     tu_fill_uniform(w, (size_t)N * K, -1.0f, 1.0f, 8);
     tu_fill_uniform(x, (size_t)T * M * K, -1.0f, 1.0f, 9);
-    float *buf = dcrw_alloc(pgemm_pack_floats(p, K, N) * sizeof(float));
+    float *buf = dcrw_alloc(dcrw_pgemm_pack_floats(p, K, N) * sizeof(float));
     pgemm_b b;
-    pgemm_pack(&b, p, 1, K, N, w, K, buf);
+    dcrw_pgemm_pack(&b, p, 1, K, N, w, K, buf);
     pthread_t th[4];
     job jobs[4];
     for (int t = 0; t < T; t++) {
@@ -393,7 +393,7 @@ START_TEST(test_threads_share_packed) {
     }
     for (int t = 0; t < T; t++) pthread_join(th[t], NULL);
     for (int t = 0; t < T; t++) {
-        pgemm(M, 0, x + (size_t)t * M * K, K, &b, 0.0f, y1, N);
+        dcrw_pgemm(M, 0, x + (size_t)t * M * K, K, &b, 0.0f, y1, N);
         ck_assert_mem_eq(y1, y + (size_t)t * M * N, sizeof(float) * M * N);
     }
     dcrw_free(buf);

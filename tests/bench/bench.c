@@ -201,7 +201,7 @@ static int train_table(const char *presets, int B, int steps, double peak, doubl
 
 static int path_from_name(const char *name, pgemm_path *p) {
     for (int i = 0; i < PGEMM_PATH_COUNT; i++)
-        if (!strcmp(name, pgemm_path_name(i)) && pgemm_path_supported(i)) {
+        if (!strcmp(name, dcrw_pgemm_path_name(i)) && dcrw_pgemm_path_supported(i)) {
             *p = (pgemm_path)i;
             return 1;
         }
@@ -212,7 +212,7 @@ int main(int argc, char **argv) {
     int steps = 10, B = 100, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *presets = "draw,draw-noattn,dcrw,dcrw-noread";
     int products = 1, train = 1, rows = 0;
-    pgemm_path path = pgemm_path_best();
+    pgemm_path path = dcrw_pgemm_path_best();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc)
             steps = atoi(argv[++i]);

@@ -96,11 +96,11 @@ double fma_peak_per_core(const char **how) {
     *how = "none";
     double best = 0;
 #if HAVE_X86_FMA
-    if (pgemm_path_supported(PGEMM_PATH_AVX2)) {
+    if (dcrw_pgemm_path_supported(PGEMM_PATH_AVX2)) {
         best = fma_rate(fma_loop_avx2, 8);
         *how = "AVX2";
     }
-    if (pgemm_path_supported(PGEMM_PATH_AVX512)) {
+    if (dcrw_pgemm_path_supported(PGEMM_PATH_AVX512)) {
         const double z = fma_rate(fma_loop_avx512, 16);
         if (z > best) {
             best = z;
@@ -195,11 +195,11 @@ static float *random_floats(size_t n, uint64_t seed) {
 static void pack_weight(operands *o) {
     const product *p = o->p;
     if (p->kind == FWD)
-        pgemm_pack(&o->b, o->path, 1, p->k, p->n, o->W, p->k, o->buf);
+        dcrw_pgemm_pack(&o->b, o->path, 1, p->k, p->n, o->W, p->k, o->buf);
     else if (p->kind == BWD)
-        pgemm_view(&o->b, o->path, p->k, p->n, o->W, p->n);
+        dcrw_pgemm_view(&o->b, o->path, p->k, p->n, o->W, p->n);
     else
-        pgemm_view(&o->b, o->path, o->inner, p->k, o->W, p->k);
+        dcrw_pgemm_view(&o->b, o->path, o->inner, p->k, o->W, p->k);
 }
 
 static void run(operands *o, int packed) {
@@ -208,19 +208,19 @@ static void run(operands *o, int packed) {
     switch (p->kind) {
     case FWD:
         if (packed)
-            pgemm(M, 0, o->A, k, &o->b, p->beta, o->Y, n);
+            dcrw_pgemm(M, 0, o->A, k, &o->b, p->beta, o->Y, n);
         else
             gemm_nt(M, n, k, o->A, k, o->W, k, p->beta, o->Y, n);
         break;
     case BWD:
         if (packed)
-            pgemm(M, 0, o->A, k, &o->b, p->beta, o->Y, n);
+            dcrw_pgemm(M, 0, o->A, k, &o->b, p->beta, o->Y, n);
         else
             gemm_nn(M, n, k, o->A, k, o->W, n, p->beta, o->Y, n);
         break;
     case DW:
         if (packed) {
-            pgemm(n, 1, o->A, n, &o->b, 1.0f, o->Y, k);
+            dcrw_pgemm(n, 1, o->A, n, &o->b, 1.0f, o->Y, k);
         } else {
             gemm_tn(n, k, o->inner, o->A, n, o->W, k, 1.0f, o->Y, k);
         }
@@ -266,7 +266,7 @@ static timing measure(const product *p, int M, int T, pgemm_path path, int round
         na = (size_t)o.inner * p->n, nw = (size_t)o.inner * p->k, ny = (size_t)p->n * p->k;
     } else {
         na = (size_t)M * p->k, nw = (size_t)p->n * p->k, ny = (size_t)M * p->n;
-        if (p->kind == FWD) nb = pgemm_pack_floats(path, p->k, p->n);
+        if (p->kind == FWD) nb = dcrw_pgemm_pack_floats(path, p->k, p->n);
     }
     o.A = random_floats(na, 1);
     o.W = random_floats(nw, 2);
@@ -313,7 +313,7 @@ void products_table(const char *presets, int rows, pgemm_path path, int rounds) 
            "M×N×K of the output and inner size, calls per step, µs per call and GFLOP/s; pack: µs "
            "to pack the weight, once per step (the backward and the gradient read their operand "
            "in place)\n\n",
-           rows, pgemm_path_name(path), rounds);
+           rows, dcrw_pgemm_path_name(path), rounds);
     printf("| preset | product | pass | M×N×K | β | calls | sgemm µs | GFLOP/s | packed µs | "
            "GFLOP/s | sgemm/packed | pack µs |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,56 +25,42 @@
 #include "common.h"
 #include "safetensors.h"
 
-/* Decimal text must not depend on the caller's locale (a "," decimal point
- * would make files unreadable elsewhere): switch this thread to "C" for the
- * few conversions, and back. */
-typedef struct c_numeric {
-    locale_t c, old;
-} c_numeric;
-
-static void c_numeric_begin(c_numeric *s) {
-    s->c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    s->old = s->c ? uselocale(s->c) : (locale_t)0;
-}
-
-static void c_numeric_end(c_numeric *s) {
-    if (!s->c) return;
-    uselocale(s->old);
-    freelocale(s->c);
-}
-
+/* The preset whose architecture (encoder and switches) c has, else
+ * "custom": a label for people reading the file, never read back. */
 static const char *preset_of(const dcrw_config *c) {
-    int cnn = c->encoder == DCRW_ENCODER_CNN, ra = c->read_attention, wa = c->write_attention;
-    if (!cnn && ra && wa) return dcrw_preset_name(DCRW_PRESET_DRAW);
-    if (!cnn && !ra && !wa) return dcrw_preset_name(DCRW_PRESET_DRAW_NOATTN);
-    if (cnn && ra && wa) return dcrw_preset_name(DCRW_PRESET_DCRW);
-    if (cnn && !ra && wa) return dcrw_preset_name(DCRW_PRESET_DCRW_NOREAD);
+    for (int p = 0; dcrw_preset_name((dcrw_preset)p); p++) {
+        int same = 1;
+        for (int i = 0; i < DCRW_NFIELDS; i++) {
+            const dcrw_field *f = &dcrw_config_fields[i];
+            if (f->type == DCRW_FIELD_BOOL || f->type == DCRW_FIELD_ENCODER)
+                same &= dcrw_config_number(c, f) == f->preset[p];
+        }
+        if (same) return dcrw_preset_name((dcrw_preset)p);
+    }
     return "custom";
 }
 
-/* The integer fields of the configuration, in metadata order. */
-static const struct {
-    const char *key;
-    size_t offset;
-} int_keys[] = {
-    {"dcrw.channels", offsetof(dcrw_config, channels)},
-    {"dcrw.height", offsetof(dcrw_config, height)},
-    {"dcrw.width", offsetof(dcrw_config, width)},
-    {"dcrw.glimpses", offsetof(dcrw_config, glimpses)},
-    {"dcrw.enc_size", offsetof(dcrw_config, enc_size)},
-    {"dcrw.dec_size", offsetof(dcrw_config, dec_size)},
-    {"dcrw.z_size", offsetof(dcrw_config, z_size)},
-    {"dcrw.read_n", offsetof(dcrw_config, read_n)},
-    {"dcrw.write_n", offsetof(dcrw_config, write_n)},
-    {"dcrw.conv1", offsetof(dcrw_config, conv1)},
-    {"dcrw.conv2", offsetof(dcrw_config, conv2)},
-};
-#define N_INT_KEYS ((int)(sizeof int_keys / sizeof int_keys[0]))
-/* format, preset, the integers, encoder, two switches, canvas_init */
-#define N_META (N_INT_KEYS + 6)
+/* format, preset, then one key per field */
+#define N_META (2 + DCRW_NFIELDS)
+#define META_TEXT 32
 
-static int32_t *int_field(dcrw_config *c, int k) {
-    return (int32_t *)(void *)((char *)c + int_keys[k].offset);
+/* The metadata pairs of configuration c (normalised, as a model keeps
+ * it), their text in text[]: dcrw.format, dcrw.preset, then every field in
+ * table order, an optional one only when it is not 0. Returns the count. */
+static int config_meta(const dcrw_config *c, char text[][META_TEXT], const char **keys,
+                       const char **vals) {
+    int nm = 0;
+    keys[nm] = "dcrw.format", vals[nm++] = "1";
+    keys[nm] = "dcrw.preset", vals[nm++] = preset_of(c);
+    for (int i = 0; i < DCRW_NFIELDS; i++) {
+        const dcrw_field *f = &dcrw_config_fields[i];
+        if (f->optional && dcrw_config_number(c, f) == 0) continue;
+        int rc = dcrw_config_field_text(c, f, text[i], META_TEXT);
+        assert(rc == 0);
+        (void)rc;
+        keys[nm] = f->key, vals[nm++] = text[i];
+    }
+    return nm;
 }
 
 /* The elements of an st_out, or 0 for a shape dcrw_st_write_atomic refuses
@@ -105,27 +90,9 @@ int dcrw_ckpt_write(const char *path, const dcrw_model *m, const st_out *extra, 
     assert((extra_keys && extra_vals) || nextra_meta == 0);
     assert(nextra <= INT_MAX - P_COUNT && nextra_meta <= INT_MAX - N_META);
 
-    const dcrw_config *c = &m->cfg;
-    char ints[N_INT_KEYS][16], kappa[32];
+    char text[DCRW_NFIELDS][META_TEXT];
     const char *keys[N_META], *vals[N_META];
-    int nm = 0;
-    keys[nm] = "dcrw.format", vals[nm++] = "1";
-    keys[nm] = "dcrw.preset", vals[nm++] = preset_of(c);
-    for (int k = 0; k < N_INT_KEYS; k++) {
-        snprintf(ints[k], sizeof ints[k], "%d", (int)*int_field((dcrw_config *)c, k));
-        keys[nm] = int_keys[k].key, vals[nm++] = ints[k];
-    }
-    keys[nm] = "dcrw.encoder", vals[nm++] = c->encoder == DCRW_ENCODER_CNN ? "cnn" : "lstm";
-    keys[nm] = "dcrw.read_attention", vals[nm++] = c->read_attention ? "true" : "false";
-    keys[nm] = "dcrw.write_attention", vals[nm++] = c->write_attention ? "true" : "false";
-    if (c->canvas_init != 0.0f) {
-        /* 9 significant digits round-trip every float exactly */
-        c_numeric loc;
-        c_numeric_begin(&loc);
-        snprintf(kappa, sizeof kappa, "%.9g", (double)c->canvas_init);
-        c_numeric_end(&loc);
-        keys[nm] = "dcrw.canvas_init", vals[nm++] = kappa;
-    }
+    const int nm = config_meta(&m->cfg, text, keys, vals);
 
     int nt = m->lay.ntensors + nextra, nmeta = nm + nextra_meta;
     st_out *outs = dcrw_calloc((size_t)nt, sizeof *outs);
@@ -214,13 +181,7 @@ int dcrw_ckpt_copy_tensor(const st_file *f, const char *name, int ndim, const in
 }
 
 /* A decimal integer, nothing else: optional '-', digits. */
-static int meta_int(const st_file *f, const char *key, int required, int32_t *out) {
-    const char *s = dcrw_st_meta(f, key);
-    if (!s) {
-        if (required) return dcrw_fail(DCRW_ENOTFOUND, "missing metadata key %s", key);
-        *out = 0;
-        return DCRW_OK;
-    }
+static int meta_int(const char *key, const char *s, int32_t *out) {
     const char *p = s[0] == '-' ? s + 1 : s;
     if (*p < '0' || *p > '9')
         return dcrw_fail(DCRW_EFORMAT, "metadata %s = \"%.40s\" is not an integer", key, s);
@@ -235,38 +196,45 @@ static int meta_int(const st_file *f, const char *key, int required, int32_t *ou
     return DCRW_OK;
 }
 
-static int meta_bool(const st_file *f, const char *key, int32_t *out) {
-    const char *s = dcrw_st_meta(f, key);
-    if (!s) return dcrw_fail(DCRW_ENOTFOUND, "missing metadata key %s", key);
-    if (!strcmp(s, "true"))
-        *out = 1;
-    else if (!strcmp(s, "false"))
-        *out = 0;
+/* Exactly "true"/"false" for a switch, "lstm"/"cnn" for the encoder: a
+ * writer spells them one way. An unknown encoder is a newer writer's
+ * (DCRW_EUNSUPPORTED), a malformed switch a broken file (DCRW_EFORMAT). */
+static int meta_word(const dcrw_field *f, const char *s, int32_t *out) {
+    const int enc = f->type == DCRW_FIELD_ENCODER;
+    const char *zero = enc ? "lstm" : "false", *one = enc ? "cnn" : "true";
+    if (!strcmp(s, zero) || !strcmp(s, one)) {
+        *out = !strcmp(s, one);
+        return DCRW_OK;
+    }
+    if (enc) return dcrw_fail(DCRW_EUNSUPPORTED, "unknown encoder \"%.40s\" (lstm or cnn)", s);
+    return dcrw_fail(DCRW_EFORMAT, "metadata %s = \"%.40s\" is not \"true\" or \"false\"", f->key,
+                     s);
+}
+
+/* Field f of c from its metadata value s; range and finiteness are the
+ * configuration's to check ("nan" parses, and validation refuses it). */
+static int meta_field(const dcrw_field *f, const char *s, dcrw_config *c) {
+    int32_t v = 0;
+    int rc;
+    if (f->type == DCRW_FIELD_FLOAT) {
+        float x;
+        if (dcrw_parse_float(s, &x))
+            return dcrw_fail(DCRW_EFORMAT, "metadata %s = \"%.40s\" is not a number", f->key, s);
+        memcpy((char *)c + f->offset, &x, sizeof x);
+        return DCRW_OK;
+    }
+    if (f->type == DCRW_FIELD_INT)
+        rc = meta_int(f->key, s, &v);
     else
-        return dcrw_fail(DCRW_EFORMAT, "metadata %s = \"%.40s\" is not \"true\" or \"false\"", key,
-                         s);
-    return DCRW_OK;
+        rc = meta_word(f, s, &v);
+    if (!rc) memcpy((char *)c + f->offset, &v, sizeof v);
+    return rc;
 }
 
-static int meta_float(const st_file *f, const char *key, float *out) {
-    const char *s = dcrw_st_meta(f, key);
-    *out = 0.0f;
-    if (!s) return DCRW_OK;
-    /* strtof would skip leading blanks; a value is exactly a number ("nan"
-     * and "inf" parse, and the configuration then refuses them) */
-    if (*s == '\0' || *s == ' ' || (*s >= '\t' && *s <= '\r'))
-        return dcrw_fail(DCRW_EFORMAT, "metadata %s = \"%.40s\" is not a number", key, s);
-    c_numeric loc;
-    c_numeric_begin(&loc);
-    char *end;
-    float v = strtof(s, &end);
-    c_numeric_end(&loc);
-    if (end == s || *end != '\0')
-        return dcrw_fail(DCRW_EFORMAT, "metadata %s = \"%.40s\" is not a number", key, s);
-    *out = v; /* range and finiteness are the configuration's to check */
-    return DCRW_OK;
-}
-
+/* The configuration in f's metadata: the switches first, since they say
+ * which sizes are required (MODEL.md §8 lets a writer leave out, or put 0
+ * in, a size the architecture does not use); a present value must parse
+ * whether or not it is used. */
 static int config_from_meta(const st_file *f, dcrw_config *c) {
     const char *fmt = dcrw_st_meta(f, "dcrw.format");
     if (!fmt) return dcrw_fail(DCRW_ENOTFOUND, "missing metadata key dcrw.format");
@@ -275,30 +243,19 @@ static int config_from_meta(const st_file *f, dcrw_config *c) {
                          fmt);
     memset(c, 0, sizeof *c);
     c->size = sizeof *c;
-    const char *enc = dcrw_st_meta(f, "dcrw.encoder");
-    if (!enc) return dcrw_fail(DCRW_ENOTFOUND, "missing metadata key dcrw.encoder");
-    if (!strcmp(enc, "lstm"))
-        c->encoder = DCRW_ENCODER_LSTM;
-    else if (!strcmp(enc, "cnn"))
-        c->encoder = DCRW_ENCODER_CNN;
-    else
-        return dcrw_fail(DCRW_EUNSUPPORTED, "unknown encoder \"%.40s\" (lstm or cnn)", enc);
-    int rc;
-    if ((rc = meta_bool(f, "dcrw.read_attention", &c->read_attention))) return rc;
-    if ((rc = meta_bool(f, "dcrw.write_attention", &c->write_attention))) return rc;
-    const int cnn = c->encoder == DCRW_ENCODER_CNN;
-    for (int k = 0; k < N_INT_KEYS; k++) {
-        /* sizes the architecture does not use may be absent (MODEL.md §8
-         * lets writers put 0 there); if present they must still parse */
-        size_t off = int_keys[k].offset;
-        int required = !(
-            (off == offsetof(dcrw_config, enc_size) && cnn) ||
-            (off == offsetof(dcrw_config, read_n) && !c->read_attention) ||
-            (off == offsetof(dcrw_config, write_n) && !c->write_attention) ||
-            ((off == offsetof(dcrw_config, conv1) || off == offsetof(dcrw_config, conv2)) && !cnn));
-        if ((rc = meta_int(f, int_keys[k].key, required, int_field(c, k)))) return rc;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < DCRW_NFIELDS; i++) {
+            const dcrw_field *fd = &dcrw_config_fields[i];
+            const int is_switch = fd->type == DCRW_FIELD_BOOL || fd->type == DCRW_FIELD_ENCODER;
+            if (is_switch != (pass == 0)) continue;
+            const char *s = dcrw_st_meta(f, fd->key);
+            if (!s && (fd->optional || !dcrw_config_uses(c, fd))) continue;
+            if (!s) return dcrw_fail(DCRW_ENOTFOUND, "missing metadata key %s", fd->key);
+            int rc = meta_field(fd, s, c);
+            if (rc) return rc;
+        }
     }
-    return meta_float(f, "dcrw.canvas_init", &c->canvas_init);
+    return DCRW_OK;
 }
 
 int dcrw_ckpt_model_from_file(const st_file *f, dcrw_model **out) {

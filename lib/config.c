@@ -1,20 +1,135 @@
-/* Presets, validation, and the sizes a configuration implies. */
+/* The configuration's room: the table of its fields (config.h), presets,
+ * the fields by name, validation, and the dims a valid one implies. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <locale.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
 #include "config.h"
 
+/* ---- the table ------------------------------------------------------------ */
+
+#define ROW(n, ty, lo, hi, use, opt, p0, p1, p2, p3)                                               \
+    {#n,        "dcrw." #n, DCRW_FIELD_##ty, offsetof(dcrw_config, n), lo, hi,                     \
+     USE_##use, opt,        {p0, p1, p2, p3}},
+const dcrw_field dcrw_config_fields[DCRW_NFIELDS] = {DCRW_CONFIG_FIELDS(ROW)};
+
+/* a row's C type must be its TYPE's, and every field of the struct must
+ * have a row (all fields are 4 bytes, so the sizes add up exactly) */
+#define IS_INT32(x) _Generic((x), int32_t : 1, default : 0)
+#define IS_FLOAT(x) _Generic((x), float : 1, default : 0)
+#define TYPE_INT IS_INT32
+#define TYPE_BOOL IS_INT32
+#define TYPE_ENCODER IS_INT32
+#define TYPE_FLOAT IS_FLOAT
+#define ROW_TYPE_CHECK(n, ty, ...)                                                                 \
+    _Static_assert(TYPE_##ty(((dcrw_config *)0)->n), "dcrw_config." #n ": not of its row's type");
+DCRW_CONFIG_FIELDS(ROW_TYPE_CHECK)
+_Static_assert(sizeof(dcrw_config) == sizeof(uint32_t) + 4 * DCRW_NFIELDS,
+               "a field of dcrw_config has no row in DCRW_CONFIG_FIELDS");
+
+const dcrw_field *dcrw_config_find_field(const char *name) {
+    for (int i = 0; i < DCRW_NFIELDS; i++)
+        if (!strcmp(name, dcrw_config_fields[i].name)) return &dcrw_config_fields[i];
+    return NULL;
+}
+
+int32_t dcrw_config_int(const dcrw_config *c, const dcrw_field *f) {
+    int32_t v;
+    memcpy(&v, (const char *)c + f->offset, sizeof v);
+    return v;
+}
+
+double dcrw_config_number(const dcrw_config *c, const dcrw_field *f) {
+    if (f->type != DCRW_FIELD_FLOAT) return dcrw_config_int(c, f);
+    float v;
+    memcpy(&v, (const char *)c + f->offset, sizeof v);
+    return v;
+}
+
+int dcrw_config_uses(const dcrw_config *c, const dcrw_field *f) {
+    switch (f->use) {
+    case USE_LSTM:
+        return c->encoder != DCRW_ENCODER_CNN;
+    case USE_CNN:
+        return c->encoder == DCRW_ENCODER_CNN;
+    case USE_READ:
+        return c->read_attention != 0;
+    case USE_WRITE:
+        return c->write_attention != 0;
+    default:
+        return 1;
+    }
+}
+
+/* Decimal text must not depend on the caller's locale (a "," decimal point
+ * would make files unreadable elsewhere): this thread switches to "C" for
+ * the conversion, and back. */
+typedef struct c_numeric {
+    locale_t c, old;
+} c_numeric;
+
+static void c_numeric_begin(c_numeric *s) {
+    s->c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    s->old = s->c ? uselocale(s->c) : (locale_t)0;
+}
+
+static void c_numeric_end(c_numeric *s) {
+    if (!s->c) return;
+    uselocale(s->old);
+    freelocale(s->c);
+}
+
+int dcrw_config_field_text(const dcrw_config *c, const dcrw_field *f, char *buf, size_t len) {
+    int n;
+    const int32_t v = f->type == DCRW_FIELD_FLOAT ? 0 : dcrw_config_int(c, f);
+    if (f->type == DCRW_FIELD_FLOAT) {
+        /* 9 significant digits round-trip every float exactly */
+        c_numeric loc;
+        c_numeric_begin(&loc);
+        n = snprintf(buf, len, "%.9g", dcrw_config_number(c, f));
+        c_numeric_end(&loc);
+    } else if (f->type == DCRW_FIELD_BOOL && (v == 0 || v == 1)) {
+        n = snprintf(buf, len, "%s", v ? "true" : "false");
+    } else if (f->type == DCRW_FIELD_ENCODER && (v == 0 || v == 1)) {
+        n = snprintf(buf, len, "%s", v == DCRW_ENCODER_CNN ? "cnn" : "lstm");
+    } else {
+        n = snprintf(buf, len, "%d", (int)v); /* an invalid switch shows as it is */
+    }
+    return n >= 0 && (size_t)n < len ? 0 : -1;
+}
+
+int dcrw_parse_float(const char *s, float *out) {
+    /* strtof would skip leading blanks */
+    if (*s == '\0' || isspace((unsigned char)*s)) return -1;
+    c_numeric loc;
+    c_numeric_begin(&loc);
+    char *end;
+    float v = strtof(s, &end);
+    c_numeric_end(&loc);
+    if (end == s || *end != '\0') return -1;
+    *out = v;
+    return 0;
+}
+
+/* ---- presets -------------------------------------------------------------- */
+
 static const char *const preset_names[] = {"draw", "draw-noattn", "dcrw", "dcrw-noread"};
+#define NPRESETS ((int)(sizeof preset_names / sizeof preset_names[0]))
 
 const char *dcrw_preset_name(dcrw_preset preset) {
-    if ((unsigned)preset >= sizeof preset_names / sizeof preset_names[0]) return NULL;
+    if ((unsigned)preset >= (unsigned)NPRESETS) return NULL;
     return preset_names[preset];
 }
 
 int dcrw_preset_from_name(const char *name, dcrw_preset *out) {
     DCRW_CHECK_ARG(name && out, "dcrw_preset_from_name: NULL argument");
-    for (unsigned i = 0; i < sizeof preset_names / sizeof preset_names[0]; i++) {
+    for (int i = 0; i < NPRESETS; i++) {
         if (strcmp(name, preset_names[i]) == 0) {
             *out = (dcrw_preset)i;
             return DCRW_OK;
@@ -25,62 +140,227 @@ int dcrw_preset_from_name(const char *name, dcrw_preset *out) {
                      name);
 }
 
+static void set_number(dcrw_config *c, const dcrw_field *f, double v) {
+    if (f->type == DCRW_FIELD_FLOAT) {
+        float x = (float)v;
+        memcpy((char *)c + f->offset, &x, sizeof x);
+    } else {
+        int32_t x = (int32_t)v;
+        memcpy((char *)c + f->offset, &x, sizeof x);
+    }
+}
+
 int dcrw_config_preset(dcrw_config *cfg, dcrw_preset preset) {
     DCRW_CHECK_ARG(cfg, "dcrw_config_preset: cfg is NULL");
+    if ((unsigned)preset >= (unsigned)NPRESETS)
+        return dcrw_fail(DCRW_EINVAL, "dcrw_config_preset: unknown preset %d", (int)preset);
     dcrw_config c;
     memset(&c, 0, sizeof c);
     c.size = sizeof c;
-    c.channels = 1;
-    c.height = 28;
-    c.width = 28;
-    c.dec_size = 256;
-    c.z_size = 100;
-    switch (preset) {
-    case DCRW_PRESET_DRAW:
-    case DCRW_PRESET_DRAW_NOATTN:
-        c.glimpses = 64;
-        c.enc_size = 256;
-        c.encoder = DCRW_ENCODER_LSTM;
-        c.read_attention = c.write_attention = preset == DCRW_PRESET_DRAW;
-        c.read_n = c.read_attention ? 2 : 0;
-        c.write_n = c.write_attention ? 5 : 0;
-        break;
-    case DCRW_PRESET_DCRW:
-    case DCRW_PRESET_DCRW_NOREAD:
-        c.glimpses = 10;
-        c.encoder = DCRW_ENCODER_CNN;
-        c.conv1 = 32;
-        c.conv2 = 64;
-        c.read_attention = preset == DCRW_PRESET_DCRW;
-        c.write_attention = 1;
-        c.read_n = c.read_attention ? 7 : 0;
-        c.write_n = 5;
-        break;
-    default:
-        return dcrw_fail(DCRW_EINVAL, "dcrw_config_preset: unknown preset %d", (int)preset);
-    }
+    for (int i = 0; i < DCRW_NFIELDS; i++)
+        set_number(&c, &dcrw_config_fields[i], dcrw_config_fields[i].preset[preset]);
     *cfg = c;
     return DCRW_OK;
 }
 
-static int check_range(const char *field, int32_t v, int32_t lo, int32_t hi) {
-    if (v < lo || v > hi)
-        return dcrw_fail(DCRW_ECONFIG, "%s = %d is out of range [%d, %d]", field, (int)v, (int)lo,
-                         (int)hi);
+/* ---- fields by name (public) ---------------------------------------------- */
+
+int dcrw_config_field_count(void) {
+    return DCRW_NFIELDS;
+}
+
+int dcrw_config_field(int i, const char **name, int *type, size_t *offset, double *min,
+                      double *max) {
+    DCRW_CHECK_ARG(i >= 0 && i < DCRW_NFIELDS, "dcrw_config_field: index %d is not in [0, %d)", i,
+                   DCRW_NFIELDS);
+    const dcrw_field *f = &dcrw_config_fields[i];
+    if (name) *name = f->name;
+    if (type) *type = f->type;
+    if (offset) *offset = f->offset;
+    if (min) *min = f->lo;
+    if (max) *max = f->hi;
     return DCRW_OK;
 }
 
-#define CHECK_RANGE(field, lo, hi)                                                                 \
-    do {                                                                                           \
-        int rc_ = check_range(#field, cfg->field, lo, hi);                                         \
-        if (rc_) return rc_;                                                                       \
-    } while (0)
+/* The row of name for a call of fn on a struct of `size` bytes, or NULL
+ * with the error in *rc. */
+static const dcrw_field *field_for(const char *fn, const char *name, uint32_t size, int *rc) {
+    const dcrw_field *f = dcrw_config_find_field(name);
+    if (!f) {
+        char list[256];
+        size_t n = 0;
+        for (int i = 0; i < DCRW_NFIELDS && n < sizeof list; i++)
+            n += (size_t)snprintf(list + n, sizeof list - n, i ? ", %s" : "%s",
+                                  dcrw_config_fields[i].name);
+        *rc = dcrw_fail(DCRW_ENOTFOUND, "%s: unknown configuration field \"%.64s\" (fields: %s)",
+                        fn, name, list);
+        return NULL;
+    }
+    if (size < f->offset + 4) {
+        *rc = dcrw_fail(DCRW_EINVAL,
+                        "%s: cfg->size is %u, too small for %s (set it to sizeof(dcrw_config); "
+                        "dcrw_config_preset() does)",
+                        fn, (unsigned)size, f->name);
+        return NULL;
+    }
+    *rc = DCRW_OK;
+    return f;
+}
+
+/* An int32 from text that is exactly an optional sign and decimal digits. */
+static int parse_int32(const char *s, int32_t *out) {
+    const char *p = s + (*s == '-' || *s == '+');
+    if (!isdigit((unsigned char)*p)) return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end != '\0' || errno == ERANGE || v < INT32_MIN || v > INT32_MAX) return -1;
+    *out = (int32_t)v;
+    return 0;
+}
+
+/* The spellings a person types for a switch or an encoder: the value, or
+ * -1 for none of them. */
+static int parse_word(const char *s, const char *const *zero, const char *const *one) {
+    for (int k = 0; zero[k]; k++)
+        if (!strcmp(s, zero[k])) return 0;
+    for (int k = 0; one[k]; k++)
+        if (!strcmp(s, one[k])) return 1;
+    return -1;
+}
+
+/* value parsed for field f into *v, or DCRW_EINVAL saying what f takes */
+static int parse_value(const dcrw_field *f, const char *value, double *v) {
+    static const char *const no[] = {"0", "false", "no", NULL}, *const yes[] = {"1", "true", "yes",
+                                                                                NULL};
+    static const char *const lstm[] = {"lstm", "0", NULL}, *const cnn[] = {"cnn", "1", NULL};
+    int32_t i = 0;
+    float x = 0;
+    int w;
+    switch (f->type) {
+    case DCRW_FIELD_BOOL:
+        if ((w = parse_word(value, no, yes)) < 0) break;
+        return *v = w, DCRW_OK;
+    case DCRW_FIELD_ENCODER:
+        if ((w = parse_word(value, lstm, cnn)) < 0) break;
+        return *v = w, DCRW_OK;
+    case DCRW_FIELD_FLOAT:
+        if (dcrw_parse_float(value, &x) || !isfinite(x)) break;
+        return *v = x, DCRW_OK;
+    default:
+        if (parse_int32(value, &i)) break;
+        return *v = i, DCRW_OK;
+    }
+    static const char *const takes[] = {"an integer", "true or false (yes/no, 1/0)", "lstm or cnn",
+                                        "a finite number"};
+    return dcrw_fail(DCRW_EINVAL, "%s: \"%.64s\" is not %s", f->name, value, takes[f->type]);
+}
+
+int dcrw_config_set(dcrw_config *cfg, const char *name, const char *value) {
+    DCRW_CHECK_ARG(cfg && name && value, "dcrw_config_set: NULL argument");
+    int rc;
+    const dcrw_field *f = field_for("dcrw_config_set", name, cfg->size, &rc);
+    if (!f) return rc;
+    double v = 0;
+    if ((rc = parse_value(f, value, &v))) return rc;
+    /* a size only some architectures use may be 0 (unused) */
+    const int unused_ok = f->use != USE_ALWAYS && v == 0;
+    if (!unused_ok && (v < f->lo || v > f->hi))
+        return dcrw_fail(DCRW_ECONFIG, "%s = %.64s is out of range [%g, %g]%s", f->name, value,
+                         f->lo, f->hi, f->use != USE_ALWAYS ? " (or 0 when unused)" : "");
+    set_number(cfg, f, v);
+    return DCRW_OK;
+}
+
+int dcrw_config_get(const dcrw_config *cfg, const char *name, char *buf, size_t len) {
+    DCRW_CHECK_ARG(cfg && name && buf, "dcrw_config_get: NULL argument");
+    int rc;
+    const dcrw_field *f = field_for("dcrw_config_get", name, cfg->size, &rc);
+    if (!f) return rc;
+    if (dcrw_config_field_text(cfg, f, buf, len)) {
+        if (len > 0) buf[0] = '\0';
+        return dcrw_fail(DCRW_EINVAL, "dcrw_config_get: %zu bytes are too few for %s", len,
+                         f->name);
+    }
+    return DCRW_OK;
+}
+
+/* dcrw_config_same over the fields within the first `size` bytes */
+static int same_within(const dcrw_config *a, const dcrw_config *b, size_t size) {
+    for (int i = 0; i < DCRW_NFIELDS; i++) {
+        const dcrw_field *f = &dcrw_config_fields[i];
+        /* the switches are ALWAYS fields: if they differ, so does the result */
+        if (f->offset + 4 > size || !dcrw_config_uses(a, f)) continue;
+        if (dcrw_config_number(a, f) != dcrw_config_number(b, f)) return 0;
+    }
+    return 1;
+}
+
+int dcrw_config_same(const dcrw_config *a, const dcrw_config *b) {
+    return same_within(a, b, sizeof *a);
+}
+
+int dcrw_config_equal(const dcrw_config *a, const dcrw_config *b) {
+    DCRW_CHECK_ARG(a && b, "dcrw_config_equal: NULL argument");
+    DCRW_CHECK_ARG(a->size >= DCRW_CONFIG_SIZE_V1 && b->size >= DCRW_CONFIG_SIZE_V1,
+                   "dcrw_config_equal: sizes %u and %u; set them to sizeof(dcrw_config)",
+                   (unsigned)a->size, (unsigned)b->size);
+    return same_within(a, b, a->size < b->size ? a->size : b->size);
+}
+
+void dcrw_config_normalize(dcrw_config *cfg) {
+    for (int i = 0; i < DCRW_NFIELDS; i++)
+        if (!dcrw_config_uses(cfg, &dcrw_config_fields[i]))
+            set_number(cfg, &dcrw_config_fields[i], 0);
+}
+
+/* ---- validation and dims -------------------------------------------------- */
 
 /* Every matrix the model or a batch of 1 derives must be indexable with a
  * BLAS int; bigger models are far beyond what this library is for. */
 static int check_count(const char *what, int64_t n) {
     if (n > INT32_MAX)
         return dcrw_fail(DCRW_ECONFIG, "%s has %lld values, more than 2^31-1", what, (long long)n);
+    return DCRW_OK;
+}
+
+/* DCRW_OK if c's value of f is in its range (f used), else DCRW_ECONFIG
+ * naming it. */
+static int check_field(const dcrw_config *c, const dcrw_field *f) {
+    if (f->type == DCRW_FIELD_FLOAT) {
+        double v = dcrw_config_number(c, f);
+        if (!isfinite(v) || v < f->lo || v > f->hi)
+            return dcrw_fail(DCRW_ECONFIG, "%s = %g must be finite and within [%g, %g]", f->name, v,
+                             f->lo, f->hi);
+        return DCRW_OK;
+    }
+    const int32_t v = dcrw_config_int(c, f);
+    int32_t lo = (int32_t)f->lo;
+    /* the CNN's two 2×2 poolings need a window of at least 4×4 */
+    if (f->offset == offsetof(dcrw_config, read_n) && c->encoder == DCRW_ENCODER_CNN) lo = 4;
+    if (v < lo || v > (int32_t)f->hi)
+        return dcrw_fail(DCRW_ECONFIG, "%s = %d is out of range [%d, %d]", f->name, (int)v, (int)lo,
+                         (int)f->hi);
+    return DCRW_OK;
+}
+
+/* Every field the architecture uses in its range: the switches first,
+ * since they say which of the others are used. */
+static int check_fields(const dcrw_config *c) {
+    int rc;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < DCRW_NFIELDS; i++) {
+            const dcrw_field *f = &dcrw_config_fields[i];
+            const int is_switch = f->type == DCRW_FIELD_BOOL || f->type == DCRW_FIELD_ENCODER;
+            if (is_switch != (pass == 0) || !dcrw_config_uses(c, f)) continue;
+            if ((rc = check_field(c, f))) return rc;
+        }
+    }
+    if (c->encoder == DCRW_ENCODER_CNN && !c->read_attention && (c->height < 4 || c->width < 4))
+        return dcrw_fail(DCRW_ECONFIG,
+                         "a CNN encoder without read attention needs height and width >= 4, "
+                         "got %dx%d",
+                         (int)c->height, (int)c->width);
     return DCRW_OK;
 }
 
@@ -91,32 +371,9 @@ int dcrw_dims_from_config(const dcrw_config *cfg, dcrw_dims *d) {
     if (cfg->size != sizeof(dcrw_config))
         return dcrw_fail(DCRW_EINVAL, "config size is %u, expected sizeof(dcrw_config) = %zu",
                          (unsigned)cfg->size, sizeof(dcrw_config));
-    CHECK_RANGE(channels, 1, 64);
-    CHECK_RANGE(height, 1, 4096);
-    CHECK_RANGE(width, 1, 4096);
-    CHECK_RANGE(glimpses, 1, 4096);
-    CHECK_RANGE(dec_size, 1, 16384);
-    CHECK_RANGE(z_size, 1, 16384);
-    CHECK_RANGE(encoder, 0, 1);
-    CHECK_RANGE(read_attention, 0, 1);
-    CHECK_RANGE(write_attention, 0, 1);
-    if (!isfinite(cfg->canvas_init) || fabsf(cfg->canvas_init) > 1e4f)
-        return dcrw_fail(DCRW_ECONFIG, "canvas_init = %g must be finite and within ±1e4",
-                         (double)cfg->canvas_init);
+    int rc = check_fields(cfg);
+    if (rc) return rc;
     const int cnn = cfg->encoder == DCRW_ENCODER_CNN;
-    if (!cnn) CHECK_RANGE(enc_size, 1, 16384);
-    if (cfg->read_attention) CHECK_RANGE(read_n, cnn ? 4 : 1, 1024);
-    if (cfg->write_attention) CHECK_RANGE(write_n, 1, 1024);
-    if (cnn) {
-        CHECK_RANGE(conv1, 1, 4096);
-        CHECK_RANGE(conv2, 1, 4096);
-        if (!cfg->read_attention && (cfg->height < 4 || cfg->width < 4))
-            return dcrw_fail(DCRW_ECONFIG,
-                             "a CNN encoder without read attention needs height and width >= 4, "
-                             "got %dx%d",
-                             (int)cfg->height, (int)cfg->width);
-    }
-
     dcrw_dims r;
     memset(&r, 0, sizeof r);
     r.C = cfg->channels;
@@ -138,7 +395,6 @@ int dcrw_dims_from_config(const dcrw_config *cfg, dcrw_dims *d) {
     r.K1 = cnn ? cfg->conv1 : 0;
     r.K2 = cnn ? cfg->conv2 : 0;
     int64_t R = r.ra ? 2 * (int64_t)r.C * r.Nr * r.Nr : 2 * P;
-    int rc;
     if ((rc = check_count("the read r_t", R))) return rc;
     r.R = (int)R;
     if (!cnn) {
@@ -183,13 +439,4 @@ int dcrw_config_validate(const dcrw_config *cfg) {
     dcrw_dims d;
     dcrw_layout lay;
     return dcrw_config_derive(cfg, &d, &lay);
-}
-
-int dcrw_config_same(const dcrw_config *a, const dcrw_config *b) {
-    return a->channels == b->channels && a->height == b->height && a->width == b->width &&
-           a->glimpses == b->glimpses && a->enc_size == b->enc_size && a->dec_size == b->dec_size &&
-           a->z_size == b->z_size && a->read_n == b->read_n && a->write_n == b->write_n &&
-           a->conv1 == b->conv1 && a->conv2 == b->conv2 && a->encoder == b->encoder &&
-           a->read_attention == b->read_attention && a->write_attention == b->write_attention &&
-           a->canvas_init == b->canvas_init;
 }

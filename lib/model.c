@@ -26,11 +26,7 @@ int dcrw_model_alloc_derived(dcrw_model **out, const dcrw_config *cfg, const dcr
     /* keep the configuration normalised: sizes the model does not use are 0,
      * as the checkpoint metadata writes them */
     m->cfg = *cfg;
-    m->cfg.enc_size = m->d.E;
-    m->cfg.read_n = m->d.Nr;
-    m->cfg.write_n = m->d.Nw;
-    m->cfg.conv1 = m->d.K1;
-    m->cfg.conv2 = m->d.K2;
+    dcrw_config_normalize(&m->cfg);
     *out = m;
     return DCRW_OK;
 }
@@ -102,17 +98,12 @@ void dcrw_model_destroy(dcrw_model *m) {
     dcrw_free(m);
 }
 
-/* sizeof(dcrw_config) of 0.1, its first version: the least a caller's
- * struct can hold. A later version appends fields; this one may grow. */
-#define CONFIG_SIZE_V1 64u
-_Static_assert(sizeof(dcrw_config) >= CONFIG_SIZE_V1, "dcrw_config only grows");
-
 int dcrw_model_config(const dcrw_model *m, dcrw_config *out) {
     DCRW_CHECK_ARG(m && out, "dcrw_model_config: NULL argument");
     DCRW_CHECK_ARG(
-        out->size >= CONFIG_SIZE_V1,
+        out->size >= DCRW_CONFIG_SIZE_V1,
         "dcrw_model_config: out->size is %u, set it to sizeof(dcrw_config) (at least %u)",
-        (unsigned)out->size, CONFIG_SIZE_V1);
+        (unsigned)out->size, DCRW_CONFIG_SIZE_V1);
     /* a caller built against another version of the header gets the
      * fields both know, and out->size says how many bytes that is */
     const size_t n = out->size < sizeof *out ? out->size : sizeof *out;

@@ -227,6 +227,118 @@ START_TEST(test_saved_metadata) {
 }
 END_TEST
 
+/* Every field of the configuration is in a checkpoint's metadata under
+ * dcrw.NAME, as the text dcrw_config_get() gives, and comes back equal. */
+START_TEST(test_metadata_every_field) {
+    for (int p = 0; p < 4; p++) {
+        dcrw_config c = small_config((dcrw_preset)p);
+        c.canvas_init = -0.1f;
+        char *dir = tu_tmpdir(), *path = join(dir, "m.safetensors");
+        dcrw_model *m, *back;
+        ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
+        dcrw_config mc = {.size = sizeof mc};
+        ck_assert_int_eq(dcrw_model_config(m, &mc), DCRW_OK);
+        ck_assert_int_eq(dcrw_model_save(m, path), DCRW_OK);
+        st_file f;
+        ck_assert_int_eq(dcrw_st_read(&f, path), DCRW_OK);
+        for (int i = 0; i < dcrw_config_field_count(); i++) {
+            const char *name;
+            dcrw_config_field(i, &name, NULL, NULL, NULL, NULL);
+            char key[64], text[32];
+            snprintf(key, sizeof key, "dcrw.%s", name);
+            ck_assert_int_eq(dcrw_config_get(&mc, name, text, sizeof text), DCRW_OK);
+            const char *v = dcrw_st_meta(&f, key);
+            ck_assert_msg(v && !strcmp(v, text), "%s = %s, expected %s", key, v ? v : "(absent)",
+                          text);
+        }
+        dcrw_st_free(&f);
+        ck_assert_int_eq(dcrw_model_load(&back, path), DCRW_OK);
+        dcrw_config bc = {.size = sizeof bc};
+        ck_assert_int_eq(dcrw_model_config(back, &bc), DCRW_OK);
+        ck_assert_int_eq(memcmp(&bc, &mc, sizeof bc), 0);
+        ck_assert_int_eq(dcrw_config_equal(&bc, &c), 1);
+        dcrw_model_destroy(back);
+        dcrw_model_destroy(m);
+        free(path);
+        tu_rmdir(dir);
+    }
+}
+END_TEST
+
+/* Resume a trainer of base's architecture, with field `name` set to
+ * `value` (unless name is NULL), from path: its status, and the model's
+ * parameters untouched on failure. */
+static int resume_changed(const char *path, const dcrw_config *base, const char *name,
+                          const char *value) {
+    dcrw_config c = *base;
+    /* the sizes base does not use filled in: they must not count */
+    if (c.encoder == DCRW_ENCODER_CNN)
+        c.enc_size = 5;
+    else
+        c.conv1 = 3, c.conv2 = 4;
+    if (name) ck_assert_int_eq(dcrw_config_set(&c, name, value), DCRW_OK);
+    dcrw_model *m;
+    ck_assert_msg(dcrw_model_create(&m, &c, 9) == DCRW_OK, "%s", dcrw_last_error());
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    tc.threads = 1;
+    dcrw_trainer *t;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+    size_t n;
+    float *p = dcrw_model_params(m, &n), *before = malloc(n * sizeof *before);
+    memcpy(before, p, n * sizeof *before);
+    int rc = dcrw_trainer_resume(t, path);
+    if (rc) ck_assert_int_eq(memcmp(before, p, n * sizeof *before), 0);
+    free(before);
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+    return rc;
+}
+
+/* A trainer refuses a checkpoint that differs from its model in any one
+ * field the architecture uses (DCRW_ESHAPE: also glimpses and canvas_init,
+ * which change no tensor's shape), and accepts one that differs only in
+ * sizes neither architecture uses. */
+START_TEST(test_resume_refuses_changed_field) {
+    static const dcrw_preset bases[] = {DCRW_PRESET_DRAW, DCRW_PRESET_DCRW};
+    for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
+        dcrw_config base = small_config(bases[b]);
+        base.read_n = 5; /* a window both encoders take */
+        char *dir = tu_tmpdir(), *path = join(dir, "t.safetensors");
+        dcrw_model *m;
+        ck_assert_int_eq(dcrw_model_create(&m, &base, 4), DCRW_OK);
+        dcrw_train_config tc;
+        dcrw_train_config_default(&tc);
+        dcrw_trainer *t;
+        ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+        ck_assert_int_eq(dcrw_trainer_save(t, path), DCRW_OK);
+        dcrw_trainer_destroy(t);
+        dcrw_model_destroy(m);
+        ck_assert_int_eq(resume_changed(path, &base, NULL, NULL), DCRW_OK);
+        for (int i = 0; i < dcrw_config_field_count(); i++) {
+            const char *name;
+            int type;
+            dcrw_config_field(i, &name, &type, NULL, NULL, NULL);
+            char text[32], value[32];
+            dcrw_config_get(&base, name, text, sizeof text);
+            if (type == DCRW_FIELD_FLOAT)
+                snprintf(value, sizeof value, "%s", "0.25");
+            else if (type == DCRW_FIELD_INT)
+                snprintf(value, sizeof value, "%d", atoi(text) > 0 ? atoi(text) + 1 : 6);
+            else
+                snprintf(value, sizeof value, "%s", strchr("tc", text[0]) ? "0" : "1");
+            const int unused = (!strcmp(name, "enc_size") && base.encoder == DCRW_ENCODER_CNN) ||
+                               (!strncmp(name, "conv", 4) && base.encoder != DCRW_ENCODER_CNN);
+            const int rc = resume_changed(path, &base, name, value);
+            ck_assert_msg(rc == (unused ? DCRW_OK : DCRW_ESHAPE), "%s %s = %s: %d %s",
+                          dcrw_preset_name(bases[b]), name, value, rc, dcrw_last_error());
+        }
+        free(path);
+        tu_rmdir(dir);
+    }
+}
+END_TEST
+
 /* ---- atomic saving */
 
 START_TEST(test_save_atomic) {
@@ -1359,6 +1471,7 @@ int main(void) {
     tcase_add_test(tc, test_roundtrip_full_size);
     tcase_add_test(tc, test_roundtrip_canvas_nonsquare);
     tcase_add_test(tc, test_saved_metadata);
+    tcase_add_test(tc, test_metadata_every_field);
     tcase_add_test(tc, test_save_atomic);
     tcase_add_test(tc, test_writer_escapes);
     tcase_add_test(tc, test_ckpt_extras);
@@ -1372,6 +1485,7 @@ int main(void) {
     tcase_add_test(ts, test_special_files);
     tcase_add_test(ts, test_resume_negative_moment);
     tcase_add_test(ts, test_resume_step_range);
+    tcase_add_test(ts, test_resume_refuses_changed_field);
     suite_add_tcase(s, ts);
     TCase *tg = tcase_create("golden");
     tcase_add_loop_test(tg, test_golden, 0, sizeof golden_files / sizeof golden_files[0]);

@@ -184,6 +184,84 @@ DCRW_API const char *dcrw_preset_name(dcrw_preset preset);
 /** @} */
 
 /* ------------------------------------------------------------------------ */
+/** @name Configuration fields by name
+ * Every field of dcrw_config can be listed, read as text and set from text
+ * by its name ("height", "encoder", ...), so that a command line, a
+ * settings file or a binding needs no list of its own: a field added in a
+ * later version shows up here by itself. The text of a value is the one
+ * checkpoints record: decimal integers, "true"/"false", "lstm"/"cnn", and
+ * floats with 9 significant digits, always with a '.' decimal point
+ * whatever the locale. Since 0.3. @{ */
+
+/** Types of configuration fields (dcrw_config_field()). */
+enum {
+    DCRW_FIELD_INT = 0,     /**< an int32_t count or size */
+    DCRW_FIELD_BOOL = 1,    /**< an int32_t switch, 0 or 1; text "true" or "false" */
+    DCRW_FIELD_ENCODER = 2, /**< an int32_t DCRW_ENCODER_*; text "lstm" or "cnn" */
+    DCRW_FIELD_FLOAT = 3    /**< a float */
+};
+
+/** The number of fields of dcrw_config (all but `size`). Since 0.3. */
+DCRW_API int dcrw_config_field_count(void);
+
+/**
+ * Describe field @p i (0 <= i < dcrw_config_field_count()), in the order
+ * of dcrw_config. Every output pointer may be NULL.
+ * @param name   receives the field's name, a static string ("height")
+ * @param type   receives its DCRW_FIELD_* type
+ * @param offset receives offsetof(dcrw_config, field)
+ * @param min, max receive the range dcrw_config_validate() accepts when
+ *               the model uses the field (a size an architecture does not
+ *               use may also be 0, see dcrw_config)
+ * @return DCRW_OK, or DCRW_EINVAL for @p i out of range. Since 0.3.
+ */
+DCRW_API int dcrw_config_field(int i, const char **name, int *type, size_t *offset, double *min,
+                               double *max);
+
+/**
+ * Set field @p name of @p cfg from the text @p value. Accepted: for an
+ * integer, an optional sign and decimal digits, nothing else ("12", not
+ * " 12", "12x" or "1e2"); for a switch, "true", "yes", "1" or "false",
+ * "no", "0"; for the encoder, "lstm" or "0" and "cnn" or "1"; for a float,
+ * a finite number in the "C" locale ("0.5", "-2e-3"). The value must be
+ * within the field's range (dcrw_config_field()); a size that only some
+ * architectures use may also be 0. Other fields are not looked at, so
+ * fields may be set in any order; dcrw_config_validate() then checks the
+ * whole. cfg->size must be set (dcrw_config_preset() does).
+ * @return DCRW_OK; DCRW_EINVAL for NULL arguments, a cfg->size too small
+ *         for the field, or a value that does not parse (the message names
+ *         the field and what it takes); DCRW_ENOTFOUND for an unknown name
+ *         (the message lists the names); DCRW_ECONFIG for a value out of
+ *         the field's range (the message names the field and its range).
+ *         On failure @p cfg is unchanged. Since 0.3.
+ */
+DCRW_API int dcrw_config_set(dcrw_config *cfg, const char *name, const char *value);
+
+/**
+ * Write field @p name of @p cfg as text into @p buf (@p len bytes, 32 are
+ * always enough), in the form dcrw_config_set() reads back to the same
+ * value.
+ * @return DCRW_OK; DCRW_EINVAL for NULL arguments, a cfg->size too small
+ *         for the field, or a @p len too small for the text (then @p buf
+ *         holds "" if @p len > 0); DCRW_ENOTFOUND for an unknown name.
+ *         Since 0.3.
+ */
+DCRW_API int dcrw_config_get(const dcrw_config *cfg, const char *name, char *buf, size_t len);
+
+/**
+ * Whether @p a and @p b describe the same model: the same encoder and
+ * attention switches and every field that architecture uses equal. Sizes
+ * it does not use are ignored (a model's own configuration has them 0).
+ * dcrw_trainer_resume() accepts exactly the checkpoints whose
+ * configuration is equal to its model's in this sense.
+ * @return 1 if equal, 0 if not, DCRW_EINVAL (negative) for NULL or a size
+ *         smaller than the first version of dcrw_config (64 bytes).
+ *         Since 0.3.
+ */
+DCRW_API int dcrw_config_equal(const dcrw_config *a, const dcrw_config *b);
+/** @} */
+
+/* ------------------------------------------------------------------------ */
 /** @name Model
  * A model owns its configuration and one flat float32 buffer holding every
  * parameter tensor of MODEL.md §7, in that table's order. @{ */

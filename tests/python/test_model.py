@@ -1,11 +1,13 @@
 """Training, checkpoints, generation and the operations of dcrw.Model."""
 
+import ctypes
 import threading
 
 import numpy as np
 import pytest
 
 import dcrw
+from dcrw import _ffi
 from conftest import TINY
 
 
@@ -270,3 +272,36 @@ def test_create_overrides_and_config():
         assert m.config["encoder"] == 1 and m.config["read_n"] == 5
     assert set(dcrw.CONFIG_FIELDS) == set(cfg)
     assert dcrw.default_train_config()["learning_rate"] == pytest.approx(1e-3)
+
+
+def test_config_fields_come_from_the_library():
+    # the package lists no field itself: names, order and C types are the
+    # library's (dcrw_config_field), and the struct is built from them
+    names, kinds = [], {}
+    for i in range(_ffi.dcrw_config_field_count()):
+        name, kind = ctypes.c_char_p(), ctypes.c_int()
+        _ffi.dcrw_config_field(i, ctypes.byref(name), ctypes.byref(kind), None, None, None)
+        names.append(name.value.decode())
+        kinds[names[-1]] = kind.value
+    assert tuple(names) == dcrw.CONFIG_FIELDS
+    assert [f for f, _ in _ffi.Config._fields_] == ["size"] + names
+    for f, t in _ffi.Config._fields_[1:]:
+        assert (t is ctypes.c_float) == (kinds[f] == _ffi.FIELD_FLOAT)
+    # words go through the library's parser, numbers are stored as given
+    cfg = dcrw.preset_config("dcrw", read_attention="no", encoder="lstm", enc_size=8, write_attention=True)
+    assert (cfg["read_attention"], cfg["encoder"], cfg["write_attention"]) == (0, 0, 1)
+    with pytest.raises(ValueError, match="read_attention"):
+        dcrw.preset_config("draw", read_attention="maybe")
+    c = _ffi.Config()
+    _ffi.dcrw_config_preset(ctypes.byref(c), _ffi.PRESET_DCRW)
+    buf = ctypes.create_string_buffer(32)
+    _ffi.dcrw_config_get(ctypes.byref(c), b"encoder", buf, 32)
+    assert buf.value == b"cnn"
+    _ffi.dcrw_config_set(ctypes.byref(c), b"canvas_init", b"-0.5")
+    assert c.canvas_init == -0.5
+    d = _ffi.Config()
+    _ffi.dcrw_config_preset(ctypes.byref(d), _ffi.PRESET_DCRW)
+    assert _ffi.dcrw_config_equal(ctypes.byref(c), ctypes.byref(d)) == 0
+    d.canvas_init = -0.5
+    d.enc_size = 99  # not used by a CNN encoder
+    assert _ffi.dcrw_config_equal(ctypes.byref(c), ctypes.byref(d)) == 1

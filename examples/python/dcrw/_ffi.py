@@ -9,6 +9,7 @@ status becomes a DcrwError in exactly one place (python-libarchive-c's
 ffi.py does the same).
 """
 
+import collections
 import ctypes
 import ctypes.util
 import os
@@ -160,25 +161,49 @@ def _check(result, func, args):
     return result
 
 
+# Field types of dcrw_config_field().
+FIELD_INT = 0
+FIELD_BOOL = 1
+FIELD_ENCODER = 2
+FIELD_FLOAT = 3
+
+#: One field of dcrw_config as the library describes it (dcrw_config_field).
+ConfigField = collections.namedtuple("ConfigField", "name type offset min max")
+
+
+def _config_fields():
+    """The library's own list of dcrw_config's fields, so that this package
+    keeps none: a field a later library adds appears here by itself."""
+    try:
+        count, field = lib.dcrw_config_field_count, lib.dcrw_config_field
+    except AttributeError:
+        raise ImportError("this package needs libdcrw 0.3 or later (dcrw_config_field)") from None
+    count.restype, count.argtypes = ctypes.c_int, []
+    field.restype = ctypes.c_int
+    out = []
+    for i in range(count()):
+        name, kind = ctypes.c_char_p(), ctypes.c_int()
+        offset, lo, hi = ctypes.c_size_t(), ctypes.c_double(), ctypes.c_double()
+        if field(i, ctypes.byref(name), ctypes.byref(kind), ctypes.byref(offset), ctypes.byref(lo), ctypes.byref(hi)):
+            raise ImportError("dcrw_config_field(%d) failed" % i)
+        out.append(ConfigField(name.value.decode("ascii"), kind.value, offset.value, lo.value, hi.value))
+    return tuple(sorted(out, key=lambda f: f.offset))
+
+
+#: dcrw_config's fields (all but size) in the struct's order.
+CONFIG_FIELD_INFO = _config_fields()
+
+
 class Config(ctypes.Structure):
-    _fields_ = [
-        ("size", ctypes.c_uint32),
-        ("channels", ctypes.c_int32),
-        ("height", ctypes.c_int32),
-        ("width", ctypes.c_int32),
-        ("glimpses", ctypes.c_int32),
-        ("enc_size", ctypes.c_int32),
-        ("dec_size", ctypes.c_int32),
-        ("z_size", ctypes.c_int32),
-        ("read_n", ctypes.c_int32),
-        ("write_n", ctypes.c_int32),
-        ("conv1", ctypes.c_int32),
-        ("conv2", ctypes.c_int32),
-        ("encoder", ctypes.c_int32),
-        ("read_attention", ctypes.c_int32),
-        ("write_attention", ctypes.c_int32),
-        ("canvas_init", ctypes.c_float),
+    _fields_ = [("size", ctypes.c_uint32)] + [
+        (f.name, ctypes.c_float if f.type == FIELD_FLOAT else ctypes.c_int32) for f in CONFIG_FIELD_INFO
     ]
+
+
+for _f in CONFIG_FIELD_INFO:
+    if getattr(Config, _f.name).offset != _f.offset:  # a layout ctypes cannot mirror
+        raise ImportError("dcrw_config.%s is at offset %d, not %d" % (_f.name, _f.offset, getattr(Config, _f.name).offset))
+del _f
 
 
 class Sizes(ctypes.Structure):
@@ -234,6 +259,16 @@ dcrw_config_preset = _fn("dcrw_config_preset", c_int, [ctypes.POINTER(Config), c
 dcrw_config_validate = _fn("dcrw_config_validate", c_int, [ctypes.POINTER(Config)], True)
 dcrw_preset_from_name = _fn("dcrw_preset_from_name", c_int, [c_str, ctypes.POINTER(c_int)], True)
 dcrw_preset_name = _fn("dcrw_preset_name", c_str, [c_int], False)
+dcrw_config_field_count = _fn("dcrw_config_field_count", c_int, [], False)
+dcrw_config_field = _fn(
+    "dcrw_config_field",
+    c_int,
+    [c_int, ctypes.POINTER(c_str), ctypes.POINTER(c_int), ctypes.POINTER(c_size), f64p, f64p],
+    True,
+)
+dcrw_config_set = _fn("dcrw_config_set", c_int, [ctypes.POINTER(Config), c_str, c_str], True)
+dcrw_config_get = _fn("dcrw_config_get", c_int, [ctypes.POINTER(Config), c_str, ctypes.c_char_p, c_size], True)
+dcrw_config_equal = _fn("dcrw_config_equal", c_int, [ctypes.POINTER(Config), ctypes.POINTER(Config)], True)
 
 dcrw_model_create = _fn("dcrw_model_create", c_int, [handlep, ctypes.POINTER(Config), c_u64], True)
 dcrw_model_load = _fn("dcrw_model_load", c_int, [handlep, c_str], True)

@@ -22,8 +22,10 @@ from ._util import (
     view,
 )
 
-#: The fields of dcrw_config a caller may set (Model.create's keywords).
-CONFIG_FIELDS = tuple(name for name, _ in _ffi.Config._fields_ if name != "size")
+#: The fields of dcrw_config a caller may set (Model.create's keywords), in
+#: the struct's order, as the library lists them (dcrw_config_field).
+CONFIG_FIELDS = tuple(f.name for f in _ffi.CONFIG_FIELD_INFO)
+_FIELD_TYPES = {f.name: f.type for f in _ffi.CONFIG_FIELD_INFO}
 
 _PRESETS = {
     "draw": _ffi.PRESET_DRAW,
@@ -31,7 +33,6 @@ _PRESETS = {
     "dcrw": _ffi.PRESET_DCRW,
     "dcrw-noread": _ffi.PRESET_DCRW_NOREAD,
 }
-_ENCODERS = {"lstm": _ffi.ENCODER_LSTM, "cnn": _ffi.ENCODER_CNN}
 
 #: Batch means of the loss in nats per image (dcrw_loss).
 Loss = namedtuple("Loss", "loss lx lz")
@@ -68,28 +69,39 @@ def preset_value(preset):
 def preset_config(preset, **overrides):
     """The dcrw_config of `preset` with `overrides` applied, as a dict.
 
-    Keys are the dcrw_config field names (CONFIG_FIELDS); `encoder` also
-    takes "lstm" or "cnn", the attention switches take booleans.
+    Keys are the dcrw_config field names (CONFIG_FIELDS). Values are
+    numbers; the encoder also takes "lstm" or "cnn" and the attention
+    switches booleans or the words dcrw_config_set() reads ("true", "no").
     """
     cfg = _make_config(preset, overrides)
     return {f: getattr(cfg, f) for f in CONFIG_FIELDS}
+
+
+def _set_field(cfg, key, value):
+    """One override: a word for a switch or the encoder through the
+    library's parser (dcrw_config_set), a number checked against the
+    field's C type and stored as it is."""
+    if key not in _FIELD_TYPES:
+        raise TypeError("unknown configuration field %r (fields: %s)" % (key, ", ".join(CONFIG_FIELDS)))
+    kind = _FIELD_TYPES[key]
+    if isinstance(value, str) and kind in (_ffi.FIELD_BOOL, _ffi.FIELD_ENCODER):
+        try:
+            _ffi.dcrw_config_set(ctypes.byref(cfg), c_string(key, "field"), c_string(value, key))
+        except _ffi.DcrwError as e:
+            if e.code == _ffi.EINVAL:  # text that is not a value of the field
+                raise ValueError(e.message) from None
+            raise
+    elif kind == _ffi.FIELD_FLOAT:
+        setattr(cfg, key, real(value, key))
+    else:
+        setattr(cfg, key, integer(value, key, *INT32))
 
 
 def _make_config(preset, overrides):
     cfg = _ffi.Config()
     _ffi.dcrw_config_preset(ctypes.byref(cfg), preset_value(preset))
     for key, value in overrides.items():
-        if key not in CONFIG_FIELDS:
-            raise TypeError("unknown configuration field %r (fields: %s)" % (key, ", ".join(CONFIG_FIELDS)))
-        if key == "encoder" and isinstance(value, str):
-            if value not in _ENCODERS:
-                raise ValueError("encoder: expected 'lstm' or 'cnn', got %r" % value)
-            value = _ENCODERS[value]
-        if key == "canvas_init":
-            value = real(value, key)
-        else:
-            value = integer(value, key, *INT32)
-        setattr(cfg, key, value)
+        _set_field(cfg, key, value)
     _ffi.dcrw_config_validate(ctypes.byref(cfg))
     return cfg
 

@@ -36,13 +36,6 @@ static double *to_d(const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) d[i] = x[i];
     return d;
 }
-/* the test's own index sampler (splitmix64), independent of lib/rng.h */
-static uint64_t mix(uint64_t *st) {
-    uint64_t z = (*st += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 /* max |a − ref| / max(max |ref|, 1) */
 static double rel_err_d(const float *a, const double *ref, size_t n) {
     double m = 1.0, d = 0.0;
@@ -109,19 +102,17 @@ static void naive_cnn(const cnn_shape *s, const double *in, const double *w1, co
 }
 
 /* ---- finite differences ----
- * The loss L = Σ out ⊙ R is evaluated by the naive forward in double. In any
- * single coordinate it is piecewise linear (conv is linear, ReLU and max-pool
- * are piecewise linear), so the central difference is exact up to rounding
+ * The loss L = Σ out ⊙ R is evaluated by the naive forward in double and
+ * checked by tu_fd_check (testutil.h) at double precision. In any single
+ * coordinate it is piecewise linear (conv is linear, ReLU and max-pool are
+ * piecewise linear), so the central difference is exact up to rounding
  * unless a kink (a pre-activation crossing 0, or a pool window changing its
- * maximum) lies within h. With h = 1e-5 the rounding error of a slope is about
- * 1e-16·|L|/h ≲ 1e-8 for our |L| ≲ 1e3, and with random inputs a kink within h
- * has probability ~1e-4 per coordinate. A crossed kink shows as different
- * one-sided slopes (L(+h) − L)/h and (L − L(−h))/h; such points are skipped
- * (and counted: at most a few may be). A crossed kink whose slope jump is
- * below the 1e-5 threshold moves the central difference by less than that,
- * well within the tolerance below. */
-#define FD_H 1e-5
-
+ * maximum) lies within h; with random inputs that has probability ~1e-4 per
+ * coordinate, and such points are skipped (kinks set). The float gradient
+ * sums at most ~3e4 products of magnitude <= 1 through sgemm: its error is a
+ * few float eps times sqrt(terms) times the typical term, below 1e-5 of the
+ * tensor's largest entry; a wrong index, sign, mask or missing term is of
+ * the order of one term (>= 1e-2 of it). */
 typedef struct fd_ctx {
     int is_cnn;
     int B, Cin, K, H, W; /* single conv layer */
@@ -130,7 +121,8 @@ typedef struct fd_ctx {
     size_t nout;
 } fd_ctx;
 
-static double fd_loss(fd_ctx *c) {
+static double fd_loss(void *ctx) {
+    fd_ctx *c = ctx;
     if (c->is_cnn)
         naive_cnn(&c->s, c->in, c->w1, c->b1, c->w2, c->b2, c->out);
     else
@@ -140,53 +132,13 @@ static double fd_loss(fd_ctx *c) {
     return L;
 }
 
-/* Check analytic[i] against the central difference in param[i], for all i if
- * n <= maxcheck, else for maxcheck random i. The analytic gradient is float:
- * each entry sums at most ~3e4 products of magnitude ≤ 1 through sgemm, whose
- * rounding error is a few float eps (6e-8) times sqrt(terms) times the typical
- * term — below 1e-5 of the tensor's largest entry for these sizes. The
- * tolerance 1e-4·max(scale, 0.1), scale = largest |fd| checked, leaves 10×
- * margin yet catches any wrong index, sign, mask or missing term, which are
- * errors of the order of one term (≥ 1e-2 of scale). Returns the scale. */
+/* analytic against the central difference in param, on all of it if
+ * n <= maxcheck, else on maxcheck coordinates; returns the tensor's scale */
 static double fd_check(fd_ctx *c, const char *name, double *param, size_t n, const float *analytic,
                        size_t maxcheck, uint64_t seed) {
-    size_t cnt = n <= maxcheck ? n : maxcheck;
-    size_t *idx = malloc(cnt * sizeof *idx);
-    double *fd = dalloc(cnt);
-    int *kink = calloc(cnt, sizeof *kink);
-    ck_assert(idx && kink);
-    uint64_t st = seed;
-    const double L0 = fd_loss(c);
-    double scale = 0;
-    for (size_t j = 0; j < cnt; j++) {
-        idx[j] = n <= maxcheck ? j : (size_t)(mix(&st) % n);
-        double v = param[idx[j]];
-        param[idx[j]] = v + FD_H;
-        double Lp = fd_loss(c);
-        param[idx[j]] = v - FD_H;
-        double Lm = fd_loss(c);
-        param[idx[j]] = v;
-        double sp = (Lp - L0) / FD_H, sm = (L0 - Lm) / FD_H;
-        fd[j] = (Lp - Lm) / (2 * FD_H);
-        kink[j] = fabs(sp - sm) > 1e-5 * (1 + fabs(sp) + fabs(sm));
-        if (!kink[j] && fabs(fd[j]) > scale) scale = fabs(fd[j]);
-    }
-    const double tol = 1e-4 * (scale > 0.1 ? scale : 0.1);
-    size_t skipped = 0;
-    for (size_t j = 0; j < cnt; j++) {
-        if (kink[j]) {
-            skipped++;
-            continue;
-        }
-        double a = analytic[idx[j]];
-        ck_assert_msg(fabs(a - fd[j]) <= tol, "%s[%zu]: analytic %.9g, finite difference %.9g",
-                      name, idx[j], a, fd[j]);
-    }
-    ck_assert_msg(skipped <= 2 + cnt / 50, "%s: %zu of %zu points near a kink", name, skipped, cnt);
-    free(idx);
-    free(fd);
-    free(kink);
-    return scale;
+    tu_fd o = tu_fd_f64(maxcheck, seed);
+    o.kinks = 1;
+    return tu_fd_check(name, fd_loss, c, param, n, analytic, &o).scale;
 }
 
 /* ---- conv3x3_relu ---- */

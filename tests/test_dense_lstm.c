@@ -1,6 +1,8 @@
 /* The LSTM cell, dense layers and the latent/loss pieces against hand
- * computation, naive loops and finite differences. */
+ * computation, naive loops, and finite differences of double-precision
+ * transcriptions of the equations. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,52 +60,65 @@ START_TEST(test_lstm_step_weights) {
 }
 END_TEST
 
-static double lstm_loss(int B, int S, const float *q0, const float *sp, const float *R1,
-                        const float *R2) {
-    float *q = malloc((size_t)B * 4 * S * 4), *s = malloc((size_t)B * S * 4),
-          *t = malloc((size_t)B * S * 4), *h = malloc((size_t)B * S * 4);
-    memcpy(q, q0, (size_t)B * 4 * S * 4);
-    dcrw_lstm_cell_forward(B, S, q, zero16, 0, sp, s, t, h);
-    double L = 0;
-    for (int i = 0; i < B * S; i++) L += (double)h[i] * R1[i] + (double)s[i] * R2[i];
-    free(q), free(s), free(t), free(h);
+/* The cell in double, straight from the equations, for the finite
+ * differences: rows of 4S gates (i, f, g, o pre-activations). */
+typedef struct lstm_ctx {
+    int B, S;
+    double *q, *sp;
+    const float *R1, *R2;
+    double *s, *h; /* the last forward, for comparison */
+} lstm_ctx;
+
+static double sigmoid_d(double u) {
+    return 1.0 / (1.0 + exp(-u));
+}
+
+/* L = Σ h⊙R1 + Σ s⊙R2 */
+static double lstm_loss(void *ctx) {
+    lstm_ctx *c = ctx;
+    const int S = c->S;
+    double L = 0.0;
+    for (int b = 0; b < c->B; b++)
+        for (int k = 0; k < S; k++) {
+            const double *q = c->q + (size_t)b * 4 * S;
+            const size_t r = (size_t)b * S + k;
+            double i = sigmoid_d(q[k]), f = sigmoid_d(q[S + k]), g = tanh(q[2 * S + k]),
+                   o = sigmoid_d(q[3 * S + k]);
+            c->s[r] = i * g + f * c->sp[r];
+            c->h[r] = o * tanh(c->s[r]);
+            L += c->h[r] * c->R1[r] + c->s[r] * c->R2[r];
+        }
     return L;
 }
 
 /* backward of L = Σ h⊙R1 + Σ s⊙R2: dq and ds_prev against central
- * differences (h = 1e-2 on O(1) inputs; float noise ~1e-6, so 2e-3 + 1%) */
+ * differences of the double cell (tu_fd_check); the float forward agrees
+ * with it first, so the gradient is that of the library's own cell */
 START_TEST(test_lstm_backward_fd) {
-    const int B = 3, S = 4;
-    float q0[48], sp[12], R1[12], R2[12], q[48], s[12], t[12], h[12], ds[12];
-    tu_fill_uniform(q0, 48, -2, 2, 1);
-    tu_fill_uniform(sp, 12, -1.5f, 1.5f, 2);
-    tu_fill_uniform(R1, 12, -1, 1, 3);
-    tu_fill_uniform(R2, 12, -1, 1, 4);
+    enum { B = 3, S = 4 };
+    float q0[4 * B * S], sp[B * S], R1[B * S], R2[B * S], q[4 * B * S], s[B * S], t[B * S],
+        h[B * S], ds[B * S];
+    tu_fill_uniform(q0, 4 * B * S, -2, 2, 1);
+    tu_fill_uniform(sp, B * S, -1.5f, 1.5f, 2);
+    tu_fill_uniform(R1, B * S, -1, 1, 3);
+    tu_fill_uniform(R2, B * S, -1, 1, 4);
     memcpy(q, q0, sizeof q);
     dcrw_lstm_cell_forward(B, S, q, zero16, 0, sp, s, t, h);
     memcpy(ds, R2, sizeof ds);
     dcrw_lstm_cell_backward(B, S, q, sp, t, R1, ds);
-    const float eps = 1e-2f;
-    for (int k = 0; k < 48; k++) {
-        float qq[48];
-        memcpy(qq, q0, sizeof qq);
-        qq[k] += eps;
-        double lp = lstm_loss(B, S, qq, sp, R1, R2);
-        qq[k] -= 2 * eps;
-        double lm = lstm_loss(B, S, qq, sp, R1, R2);
-        double fd = (lp - lm) / (2 * eps);
-        ck_assert_msg(fabs(fd - q[k]) < 2e-3 + 1e-2 * fabs(fd), "dq[%d] %g vs %g", k, q[k], fd);
+
+    double qd[4 * B * S], spd[B * S], sd[B * S], hd[B * S];
+    for (int k = 0; k < 4 * B * S; k++) qd[k] = q0[k];
+    for (int k = 0; k < B * S; k++) spd[k] = sp[k];
+    lstm_ctx c = {B, S, qd, spd, R1, R2, sd, hd};
+    lstm_loss(&c);
+    for (int k = 0; k < B * S; k++) {
+        ck_assert_msg(fabs(s[k] - sd[k]) < 1e-6 && fabs(h[k] - hd[k]) < 1e-6,
+                      "cell %d: s %.9g vs %.9g, h %.9g vs %.9g", k, s[k], sd[k], h[k], hd[k]);
     }
-    for (int k = 0; k < 12; k++) {
-        float ss[12];
-        memcpy(ss, sp, sizeof ss);
-        ss[k] += eps;
-        double lp = lstm_loss(B, S, q0, ss, R1, R2);
-        ss[k] -= 2 * eps;
-        double lm = lstm_loss(B, S, q0, ss, R1, R2);
-        double fd = (lp - lm) / (2 * eps);
-        ck_assert_msg(fabs(fd - ds[k]) < 2e-3 + 1e-2 * fabs(fd), "ds[%d] %g vs %g", k, ds[k], fd);
-    }
+    const tu_fd o = tu_fd_f64(SIZE_MAX, 0);
+    tu_fd_check("dq", lstm_loss, &c, qd, 4 * B * S, q, &o);
+    tu_fd_check("ds_prev", lstm_loss, &c, spd, B * S, ds, &o);
 }
 END_TEST
 
@@ -178,20 +193,32 @@ START_TEST(test_latent_hand) {
 }
 END_TEST
 
-/* L = Σ z⊙R + k·KL: dcrw_latent_backward against central differences */
-static double latent_loss(int n, const float *mu, const float *ls, const float *eps, const float *R,
-                          float k) {
-    float z[16];
-    dcrw_latent_sample(n, mu, ls, eps, z);
-    double kl = 0, L = 0;
-    dcrw_latent_kl(1, n, mu, ls, &kl);
-    for (int i = 0; i < n; i++) L += (double)z[i] * R[i];
-    return L + k * kl;
+/* L = Σ z⊙R + k·KL in double, z = μ + e^{log σ}ε, for the finite
+ * differences of dcrw_latent_backward */
+typedef struct latent_ctx {
+    int n;
+    double *mu, *ls;
+    const float *eps, *R;
+    double k;
+    double *z, kl; /* the last forward, for comparison */
+} latent_ctx;
+
+static double latent_loss(void *ctx) {
+    latent_ctx *c = ctx;
+    double L = 0.0;
+    c->kl = 0.0;
+    for (int i = 0; i < c->n; i++) {
+        double sg = exp(c->ls[i]);
+        c->z[i] = c->mu[i] + sg * c->eps[i];
+        c->kl += 0.5 * (c->mu[i] * c->mu[i] + sg * sg - 2.0 * c->ls[i] - 1.0);
+        L += c->z[i] * c->R[i];
+    }
+    return L + c->k * c->kl;
 }
 
 START_TEST(test_latent_backward_fd) {
     enum { N = 16 };
-    float mu[N], ls[N], eps[N], R[N], gmu[N], gls[N], gze[N];
+    float mu[N], ls[N], eps[N], R[N], gmu[N], gls[N], gze[N], z[N];
     tu_fill_uniform(mu, N, -1, 1, 11);
     tu_fill_uniform(ls, N, -1, 1, 12);
     tu_fill_uniform(eps, N, -2, 2, 13);
@@ -201,26 +228,23 @@ START_TEST(test_latent_backward_fd) {
     memcpy(gls, ls, sizeof ls);
     for (int i = 0; i < N; i++) gze[i] = R[i] * eps[i];
     dcrw_latent_backward(N, gmu, gls, R, gze, k);
-    const float h = 1e-2f;
-    for (int i = 0; i < N; i++) {
-        float a[N];
-        memcpy(a, mu, sizeof a);
-        a[i] += h;
-        double lp = latent_loss(N, a, ls, eps, R, k);
-        a[i] -= 2 * h;
-        double lm = latent_loss(N, a, ls, eps, R, k);
-        ck_assert(fabs((lp - lm) / (2 * h) - gmu[i]) < 1e-3);
-        memcpy(a, ls, sizeof a);
-        a[i] += h;
-        lp = latent_loss(N, mu, a, eps, R, k);
-        a[i] -= 2 * h;
-        lm = latent_loss(N, mu, a, eps, R, k);
-        double fd = (lp - lm) / (2 * h);
-        ck_assert_msg(fabs(fd - gls[i]) < 2e-3 + 1e-3 * fabs(fd), "dls %g vs %g", gls[i], fd);
-    }
+
+    /* the float forward agrees with the double one the differences use */
+    double mud[N], lsd[N], zd[N], kl = 0.0;
+    for (int i = 0; i < N; i++) mud[i] = mu[i], lsd[i] = ls[i];
+    latent_ctx c = {N, mud, lsd, eps, R, k, zd, 0.0};
+    latent_loss(&c);
+    dcrw_latent_sample(N, mu, ls, eps, z);
+    dcrw_latent_kl(1, N, mu, ls, &kl);
+    for (int i = 0; i < N; i++) ck_assert_msg(fabs(z[i] - zd[i]) < 1e-6, "z[%d]", i);
+    ck_assert_msg(fabs(kl - c.kl) < 1e-6 * (1 + c.kl), "KL %.9g vs %.9g", kl, c.kl);
+    const tu_fd o = tu_fd_f64(SIZE_MAX, 0);
+    tu_fd_check("dmu", latent_loss, &c, mud, N, gmu, &o);
+    tu_fd_check("dlogsigma", latent_loss, &c, lsd, N, gls, &o);
+
     /* beyond the guard σ stops growing: finite, and no gradient through σ */
     float big_mu = 0, big_ls = 1000.0f, e1 = 1.0f, one = 1.0f;
-    double kl = 0;
+    kl = 0;
     dcrw_latent_kl(1, 1, &big_mu, &big_ls, &kl);
     ck_assert(isfinite(kl));
     dcrw_latent_backward(1, &big_mu, &big_ls, &one, &e1, 1.0f);

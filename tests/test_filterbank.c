@@ -3,6 +3,7 @@
  * from the equations, central finite differences, and exact properties. */
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,19 +137,6 @@ static void expect_finite(const char *what, const float *v, size_t n) {
         ck_assert_msg(isfinite(v[k]), "%s[%zu] = %g is not finite", what, k, (double)v[k]);
 }
 
-/* A gradient against its central-difference estimate. The module works in
- * float32 (products of a few hundred terms, filters rounded to float), so
- * its relative error is ~1e-6; the estimate comes from the double reference
- * with an error far below that. 1e-3 of the largest entry of the group,
- * plus 1e-3 relative, leaves wide margin while any missing or wrong term
- * (an O(1) relative change of some entry) fails. */
-static void expect_grad(const char *what, int idx, double got, double fd, double scale) {
-    ck_assert_msg(isfinite(got), "%s[%d] is not finite", what, idx);
-    ck_assert_msg(fabs(got - fd) <= 1e-3 * scale + 1e-3 * fabs(fd) + 1e-12,
-                  "%s[%d]: backward %.9g, finite differences %.9g (scale %g)", what, idx, got, fd,
-                  scale);
-}
-
 /* The module's filters for a batch. */
 typedef struct fbset {
     float *FX, *FY, *gamma, *aux;
@@ -216,16 +204,39 @@ START_TEST(test_forward_vs_naive) {
 }
 END_TEST
 
-/* ---- dcrw_fb_filters_backward against finite differences ---- */
+/* ---- the backwards against finite differences ----
+ * Each gradient of one image, against central differences of a loss built
+ * on the naive double reference (tu_fd_check at double precision). The
+ * module works in float32 (products of a few hundred terms, filters rounded
+ * to float): relative error ~1e-6 of the tensor's scale, against the rule's
+ * 1e-4; any missing or wrong term changes some entry by O(1) relative. */
+
+/* every coordinate of one image's gradient, or nmax of them */
+static void fd_image(const char *what, int b, tu_loss_fn loss, void *ctx, double *x, size_t n,
+                     const float *grad, size_t nmax) {
+    char name[64];
+    snprintf(name, sizeof name, "%s of image %d", what, b);
+    const tu_fd o = tu_fd_f64(nmax, 31 + (uint64_t)b);
+    tu_fd_check(name, loss, ctx, x, n, grad, &o);
+}
+#define ALL SIZE_MAX
 
 /* L = Σ dFX⊙FX + Σ dFY⊙FY + dγ·γ for one image through the naive filters */
-static double filters_loss(int N, int H, int W, const double *p, const float *dFX, const float *dFY,
-                           float dg) {
+typedef struct filters_ctx {
+    int N, H, W;
+    double p[5];
+    const float *dFX, *dFY;
+    float dg;
+} filters_ctx;
+
+static double filters_loss(void *ctx) {
+    const filters_ctx *c = ctx;
+    const int N = c->N, H = c->H, W = c->W;
     double *FX = dbl((size_t)N * W), *FY = dbl((size_t)N * H), g;
-    nv_filters(N, H, W, p, FX, FY, &g);
-    double L = dg * g;
-    for (int k = 0; k < N * W; k++) L += dFX[k] * FX[k];
-    for (int k = 0; k < N * H; k++) L += dFY[k] * FY[k];
+    nv_filters(N, H, W, c->p, FX, FY, &g);
+    double L = c->dg * g;
+    for (int k = 0; k < N * W; k++) L += c->dFX[k] * FX[k];
+    for (int k = 0; k < N * H; k++) L += c->dFY[k] * FY[k];
     free(FX), free(FY);
     return L;
 }
@@ -240,20 +251,9 @@ static void check_filters_backward(const shape *s, const float *p5, uint64_t see
     tu_fill_uniform(dg, B, -1.0f, 1.0f, seed + 2);
     dcrw_fb_filters_backward(B, N, H, W, p5, f.FX, f.FY, f.gamma, f.aux, dFX, dFY, dg, dp5);
     for (int b = 0; b < B; b++) {
-        double fd[5], scale = 0.0, p[5];
-        for (int k = 0; k < 5; k++) {
-            const double h = 1e-5;
-            to_double(p5 + b * 5, p, 5);
-            p[k] += h;
-            double lp =
-                filters_loss(N, H, W, p, dFX + (size_t)b * N * W, dFY + (size_t)b * N * H, dg[b]);
-            p[k] -= 2 * h;
-            double lm =
-                filters_loss(N, H, W, p, dFX + (size_t)b * N * W, dFY + (size_t)b * N * H, dg[b]);
-            fd[k] = (lp - lm) / (2 * h);
-            scale = fmax(scale, fabs(fd[k]));
-        }
-        for (int k = 0; k < 5; k++) expect_grad("dp5", b * 5 + k, dp5[b * 5 + k], fd[k], scale);
+        filters_ctx c = {N, H, W, {0}, dFX + (size_t)b * N * W, dFY + (size_t)b * N * H, dg[b]};
+        to_double(p5 + b * 5, c.p, 5);
+        fd_image("dp5", b, filters_loss, &c, c.p, 5, dp5 + b * 5, ALL);
     }
     free(dFX), free(dFY), free(dg), free(dp5);
     fb_drop(&f);
@@ -293,20 +293,22 @@ START_TEST(test_filters_backward_floor) {
 }
 END_TEST
 
-/* (L(var + h) − L(var − h)) / 2h with LOSS(out) evaluating L; var is
- * restored. h is the caller's. */
-#define CENTRAL_DIFF(LOSS, var, result)                                                            \
-    do {                                                                                           \
-        double keep = (var), lp, lm;                                                               \
-        (var) = keep + h;                                                                          \
-        LOSS(lp);                                                                                  \
-        (var) = keep - h;                                                                          \
-        LOSS(lm);                                                                                  \
-        (var) = keep;                                                                              \
-        result = (lp - lm) / (2 * h);                                                              \
-    } while (0)
-
 /* ---- read backward ---- */
+
+/* L = Σ dr⊙read for one image: linear in each single input */
+typedef struct read_ctx {
+    int C, N, H, W;
+    double *FX, *FY, g, *x, *xh, *r;
+    const float *dr;
+} read_ctx;
+
+static double read_loss(void *ctx) {
+    read_ctx *c = ctx;
+    nv_read(c->C, c->N, c->H, c->W, c->FX, c->FY, c->g, c->x, c->xh, c->r);
+    double L = 0.0;
+    for (size_t k = 0; k < 2u * c->C * c->N * c->N; k++) L += c->dr[k] * c->r[k];
+    return L;
+}
 
 START_TEST(test_read_backward_fd) {
     const shape *s = &shapes[_i];
@@ -331,59 +333,22 @@ START_TEST(test_read_backward_fd) {
     ck_assert_int_eq(memcmp(dFY, dFY2, B * NH * sizeof(float)), 0);
     ck_assert_int_eq(memcmp(dg, dg2, B * sizeof(float)), 0);
 
-    double *FX = dbl(NW), *FY = dbl(NH), *xd = dbl(P), *hd = dbl(P), *rr = dbl(R), g;
-    /* L = Σ dr⊙r is linear in each single input, so the central
-     * difference is exact up to rounding; h = 1e-3 */
-    const double h = 1e-3;
-#define READ_LOSS(out)                                                                             \
-    do {                                                                                           \
-        nv_read(C, N, H, W, FX, FY, g, xd, hd, rr);                                                \
-        out = 0.0;                                                                                 \
-        for (size_t k = 0; k < R; k++) out += dr[b * R + k] * rr[k];                               \
-    } while (0)
-#define FD(var, result) CENTRAL_DIFF(READ_LOSS, var, result)
+    read_ctx c = {C, N, H, W, dbl(NW), dbl(NH), 0.0, dbl(P), dbl(P), dbl(R), NULL};
     for (int b = 0; b < B; b++) {
-        to_double(f.FX + b * NW, FX, NW);
-        to_double(f.FY + b * NH, FY, NH);
-        g = f.gamma[b];
-        to_double(x + b * P, xd, P);
-        to_double(xh + b * P, hd, P);
-        double *fd = dbl(NW > NH ? NW : NH), scale = 0.0, fdg;
-        for (size_t k = 0; k < NW; k++) {
-            FD(FX[k], fd[k]);
-            scale = fmax(scale, fabs(fd[k]));
-        }
-        for (size_t k = 0; k < NW; k++)
-            expect_grad("read dFX", (int)k, dFX[b * NW + k], fd[k], scale);
-        scale = 0.0;
-        for (size_t k = 0; k < NH; k++) {
-            FD(FY[k], fd[k]);
-            scale = fmax(scale, fabs(fd[k]));
-        }
-        for (size_t k = 0; k < NH; k++)
-            expect_grad("read dFY", (int)k, dFY[b * NH + k], fd[k], scale);
-        FD(g, fdg);
-        expect_grad("read dgamma", b, dg[b], fdg, fabs(fdg));
-        free(fd);
-        /* a sample of the pixels; the scale is that of the sample */
-        double sx[64], sh[64];
-        size_t idx[64], ns = 0;
-        double scx = 0.0, sch = 0.0;
-        for (size_t k = b % 3; k < P && ns < 64; k += 1 + P / 40, ns++) {
-            idx[ns] = k;
-            FD(xd[k], sx[ns]);
-            FD(hd[k], sh[ns]);
-            scx = fmax(scx, fabs(sx[ns]));
-            sch = fmax(sch, fabs(sh[ns]));
-        }
-        for (size_t q = 0; q < ns; q++) {
-            expect_grad("read dx", (int)idx[q], dx[b * P + idx[q]], sx[q], scx);
-            expect_grad("read dxhat", (int)idx[q], dxh[b * P + idx[q]], sh[q], sch);
-        }
+        to_double(f.FX + b * NW, c.FX, NW);
+        to_double(f.FY + b * NH, c.FY, NH);
+        c.g = f.gamma[b];
+        to_double(x + b * P, c.x, P);
+        to_double(xh + b * P, c.xh, P);
+        c.dr = dr + b * R;
+        fd_image("read dFX", b, read_loss, &c, c.FX, NW, dFX + b * NW, ALL);
+        fd_image("read dFY", b, read_loss, &c, c.FY, NH, dFY + b * NH, ALL);
+        fd_image("read dgamma", b, read_loss, &c, &c.g, 1, dg + b, ALL);
+        /* a sample of the pixels */
+        fd_image("read dx", b, read_loss, &c, c.x, P, dx + b * P, 64);
+        fd_image("read dxhat", b, read_loss, &c, c.xh, P, dxh + b * P, 64);
     }
-#undef FD
-#undef READ_LOSS
-    free(FX), free(FY), free(xd), free(hd), free(rr);
+    free(c.FX), free(c.FY), free(c.x), free(c.xh), free(c.r);
     free(p5), free(x), free(xh), free(dr), free(dx), free(dxh), free(dFX), free(dFY), free(dg);
     free(dxh2), free(dFX2), free(dFY2), free(dg2), free(scr);
     fb_drop(&f);
@@ -391,6 +356,22 @@ START_TEST(test_read_backward_fd) {
 END_TEST
 
 /* ---- write backward ---- */
+
+/* L = Σ dout⊙write for one image: linear in each filter entry and in w,
+ * 1/γ in γ */
+typedef struct write_ctx {
+    int C, N, H, W;
+    double *FX, *FY, g, *w, *out;
+    const float *dout;
+} write_ctx;
+
+static double write_loss(void *ctx) {
+    write_ctx *c = ctx;
+    nv_write(c->C, c->N, c->H, c->W, c->FX, c->FY, c->g, c->w, c->out);
+    double L = 0.0;
+    for (size_t k = 0; k < (size_t)c->C * c->H * c->W; k++) L += c->dout[k] * c->out[k];
+    return L;
+}
 
 START_TEST(test_write_backward_fd) {
     const shape *s = &shapes[_i];
@@ -405,56 +386,20 @@ START_TEST(test_write_backward_fd) {
     float *scr = fl(dcrw_fb_write_scratch_floats(B, C, N, H, W));
     dcrw_fb_write_backward(B, C, N, H, W, f.FX, f.FY, f.gamma, w, dout, dw, dFX, dFY, dg, scr);
 
-    double *FX = dbl(NW), *FY = dbl(NH), *wd = dbl(WP), *oo = dbl(P), g;
-    const double h = 1e-3; /* linear in each input: exact up to rounding */
-#define WRITE_LOSS(out)                                                                            \
-    do {                                                                                           \
-        nv_write(C, N, H, W, FX, FY, g, wd, oo);                                                   \
-        out = 0.0;                                                                                 \
-        for (size_t k = 0; k < P; k++) out += dout[b * P + k] * oo[k];                             \
-    } while (0)
-#define FD(var, result) CENTRAL_DIFF(WRITE_LOSS, var, result)
+    write_ctx c = {C, N, H, W, dbl(NW), dbl(NH), 0.0, dbl(WP), dbl(P), NULL};
     for (int b = 0; b < B; b++) {
-        to_double(f.FX + b * NW, FX, NW);
-        to_double(f.FY + b * NH, FY, NH);
-        to_double(w + b * WP, wd, WP);
-        g = f.gamma[b];
-        size_t most = NW > NH ? NW : NH;
-        double *fd = dbl(most > WP ? most : WP), scale = 0.0, fdg;
-        for (size_t k = 0; k < NW; k++) {
-            FD(FX[k], fd[k]);
-            scale = fmax(scale, fabs(fd[k]));
-        }
-        for (size_t k = 0; k < NW; k++)
-            expect_grad("write dFX", (int)k, dFX[b * NW + k], fd[k], scale);
-        scale = 0.0;
-        for (size_t k = 0; k < NH; k++) {
-            FD(FY[k], fd[k]);
-            scale = fmax(scale, fabs(fd[k]));
-        }
-        for (size_t k = 0; k < NH; k++)
-            expect_grad("write dFY", (int)k, dFY[b * NH + k], fd[k], scale);
-        scale = 0.0;
-        for (size_t k = 0; k < WP; k++) {
-            FD(wd[k], fd[k]);
-            scale = fmax(scale, fabs(fd[k]));
-        }
-        for (size_t k = 0; k < WP; k++)
-            expect_grad("write dw", (int)k, dw[b * WP + k], fd[k], scale);
-        /* 1/γ is not linear: a smaller step, h² error ~1e-12 relative */
-        double keep = g, lp, lm;
-        g = keep * (1 + 1e-6);
-        WRITE_LOSS(lp);
-        g = keep * (1 - 1e-6);
-        WRITE_LOSS(lm);
-        g = keep;
-        fdg = (lp - lm) / (2e-6 * keep);
-        expect_grad("write dgamma", b, dg[b], fdg, fabs(fdg));
-        free(fd);
+        to_double(f.FX + b * NW, c.FX, NW);
+        to_double(f.FY + b * NH, c.FY, NH);
+        to_double(w + b * WP, c.w, WP);
+        c.g = f.gamma[b];
+        c.dout = dout + b * P;
+        fd_image("write dFX", b, write_loss, &c, c.FX, NW, dFX + b * NW, ALL);
+        fd_image("write dFY", b, write_loss, &c, c.FY, NH, dFY + b * NH, ALL);
+        fd_image("write dw", b, write_loss, &c, c.w, WP, dw + b * WP, ALL);
+        /* γ >= e^-2 here: a step of 1e-5 is < 1e-4 of it, truncation ~1e-8 */
+        fd_image("write dgamma", b, write_loss, &c, &c.g, 1, dg + b, ALL);
     }
-#undef FD
-#undef WRITE_LOSS
-    free(FX), free(FY), free(wd), free(oo);
+    free(c.FX), free(c.FY), free(c.w), free(c.out);
     free(p5), free(w), free(dout), free(dw), free(dFX), free(dFY), free(dg), free(scr);
     fb_drop(&f);
 }
@@ -463,25 +408,32 @@ END_TEST
 /* ---- the whole chain from p5 ---- */
 
 /* L = Σ wt⊙read(p5) (or write) for one image through the naive code */
-static double chain_loss(const shape *s, int write, const double *p, const float *x,
-                         const float *xh, const float *w, const float *wt) {
-    int C = s->C, N = s->N, H = s->H, W = s->W;
+typedef struct chain_ctx {
+    const shape *s;
+    int write;
+    double p[5];
+    const float *x, *xh, *w, *wt;
+} chain_ctx;
+
+static double chain_loss(void *ctx) {
+    const chain_ctx *c = ctx;
+    int C = c->s->C, N = c->s->N, H = c->s->H, W = c->s->W;
     size_t P = (size_t)C * H * W, R = 2u * C * N * N, WP = (size_t)C * N * N;
     double *FX = dbl((size_t)N * W), *FY = dbl((size_t)N * H), g;
-    nv_filters(N, H, W, p, FX, FY, &g);
+    nv_filters(N, H, W, c->p, FX, FY, &g);
     double L = 0.0;
-    if (!write) {
+    if (!c->write) {
         double *xd = dbl(P), *hd = dbl(P), *rr = dbl(R);
-        to_double(x, xd, P);
-        to_double(xh, hd, P);
+        to_double(c->x, xd, P);
+        to_double(c->xh, hd, P);
         nv_read(C, N, H, W, FX, FY, g, xd, hd, rr);
-        for (size_t k = 0; k < R; k++) L += wt[k] * rr[k];
+        for (size_t k = 0; k < R; k++) L += c->wt[k] * rr[k];
         free(xd), free(hd), free(rr);
     } else {
         double *wd = dbl(WP), *oo = dbl(P);
-        to_double(w, wd, WP);
+        to_double(c->w, wd, WP);
         nv_write(C, N, H, W, FX, FY, g, wd, oo);
-        for (size_t k = 0; k < P; k++) L += wt[k] * oo[k];
+        for (size_t k = 0; k < P; k++) L += c->wt[k] * oo[k];
         free(wd), free(oo);
     }
     free(FX), free(FY);
@@ -517,21 +469,15 @@ START_TEST(test_chain_fd) {
         }
         dcrw_fb_filters_backward(B, N, H, W, p5, f.FX, f.FY, f.gamma, f.aux, dFX, dFY, dg, dp5);
         for (int b = 0; b < B; b++) {
-            double p[5], fd[5], scale = 0.0;
-            const float *wt = write ? dout + b * P : dr + b * R;
-            for (int k = 0; k < 5; k++) {
-                const double h = 1e-5;
-                to_double(p5 + b * 5, p, 5);
-                p[k] += h;
-                double lp = chain_loss(s, write, p, x + b * P, xh + b * P, w + b * WP, wt);
-                p[k] -= 2 * h;
-                double lm = chain_loss(s, write, p, x + b * P, xh + b * P, w + b * WP, wt);
-                fd[k] = (lp - lm) / (2 * h);
-                scale = fmax(scale, fabs(fd[k]));
-            }
-            for (int k = 0; k < 5; k++)
-                expect_grad(write ? "write dp5" : "read dp5", b * 5 + k, dp5[b * 5 + k], fd[k],
-                            scale);
+            chain_ctx c = {s,
+                           write,
+                           {0},
+                           x + b * P,
+                           xh + b * P,
+                           w + b * WP,
+                           write ? dout + b * P : dr + b * R};
+            to_double(p5 + b * 5, c.p, 5);
+            fd_image(write ? "write dp5" : "read dp5", b, chain_loss, &c, c.p, 5, dp5 + b * 5, ALL);
         }
     }
     free(p5), free(x), free(xh), free(w), free(dr), free(dout);

@@ -36,8 +36,9 @@ meson test -C build --print-errorlogs --num-processes 2 || status=1
 setup build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined \
     -Db_lundef=false -Dc_args=-fno-sanitize-recover=all
 ninja -C build-asan
+# the kill-and-resume soak runs 200 trials in the release build, 50 here
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-    meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 4 ||
+    DCRW_SOAK_TRIALS=50 meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 4 ||
     status=1
 
 # The fuzzers, a short bounded run of each from a fixed seed (clang's

@@ -249,9 +249,4 @@ int cmd_info(int argc, char **argv);
 /* plot.c: write the SVG of RUNDIR/log.csv (used by train at the end). */
 int cli_plot_run(const char *log_path, const char *svg_path);
 
-/* setopt.c: apply "field=value" to @p cfg. Returns 0, or -1 with a message
- * in @p err (may be NULL). Ranges are checked by dcrw_config_validate()
- * after every assignment has been applied. */
-int dcrw_cli_set(dcrw_config *cfg, const char *assignment, char *err, size_t errlen);
-
 #endif

@@ -84,22 +84,15 @@ static void read_meta(const char *path, ckpt_meta *m) {
     cJSON_Delete(h);
 }
 
+/* Every field, by the library's own list and in its own text. */
 static void print_config(const dcrw_config *c) {
-    printf("channels         %d\n", c->channels);
-    printf("height           %d\n", c->height);
-    printf("width            %d\n", c->width);
-    printf("glimpses         %d\n", c->glimpses);
-    printf("enc_size         %d\n", c->enc_size);
-    printf("dec_size         %d\n", c->dec_size);
-    printf("z_size           %d\n", c->z_size);
-    printf("read_n           %d\n", c->read_n);
-    printf("write_n          %d\n", c->write_n);
-    printf("conv1            %d\n", c->conv1);
-    printf("conv2            %d\n", c->conv2);
-    printf("encoder          %s\n", c->encoder == DCRW_ENCODER_CNN ? "cnn" : "lstm");
-    printf("read_attention   %d\n", c->read_attention);
-    printf("write_attention  %d\n", c->write_attention);
-    printf("canvas_init      %g\n", (double)c->canvas_init);
+    for (int i = 0; i < dcrw_config_field_count(); i++) {
+        const char *name = NULL;
+        char value[48];
+        dcrw_config_field(i, &name, NULL, NULL, NULL, NULL);
+        if (dcrw_config_get(c, name, value, sizeof value) == DCRW_OK)
+            printf("%-16s %s\n", name, value);
+    }
 }
 
 /* Every tensor with its shape and size, then the parameter count. */

@@ -144,7 +144,9 @@ void rundir_remove_stale(const rundir *rd) {
 /* ------------------------------------------------------------------------ */
 /* run.json: one table of keys drives both the writer and the reader. */
 
-typedef enum { J_I32, J_F32, J_INT, J_LONG, J_DOUBLE, J_U64, J_PRESET, J_PATH } json_type;
+#define RUN_FORMAT 2
+
+typedef enum { J_INT, J_LONG, J_DOUBLE, J_U64, J_PRESET, J_PATH } json_type;
 
 typedef struct json_key {
     const char *name;
@@ -155,25 +157,8 @@ typedef struct json_key {
 } json_key;
 
 #define F(field) offsetof(run_flags, field)
-#define C(field) offsetof(run_flags, cfg.field)
-#define I32 (double)INT32_MIN, (double)INT32_MAX
 static const json_key keys[] = {
     {"preset", J_PRESET, F(preset), 0, 0, 0},
-    {"channels", J_I32, C(channels), I32, 0},
-    {"height", J_I32, C(height), I32, 0},
-    {"width", J_I32, C(width), I32, 0},
-    {"glimpses", J_I32, C(glimpses), I32, 0},
-    {"enc_size", J_I32, C(enc_size), I32, 0},
-    {"dec_size", J_I32, C(dec_size), I32, 0},
-    {"z_size", J_I32, C(z_size), I32, 0},
-    {"read_n", J_I32, C(read_n), I32, 0},
-    {"write_n", J_I32, C(write_n), I32, 0},
-    {"conv1", J_I32, C(conv1), I32, 0},
-    {"conv2", J_I32, C(conv2), I32, 0},
-    {"encoder", J_I32, C(encoder), I32, 0},
-    {"read_attention", J_I32, C(read_attention), I32, 0},
-    {"write_attention", J_I32, C(write_attention), I32, 0},
-    {"canvas_init", J_F32, C(canvas_init), -HUGE_VAL, HUGE_VAL, 0},
     {"batch", J_LONG, F(batch), 1, RUN_BATCH_MAX, 0},
     {"lr", J_DOUBLE, F(lr), RUN_LR_MIN, RUN_LR_MAX, 0},
     {"lr_halflife", J_DOUBLE, F(lr_halflife), 0, RUN_HALFLIFE_MAX, 1},
@@ -192,76 +177,84 @@ static const json_key keys[] = {
     {"threads", J_LONG, F(threads), 0, CLI_MAX_THREADS, 0},
 };
 #undef F
-#undef C
-#undef I32
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static void put_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
-/* the shortest text that reads back as the same double: a resumed run
- * must use the very rate the straight one did */
-static void put_double(FILE *f, double v) {
-    char b[40];
+/* The shortest text that reads back as the same double: a resumed run must
+ * use the very rate the straight one did. (cJSON's own printer accepts a
+ * text within a few ulps, so numbers go in as raw text.) */
+static void format_double(char *b, size_t n, double v) {
     for (int prec = 15; prec <= 17; prec++) {
-        snprintf(b, sizeof b, "%.*g", prec, v);
+        snprintf(b, n, "%.*g", prec, v);
         if (strtod(b, NULL) == v) break;
     }
-    fputs(b, f);
 }
 
-static void put_value(FILE *f, const json_key *k, const run_flags *r) {
+/* Key @p k of @p r into @p obj; NULL when out of memory. */
+static cJSON *add_value(cJSON *obj, const json_key *k, const run_flags *r) {
     const char *p = (const char *)r + k->off;
+    char b[48];
     switch (k->type) {
-    case J_I32:
-        fprintf(f, "%d", (int)*(const int32_t *)p);
-        break;
-    case J_F32:
-        put_double(f, (double)*(const float *)p);
-        break;
     case J_INT:
-        fprintf(f, "%d", *(const int *)p);
+        snprintf(b, sizeof b, "%d", *(const int *)p);
         break;
     case J_LONG:
-        fprintf(f, "%ld", *(const long *)p);
+        snprintf(b, sizeof b, "%ld", *(const long *)p);
         break;
     case J_DOUBLE:
-        put_double(f, *(const double *)p);
+        format_double(b, sizeof b, *(const double *)p);
         break;
     case J_U64: {
         /* a JSON number is a double to most readers (cJSON too): exact up
          * to 2^53, a string of digits above */
         uint64_t v = *(const uint64_t *)p;
-        fprintf(f, (double)v < RUN_COUNT_MAX ? "%llu" : "\"%llu\"", (unsigned long long)v);
+        snprintf(b, sizeof b, "%llu", (unsigned long long)v);
+        if ((double)v >= RUN_COUNT_MAX) return cJSON_AddStringToObject(obj, k->name, b);
         break;
     }
     case J_PRESET:
-        put_string(f, p);
-        break;
+        return cJSON_AddStringToObject(obj, k->name, p);
     case J_PATH:
-        put_string(f, *(char *const *)p ? *(char *const *)p : "");
-        break;
+        return cJSON_AddStringToObject(obj, k->name, *(char *const *)p ? *(char *const *)p : "");
     }
+    return cJSON_AddRawToObject(obj, k->name, b);
+}
+
+/* run.json as a cJSON object; NULL when out of memory. */
+static cJSON *flags_json(const run_flags *r) {
+    cJSON *root = cJSON_CreateObject();
+    int ok = root && cJSON_AddNumberToObject(root, "format", RUN_FORMAT);
+    for (size_t i = 0; ok && i < NKEYS; i++) {
+        ok = add_value(root, &keys[i], r) != NULL;
+        /* the fields that differ from the preset, right after it */
+        if (ok && i == 0) {
+            cJSON *set = cJSON_AddObjectToObject(root, "set");
+            ok = set != NULL;
+            for (int j = 0; ok && j < r->nset; j++)
+                ok = cJSON_AddStringToObject(set, r->sets[j].name, r->sets[j].value) != NULL;
+        }
+    }
+    if (ok) return root;
+    cJSON_Delete(root);
+    return NULL;
 }
 
 static int write_flags(FILE *f, void *ctx) {
-    const run_flags *r = ctx;
-    fprintf(f, "{\n  \"format\": 1");
-    for (size_t i = 0; i < NKEYS; i++) {
-        fprintf(f, ",\n  \"%s\": ", keys[i].name);
-        put_value(f, &keys[i], r);
+    cJSON *root = flags_json(ctx);
+    char *text = root ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (!text) {
+        cli_error("out of memory");
+        return -1;
     }
-    fprintf(f, "\n}\n");
+    /* cJSON indents with tabs; a tab in a value is escaped, so every tab
+     * is layout: two spaces at the start of a line, one after a colon */
+    for (const char *p = text; *p; p++)
+        if (*p != '\t')
+            fputc(*p, f);
+        else
+            fputs(p > text && p[-1] == ':' ? " " : "  ", f);
+    fputc('\n', f);
+    cJSON_free(text);
     return 0;
 }
 
@@ -284,7 +277,7 @@ static int get_number(const cJSON *v, const json_key *k, double *out, uint64_t *
     if (!cJSON_IsNumber(v)) return -1;
     double d = v->valuedouble;
     if (!isfinite(d)) return -1;
-    if (k->type == J_F32 || k->type == J_DOUBLE) {
+    if (k->type == J_DOUBLE) {
         if (d < k->lo || d > k->hi) return -1;
     } else {
         double hi = k->type == J_U64 ? RUN_COUNT_MAX : k->hi;
@@ -295,31 +288,28 @@ static int get_number(const cJSON *v, const json_key *k, double *out, uint64_t *
     return 0;
 }
 
-static int get_value(const cJSON *v, const json_key *k, run_flags *r) {
+static int get_string(const cJSON *v, const json_key *k, run_flags *r) {
     char *p = (char *)r + k->off;
-    if (k->type == J_PRESET || k->type == J_PATH) {
-        if (!cJSON_IsString(v) || !*v->valuestring) return -1;
-        if (k->type == J_PRESET) {
-            if (strlen(v->valuestring) >= sizeof r->preset) return -1;
-            strcpy(p, v->valuestring);
-            return 0;
-        }
-        char *s = strdup(v->valuestring);
-        if (!s) return -1;
-        free(*(char **)p);
-        *(char **)p = s;
+    if (!cJSON_IsString(v) || !*v->valuestring) return -1;
+    if (k->type == J_PRESET) {
+        if (strlen(v->valuestring) >= sizeof r->preset) return -1;
+        strcpy(p, v->valuestring);
         return 0;
     }
+    char *s = strdup(v->valuestring);
+    if (!s) return -1;
+    free(*(char **)p);
+    *(char **)p = s;
+    return 0;
+}
+
+static int get_value(const cJSON *v, const json_key *k, run_flags *r) {
+    if (k->type == J_PRESET || k->type == J_PATH) return get_string(v, k, r);
+    char *p = (char *)r + k->off;
     double d = 0;
     uint64_t u = 0;
     if (get_number(v, k, &d, &u) != 0) return -1;
     switch (k->type) {
-    case J_I32:
-        *(int32_t *)p = (int32_t)d;
-        break;
-    case J_F32:
-        *(float *)p = (float)d;
-        break;
     case J_INT:
         *(int *)p = (int)d;
         break;
@@ -347,57 +337,119 @@ static const cJSON *member(const cJSON *obj, const char *name, int *twice) {
     return found;
 }
 
-/* Every key into @p r; the name of the first bad one in *bad. */
-static int get_flags(const cJSON *root, run_flags *r, const char **bad, const char **why) {
-    int twice = 0;
-    const cJSON *fmt = member(root, "format", &twice);
-    if (!fmt || twice || !cJSON_IsNumber(fmt) || fmt->valuedouble != 1.0) {
-        *bad = "format", *why = fmt ? "is not 1" : "is missing";
-        return -1;
-    }
-    for (size_t i = 0; i < NKEYS; i++) {
-        const cJSON *v = member(root, keys[i].name, &twice);
-        *bad = keys[i].name;
-        if (twice) {
-            *why = "is given twice";
-            return -1;
-        }
-        if (!v) {
-            if (keys[i].optional) continue;
-            *why = "is missing";
-            return -1;
-        }
-        if (get_value(v, &keys[i], r) != 0) {
-            *why = "has a value of the wrong type or out of range";
-            return -1;
-        }
+/* What went wrong where, for the message. */
+typedef struct json_fault {
+    const char *key, *why;
+} json_fault;
+
+static int fault(json_fault *e, const char *key, const char *why) {
+    e->key = key;
+    e->why = why;
+    return -1;
+}
+
+/* "set" of format 2: an object of distinct names with string values. */
+static int get_sets(const cJSON *set, run_flags *r, json_fault *e) {
+    r->nset = 0;
+    if (!cJSON_IsObject(set)) return fault(e, "set", "is not an object");
+    for (const cJSON *c = set->child; c; c = c->next) {
+        int twice = 0;
+        member(set, c->string, &twice);
+        if (twice) return fault(e, "set", "names a field twice");
+        if (r->nset == RUN_SETS_MAX || !cJSON_IsString(c) ||
+            strlen(c->string) >= sizeof r->sets[0].name ||
+            strlen(c->valuestring) >= sizeof r->sets[0].value)
+            return fault(e, "set", "has a value of the wrong type or too long");
+        strcpy(r->sets[r->nset].name, c->string);
+        strcpy(r->sets[r->nset].value, c->valuestring);
+        r->nset++;
     }
     return 0;
+}
+
+/* The keys of @p table into @p r. */
+static int get_keys(const cJSON *root, const json_key *table, size_t n, run_flags *r,
+                    json_fault *e) {
+    for (size_t i = 0; i < n; i++) {
+        int twice = 0;
+        const cJSON *v = member(root, table[i].name, &twice);
+        if (twice) return fault(e, table[i].name, "is given twice");
+        if (!v && table[i].optional) continue;
+        if (!v) return fault(e, table[i].name, "is missing");
+        if (get_value(v, &table[i], r) != 0)
+            return fault(e, table[i].name, "has a value of the wrong type or out of range");
+    }
+    return 0;
+}
+
+/* The configuration's fields as format 1 (dcrw 0.1 and 0.2) recorded them,
+ * all of them numbers: a frozen list, since that format will not change. */
+static const char *const format1_fields[] = {
+    "channels", "height",         "width",           "glimpses", "enc_size",
+    "dec_size", "z_size",         "read_n",          "write_n",  "conv1",
+    "conv2",    "read_attention", "write_attention", "encoder",  "canvas_init"};
+
+/* Format 1's configuration into r->cfg, each number through the library's
+ * dcrw_config_set() as the text of its value. */
+static int get_config(const cJSON *root, run_flags *r, json_fault *e) {
+    dcrw_preset p = DCRW_PRESET_DCRW;
+    dcrw_preset_from_name(r->preset, &p);
+    dcrw_config_preset(&r->cfg, p);
+    for (size_t i = 0; i < sizeof format1_fields / sizeof format1_fields[0]; i++) {
+        const char *name = format1_fields[i];
+        int twice = 0;
+        const cJSON *v = member(root, name, &twice);
+        if (twice) return fault(e, name, "is given twice");
+        if (!v) return fault(e, name, "is missing");
+        char text[48];
+        if (cJSON_IsNumber(v) && isfinite(v->valuedouble))
+            format_double(text, sizeof text, v->valuedouble);
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
+            dcrw_config_set(&r->cfg, name, text) != DCRW_OK)
+            return fault(e, name, "has a value of the wrong type or out of range");
+    }
+    r->cfg_given = 1;
+    return 0;
+}
+
+/* Every key into @p r; the first bad one in *e. */
+static int get_flags(const cJSON *root, run_flags *r, json_fault *e) {
+    int twice = 0;
+    const cJSON *fmt = member(root, "format", &twice);
+    int format = fmt && !twice && cJSON_IsNumber(fmt) ? (int)fmt->valuedouble : 0;
+    if (!fmt || (format != 1 && format != 2) || fmt->valuedouble != format)
+        return fault(e, "format", fmt ? "is not 1 or 2" : "is missing");
+    if (get_keys(root, keys, NKEYS, r, e) != 0) return -1;
+    const cJSON *set = member(root, "set", &twice);
+    if (format == 1)
+        return set ? fault(e, "set", "is not part of format 1") : get_config(root, r, e);
+    if (twice) return fault(e, "set", "is given twice");
+    if (!set) return fault(e, "set", "is missing");
+    return get_sets(set, r, e);
 }
 
 int rundir_read_flags(const rundir *rd, run_flags *f) {
     size_t len = 0;
     char *text = cli_read_file(rd->json_path, &len);
     if (!text) return -1;
-    const char *bad = NULL, *why = "is not a JSON object";
+    json_fault e = {NULL, "is not a JSON object"};
     cJSON *root = NULL;
     /* a NUL inside would end the text cJSON sees early */
     if (strlen(text) == len) root = cJSON_ParseWithOpts(text, NULL, 1);
     /* absent from the runs of dcrw 0.1.0, which had a constant rate */
     f->lr_halflife = 0;
-    int rc = root && cJSON_IsObject(root) ? get_flags(root, f, &bad, &why) : -1;
-    f->cfg.size = sizeof f->cfg;
+    f->cfg_given = 0;
+    f->nset = 0;
+    int rc = root && cJSON_IsObject(root) ? get_flags(root, f, &e) : -1;
     cJSON_Delete(root);
     free(text);
-    if (rc != 0) {
-        if (bad)
-            cli_error("%s: malformed or incomplete run file: \"%s\" %s (was it written by dcrw "
-                      "train?)",
-                      rd->json_path, bad, why);
-        else
-            cli_error("%s: malformed run file: %s (was it written by dcrw train?)", rd->json_path,
-                      why);
-    }
+    if (rc != 0 && e.key)
+        cli_error("%s: malformed or incomplete run file: \"%s\" %s (was it written by dcrw "
+                  "train?)",
+                  rd->json_path, e.key, e.why);
+    else if (rc != 0)
+        cli_error("%s: malformed run file: %s (was it written by dcrw train?)", rd->json_path,
+                  e.why);
     return rc;
 }
 

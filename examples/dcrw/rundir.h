@@ -26,10 +26,23 @@
 /* counts that must survive a trip through a JSON number (a double) */
 #define RUN_COUNT_MAX 9007199254740992.0
 
-/* The flags of a run: everything run.json holds. */
+/* "set" in run.json: a configuration field that differs from the preset,
+ * and its value as dcrw_config_set() reads it. */
+#define RUN_SETS_MAX 64
+typedef struct run_set {
+    char name[32], value[48];
+} run_set;
+
+/* The flags of a run: everything run.json holds. Since format 2 that is
+ * the preset and the fields that differ from it, not the configuration,
+ * which the checkpoint holds; the runs of dcrw 0.1 and 0.2 (format 1)
+ * stored the configuration itself. */
 typedef struct run_flags {
     char preset[32];
-    dcrw_config cfg;
+    run_set sets[RUN_SETS_MAX];
+    int nset;
+    int cfg_given;   /* run.json of format 1: cfg holds its configuration */
+    dcrw_config cfg; /* the run's configuration, once known */
     long batch;
     double lr, lr_halflife, clip;
     uint64_t seed;
@@ -67,7 +80,9 @@ int rundir_exists(const char *path);
 
 /* run.json, read with cJSON: every key must be there once with a value in
  * the range its option allows (lr_halflife may be missing: the runs of
- * dcrw 0.1.0 had none). -1 after a message. */
+ * dcrw 0.1.0 had none). Format 1 (dcrw 0.1 and 0.2) holds the
+ * configuration's fields and no "set"; format 2, written now, the
+ * reverse. -1 after a message. */
 int rundir_read_flags(const rundir *rd, run_flags *f);
 int rundir_write_flags(const rundir *rd, const run_flags *f);
 

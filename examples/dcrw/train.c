@@ -30,10 +30,10 @@ static void usage(FILE *f) {
             "  --minutes M          for M minutes of this invocation\n"
             "Model and optimizer:\n"
             "  --preset NAME        draw, draw-noattn, dcrw (default), dcrw-noread\n"
-            "  --set FIELD=VALUE    change a configuration field (repeatable): glimpses,\n"
-            "                       enc_size, dec_size, z_size, read_n, write_n, conv1,\n"
-            "                       conv2, encoder (lstm|cnn), read_attention,\n"
-            "                       write_attention (0|1), canvas_init, height, width\n"
+            "  --set FIELD=VALUE    change a configuration field (repeatable):\n",
+            dist_available() ? "This build has MPI." : "This build has no MPI.");
+    train_print_set_fields(f, "                       ", 80);
+    fprintf(f,
             "  --batch B            images per step (default 100)\n"
             "  --lr X               Adam learning rate (default 0.001)\n"
             "  --lr-halflife N      decay the rate smoothly, halving it every N steps:\n"
@@ -54,7 +54,7 @@ static void usage(FILE *f) {
             "  --checkpoint-minutes M  save every M minutes (default 5) and at the end\n"
             "  --progress-seconds S    progress line every S seconds when stdout is not a\n"
             "                       terminal (default 10); a terminal gets a live line\n",
-            dist_available() ? "This build has MPI." : "This build has no MPI.", CLI_MAX_THREADS);
+            CLI_MAX_THREADS);
 }
 
 enum {

@@ -57,6 +57,7 @@ typedef struct trainer_run {
     rundir rd;
     int resume; /* --resume */
     int fresh;  /* the trainer starts from step 0 (a new run, or a run without checkpoint) */
+    int channels_from_data; /* the configuration takes the data's channels */
     dcrw_model *m;
     dcrw_trainer *t;
     dcrw_dataset *train;
@@ -88,6 +89,21 @@ int train_save_checkpoint(trainer_run *tr);
 int train_close_run(trainer_run *tr, int status);
 /* Everything @p tr holds; it may be partly made. */
 void train_run_free(trainer_run *tr);
+
+/* ---- train_config.c */
+/* The names --set takes, with their values' forms, as a comma-separated
+ * list wrapped to @p width columns, each line starting with @p indent. */
+void train_print_set_fields(FILE *f, const char *indent, int width);
+/* f->cfg: the preset f->preset changed by each "NAME=VALUE" of @p sets. 0,
+ * or -1 after a message. */
+int train_config_from_command_line(run_flags *f, const char *const *sets, int nset);
+/* --resume: f->cfg from the checkpoint, loaded into tr->m, or for a run
+ * without checkpoint from run.json. 0, or -1 after a message (run.json
+ * describes another model than the checkpoint holds, say). */
+int train_config_for_resume(trainer_run *tr);
+/* f->sets: the fields of f->cfg that differ from its preset (the channels
+ * excepted), for run.json. 0, or -1 after a message. */
+int train_config_record(run_flags *f);
 
 /* ---- train_loop.c */
 /* Steps until the budget, a stop request or a failure; process 0 logs,

@@ -53,12 +53,7 @@ static int resume_flags(trainer_run *tr, const train_opts *o) {
         f->epochs = o->epochs;
         f->minutes = o->minutes;
     }
-    int rc = dcrw_config_validate(&f->cfg);
-    if (rc != DCRW_OK) {
-        cli_lib_error(rc, "%s: the configuration is invalid", rd->json_path);
-        return -1;
-    }
-    return 0;
+    return train_config_for_resume(tr);
 }
 
 /* --out: the flags of the command line. */
@@ -76,16 +71,8 @@ static int new_run_flags(trainer_run *tr, const train_opts *o) {
         cli_error("give --data DIR (the folder with the MNIST IDX files)");
         return -1;
     }
-    dcrw_preset p;
-    dcrw_preset_from_name(f->preset, &p);
-    dcrw_config_preset(&f->cfg, p);
-    /* the data decides the channels; --set may not */
-    char err[256];
-    for (int i = 0; i < o->nset; i++)
-        if (dcrw_cli_set(&f->cfg, o->sets[i], err, sizeof err) != 0) {
-            cli_error("%s", err);
-            return -1;
-        }
+    tr->channels_from_data = 1;
+    if (train_config_from_command_line(f, o->sets, o->nset) != 0) return -1;
     struct stat st;
     if (stat(o->out, &st) == 0 && !S_ISDIR(st.st_mode)) {
         cli_error("--out %s: exists and is not a folder", o->out);
@@ -125,7 +112,7 @@ static int load_training_data(trainer_run *tr) {
     if (cli_load_split(f->data, SPLIT_TRAIN, &tr->train) != 0) return -1;
     int dc = 0, dh = 0, dw = 0;
     dcrw_dataset_shape(tr->train, &dc, &dh, &dw);
-    if (!tr->resume) f->cfg.channels = dc;
+    if (tr->channels_from_data) f->cfg.channels = dc;
     int rc = dcrw_config_validate(&f->cfg);
     if (rc != DCRW_OK) {
         cli_lib_error(rc, "the model configuration is invalid");
@@ -185,7 +172,8 @@ static int check_run_outputs(const trainer_run *tr) {
 
 static int create_trainer(trainer_run *tr) {
     run_flags *f = &tr->f;
-    int rc = dcrw_model_create(&tr->m, &f->cfg, f->seed);
+    /* a resumed run has its model from the checkpoint already */
+    int rc = tr->m ? DCRW_OK : dcrw_model_create(&tr->m, &f->cfg, f->seed);
     if (rc != DCRW_OK) {
         cli_lib_error(rc, "cannot create the model");
         return -1;
@@ -328,7 +316,7 @@ int train_prepare(trainer_run *tr, const train_opts *o) {
     if ((tr->resume ? resume_flags(tr, o) : new_run_flags(tr, o)) != 0) return -1;
     if (session_flags(&tr->f, o) != 0 || load_training_data(tr) != 0) return -1;
     if (check_run_outputs(tr) != 0 || create_trainer(tr) != 0) return -1;
-    return 0;
+    return train_config_record(&tr->f);
 }
 
 int train_open_run_folder(trainer_run *tr) {

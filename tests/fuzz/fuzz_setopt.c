@@ -2,8 +2,9 @@
  * behind a command line's --set name=value, on arbitrary NUL-terminated
  * strings split at the first '='. It must not crash; a refusal must leave
  * the configuration as it was; a success must change at most the one
- * field named, to a value whose text reads back to the same bytes; and
- * dcrw_config_get() must never write past the length it is given. */
+ * field named, to a value whose text reads back to the same bytes; a
+ * refusal must come with a message; and dcrw_config_get() must never write
+ * past the length it is given. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc != DCRW_OK) {
         if (memcmp(&cfg, &before, sizeof cfg) != 0) abort();
         if (rc != DCRW_EINVAL && rc != DCRW_ENOTFOUND && rc != DCRW_ECONFIG) abort();
+        /* a refusal says why, in a message that ends within its buffer
+         * (a command line prints it as one line) */
+        const char *msg = dcrw_last_error();
+        if (!msg || !*msg || strlen(msg) >= 512) abort();
     } else {
         int changed = 0;
         for (size_t off = 0; off < sizeof cfg; off += 4)

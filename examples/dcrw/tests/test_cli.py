@@ -159,7 +159,8 @@ def case_setopt(tmp):
     f = info_fields(ok(["info", os.path.join(d, "checkpoint.safetensors")]))
     check(f.get("encoder") == "lstm" and f.get("enc_size") == "16" and f.get("glimpses") == "4"
           and f.get("dec_size") == "24" and f.get("z_size") == "5" and f.get("read_n") == "2"
-          and f.get("write_attention") == "0" and f.get("canvas_init") == "-2.5",
+          and f.get("write_attention") == "false" and f.get("read_attention") == "true"
+          and f.get("canvas_init") == "-2.5",
           "--set fields reach the checkpoint: %r" % f)
 
 
@@ -188,8 +189,15 @@ def case_train(tmp):
     walls = [float(r[1]) for r in rows]
     check(walls == sorted(walls) and walls[-1] < time.time() - t0 + 1, "wall time increases")
     rj = json.load(open(os.path.join(d, "run.json")))
-    check(rj["glimpses"] == 3 and rj["batch"] == 50 and rj["train_n"] == 500
-          and rj["valid"] == 200 and rj["steps"] == 30, "run.json holds the flags")
+    check(rj["batch"] == 50 and rj["train_n"] == 500 and rj["valid"] == 200
+          and rj["steps"] == 30 and rj["preset"] == "dcrw", "run.json holds the flags: %r" % rj)
+    # the model's configuration is the checkpoint's; run.json keeps the
+    # preset and what --set changed, so a start killed before its first
+    # checkpoint can be made again
+    check(rj.get("format") == 2 and "glimpses" not in rj and "channels" not in rj["set"]
+          and rj["set"] == {"glimpses": "3", "dec_size": "32", "z_size": "8", "conv1": "8",
+                            "conv2": "8"},
+          "run.json records the fields that differ from the preset: %r" % rj.get("set"))
     f = info_fields(ok(["info", os.path.join(d, "checkpoint.safetensors")]))
     check(f.get("step") == "30", "checkpoint at step 30")
     svg = ET.parse(os.path.join(d, "losses.svg")).getroot()
@@ -225,6 +233,27 @@ def case_train(tmp):
     check(b"\rstep " in buf, "a terminal gets \\r progress updates")
 
 
+def write_format1(run_dir, with_halflife):
+    """Rewrite run_dir/run.json as dcrw 0.2.0 (with_halflife) or 0.1.0
+    wrote it: format 1, every configuration field a number at the top."""
+    rj = os.path.join(run_dir, "run.json")
+    flags = json.load(open(rj))
+    info = info_fields(ok(["info", os.path.join(run_dir, "checkpoint.safetensors")]))
+    words = {"true": 1, "false": 0, "cnn": 1, "lstm": 0}
+    old = {"format": 1, "preset": flags["preset"]}
+    for k in ("channels", "height", "width", "glimpses", "enc_size", "dec_size", "z_size",
+              "read_n", "write_n", "conv1", "conv2", "encoder", "read_attention",
+              "write_attention", "canvas_init"):
+        v = info[k]
+        old[k] = words[v] if v in words else float(v) if k == "canvas_init" else int(v)
+    for k, v in flags.items():
+        if k not in ("format", "preset", "set") and (with_halflife or k != "lr_halflife"):
+            old[k] = v
+    with open(rj, "w") as f:
+        f.write("{\n" + ",\n".join("  %s: %s" % (json.dumps(k), json.dumps(v))
+                                    for k, v in old.items()) + "\n}\n")
+
+
 def case_resume(tmp):
     straight = train_small(tmp, "straight", 23)
     part = train_small(tmp, "part", 9)
@@ -249,23 +278,41 @@ def case_resume(tmp):
     va = [(r[0], r[6]) for r in ra if r[6] != ""]
     vb = [(r[0], r[6]) for r in rb if r[6] != ""]
     check(va[-1] == vb[-1], "identical final held-out bound")
-    # a run folder of dcrw 0.1.0 (its run.json has no lr_halflife) resumes
-    old = train_small(tmp, "old", 9)
+    # run folders of dcrw 0.2.0 (run.json of format 1: the configuration's
+    # fields, no "set") and 0.1.0 (also no lr_halflife) resume, with and
+    # without a checkpoint; without one, the configuration comes from
+    # run.json alone, so a reader that ignored it would build the preset's
+    # model and another run
+    for version in ("0.2.0", "0.1.0"):
+        for keep_ckpt in (True, False):
+            old = train_small(tmp, "old-%s-%d" % (version, keep_ckpt), 9)
+            write_format1(old, with_halflife=version == "0.2.0")
+            if not keep_ckpt:
+                os.remove(os.path.join(old, "checkpoint.safetensors"))
+            ok(["train", "--resume", old, "--steps", "23"])
+            check(open(os.path.join(old, "checkpoint.safetensors"), "rb").read() == a,
+                  "a run folder of dcrw %s (%s checkpoint) resumes into the straight run"
+                  % (version, "with" if keep_ckpt else "without"))
+            check(json.load(open(os.path.join(old, "run.json"))).get("format") == 2,
+                  "and its run.json is rewritten in the new format")
+    # run.json and the checkpoint must describe the same model
+    old = train_small(tmp, "mismatch", 9)
     rj = os.path.join(old, "run.json")
-    text = open(rj).read()
-    stripped = re.sub(r'\n  "lr_halflife": [^\n]*', "", text)
-    check(stripped != text, "run.json records lr_halflife")
-    with open(rj, "w") as f:
-        f.write(stripped)
-    ok(["train", "--resume", old, "--steps", "23"])
-    check(open(os.path.join(old, "checkpoint.safetensors"), "rb").read() == a,
-          "a run.json without lr_halflife resumes with a constant rate")
-    # and a negative or non-numeric one is refused
-    for bad in ("-1", '"x"'):
+    flags = json.load(open(rj))
+    flags["set"]["glimpses"] = "4"
+    json.dump(flags, open(rj, "w"))
+    rc, _, err = run(["train", "--resume", old, "--steps", "23"])
+    check(rc == 2 and "another model" in err, "a run.json of another model is refused: %s" % err)
+    # a negative or non-numeric lr_halflife, a bad "set", is refused
+    text = json.dumps(dict(flags, set=dict(flags["set"], glimpses="3")))
+    for key, bad in (("lr_halflife", -1), ("lr_halflife", "x"), ("set", {"glimpses": 3}),
+                     ("set", {"glimpses": "0"}), ("set", {"channels": "1"}),
+                     ("set", {"nosuch": "1"}), ("set", ["glimpses=3"])):
         with open(rj, "w") as f:
-            f.write(text.replace('"lr_halflife": 0', '"lr_halflife": ' + bad))
+            f.write(json.dumps(dict(json.loads(text), **{key: bad})))
         rc, _, err = run(["train", "--resume", old, "--steps", "30"])
-        check(rc == 2 and "malformed" in err, "run.json lr_halflife %s is refused: %s" % (bad, err))
+        check(rc == 2 and "malformed" in err and key in err,
+              "run.json %s %r is refused: %s" % (key, bad, err))
     # log rows past the checkpoint (a crash after it) are dropped on resume
     crash = train_small(tmp, "crash", 6)
     with open(os.path.join(crash, "log.csv"), "a") as f:

@@ -258,30 +258,35 @@ static int config_from_meta(const st_file *f, dcrw_config *c) {
     return DCRW_OK;
 }
 
-int dcrw_ckpt_model_from_file(const st_file *f, dcrw_model **out) {
-    assert(f && out);
-    *out = NULL;
-    dcrw_config cfg;
-    int rc = config_from_meta(f, &cfg);
+/* The configuration of f, derived, and every tensor it needs present with
+ * its shape: all a loader checks before it allocates or reads data. Every
+ * tensor must be there BEFORE anything is allocated: the parameters' size
+ * is then bounded by the file's, and a small file that declares a huge
+ * model is refused instead of costing gigabytes (found by the fuzzer). */
+static int check_file(const st_file *f, dcrw_config *cfg, dcrw_dims *d, dcrw_layout *lay) {
+    int rc = config_from_meta(f, cfg);
     if (rc) return rc;
-    /* Every tensor the configuration needs must be in the file, with its
-     * shape, BEFORE anything is allocated: the parameters' size then is
-     * bounded by the file's, and a small file that declares a huge model is
-     * refused instead of costing gigabytes (found by the fuzzer). */
-    dcrw_dims d;
-    dcrw_layout lay;
-    rc = dcrw_config_derive(&cfg, &d, &lay);
+    rc = dcrw_config_derive(cfg, d, lay);
     if (rc == DCRW_EINVAL || rc == DCRW_ECONFIG) {
         /* copy first: the message buffer is also the destination */
         char why[256];
         snprintf(why, sizeof why, "%s", dcrw_last_error());
         return dcrw_fail(DCRW_ECONFIG, "checkpoint configuration: %s", why);
     }
-    if (rc) return rc;
-    for (int i = 0; i < lay.ntensors && !rc; i++) {
-        const dcrw_tensor_info *t = &lay.t[lay.order[i]];
-        check_tensor(f, dcrw_tensor_names[lay.order[i]], t->ndim, t->shape, &rc);
+    for (int i = 0; i < lay->ntensors && !rc; i++) {
+        const dcrw_tensor_info *t = &lay->t[lay->order[i]];
+        check_tensor(f, dcrw_tensor_names[lay->order[i]], t->ndim, t->shape, &rc);
     }
+    return rc;
+}
+
+int dcrw_ckpt_model_from_file(const st_file *f, dcrw_model **out) {
+    assert(f && out);
+    *out = NULL;
+    dcrw_config cfg;
+    dcrw_dims d;
+    dcrw_layout lay;
+    int rc = check_file(f, &cfg, &d, &lay);
     if (rc) return rc;
     dcrw_model *m;
     if ((rc = dcrw_model_alloc_derived(&m, &cfg, &d, &lay))) return rc;
@@ -442,4 +447,81 @@ done:
     dcrw_model_destroy(loaded);
     dcrw_st_free(&f);
     return rc;
+}
+
+/* ---- what a checkpoint holds, from its header ----------------------------- */
+
+/* 1 if f has tensor name, F32, of this shape (a quiet check_tensor: its
+ * absence is an answer, not an error). */
+static int has_tensor(const st_file *f, const char *name, int ndim, const int64_t *shape) {
+    const st_tensor *t = dcrw_st_find(f, name);
+    if (!t || t->dtype != ST_F32 || t->ndim != ndim) return 0;
+    for (int k = 0; k < ndim; k++)
+        if (t->shape[k] != shape[k]) return 0;
+    return 1;
+}
+
+/* 1 if f holds both Adam moments of every tensor of lay */
+static int has_moments(const st_file *f, const dcrw_layout *lay) {
+    for (int k = 0; k < lay->ntensors; k++) {
+        const int id = lay->order[k];
+        for (int which = 0; which < 2; which++) {
+            char name[MAX_NAME];
+            moment_name(name, which, id);
+            if (!has_tensor(f, name, lay->t[id].ndim, lay->t[id].shape)) return 0;
+        }
+    }
+    return 1;
+}
+
+/* sizeof(dcrw_checkpoint_summary) of 0.3, its first version: later ones
+ * append fields, so a caller's struct holds at least this much */
+#define SUMMARY_SIZE_V1 (offsetof(dcrw_checkpoint_summary, tensors) + sizeof(size_t))
+
+/* The summary of a checked file f whose tensors are laid out as lay. */
+static int summarize(const st_file *f, const char *path, const dcrw_layout *lay,
+                     dcrw_checkpoint_summary *s) {
+    memset(s, 0, sizeof *s);
+    s->size = sizeof *s;
+    const char *preset = dcrw_st_meta(f, "dcrw.preset");
+    dcrw_preset p;
+    /* a label for people: shown only when it is one this library writes */
+    if (preset && (!strcmp(preset, "custom") || dcrw_preset_from_name(preset, &p) == DCRW_OK))
+        snprintf(s->preset, sizeof s->preset, "%s", preset);
+    s->has_step = dcrw_st_meta(f, "dcrw.step") != NULL;
+    int rc = meta_step(f, path, &s->step);
+    if (rc) return rc;
+    s->optimizer = has_moments(f, lay);
+    s->params = lay->total;
+    s->tensors = (size_t)lay->ntensors;
+    return DCRW_OK;
+}
+
+int dcrw_checkpoint_info(const char *path, dcrw_checkpoint_summary *info, dcrw_config *cfg) {
+    DCRW_CHECK_ARG(path && info, "dcrw_checkpoint_info: NULL argument");
+    DCRW_CHECK_ARG(info->size >= SUMMARY_SIZE_V1,
+                   "dcrw_checkpoint_info: info->size is %u, set it to "
+                   "sizeof(dcrw_checkpoint_summary) (at least %zu)",
+                   (unsigned)info->size, SUMMARY_SIZE_V1);
+    DCRW_CHECK_ARG(!cfg || cfg->size >= DCRW_CONFIG_SIZE_V1,
+                   "dcrw_checkpoint_info: cfg->size is %u, set it to sizeof(dcrw_config)",
+                   cfg ? (unsigned)cfg->size : 0u);
+    st_file f;
+    int rc = dcrw_st_read_header(&f, path);
+    if (rc) return rc;
+    dcrw_config c;
+    dcrw_dims d;
+    dcrw_layout lay;
+    dcrw_checkpoint_summary s;
+    if (!(rc = check_file(&f, &c, &d, &lay))) rc = summarize(&f, path, &lay, &s);
+    dcrw_st_free(&f);
+    if (rc) return rc;
+    /* as a model keeps it: sizes the architecture does not use are 0 */
+    dcrw_config_normalize(&c);
+    if (cfg) dcrw_config_export(&c, cfg, "dcrw_checkpoint_info");
+    /* a caller built against an older header gets the fields it knows */
+    const size_t n = info->size < sizeof s ? info->size : sizeof s;
+    memcpy(info, &s, n);
+    info->size = (uint32_t)n;
+    return DCRW_OK;
 }

@@ -308,6 +308,18 @@ int dcrw_config_equal(const dcrw_config *a, const dcrw_config *b) {
     return same_within(a, b, a->size < b->size ? a->size : b->size);
 }
 
+int dcrw_config_export(const dcrw_config *src, dcrw_config *out, const char *fn) {
+    DCRW_CHECK_ARG(out->size >= DCRW_CONFIG_SIZE_V1,
+                   "%s: out->size is %u, set it to sizeof(dcrw_config) (at least %u)", fn,
+                   (unsigned)out->size, DCRW_CONFIG_SIZE_V1);
+    /* a caller built against another version of the header gets the
+     * fields both know, and out->size says how many bytes that is */
+    const size_t n = out->size < sizeof *out ? out->size : sizeof *out;
+    memcpy(out, src, n);
+    out->size = (uint32_t)n;
+    return DCRW_OK;
+}
+
 void dcrw_config_normalize(dcrw_config *cfg) {
     for (int i = 0; i < DCRW_NFIELDS; i++)
         if (!dcrw_config_uses(cfg, &dcrw_config_fields[i]))

@@ -97,6 +97,12 @@ int dcrw_dims_from_config(const dcrw_config *cfg, dcrw_dims *d);
  * dcrw_config_validate() checks, with its results kept. */
 int dcrw_config_derive(const dcrw_config *cfg, dcrw_dims *d, dcrw_layout *lay);
 
+/* Copy src to a caller's out, whose out->size says how much its header
+ * knows: at most out->size bytes, at least DCRW_CONFIG_SIZE_V1 (else
+ * DCRW_EINVAL naming fn, nothing written); out->size becomes the bytes
+ * written. */
+int dcrw_config_export(const dcrw_config *src, dcrw_config *out, const char *fn);
+
 /* cfg with the fields its architecture does not use set to 0: the form a
  * model keeps and a checkpoint records. */
 void dcrw_config_normalize(dcrw_config *cfg);

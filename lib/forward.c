@@ -88,6 +88,9 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pa
     const size_t BP = (size_t)B * P, BD = (size_t)B * D, BE = (size_t)B * E, BZ = (size_t)B * Z;
     const int noread_cnn = d->cnn && !d->ra;
     const cnn_shape cs = {B, d->Cin, d->ch, d->cw, d->K1, d->K2};
+    /* the caller's rows of log p(z) − log q(z|x), summed over the steps */
+    double *lw = out && out->log_ratio ? out->log_ratio + out->b0 : NULL;
+    if (lw) memset(lw, 0, (size_t)B * sizeof *lw);
     start(ps);
 
     if (!d->cnn && !d->ra) {
@@ -162,6 +165,7 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pa
         }
         float *z = SLOT(ps, z, t, BZ);
         dcrw_latent_sample(BZ, mu, ls, eps + (size_t)t * BZ, z);
+        if (lw) dcrw_latent_log_ratio(B, Z, z, eps + (size_t)t * BZ, ls, lw);
         decoder_step(ps, t, z);
         emit(ps, t, out);
     }

@@ -26,6 +26,21 @@ void dcrw_latent_kl(int B, int Z, const float *mu, const float *logsigma, double
     }
 }
 
+void dcrw_latent_log_ratio(int B, int Z, const float *z, const float *eps, const float *logsigma,
+                           double *acc) {
+    for (int b = 0; b < B; b++) {
+        const size_t r = (size_t)b * Z;
+        double s = 0.0;
+        for (int j = 0; j < Z; j++) {
+            /* log σ as the draw used it (held at LATENT_LOGSIGMA_MAX) */
+            const float ls =
+                logsigma[r + j] < LATENT_LOGSIGMA_MAX ? logsigma[r + j] : LATENT_LOGSIGMA_MAX;
+            s += 0.5 * ((double)eps[r + j] * eps[r + j] - (double)z[r + j] * z[r + j]) + ls;
+        }
+        acc[b] += s;
+    }
+}
+
 void dcrw_latent_backward(size_t n, float *mu, float *logsigma, const float *gz, const float *gze,
                           float scale_kl) {
     for (size_t i = 0; i < n; i++) {

@@ -20,6 +20,12 @@ void dcrw_latent_sample(size_t n, const float *mu, const float *logsigma, const 
 /* kl[b] += Σ_j ½(μ² + σ² − 2 log σ − 1) for each of B rows of Z values */
 void dcrw_latent_kl(int B, int Z, const float *mu, const float *logsigma, double *kl);
 
+/* acc[b] += Σ_j ½ε² + log σ − ½z², which is log N(z; 0, I) − log N(z; μ,
+ * σ²) for z = μ + σ⊙ε (the ½ log 2π terms cancel), for each of B rows of Z
+ * values: the log importance ratio of a draw, less its log-likelihood. */
+void dcrw_latent_log_ratio(int B, int Z, const float *z, const float *eps, const float *logsigma,
+                           double *acc);
+
 /* Backward of z = μ + σ⊙ε and of scale_kl·KL, in place: on entry mu holds
  * μ and logsigma holds log σ; on return they hold dL/dμ and dL/dlog σ.
  * gz = dL/dz and gze = dL/dz ⊙ ε, each summed over the draws that share

@@ -100,16 +100,7 @@ void dcrw_model_destroy(dcrw_model *m) {
 
 int dcrw_model_config(const dcrw_model *m, dcrw_config *out) {
     DCRW_CHECK_ARG(m && out, "dcrw_model_config: NULL argument");
-    DCRW_CHECK_ARG(
-        out->size >= DCRW_CONFIG_SIZE_V1,
-        "dcrw_model_config: out->size is %u, set it to sizeof(dcrw_config) (at least %u)",
-        (unsigned)out->size, DCRW_CONFIG_SIZE_V1);
-    /* a caller built against another version of the header gets the
-     * fields both know, and out->size says how many bytes that is */
-    const size_t n = out->size < sizeof *out ? out->size : sizeof *out;
-    memcpy(out, &m->cfg, n);
-    out->size = (uint32_t)n;
-    return DCRW_OK;
+    return dcrw_config_export(&m->cfg, out, "dcrw_model_config");
 }
 
 size_t dcrw_model_input_size(const dcrw_model *m) {

@@ -13,17 +13,14 @@
 #include "filterbank.h"
 #include "runner.h"
 
-/* The noise stream of the const operations when the caller gives none:
- * seed 0, so encode, reconstruct and evaluate without eps agree. */
-#define OPS_NOISE_STREAM 0x0E5Cull
-#define OPS_PRIOR_STREAM 0xDEC0DEull
-
 /* The workspace (a runner and its thread pool) of a call. The last one of
  * each calling thread is kept for its next call with the same model, batch
- * size and thread count, and freed when the thread exits: a fresh
- * multi-megabyte workspace per call cost a third of an evaluation in page
- * faults. A model is known by its unique id, not its address, so a freed
- * and reallocated model never matches a stale workspace. */
+ * size and thread count, and freed when the thread exits or calls
+ * dcrw_workspace_release(): a fresh multi-megabyte workspace per call cost
+ * a third of an evaluation in page faults. A model is known by its unique
+ * id, not its address, so a freed and reallocated model never matches a
+ * stale workspace. dcrw.h documents this lifetime; an explicit context
+ * object would double the API for what one release call gives. */
 typedef struct call {
     dcrw_pool *pool;
     dcrw_runner *r;
@@ -55,6 +52,13 @@ static void call_end(call *c) {
     }
     call_free(pthread_getspecific(cache_key));
     if (pthread_setspecific(cache_key, c) != 0) call_free(c);
+}
+
+void dcrw_workspace_release(void) {
+    pthread_once(&cache_once, cache_init);
+    if (!cache_ok) return;
+    call_free(pthread_getspecific(cache_key));
+    pthread_setspecific(cache_key, NULL);
 }
 
 static int call_begin(call **out, const char *fn, const dcrw_model *m, int B) {
@@ -90,16 +94,38 @@ static int call_begin(call **out, const char *fn, const dcrw_model *m, int B) {
     return DCRW_OK;
 }
 
-static int forward(const char *fn, const dcrw_model *m, int B, const float *x, const float *eps,
-                   const pass_outputs *out, call **c) {
+/* The noise of a whole-pass call: the caller's eps, or drawn by the
+ * library, keyed by (seed, stream, first + b) for image b of the batch. */
+static runner_noise noise_of(const float *eps, uint64_t seed, uint64_t stream, int64_t first) {
+    runner_noise n = {eps, seed, stream, (uint64_t)first};
+    return n;
+}
+
+/* A part of a larger set: images first .. first + B − 1, all indexable. */
+static int check_part(const char *fn, int B, int64_t first) {
+    if (first < 0 || (B >= 1 && first > INT64_MAX - B))
+        return dcrw_fail(DCRW_EINVAL, "%s: first image index %lld is not in [0, 2^63 - B]", fn,
+                         (long long)first);
+    return DCRW_OK;
+}
+
+/* Check the arguments of a pass over x with the caller's eps (or none),
+ * then take the workspace. */
+static int prepare(const char *fn, const dcrw_model *m, int B, const float *x, const float *eps,
+                   call **c) {
     if (!x) return dcrw_fail(DCRW_EINVAL, "%s: x is NULL", fn);
     if (!m || B < 1) return call_begin(c, fn, m, B); /* reports which */
     int rc = dcrw_check_images(fn, x, (size_t)B * m->d.P);
     if (rc) return rc;
     if (eps && !dcrw_all_finite(eps, (size_t)m->d.T * B * m->d.Z))
         return dcrw_fail(DCRW_ENUMERIC, "%s: eps is not finite", fn);
-    if ((rc = call_begin(c, fn, m, B))) return rc;
-    runner_noise noise = {eps, 0, OPS_NOISE_STREAM, 0};
+    return call_begin(c, fn, m, B);
+}
+
+static int forward(const char *fn, const dcrw_model *m, int B, const float *x, runner_noise noise,
+                   const pass_outputs *out, call **c) {
+    int rc = prepare(fn, m, B, x, noise.eps, c);
+    if (rc) return rc;
     dcrw_runner_forward((*c)->r, x, noise, out);
     return DCRW_OK;
 }
@@ -126,22 +152,47 @@ static int check_outputs(const char *fn, const dcrw_model *m, int B, const pass_
 }
 
 /* a forward pass whose results all go to the caller's buffers */
-static int forward_to(const char *fn, const dcrw_model *m, int B, const float *x, const float *eps,
-                      const pass_outputs *out) {
+static int forward_to(const char *fn, const dcrw_model *m, int B, const float *x,
+                      runner_noise noise, const pass_outputs *out) {
     call *c;
-    int rc = forward(fn, m, B, x, eps, out, &c);
+    int rc = forward(fn, m, B, x, noise, out, &c);
     if (rc) return rc;
     call_end(c);
     return check_outputs(fn, m, B, out);
 }
 
-int dcrw_encode(const dcrw_model *m, int B, const float *x, const float *eps, float *z, float *mu,
-                float *logsigma) {
+static int encode(const char *fn, const dcrw_model *m, int B, const float *x, runner_noise noise,
+                  float *z, float *mu, float *logsigma) {
     pass_outputs out = {0};
     out.z = z;
     out.mu = mu;
     out.logsigma = logsigma;
-    return forward_to("dcrw_encode", m, B, x, eps, &out);
+    return forward_to(fn, m, B, x, noise, &out);
+}
+
+int dcrw_encode(const dcrw_model *m, int B, const float *x, const float *eps, float *z, float *mu,
+                float *logsigma) {
+    return encode("dcrw_encode", m, B, x, noise_of(eps, 0, DCRW_STREAM_POSTERIOR, 0), z, mu,
+                  logsigma);
+}
+
+int dcrw_encode_part(const dcrw_model *m, int B, const float *x, uint64_t seed, int64_t first,
+                     float *z, float *mu, float *logsigma) {
+    int rc = check_part("dcrw_encode_part", B, first);
+    if (rc) return rc;
+    return encode("dcrw_encode_part", m, B, x, noise_of(NULL, seed, DCRW_STREAM_POSTERIOR, first),
+                  z, mu, logsigma);
+}
+
+static int reconstruct(const char *fn, const dcrw_model *m, int B, const float *x,
+                       runner_noise noise, float *images, float *canvases, float *read_windows,
+                       float *write_windows) {
+    pass_outputs out = {0};
+    out.canvases = canvases;
+    out.images = images;
+    out.read_windows = read_windows;
+    out.write_windows = write_windows;
+    return forward_to(fn, m, B, x, noise, &out);
 }
 
 int dcrw_reconstruct(const dcrw_model *m, int B, const float *x, const float *eps, float *images,
@@ -152,49 +203,71 @@ int dcrw_reconstruct(const dcrw_model *m, int B, const float *x, const float *ep
 int dcrw_reconstruct_windows(const dcrw_model *m, int B, const float *x, const float *eps,
                              float *images, float *canvases, float *read_windows,
                              float *write_windows) {
-    pass_outputs out = {0};
-    out.canvases = canvases;
-    out.images = images;
-    out.read_windows = read_windows;
-    out.write_windows = write_windows;
-    return forward_to("dcrw_reconstruct", m, B, x, eps, &out);
+    return reconstruct("dcrw_reconstruct", m, B, x, noise_of(eps, 0, DCRW_STREAM_POSTERIOR, 0),
+                       images, canvases, read_windows, write_windows);
+}
+
+int dcrw_reconstruct_part(const dcrw_model *m, int B, const float *x, uint64_t seed, int64_t first,
+                          float *images, float *canvases, float *read_windows,
+                          float *write_windows) {
+    int rc = check_part("dcrw_reconstruct_part", B, first);
+    if (rc) return rc;
+    return reconstruct("dcrw_reconstruct_part", m, B, x,
+                       noise_of(NULL, seed, DCRW_STREAM_POSTERIOR, first), images, canvases,
+                       read_windows, write_windows);
 }
 
 /* Finite but huge parameters (a diverged run) can make an image's loss
- * NaN or infinite: both evaluations refuse it alike, naming the image. */
-static int check_losses(const char *fn, const dcrw_runner *r) {
+ * NaN or infinite: every evaluation refuses it alike, naming the image by
+ * its index in the whole set. */
+static int check_losses(const char *fn, const dcrw_runner *r, int64_t first) {
     for (int b = 0; b < r->B; b++)
         if (!isfinite(r->lx[b] + r->lz[b]))
             return dcrw_fail(DCRW_ENUMERIC,
-                             "%s: the loss of image %d is not finite (Lx = %g, Lz = %g)", fn, b,
-                             r->lx[b], r->lz[b]);
+                             "%s: the loss of image %lld is not finite (Lx = %g, Lz = %g)", fn,
+                             (long long)(first + b), r->lx[b], r->lz[b]);
     return DCRW_OK;
+}
+
+static int evaluate_images(const char *fn, const dcrw_model *m, int B, const float *x,
+                           runner_noise noise, double *lx, double *lz) {
+    if (!lx && !lz) return dcrw_fail(DCRW_EINVAL, "%s: lx and lz are NULL", fn);
+    call *c;
+    int rc = forward(fn, m, B, x, noise, NULL, &c);
+    if (rc) return rc;
+    if (lx) memcpy(lx, c->r->lx, (size_t)B * sizeof(double));
+    if (lz) memcpy(lz, c->r->lz, (size_t)B * sizeof(double));
+    rc = check_losses(fn, c->r, (int64_t)noise.first);
+    call_end(c);
+    return rc;
 }
 
 int dcrw_evaluate_images(const dcrw_model *m, int B, const float *x, const float *eps, double *lx,
                          double *lz) {
-    if (!lx && !lz) return dcrw_fail(DCRW_EINVAL, "dcrw_evaluate_images: lx and lz are NULL");
-    call *c;
-    int rc = forward("dcrw_evaluate_images", m, B, x, eps, NULL, &c);
+    return evaluate_images("dcrw_evaluate_images", m, B, x,
+                           noise_of(eps, 0, DCRW_STREAM_POSTERIOR, 0), lx, lz);
+}
+
+int dcrw_evaluate_images_part(const dcrw_model *m, int B, const float *x, uint64_t seed,
+                              int64_t first, double *lx, double *lz) {
+    int rc = check_part("dcrw_evaluate_images_part", B, first);
     if (rc) return rc;
-    if (lx) memcpy(lx, c->r->lx, (size_t)B * sizeof(double));
-    if (lz) memcpy(lz, c->r->lz, (size_t)B * sizeof(double));
-    rc = check_losses("dcrw_evaluate_images", c->r);
-    call_end(c);
-    return rc;
+    return evaluate_images("dcrw_evaluate_images_part", m, B, x,
+                           noise_of(NULL, seed, DCRW_STREAM_POSTERIOR, first), lx, lz);
 }
 
 int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps, dcrw_loss *out) {
     if (!out) return dcrw_fail(DCRW_EINVAL, "dcrw_evaluate: out is NULL");
     call *c;
-    int rc = forward("dcrw_evaluate", m, B, x, eps, NULL, &c);
+    int rc =
+        forward("dcrw_evaluate", m, B, x, noise_of(eps, 0, DCRW_STREAM_POSTERIOR, 0), NULL, &c);
     if (rc) return rc;
     double lx = 0, lz = 0;
     for (int b = 0; b < B; b++) {
         lx += c->r->lx[b];
         lz += c->r->lz[b];
     }
-    rc = check_losses("dcrw_evaluate", c->r);
+    rc = check_losses("dcrw_evaluate", c->r, 0);
     call_end(c);
     out->lx = lx / B;
     out->lz = lz / B;
@@ -204,6 +277,93 @@ int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps, 
     return rc;
 }
 
+/* ---- the importance-weighted bound ---------------------------------------- */
+
+/* The noise of importance sample k: sample 0 is the posterior noise every
+ * evaluation draws (so with K = 1 the bound uses dcrw_evaluate_images_part's
+ * draw); the others have streams of their own, distinct from every other
+ * use's in their low bits. */
+static uint64_t iw_stream(int k) {
+    return k == 0 ? DCRW_STREAM_POSTERIOR : DCRW_STREAM_IW ^ ((uint64_t)k << 32);
+}
+
+/* A running log-sum-exp per image: mx[b] the largest term so far, s[b] the
+ * sum of exp(term − mx[b]). */
+static void lse_add(double *mx, double *s, int b, double w) {
+    if (w > mx[b]) {
+        s[b] = s[b] * exp(mx[b] - w) + 1.0;
+        mx[b] = w;
+    } else {
+        s[b] += exp(w - mx[b]);
+    }
+}
+
+/* log w of every image for sample k, into logw (if given) and the sums;
+ * DCRW_ENUMERIC for one that is not finite. */
+static int iw_sample(call *c, const float *x, int K, int k, uint64_t seed, int64_t first,
+                     double *lr, double *logw, double *mx, double *s) {
+    pass_outputs out = {0};
+    out.log_ratio = lr;
+    dcrw_runner_forward(c->r, x, noise_of(NULL, seed, iw_stream(k), first), &out);
+    for (int b = 0; b < c->B; b++) {
+        const double w = -c->r->lx[b] + lr[b];
+        if (!isfinite(w))
+            return dcrw_fail(DCRW_ENUMERIC,
+                             "dcrw_evaluate_iw: the log-weight of image %lld, sample %d is not "
+                             "finite",
+                             (long long)(first + b), k);
+        if (logw) logw[(size_t)b * K + k] = w;
+        if (k == 0) mx[b] = w, s[b] = 0.0;
+        lse_add(mx, s, b, w);
+    }
+    return DCRW_OK;
+}
+
+int dcrw_evaluate_iw(const dcrw_model *m, int B, const float *x, int K, uint64_t seed,
+                     int64_t first, double *iw, double *logw) {
+    const char *fn = "dcrw_evaluate_iw";
+    if (!iw && !logw) return dcrw_fail(DCRW_EINVAL, "%s: iw and logw are NULL", fn);
+    if (K < 1) return dcrw_fail(DCRW_EINVAL, "%s: K must be >= 1, got %d", fn, K);
+    int rc = check_part(fn, B, first);
+    if (rc) return rc;
+    call *c;
+    if ((rc = prepare(fn, m, B, x, NULL, &c))) return rc;
+    /* per image: this sample's log p(z) − log q(z|x), and the running
+     * log-sum-exp of the log-weights (its largest term, and the sum) */
+    double *tmp = dcrw_calloc((size_t)B, 3 * sizeof *tmp);
+    if (!tmp) {
+        call_end(c);
+        return DCRW_ENOMEM;
+    }
+    double *lr = tmp, *mx = tmp + B, *s = tmp + 2 * B;
+    for (int k = 0; k < K && !rc; k++) rc = iw_sample(c, x, K, k, seed, first, lr, logw, mx, s);
+    if (!rc && iw)
+        for (int b = 0; b < B; b++) iw[b] = -(mx[b] + log(s[b]) - log((double)K));
+    dcrw_free(tmp);
+    call_end(c);
+    return rc;
+}
+
+/* ---- generation ----------------------------------------------------------- */
+
+static int decode(const char *fn, const dcrw_model *m, int B, const float *z, runner_noise noise,
+                  float *images, float *canvases, float *write_windows) {
+    if (m && B >= 1 && !images && !canvases && !write_windows)
+        return dcrw_fail(DCRW_EINVAL, "%s: no output buffer", fn);
+    if (m && B >= 1 && z && !dcrw_all_finite(z, (size_t)m->d.T * B * m->d.Z))
+        return dcrw_fail(DCRW_ENUMERIC, "%s: z is not finite", fn);
+    call *c;
+    int rc = call_begin(&c, fn, m, B);
+    if (rc) return rc;
+    pass_outputs out = {0};
+    out.canvases = canvases;
+    out.images = images;
+    out.write_windows = write_windows;
+    dcrw_runner_generate(c->r, noise, &out);
+    call_end(c);
+    return check_outputs(fn, m, B, &out);
+}
+
 int dcrw_decode(const dcrw_model *m, int B, const float *z, uint64_t seed, float *images,
                 float *canvases) {
     return dcrw_decode_windows(m, B, z, seed, images, canvases, NULL);
@@ -211,22 +371,17 @@ int dcrw_decode(const dcrw_model *m, int B, const float *z, uint64_t seed, float
 
 int dcrw_decode_windows(const dcrw_model *m, int B, const float *z, uint64_t seed, float *images,
                         float *canvases, float *write_windows) {
-    if (m && B >= 1 && !images && !canvases && !write_windows)
-        return dcrw_fail(DCRW_EINVAL, "dcrw_decode: no output buffer");
-    if (m && B >= 1 && z && !dcrw_all_finite(z, (size_t)m->d.T * B * m->d.Z))
-        return dcrw_fail(DCRW_ENUMERIC, "dcrw_decode: z is not finite");
-    call *c;
-    int rc = call_begin(&c, "dcrw_decode", m, B);
-    if (rc) return rc;
-    pass_outputs out = {0};
-    out.canvases = canvases;
-    out.images = images;
-    out.write_windows = write_windows;
     /* z = NULL: the prior N(0, I), drawn like noise */
-    runner_noise noise = {z, seed, OPS_PRIOR_STREAM, 0};
-    dcrw_runner_generate(c->r, noise, &out);
-    call_end(c);
-    return check_outputs("dcrw_decode", m, B, &out);
+    return decode("dcrw_decode", m, B, z, noise_of(z, seed, DCRW_STREAM_PRIOR, 0), images, canvases,
+                  write_windows);
+}
+
+int dcrw_decode_part(const dcrw_model *m, int B, uint64_t seed, int64_t first, float *images,
+                     float *canvases, float *write_windows) {
+    int rc = check_part("dcrw_decode_part", B, first);
+    if (rc) return rc;
+    return decode("dcrw_decode_part", m, B, NULL, noise_of(NULL, seed, DCRW_STREAM_PRIOR, first),
+                  images, canvases, write_windows);
 }
 
 /* ---- read and write: one attention step ---------------------------------- */

@@ -73,6 +73,7 @@ typedef struct pass_outputs {
     float *images;            /* B×P, σ(c_T) */
     float *read_windows;      /* T×B×5, (gX, gY, δ, σ², γ) of each read */
     float *write_windows;     /* T×B×5, of each write */
+    double *log_ratio;        /* B, log p(z) − log q(z|x) of each image's draw */
 } pass_outputs;
 
 /* The forward pass of §4 on x [B×P] with noise eps [T×B×Z]; ps->lx and
@@ -88,6 +89,20 @@ void dcrw_pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out);
  * parameters (zero it first for a fresh step). */
 void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
                         float inv_batch);
+
+/* The noise streams, one per use, so that no two uses draw the same
+ * numbers for an image (their low 16 bits differ, whatever the bits a use
+ * adds above them):
+ *  - training steps given no eps (lib/trainer.c), xored with step << 16;
+ *  - the posterior noise ε of the const operations (encode, reconstruct,
+ *    evaluate; seed 0 when the caller gives neither eps nor a seed), which
+ *    is also importance sample 0;
+ *  - the prior draws z ~ N(0, I) of decode;
+ *  - importance sample k >= 1, xored with k << 32. */
+#define DCRW_STREAM_TRAIN 0x7EA1ull
+#define DCRW_STREAM_POSTERIOR 0x0E5Cull
+#define DCRW_STREAM_PRIOR 0xDEC0DEull
+#define DCRW_STREAM_IW 0x1A5Dull
 
 /* Draw noise ε[t][b][j] for images first_index + b: a pure function of
  * (seed, stream, image index, t, j), so an image's noise does not depend on

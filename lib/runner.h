@@ -2,8 +2,10 @@
  * time (lib/pass.h) with its own workspace. The images of a batch are
  * independent, so the chunks need no synchronisation until their weight
  * gradients are summed. Noise drawn by the library is keyed by each image's
- * index in the whole batch, so the numbers do not depend on the split
- * (the summation order of the gradients does, at float rounding). */
+ * index in the whole batch, so the noise does not depend on the split; the
+ * numbers do only through rounding: OpenBLAS may round a row differently
+ * for a different number of rows in a product, and the gradients' sum
+ * follows the chunks. */
 #ifndef DCRW_LIB_RUNNER_H
 #define DCRW_LIB_RUNNER_H
 

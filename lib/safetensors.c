@@ -1,7 +1,7 @@
 /* The safetensors container: a strict reader and an atomic writer.
  *
- * Reader: the JSON header is parsed with cJSON and every rule of STYLE.md
- * "safetensors, exactly" is checked, against the file's size, before the
+ * Reader: the JSON header is parsed with cJSON and every rule of the format
+ * (safetensors.h) is checked, against the file's size, before the
  * data section is read into memory, so callers may index it with the
  * offsets without further checks. Writer: the header is built by hand so
  * that its layout (tensor order, padding) is under our control. */
@@ -404,8 +404,8 @@ static int read_exact(int fd, const char *path, uint8_t *buf, size_t n) {
 
 /* The header is read and checked against the file's size first, so that a
  * file it does not describe exactly (a huge tail, a shorter data section)
- * costs no more than its header. */
-int dcrw_st_read(st_file *f, const char *path) {
+ * costs no more than its header; with_data = 0 stops there. */
+static int read_file(st_file *f, const char *path, int with_data) {
     DCRW_CHECK_ARG(f, "dcrw_st_read: f is NULL");
     memset(f, 0, sizeof *f);
     DCRW_CHECK_ARG(path, "dcrw_st_read: path is NULL");
@@ -416,13 +416,13 @@ int dcrw_st_read(st_file *f, const char *path) {
     uint8_t len[8] = {0}, *head = NULL, *buf = NULL;
     rc = read_exact(fd, path, len, size < 8 ? (size_t)size : 8);
     if (!rc) rc = header_length(len, size, &n);
-    if (!rc && size > SIZE_MAX)
+    if (!rc && with_data && size > SIZE_MAX)
         rc = dcrw_fail(DCRW_ENOMEM, "%.200s is too large to hold in memory", path);
     if (!rc && !(head = dcrw_alloc((size_t)n))) rc = DCRW_ENOMEM;
     if (!rc) rc = read_exact(fd, path, head, (size_t)n);
     if (!rc) rc = parse_header(f, head, n, size);
-    if (!rc && !(buf = dcrw_alloc((size_t)size))) rc = DCRW_ENOMEM;
-    if (!rc) {
+    if (!rc && with_data && !(buf = dcrw_alloc((size_t)size))) rc = DCRW_ENOMEM;
+    if (!rc && with_data) {
         memcpy(buf, len, 8);
         memcpy(buf + 8, head, (size_t)n);
         rc = read_exact(fd, path, buf + 8 + n, (size_t)(size - 8 - n));
@@ -435,8 +435,16 @@ int dcrw_st_read(st_file *f, const char *path) {
         return rc;
     }
     f->buf = buf;
-    f->size = (size_t)size;
+    f->size = with_data ? (size_t)size : 0;
     return DCRW_OK;
+}
+
+int dcrw_st_read(st_file *f, const char *path) {
+    return read_file(f, path, 1);
+}
+
+int dcrw_st_read_header(st_file *f, const char *path) {
+    return read_file(f, path, 0);
 }
 
 void dcrw_st_free(st_file *f) {

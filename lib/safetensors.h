@@ -1,5 +1,5 @@
-/* The safetensors container (MODEL.md §8; ../STYLE.md "safetensors,
- * exactly"): a strict parser of an in-memory file and an atomic writer.
+/* The safetensors container (MODEL.md §8): a strict parser of an
+ * in-memory file and an atomic writer.
  * Knows nothing of models; lib/checkpoint.c maps models onto it. */
 #ifndef DCRW_LIB_SAFETENSORS_H
 #define DCRW_LIB_SAFETENSORS_H
@@ -50,6 +50,11 @@ int dcrw_st_parse(st_file *f, const uint8_t *buf, size_t size);
  * the header does not describe exactly costs no more than its header.
  * DCRW_EIO if it cannot be read or is not a regular file. */
 int dcrw_st_read(st_file *f, const char *path);
+
+/* dcrw_st_read() without the data section: the header alone, checked as
+ * dcrw_st_read() checks it (against the file's size too). f->buf is NULL
+ * and f->size 0: the tensors' bytes must not be asked for (st_data). */
+int dcrw_st_read_header(st_file *f, const char *path);
 
 void dcrw_st_free(st_file *f);
 

@@ -9,9 +9,6 @@
 #include "common.h"
 #include "runner.h"
 
-/* The noise stream of training steps given no eps. */
-#define TRAIN_NOISE_STREAM 0x7EA1ull
-
 struct dcrw_trainer {
     dcrw_model *m;
     dcrw_train_config tc;
@@ -140,7 +137,7 @@ int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const flo
         dcrw_runner_destroy(t->run);
         t->run = r;
     }
-    runner_noise noise = {eps, t->tc.seed, TRAIN_NOISE_STREAM ^ (t->step << 16), (uint64_t)first};
+    runner_noise noise = {eps, t->tc.seed, DCRW_STREAM_TRAIN ^ (t->step << 16), (uint64_t)first};
     dcrw_runner_backward(t->run, x, noise, (float)(1.0 / (double)B_total), t->grad);
     double lx = 0, lz = 0;
     for (int b = 0; b < B; b++) {

@@ -140,8 +140,8 @@ START_TEST(test_validate_other) {
 }
 END_TEST
 
-/* parameter counts of the four MNIST presets, as the PyTorch peer reports
- * them (shared/peer/bench_peer.txt), and e_t sizes from MODEL.md §7 */
+/* parameter counts of the four MNIST presets, as the PyTorch reference
+ * implementation reports them, and e_t sizes from MODEL.md §7 */
 START_TEST(test_layout) {
     static const size_t expect[4] = {959467, 2749400, 457867, 1019494};
     static const int expect_q[4] = {256, 256, 64 * 1 * 1 + 256, 64 * 7 * 7};

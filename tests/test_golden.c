@@ -1,5 +1,5 @@
-/* Whole-model agreement with the golden files of shared/golden (copied into
- * tests/golden): an independent float64 implementation of MODEL.md gives
+/* Whole-model agreement with the golden files in tests/golden: an
+ * independent float64 implementation of MODEL.md gives
  * the loss and the gradient of every parameter for a batch and its noise;
  * ours, in float32, must agree to 1e-5 (loss) and 1e-4 relative to each
  * gradient tensor's largest magnitude. */

@@ -20,9 +20,77 @@
  *    pointer to one after the call returns and never writes outside it.
  *  - A failed call leaves its output buffers in an unspecified state and
  *    every handle unchanged and usable, unless the function says otherwise.
- *  - Thread safety: a dcrw_model may be used by several threads at once for
- *    the functions that take a const dcrw_model *; a dcrw_trainer and the
- *    model it trains belong to one thread at a time.
+ *  - Structs with a `size` first field are versioned: set it to the
+ *    struct's sizeof before the call, so that a later library can append
+ *    fields without breaking a program built against this header.
+ *
+ * Threads and memory:
+ *  - A dcrw_model may be used by several threads at once through the
+ *    functions that take a const dcrw_model *, as long as no thread changes
+ *    it at the same time (a trainer's dcrw_trainer_apply() or
+ *    dcrw_trainer_resume(), or a write through a parameter view). A
+ *    dcrw_trainer and the model it trains belong to one thread at a time.
+ *    A dcrw_dataset is read-only and may be shared freely.
+ *  - Each call splits its batch over up to dcrw_get_threads() threads of
+ *    its own (a trainer: its train config's threads) and returns when they
+ *    are done; see @ref threads_group "Threads".
+ *  - The whole-pass operations (encode, decode, reconstruct, evaluate and
+ *    their variants) keep their workspace in the calling thread between
+ *    calls; see dcrw_workspace_release() for exactly how long. A trainer
+ *    keeps its own until dcrw_trainer_destroy(). Nothing else outlives the
+ *    call that allocated it.
+ *
+ * A training and evaluation loop (error handling shortened to the first
+ * calls; every function returns a DCRW_E* code to check the same way):
+ * @code
+ * dcrw_config cfg;
+ * dcrw_config_preset(&cfg, DCRW_PRESET_DRAW);
+ * dcrw_config_set(&cfg, "glimpses", "32");          // or cfg.glimpses = 32
+ * dcrw_model *m;
+ * dcrw_dataset *train, *test;
+ * if (dcrw_model_create(&m, &cfg, 42) != DCRW_OK ||
+ *     dcrw_dataset_load_idx(&train, "train-images-idx3-ubyte.gz", NULL) != DCRW_OK ||
+ *     dcrw_dataset_load_idx(&test, "t10k-images-idx3-ubyte.gz", NULL) != DCRW_OK) {
+ *     fprintf(stderr, "%s\n", dcrw_last_error());
+ *     return 1;
+ * }
+ * dcrw_train_config tc;
+ * dcrw_train_config_default(&tc);
+ * dcrw_trainer *t;
+ * dcrw_trainer_create(&t, m, &tc);
+ * enum { B = 100 };
+ * const size_t P = dcrw_model_input_size(m), n = dcrw_dataset_count(train);
+ * float *x = malloc(B * P * sizeof *x);
+ * size_t idx[B];
+ * for (uint64_t step = 0; step < 20000; step++) {
+ *     for (int b = 0; b < B; b++) idx[b] = (step * B + b) % n;
+ *     dcrw_dataset_batch(train, idx, B, DCRW_BINARIZE_DYNAMIC, step, x);
+ *     dcrw_loss loss;
+ *     if (dcrw_trainer_step(t, B, x, NULL, &loss) != DCRW_OK) break;
+ * }
+ * dcrw_trainer_save(t, "run.safetensors");    // dcrw_trainer_resume() goes on from here
+ * dcrw_trainer_destroy(t);
+ *
+ * // The bound L and the importance-weighted bound (K = 100) per test image.
+ * // The noise is keyed by each image's index (first + b), so a split into
+ * // other batches, or across processes, draws the same noise.
+ * double lx[B], lz[B], iw[B], sum_l = 0, sum_iw = 0;
+ * const size_t nt = dcrw_dataset_count(test);
+ * for (size_t first = 0; first < nt; first += B) {
+ *     const int nb = nt - first < B ? (int)(nt - first) : B;
+ *     for (int b = 0; b < nb; b++) idx[b] = first + b;
+ *     dcrw_dataset_batch(test, idx, nb, DCRW_BINARIZE_DYNAMIC, 7, x);
+ *     if (dcrw_evaluate_images_part(m, nb, x, 1, first, lx, lz) != DCRW_OK ||
+ *         dcrw_evaluate_iw(m, nb, x, 100, 1, first, iw, NULL) != DCRW_OK)
+ *         break;
+ *     for (int b = 0; b < nb; b++) sum_l += lx[b] + lz[b], sum_iw += iw[b];
+ * }
+ * printf("L = %.2f, L_100 = %.2f nats\n", sum_l / nt, sum_iw / nt);
+ * free(x);
+ * dcrw_model_destroy(m);
+ * dcrw_dataset_destroy(train);
+ * dcrw_dataset_destroy(test);
+ * @endcode
  */
 #ifndef DCRW_DCRW_H
 #define DCRW_DCRW_H
@@ -59,9 +127,9 @@ extern "C" {
 /** (major << 16) | (minor << 8) | patch */
 #define DCRW_VERSION ((DCRW_VERSION_MAJOR << 16) | (DCRW_VERSION_MINOR << 8) | DCRW_VERSION_PATCH)
 
-/** The library's version, encoded as DCRW_VERSION. */
+/** @return the library's version, encoded as DCRW_VERSION. */
 DCRW_API unsigned dcrw_version(void);
-/** The library's version as "MAJOR.MINOR.PATCH"; a static string. */
+/** @return the library's version as "MAJOR.MINOR.PATCH", a static string. */
 DCRW_API const char *dcrw_version_string(void);
 /** @} */
 
@@ -83,26 +151,35 @@ enum {
     DCRW_ENUMERIC = -10     /**< a loss, gradient or input is not finite */
 };
 
-/** A short static description of an error code ("invalid argument"); never NULL. */
+/**
+ * @return a short static description of error code @p code ("invalid
+ *         argument"), "unknown error code" for another value; never NULL.
+ */
 DCRW_API const char *dcrw_strerror(int code);
 /**
- * The detail of the last failure in the calling thread, for example
- * "enc.conv1.weight: expected [32,2,3,3], file has [32,1,3,3]". The string
- * is thread-local, valid until the next failing call in the same thread, and
- * empty if nothing has failed yet. Successful calls do not clear it.
+ * @return the detail of the last failure in the calling thread, for
+ * example "enc.conv1.weight: expected [32,2,3,3], file has [32,1,3,3]". The
+ * string is thread-local, valid until the next failing call in the same
+ * thread, and empty if nothing has failed yet. Successful calls do not
+ * clear it.
  */
 DCRW_API const char *dcrw_last_error(void);
 /** @} */
 
 /* ------------------------------------------------------------------------ */
 /** @name Threads
+ * @anchor threads_group
  * The library splits a batch into chunks that run in parallel, each a whole
- * pass through time; OpenBLAS runs single-threaded inside each chunk (the
- * library sets that process-wide, since on the small per-step products
- * that is faster than OpenBLAS's own threads). Every call also works in a
- * child made by fork() after the parent used several threads (as
- * Python's multiprocessing does by default): a thread pool the child
- * inherited without its threads is replaced by a new one on first use. @{ */
+ * pass through time, on a pool of threads; the calling thread runs one
+ * chunk and waits for the others, so every call is synchronous. OpenBLAS
+ * runs single-threaded inside each chunk (the library sets that
+ * process-wide when a call runs more than one chunk and when a trainer is
+ * created, since on the small per-step products that is faster than
+ * OpenBLAS's own threads). Every call
+ * also works in a child made by fork() after the parent used several
+ * threads (as Python's multiprocessing does by default): a thread pool the
+ * child inherited without its threads is replaced by a new one on first
+ * use. @{ */
 
 /**
  * Set the number of threads the const operations (encode, decode,
@@ -113,8 +190,28 @@ DCRW_API const char *dcrw_last_error(void);
  */
 DCRW_API int dcrw_set_threads(int n);
 
-/** The number of threads dcrw_set_threads() currently implies (>= 1). */
+/** @return the number of threads dcrw_set_threads() currently implies (>= 1). */
 DCRW_API int dcrw_get_threads(void);
+
+/**
+ * Free the calling thread's workspace of the whole-pass operations now.
+ *
+ * dcrw_encode(), dcrw_decode(), dcrw_reconstruct(), dcrw_evaluate() and
+ * their variants each need a workspace: the activations of one pass over
+ * their batch (two time steps of them, so its size grows with the batch
+ * size B and the model, not with T) and a pool of up to min(B,
+ * dcrw_get_threads()) − 1 worker threads. Each calling thread keeps the
+ * workspace of its last such call and reuses it when its next call has the
+ * same model, B and thread count; a call that differs frees it and makes
+ * its own, which the thread then keeps. The workspace is freed when the
+ * thread exits (the main thread's at process exit) or calls this function.
+ * Destroying a model does not free the workspaces other threads keep for
+ * it; they go at those threads' next call or exit. dcrw_read() and
+ * dcrw_write() allocate per call and keep nothing. A thread that is done
+ * with the library but lives on, or wants the memory back between phases,
+ * calls this. Since 0.3.
+ */
+DCRW_API void dcrw_workspace_release(void);
 /** @} */
 
 /* ------------------------------------------------------------------------ */
@@ -179,7 +276,7 @@ DCRW_API int dcrw_config_validate(const dcrw_config *cfg);
  */
 DCRW_API int dcrw_preset_from_name(const char *name, dcrw_preset *out);
 
-/** The name of a preset ("draw", ...), or NULL for an unknown value. */
+/** @return the name of @p preset ("draw", ...), a static string, or NULL for an unknown value. */
 DCRW_API const char *dcrw_preset_name(dcrw_preset preset);
 /** @} */
 
@@ -201,7 +298,7 @@ enum {
     DCRW_FIELD_FLOAT = 3    /**< a float */
 };
 
-/** The number of fields of dcrw_config (all but `size`). Since 0.3. */
+/** @return the number of fields of dcrw_config (all but `size`). Since 0.3. */
 DCRW_API int dcrw_config_field_count(void);
 
 /**
@@ -332,13 +429,13 @@ DCRW_API void dcrw_model_destroy(dcrw_model *m);
  */
 DCRW_API int dcrw_model_config(const dcrw_model *m, dcrw_config *out);
 
-/** P = channels·height·width, the floats of one image; 0 for NULL. */
+/** @return P = channels·height·width, the floats of one image; 0 for NULL. */
 DCRW_API size_t dcrw_model_input_size(const dcrw_model *m);
 
-/** The number of parameter tensors (MODEL.md §7 rows present); 0 for NULL. */
+/** @return the number of parameter tensors (MODEL.md §7 rows present); 0 for NULL. */
 DCRW_API size_t dcrw_model_param_count(const dcrw_model *m);
 
-/** The total number of parameter floats (the size of the flat buffer); 0 for NULL. */
+/** @return the total number of parameter floats (the size of the flat buffer); 0 for NULL. */
 DCRW_API size_t dcrw_model_param_floats(const dcrw_model *m);
 
 /**
@@ -359,8 +456,11 @@ DCRW_API int dcrw_model_find_param(const dcrw_model *m, const char *name, float 
                                    size_t *count);
 
 /**
- * The whole parameter buffer (dcrw_model_param_floats() floats, tensors in
- * MODEL.md §7 order, each row-major). NULL for a NULL model.
+ * The whole parameter buffer: dcrw_model_param_floats() floats, tensors in
+ * MODEL.md §7 order, each row-major. A view into the model, writable under
+ * the rule of dcrw_model_param(). @p count (may be NULL) receives the
+ * number of floats.
+ * @return the buffer, or NULL (and *count = 0) for a NULL model.
  */
 DCRW_API float *dcrw_model_params(const dcrw_model *m, size_t *count);
 
@@ -389,9 +489,23 @@ DCRW_API int dcrw_model_sizes(const dcrw_model *m, dcrw_sizes *out);
  * that overflows (parameters finite but huge, as a diverged run leaves
  * them): no function returns DCRW_OK with a NaN or infinity in a result.
  * These functions take a const model and may run in several threads at
- * once; each allocates its own scratch for the call. They return DCRW_OK,
- * DCRW_EINVAL (NULL model or required buffer, B < 1), DCRW_ENUMERIC or
- * DCRW_ENOMEM. @{ */
+ * once (see dcrw_workspace_release() for the memory they keep).
+ *
+ * Noise. The posterior noise ε of encode, reconstruct and evaluate is the
+ * caller's @p eps, or drawn by the library: image b of a batch gets the
+ * draws of a generator keyed by (seed, first + b), where the plain calls
+ * use seed 0 and first 0 and the *_part calls take both. So the noise of
+ * an image depends on its index in the whole set, never on the batch it is
+ * in, and the three operations agree with each other for the same (seed,
+ * first). A data set evaluated in batches of any size, or split across
+ * processes, then gives the same numbers image by image, up to the
+ * rounding of the matrix products: the BLAS may round an image's row
+ * differently when it multiplies a different number of rows at once
+ * (relative differences around 1e-7). Where every product multiplies the
+ * same rows, the numbers are equal bit for bit: for example parts of equal
+ * size, each evaluated with dcrw_set_threads(1), and the whole set in one
+ * call with as many threads as parts. Decode's prior draws work the same
+ * way with a stream of their own. @{ */
 
 /**
  * The read operation of MODEL.md §3.4 with the model's read attention.
@@ -400,6 +514,9 @@ DCRW_API int dcrw_model_sizes(const dcrw_model *m, dcrw_sizes *out);
  *                NULL, without read attention)
  * @param r       [B×2·C·N_r²] out: γ·FY·x_c·FXᵀ for the channels of x, then of xhat;
  *                [B×2P] = [x, xhat] without read attention
+ * @return DCRW_OK; DCRW_EINVAL (NULL model, x, xhat or r, NULL h_dec with
+ *         read attention, B < 1); DCRW_ENUMERIC (a NaN or infinity in an
+ *         input, or a read that overflows); DCRW_ENOMEM.
  */
 DCRW_API int dcrw_read(const dcrw_model *m, int B, const float *x, const float *xhat,
                        const float *h_dec, float *r);
@@ -407,15 +524,18 @@ DCRW_API int dcrw_read(const dcrw_model *m, int B, const float *x, const float *
 /**
  * The write operation of MODEL.md §3.4: the canvas increment of decoder
  * state @p h_dec [B×D] into @p delta [B×P].
+ * @return DCRW_OK; DCRW_EINVAL (NULL model, h_dec or delta, B < 1);
+ *         DCRW_ENUMERIC (a NaN or infinity in h_dec, or a delta that
+ *         overflows); DCRW_ENOMEM.
  */
 DCRW_API int dcrw_write(const dcrw_model *m, int B, const float *h_dec, float *delta);
 
 /**
  * The inference pass of MODEL.md §4 on images @p x [B×P] (values in [0, 1]).
- * @param eps      [T×B×Z] the noise ε, time-major; NULL draws it from the
- *                 library's generator with seed 0 (the same noise
- *                 dcrw_evaluate() and dcrw_reconstruct() draw, so the three
- *                 agree); pass zeros for the posterior means.
+ * @param eps      [T×B×Z] the noise ε, time-major; NULL draws it as
+ *                 dcrw_encode_part() with seed 0 and first 0 does (the noise
+ *                 dcrw_evaluate() and dcrw_reconstruct() draw too, so the
+ *                 three agree); pass zeros for the posterior means.
  * @param z, mu, logsigma [T×B×Z] out: z_t, μ_t and log σ_t of every glimpse;
  *                 any may be NULL. For dcrw-noread μ and log σ repeat for
  *                 every t (the encoder runs once).
@@ -427,17 +547,41 @@ DCRW_API int dcrw_encode(const dcrw_model *m, int B, const float *x, const float
                          float *mu, float *logsigma);
 
 /**
+ * dcrw_encode() of images @p first .. @p first + @p B − 1 of a larger set,
+ * with the noise the library draws for them from @p seed (see the noise
+ * rule above): the same image gets the same noise, and so the same z up
+ * to rounding, whatever batch it is in.
+ * @return as dcrw_encode(); DCRW_EINVAL also for @p first < 0 or
+ *         @p first + @p B beyond 2^63 − 1. Since 0.3.
+ */
+DCRW_API int dcrw_encode_part(const dcrw_model *m, int B, const float *x, uint64_t seed,
+                              int64_t first, float *z, float *mu, float *logsigma);
+
+/**
  * The generative pass of MODEL.md §6.
  * @param z        [T×B×Z] latents, or NULL to draw z ~ N(0, I) from @p seed
- *                 (deterministic: the same seed and B give the same images)
+ *                 as dcrw_decode_part() with first 0 does (deterministic:
+ *                 the same seed gives image b the same draws whatever B)
  * @param images   [B×P] out: σ(c_T), the Bernoulli means; may be NULL
  * @param canvases [T×B×P] out: σ(c_t) after every glimpse; may be NULL
  *                 (not both)
- * @return DCRW_OK, DCRW_EINVAL, DCRW_ENUMERIC (NaN in z, or an output
- *         that overflows), DCRW_ENOMEM.
+ * @return DCRW_OK, DCRW_EINVAL (NULL model, B < 1, no output buffer),
+ *         DCRW_ENUMERIC (NaN in z, or an output that overflows),
+ *         DCRW_ENOMEM.
  */
 DCRW_API int dcrw_decode(const dcrw_model *m, int B, const float *z, uint64_t seed, float *images,
                          float *canvases);
+
+/**
+ * dcrw_decode_windows() from the prior, for samples @p first .. @p first +
+ * @p B − 1 of a larger set drawn from @p seed: sample i is the same image
+ * up to rounding whatever batch it is in (a set of samples can be made in
+ * parts).
+ * @return as dcrw_decode(); DCRW_EINVAL also for @p first < 0 or @p first
+ *         + @p B beyond 2^63 − 1. Since 0.3.
+ */
+DCRW_API int dcrw_decode_part(const dcrw_model *m, int B, uint64_t seed, int64_t first,
+                              float *images, float *canvases, float *write_windows);
 
 /**
  * The forward pass of §4 with its canvases kept: the reconstruction of
@@ -457,14 +601,27 @@ DCRW_API int dcrw_reconstruct(const dcrw_model *m, int B, const float *x, const 
  * N×N grid of Gaussians in pixels, their variance, and the intensity γ.
  * The grid spans gX ± δ·(N−1)/2. Any output may be NULL; a window buffer
  * of a model without that attention is left untouched.
+ * @return as dcrw_encode().
  */
 DCRW_API int dcrw_reconstruct_windows(const dcrw_model *m, int B, const float *x, const float *eps,
                                       float *images, float *canvases, float *read_windows,
                                       float *write_windows);
 
 /**
+ * dcrw_reconstruct_windows() of images @p first .. @p first + @p B − 1 of
+ * a larger set, with the noise the library draws for them from @p seed
+ * (the z of dcrw_encode_part() with the same arguments).
+ * @return as dcrw_encode_part(). Since 0.3.
+ */
+DCRW_API int dcrw_reconstruct_part(const dcrw_model *m, int B, const float *x, uint64_t seed,
+                                   int64_t first, float *images, float *canvases,
+                                   float *read_windows, float *write_windows);
+
+/**
  * dcrw_decode() that also reports the write window of every glimpse,
- * @p write_windows [T×B×5] as in dcrw_reconstruct_windows() (may be NULL).
+ * @p write_windows [T×B×5] as in dcrw_reconstruct_windows() (may be NULL;
+ * images, canvases and write_windows not all NULL).
+ * @return as dcrw_decode().
  */
 DCRW_API int dcrw_decode_windows(const dcrw_model *m, int B, const float *z, uint64_t seed,
                                  float *images, float *canvases, float *write_windows);
@@ -482,8 +639,9 @@ typedef struct dcrw_loss {
 
 /**
  * The loss of MODEL.md §5 for @p x [B×P] with noise @p eps [T×B×Z] (NULL:
- * as in dcrw_encode()). @return as dcrw_encode(), and DCRW_ENUMERIC if the
- * loss is not finite.
+ * as in dcrw_encode()) into @p out.
+ * @return as dcrw_encode(); DCRW_EINVAL also for a NULL @p out;
+ *         DCRW_ENUMERIC also when the loss is not finite.
  */
 DCRW_API int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps,
                            dcrw_loss *out);
@@ -497,6 +655,44 @@ DCRW_API int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const flo
  */
 DCRW_API int dcrw_evaluate_images(const dcrw_model *m, int B, const float *x, const float *eps,
                                   double *lx, double *lz);
+
+/**
+ * dcrw_evaluate_images() of images @p first .. @p first + @p B − 1 of a
+ * larger set, with the noise the library draws for them from @p seed:
+ * evaluating a set as one batch, in batches of any size, or in parts on
+ * several processes gives every image the same noise, and so the same Lx
+ * and Lz up to the rounding described above. With seed 0 and first 0 it
+ * is dcrw_evaluate_images() with eps NULL.
+ * @return as dcrw_evaluate_images() (the message names an image by its
+ *         index in the set); DCRW_EINVAL also for @p first < 0 or @p first
+ *         + @p B beyond 2^63 − 1. Since 0.3.
+ */
+DCRW_API int dcrw_evaluate_images_part(const dcrw_model *m, int B, const float *x, uint64_t seed,
+                                       int64_t first, double *lx, double *lz);
+
+/**
+ * The importance-weighted bound of Burda et al. (2016) with @p K samples,
+ * per image, for images @p first .. @p first + @p B − 1 of a larger set.
+ * For sample k of an image, z_k ~ q(z | x) and its log-weight is
+ * log w_k = log p(x | z_k) + log p(z_k) − log q(z_k | x); then
+ * L_K = −log((1/K)·Σ_k w_k), an upper bound on −log p(x) in nats that
+ * tightens as K grows (L_1 is a one-sample estimate of L = Lx + Lz, whose
+ * KL term dcrw_evaluate() computes exactly). Each sample costs one forward
+ * pass over the batch. Sample k of image i draws its noise from (@p seed,
+ * k, i): sample 0 is the noise dcrw_evaluate_images_part() draws with the
+ * same seed, the others are independent of it, and the result does not
+ * depend on the batch the image is in. The mean of L_K over a data set and
+ * its standard error (the standard deviation of the per-image values over
+ * the square root of their count) are the caller's to take.
+ * @param iw    [B] out: L_K of each image; may be NULL
+ * @param logw  [B×K] out: log w_k of image b at logw[b·K + k]; may be NULL
+ *              (not both)
+ * @return as dcrw_evaluate_images_part(); DCRW_EINVAL also for K < 1 or
+ *         both outputs NULL; DCRW_ENUMERIC also when a log-weight is not
+ *         finite (the message names the image and sample). Since 0.3.
+ */
+DCRW_API int dcrw_evaluate_iw(const dcrw_model *m, int B, const float *x, int K, uint64_t seed,
+                              int64_t first, double *iw, double *logw);
 /** @} */
 
 /* ------------------------------------------------------------------------ */
@@ -534,7 +730,7 @@ DCRW_API int dcrw_train_config_default(dcrw_train_config *tc);
  */
 DCRW_API int dcrw_trainer_create(dcrw_trainer **out, dcrw_model *m, const dcrw_train_config *tc);
 
-/** Free a trainer (not its model). NULL is a no-op. */
+/** Free a trainer and its workspace (not its model). NULL is a no-op. */
 DCRW_API void dcrw_trainer_destroy(dcrw_trainer *t);
 
 /**
@@ -567,13 +763,21 @@ DCRW_API int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const
 DCRW_API int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const float *eps,
                                         int64_t first, int64_t B_total, dcrw_loss *out);
 
-/** The gradient of tensor @p name (MODEL.md §7), a view valid for the trainer's life. */
+/**
+ * The gradient of tensor @p name (MODEL.md §7): @p data (may be NULL)
+ * receives a view into the trainer's gradients valid for its life, @p count
+ * (may be NULL) the number of floats.
+ * @return DCRW_OK, DCRW_EINVAL (NULL trainer or name), DCRW_ENOTFOUND (no
+ *         such tensor in the model).
+ */
 DCRW_API int dcrw_trainer_find_grad(dcrw_trainer *t, const char *name, float **data, size_t *count);
 
 /**
  * All gradients as one flat buffer laid out exactly like dcrw_model_params()
  * (for an allreduce across processes). The caller may change them before
- * dcrw_trainer_apply(). NULL for a NULL trainer.
+ * dcrw_trainer_apply(). @p count (may be NULL) receives the number of floats.
+ * @return the buffer, valid for the trainer's life; NULL (and *count = 0)
+ *         for a NULL trainer.
  */
 DCRW_API float *dcrw_trainer_grads(dcrw_trainer *t, size_t *count);
 
@@ -590,11 +794,14 @@ DCRW_API float *dcrw_trainer_grads(dcrw_trainer *t, size_t *count);
  */
 DCRW_API int dcrw_trainer_apply(dcrw_trainer *t);
 
-/** dcrw_trainer_backward() then dcrw_trainer_apply(). */
+/**
+ * dcrw_trainer_backward() then dcrw_trainer_apply().
+ * @return the first failure of the two, as each documents it.
+ */
 DCRW_API int dcrw_trainer_step(dcrw_trainer *t, int B, const float *x, const float *eps,
                                dcrw_loss *out);
 
-/** The number of applied steps. 0 for NULL. */
+/** @return the number of applied steps; 0 for NULL. */
 DCRW_API uint64_t dcrw_trainer_step_count(const dcrw_trainer *t);
 
 /**
@@ -606,7 +813,7 @@ DCRW_API uint64_t dcrw_trainer_step_count(const dcrw_trainer *t);
  */
 DCRW_API int dcrw_trainer_set_learning_rate(dcrw_trainer *t, float learning_rate);
 
-/** The current Adam step size. 0 for NULL. Since 0.2. */
+/** @return the current Adam step size; 0 for NULL. Since 0.2. */
 DCRW_API float dcrw_trainer_learning_rate(const dcrw_trainer *t);
 
 /**
@@ -633,6 +840,47 @@ DCRW_API int dcrw_trainer_save(const dcrw_trainer *t, const char *path);
  *         NaN or infinite moment or a negative second moment (adam.v.*).
  */
 DCRW_API int dcrw_trainer_resume(dcrw_trainer *t, const char *path);
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Checkpoint files
+ * What a checkpoint holds, read from its header alone, without its tensors'
+ * data: for a tool that lists checkpoints, or to check a file before
+ * loading a large model. Since 0.3. @{ */
+
+/** A checkpoint's summary (dcrw_checkpoint_info()). */
+typedef struct dcrw_checkpoint_summary {
+    uint32_t size;     /**< sizeof(dcrw_checkpoint_summary), set by the caller */
+    char preset[16];   /**< the preset the writer recorded ("draw", ..., "custom"); "" if none */
+    int32_t has_step;  /**< 1 if the file records a step count (a trainer checkpoint) */
+    uint64_t step;     /**< that step count (dcrw_trainer_step_count()); 0 without one */
+    int32_t optimizer; /**< 1 if it holds both Adam moments of every parameter tensor */
+    size_t params;     /**< parameter floats of its model (dcrw_model_param_floats()) */
+    size_t tensors;    /**< parameter tensors of its model (dcrw_model_param_count()) */
+} dcrw_checkpoint_summary;
+
+/**
+ * Read the header of the checkpoint at @p path and check it as
+ * dcrw_model_load() does (the container, the configuration in the
+ * metadata, every required tensor's presence, dtype and shape) without
+ * reading the tensors' data, so its values are not checked: a file that
+ * passes may still fail to load if a tensor holds a NaN. Set info->size
+ * (and cfg->size) first: the library writes at most that many bytes and
+ * sets it to the number written.
+ * @param info receives the summary
+ * @param cfg  receives the configuration, as dcrw_model_config() of the
+ *             loaded model would give it; may be NULL
+ * @return DCRW_OK; DCRW_EINVAL (NULL @p path or @p info, an info->size
+ *         smaller than this first version of the struct, a cfg->size
+ *         smaller than 64); otherwise as
+ *         dcrw_model_load() for a file it would refuse by its header
+ *         (DCRW_EIO, DCRW_EFORMAT, DCRW_ETRUNCATED, DCRW_ESHAPE,
+ *         DCRW_ENOTFOUND, DCRW_EUNSUPPORTED, DCRW_ECONFIG, DCRW_ENOMEM), and
+ *         DCRW_EFORMAT for a dcrw.step dcrw_trainer_resume() would refuse.
+ *         Nothing is written on failure.
+ */
+DCRW_API int dcrw_checkpoint_info(const char *path, dcrw_checkpoint_summary *info,
+                                  dcrw_config *cfg);
 /** @} */
 
 /* ------------------------------------------------------------------------ */
@@ -668,15 +916,15 @@ enum {
 DCRW_API int dcrw_dataset_load_idx(dcrw_dataset **out, const char *images_path,
                                    const char *labels_path);
 
-/** Number of images; 0 for NULL. */
+/** @return the number of images; 0 for NULL. */
 DCRW_API size_t dcrw_dataset_count(const dcrw_dataset *d);
 
 /** Image shape. Any output pointer may be NULL. @return DCRW_OK, DCRW_EINVAL. */
 DCRW_API int dcrw_dataset_shape(const dcrw_dataset *d, int *channels, int *height, int *width);
 
 /**
- * The label of image @p i, or −1 if the data set has no labels or @p i is
- * out of range.
+ * @return the label of image @p i, or −1 if the data set has no labels or
+ *         @p i is out of range.
  */
 DCRW_API int dcrw_dataset_label(const dcrw_dataset *d, size_t i);
 
@@ -691,7 +939,8 @@ DCRW_API int dcrw_dataset_label(const dcrw_dataset *d, size_t i);
 DCRW_API int dcrw_dataset_batch(const dcrw_dataset *d, const size_t *indices, int B, int binarize,
                                 uint64_t seed, float *x);
 
-/** The whole image buffer, count×P floats in [0, 1]; NULL for NULL. */
+/** @return the whole image buffer, count×P floats in [0, 1], valid for the data set's life; NULL
+ * for NULL. */
 DCRW_API const float *dcrw_dataset_images(const dcrw_dataset *d);
 
 /** Free a data set; NULL is a no-op. */

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The shared library's exports are exactly the public API, all versioned:
 #  - nothing but dcrw_* is exported (besides the version nodes themselves);
-#  - every function of the API contract (api-contract.txt, from API.md) is;
+#  - every function of the API contract (api-contract.txt) is;
 #  - every DCRW_API function declared in dcrw.h is, and nothing else is;
 #  - the version script lists exactly the header's functions, and every
 #    export carries a DCRW_ version.

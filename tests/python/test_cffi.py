@@ -140,7 +140,13 @@ def test_ctypes_declarations_match_header(ffi_lib, cdef_source):
 
 @pytest.mark.parametrize(
     "cname,ctype",
-    [("dcrw_config", _ffi.Config), ("dcrw_sizes", _ffi.Sizes), ("dcrw_loss", _ffi.Loss), ("dcrw_train_config", _ffi.TrainConfig)],
+    [
+        ("dcrw_config", _ffi.Config),
+        ("dcrw_sizes", _ffi.Sizes),
+        ("dcrw_loss", _ffi.Loss),
+        ("dcrw_train_config", _ffi.TrainConfig),
+        ("dcrw_checkpoint_summary", _ffi.CheckpointSummary),
+    ],
 )
 def test_struct_layouts_match_header(ffi_lib, cname, ctype):
     ffi, _ = ffi_lib

@@ -234,6 +234,18 @@ class TrainConfig(ctypes.Structure):
     ]
 
 
+class CheckpointSummary(ctypes.Structure):
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("preset", ctypes.c_char * 16),
+        ("has_step", ctypes.c_int32),
+        ("step", ctypes.c_uint64),
+        ("optimizer", ctypes.c_int32),
+        ("params", ctypes.c_size_t),
+        ("tensors", ctypes.c_size_t),
+    ]
+
+
 class _Opaque(ctypes.Structure):
     pass
 
@@ -254,6 +266,7 @@ dcrw_last_error = _fn("dcrw_last_error", c_str, [], False)
 
 dcrw_set_threads = _fn("dcrw_set_threads", c_int, [c_int], True)
 dcrw_get_threads = _fn("dcrw_get_threads", c_int, [], False)
+dcrw_workspace_release = _fn("dcrw_workspace_release", None, [], False)
 
 dcrw_config_preset = _fn("dcrw_config_preset", c_int, [ctypes.POINTER(Config), c_int], True)
 dcrw_config_validate = _fn("dcrw_config_validate", c_int, [ctypes.POINTER(Config)], True)
@@ -304,6 +317,14 @@ dcrw_reconstruct_windows = _fn("dcrw_reconstruct_windows", c_int, [handle, c_int
 dcrw_decode_windows = _fn("dcrw_decode_windows", c_int, [handle, c_int, f32p, c_u64, f32p, f32p, f32p], True)
 dcrw_evaluate = _fn("dcrw_evaluate", c_int, [handle, c_int, f32p, f32p, ctypes.POINTER(Loss)], True)
 dcrw_evaluate_images = _fn("dcrw_evaluate_images", c_int, [handle, c_int, f32p, f32p, f64p, f64p], True)
+c_i64 = ctypes.c_int64
+dcrw_encode_part = _fn("dcrw_encode_part", c_int, [handle, c_int, f32p, c_u64, c_i64, f32p, f32p, f32p], True)
+dcrw_decode_part = _fn("dcrw_decode_part", c_int, [handle, c_int, c_u64, c_i64, f32p, f32p, f32p], True)
+dcrw_reconstruct_part = _fn(
+    "dcrw_reconstruct_part", c_int, [handle, c_int, f32p, c_u64, c_i64, f32p, f32p, f32p, f32p], True
+)
+dcrw_evaluate_images_part = _fn("dcrw_evaluate_images_part", c_int, [handle, c_int, f32p, c_u64, c_i64, f64p, f64p], True)
+dcrw_evaluate_iw = _fn("dcrw_evaluate_iw", c_int, [handle, c_int, f32p, c_int, c_u64, c_i64, f64p, f64p], True)
 
 dcrw_train_config_default = _fn("dcrw_train_config_default", c_int, [ctypes.POINTER(TrainConfig)], True)
 dcrw_trainer_create = _fn("dcrw_trainer_create", c_int, [handlep, handle, ctypes.POINTER(TrainConfig)], True)
@@ -319,6 +340,10 @@ dcrw_trainer_set_learning_rate = _fn("dcrw_trainer_set_learning_rate", c_int, [h
 dcrw_trainer_learning_rate = _fn("dcrw_trainer_learning_rate", ctypes.c_float, [handle], False)
 dcrw_trainer_save = _fn("dcrw_trainer_save", c_int, [handle, c_str], True)
 dcrw_trainer_resume = _fn("dcrw_trainer_resume", c_int, [handle, c_str], True)
+
+dcrw_checkpoint_info = _fn(
+    "dcrw_checkpoint_info", c_int, [c_str, ctypes.POINTER(CheckpointSummary), ctypes.POINTER(Config)], True
+)
 
 dcrw_dataset_load_idx = _fn("dcrw_dataset_load_idx", c_int, [handlep, c_str, c_str], True)
 dcrw_dataset_count = _fn("dcrw_dataset_count", c_size, [handle], False)

@@ -170,23 +170,12 @@ int cli_check_shape(const dcrw_dataset *d, const dcrw_config *cfg, const char *w
 const char *cli_model_path(const char *given);
 int cli_load_model(const char *path, dcrw_model **out);
 
-/* ---- randomness: splitmix64, so that every draw is a pure function of its
- * keys and a run is reproducible from its seed alone. */
-uint64_t cli_mix(uint64_t x);
+/* ---- the order of training: splitmix64, so that the batches and the
+ * binarization of a step are pure functions of the seed and the step, and
+ * a run is reproducible from its seed alone. (Every noise of the model is
+ * the library's.) */
+/* A key from two values, e.g. (seed, step), for dcrw_dataset_batch(). */
 uint64_t cli_key(uint64_t a, uint64_t b);
-typedef struct cli_rng {
-    uint64_t s;
-} cli_rng;
-void cli_rng_init(cli_rng *r, uint64_t seed);
-uint64_t cli_rng_u64(cli_rng *r);
-/* uniform in [0, n), unbiased */
-uint64_t cli_rng_below(cli_rng *r, uint64_t n);
-/* uniform in (0, 1) */
-double cli_rng_open01(cli_rng *r);
-double cli_rng_normal(cli_rng *r);
-/* Noise eps [T×B×Z] for images first..first+B-1: the noise of image i is a
- * function of (seed, i) only, whatever the batching. */
-void cli_fill_eps(float *eps, uint64_t seed, size_t first, int B, size_t T, size_t Z);
 /* Fisher-Yates permutation of 0..n-1 from @p seed */
 void cli_permutation(size_t *perm, size_t n, uint64_t seed);
 

@@ -1,5 +1,6 @@
 /* dcrw eval: the variational bound on a data split, and the
- * importance-weighted bound (Burda et al. 2016) through the public API. */
+ * importance-weighted bound (Burda et al. 2016), both computed by the
+ * library with noise keyed by each image's index in the split. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ static void usage(FILE *f) {
             "  --importance K     also the importance-weighted bound with K samples per image:\n"
             "                     -log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), a tighter\n"
             "                     estimate of -log p(x) than the bound; papers use K >= 100\n"
-            "                     (it costs about 2K evaluations per image)\n"
+            "                     (it costs K passes of the model per image)\n"
             "  --seed N           the noise seed (default %u)\n",
             CLI_EVAL_BINARIZE_SEED, CLI_EVAL_NOISE_SEED, CLI_EVAL_NOISE_SEED);
 }
@@ -34,60 +35,6 @@ static void usage(FILE *f) {
 enum { O_IMPORTANCE = CLI_OPT_OWN };
 
 static const cli_opt opts[] = {{"importance", 1, O_IMPORTANCE}, {NULL, 0, 0}};
-
-#define HALF_LOG_2PI 0.91893853320467274178
-
-typedef struct iw_buffers {
-    float *eps, *z, *mu, *logsigma;
-    double *lx, *logw;
-} iw_buffers;
-
-/* log w_k for every image of the batch and sample k, then the logsumexp:
- * -log p^(x) = -(logsumexp_k log w_k - log K), into nll[b]. */
-static int importance_batch(const dcrw_model *m, int B, const float *x, size_t first, long K,
-                            uint64_t seed, size_t T, size_t Z, iw_buffers *w, double *nll) {
-    for (long k = 0; k < K; k++) {
-        /* sample k of image i: keyed by (seed, k, i), whatever the batching */
-        cli_fill_eps(w->eps, cli_key(seed, (uint64_t)k + 1), first, B, T, Z);
-        int rc = dcrw_encode(m, B, x, w->eps, w->z, w->mu, w->logsigma);
-        if (rc == DCRW_OK) rc = dcrw_evaluate_images(m, B, x, w->eps, w->lx, NULL);
-        if (rc != DCRW_OK) return rc;
-        for (int b = 0; b < B; b++) {
-            /* log p(z) - log q(z|x); the ½log 2π terms cancel between the two */
-            double lpz = 0.0, lqz = 0.0;
-            for (size_t t = 0; t < T; t++)
-                for (size_t j = 0; j < Z; j++) {
-                    size_t at = (t * (size_t)B + (size_t)b) * Z + j;
-                    double z = w->z[at], e = w->eps[at];
-                    lpz += -0.5 * z * z - HALF_LOG_2PI;
-                    lqz += -0.5 * e * e - (double)w->logsigma[at] - HALF_LOG_2PI;
-                }
-            w->logw[(size_t)b * (size_t)K + (size_t)k] = -w->lx[b] + lpz - lqz;
-        }
-    }
-    for (int b = 0; b < B; b++) {
-        const double *lw = w->logw + (size_t)b * (size_t)K;
-        double mx = -INFINITY;
-        for (long k = 0; k < K; k++)
-            if (lw[k] > mx) mx = lw[k];
-        double s = 0.0;
-        for (long k = 0; k < K; k++) s += exp(lw[k] - mx);
-        nll[b] = -(mx + log(s) - log((double)K));
-    }
-    return DCRW_OK;
-}
-
-/* A bound is a number only when every image's is: DCRW_ENUMERIC with the
- * first image whose losses are NaN or infinite in *bad, else DCRW_OK. */
-static int first_not_finite(const double *lx, const double *lz, const double *nll, int B,
-                            int *bad) {
-    for (int b = 0; b < B; b++)
-        if (!isfinite(lx[b]) || !isfinite(lz[b]) || (nll && !isfinite(nll[b]))) {
-            *bad = b;
-            return DCRW_ENUMERIC;
-        }
-    return DCRW_OK;
-}
 
 typedef struct eval_job {
     const dcrw_model *m;
@@ -103,36 +50,13 @@ typedef struct eval_sums {
     double *nll; /* -log p^(x) of every image, with K */
 } eval_sums;
 
-/* The outcome of one batch of images first..first+nb-1: 0, or -1 after a
- * message (a failure, or a loss that is not a finite number). */
-static int batch_outcome(int rc, const double *lx, const double *lz, const double *nll, int nb,
-                         size_t first) {
-    int bad = 0;
-    if (rc == DCRW_OK && first_not_finite(lx, lz, nll, nb, &bad) != DCRW_OK) {
-        cli_error("the model's loss on image %zu is not a finite number (NaN or infinity): "
-                  "it cannot be evaluated on this data",
-                  first + (size_t)bad);
-        return -1;
-    }
-    if (rc == DCRW_ENUMERIC)
-        cli_lib_error(rc,
-                      "the loss of images %zu..%zu is not a finite number: the model cannot "
-                      "be evaluated on this data",
-                      first, first + (size_t)nb - 1);
-    else if (rc != DCRW_OK)
-        cli_lib_error(rc, "evaluation failed at image %zu", first);
-    return rc == DCRW_OK ? 0 : -1;
-}
-
 #define EVAL_BATCH 100
 
-/* What one batch needs: images, their losses, and the importance
- * sampling's buffers when K > 0. */
+/* One batch's images and losses. */
 typedef struct eval_buffers {
     float *x;
     size_t *idx;
     double *lx, *lz;
-    iw_buffers w;
 } eval_buffers;
 
 static void eval_buffers_free(eval_buffers *e) {
@@ -140,53 +64,42 @@ static void eval_buffers_free(eval_buffers *e) {
     free(e->idx);
     free(e->lx);
     free(e->lz);
-    free(e->w.eps);
-    free(e->w.z);
-    free(e->w.mu);
-    free(e->w.logsigma);
-    free(e->w.lx);
-    free(e->w.logw);
 }
 
 /* 0, or -1 after a message with everything freed */
-static int eval_buffers_alloc(eval_buffers *e, const dcrw_sizes *sz, long K) {
-    const size_t B = EVAL_BATCH, TBZ = sz->glimpses * B * sz->z;
-    memset(e, 0, sizeof *e);
-    e->x = malloc(B * sz->input * sizeof *e->x);
-    e->idx = malloc(B * sizeof *e->idx);
-    e->lx = malloc(B * sizeof *e->lx);
-    e->lz = malloc(B * sizeof *e->lz);
-    e->w.eps = malloc(TBZ * sizeof *e->w.eps);
-    int ok = e->x && e->idx && e->lx && e->lz && e->w.eps;
-    if (K) {
-        e->w.z = malloc(TBZ * sizeof *e->w.z);
-        e->w.mu = malloc(TBZ * sizeof *e->w.mu);
-        e->w.logsigma = malloc(TBZ * sizeof *e->w.logsigma);
-        e->w.lx = malloc(B * sizeof *e->w.lx);
-        e->w.logw = malloc(B * (size_t)K * sizeof *e->w.logw);
-        ok = ok && e->w.z && e->w.mu && e->w.logsigma && e->w.lx && e->w.logw;
-    }
-    if (ok) return 0;
+static int eval_buffers_alloc(eval_buffers *e, size_t P) {
+    e->x = malloc(EVAL_BATCH * P * sizeof *e->x);
+    e->idx = malloc(EVAL_BATCH * sizeof *e->idx);
+    e->lx = malloc(EVAL_BATCH * sizeof *e->lx);
+    e->lz = malloc(EVAL_BATCH * sizeof *e->lz);
+    if (e->x && e->idx && e->lx && e->lz) return 0;
     cli_error("out of memory");
     eval_buffers_free(e);
     return -1;
 }
 
-/* Images first..first+nb-1: their bounds, and with K their -log p^(x)
- * into s->nll; the sums updated. 0, or -1 after a message. */
-static int evaluate_batch(const eval_job *j, const dcrw_sizes *sz, eval_buffers *e, size_t first,
-                          int nb, eval_sums *s) {
+/* Images first..first+nb-1 of the set: their bounds, and with K their
+ * -log p^(x) into s->nll; the noise of each is keyed by its index in the
+ * set, so the numbers do not depend on the batching. The sums updated; 0,
+ * or -1 after a message (a failure, or a loss that is not a finite
+ * number, which the library's message places). */
+static int evaluate_batch(const eval_job *j, eval_buffers *e, size_t first, int nb, eval_sums *s) {
     for (int b = 0; b < nb; b++) e->idx[b] = first + (size_t)b;
     /* keyed by image index: the same bits as binarizing the split once */
     int rc = dcrw_dataset_batch(j->d, e->idx, nb, j->binarize, CLI_EVAL_BINARIZE_SEED, e->x);
-    if (rc == DCRW_OK) {
-        cli_fill_eps(e->w.eps, j->seed, first, nb, sz->glimpses, sz->z);
-        rc = dcrw_evaluate_images(j->m, nb, e->x, e->w.eps, e->lx, e->lz);
-    }
+    if (rc == DCRW_OK)
+        rc = dcrw_evaluate_images_part(j->m, nb, e->x, j->seed, (int64_t)first, e->lx, e->lz);
     if (rc == DCRW_OK && j->K)
-        rc = importance_batch(j->m, nb, e->x, first, j->K, j->seed, sz->glimpses, sz->z, &e->w,
-                              s->nll + first);
-    if (batch_outcome(rc, e->lx, e->lz, j->K ? s->nll + first : NULL, nb, first) != 0) return -1;
+        rc = dcrw_evaluate_iw(j->m, nb, e->x, (int)j->K, j->seed, (int64_t)first, s->nll + first,
+                              NULL);
+    if (rc == DCRW_ENUMERIC)
+        cli_lib_error(rc,
+                      "the loss of images %zu..%zu is not a finite number: the model cannot "
+                      "be evaluated on this data",
+                      first, first + (size_t)nb - 1);
+    else if (rc != DCRW_OK)
+        cli_lib_error(rc, "evaluation failed at image %zu", first);
+    if (rc != DCRW_OK) return -1;
     for (int b = 0; b < nb; b++) {
         double l = e->lx[b] + e->lz[b];
         s->lx += e->lx[b];
@@ -200,15 +113,13 @@ static int evaluate_batch(const eval_job *j, const dcrw_sizes *sz, eval_buffers 
 /* Every image of the job, EVAL_BATCH at a time, into the sums. CLI_OK, or
  * CLI_FAIL after a message. */
 static int evaluate_all(const eval_job *j, eval_sums *s) {
-    dcrw_sizes sz = {.size = sizeof sz};
-    dcrw_model_sizes(j->m, &sz);
     eval_buffers e;
-    if (eval_buffers_alloc(&e, &sz, j->K) != 0) return CLI_FAIL;
+    if (eval_buffers_alloc(&e, dcrw_model_input_size(j->m)) != 0) return CLI_FAIL;
     int status = CLI_OK;
     double t0 = cli_now(), last = t0;
     for (size_t i = 0; i < j->total; i += EVAL_BATCH) {
         int nb = (int)(j->total - i < EVAL_BATCH ? j->total - i : EVAL_BATCH);
-        if (evaluate_batch(j, &sz, &e, i, nb, s) != 0) {
+        if (evaluate_batch(j, &e, i, nb, s) != 0) {
             status = CLI_FAIL;
             break;
         }

@@ -1,19 +1,9 @@
-/* dcrw info: what a checkpoint holds. The model comes from the library's
- * validating loader; the preset name, the training step and whether Adam's
- * moments are there are metadata the public API does not expose, so they
- * are read from the safetensors header here (8-byte little-endian length,
- * then a JSON object, parsed with cJSON). */
-#include <errno.h>
+/* dcrw info: what a checkpoint holds. Its summary and configuration come
+ * from the library's reading of the header (dcrw_checkpoint_info), its
+ * tensors from the validating loader. */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include <cjson/cJSON.h>
 
 #include "common.h"
-
-#define MAX_HEADER (100u << 20)
 
 static void usage(FILE *f) {
     fprintf(f, "usage: dcrw info CKPT\n"
@@ -21,67 +11,6 @@ static void usage(FILE *f) {
                "Print a checkpoint's preset, every configuration field, its tensors with\n"
                "their shapes, the parameter count, and the training step when the file is\n"
                "a trainer checkpoint (dcrw train's RUNDIR/checkpoint.safetensors).\n");
-}
-
-/* The safetensors header parsed, or NULL when it is unreadable or not a
- * JSON object. */
-static cJSON *read_header(const char *path) {
-    int fd = cli_open_regular(path, NULL);
-    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
-    if (!f) {
-        if (fd >= 0) close(fd);
-        return NULL;
-    }
-    unsigned char len8[8];
-    cJSON *root = NULL;
-    if (fread(len8, 1, 8, f) == 8) {
-        uint64_t n = 0;
-        for (int i = 7; i >= 0; i--) n = (n << 8) | len8[i];
-        char *h = n > 0 && n <= MAX_HEADER ? malloc((size_t)n) : NULL;
-        if (h && fread(h, 1, (size_t)n, f) == (size_t)n) root = cJSON_ParseWithLength(h, (size_t)n);
-        free(h);
-    }
-    fclose(f);
-    if (root && !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        root = NULL;
-    }
-    return root;
-}
-
-/* What the header says beyond the model. */
-typedef struct ckpt_meta {
-    char preset[64]; /* "?" when unknown */
-    char step[32];   /* "" for a model without training state */
-    int optimizer;   /* Adam's moments are stored */
-} ckpt_meta;
-
-/* The string value of metadata key @p key into buf; 0 if found. */
-static int meta_string(const cJSON *meta, const char *key, char *buf, size_t cap) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, key);
-    if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap) return -1;
-    strcpy(buf, v->valuestring);
-    return 0;
-}
-
-static void read_meta(const char *path, ckpt_meta *m) {
-    snprintf(m->preset, sizeof m->preset, "?");
-    m->step[0] = '\0';
-    m->optimizer = 0;
-    cJSON *h = read_header(path);
-    if (!h) return;
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(h, "__metadata__");
-    meta_string(meta, "dcrw.preset", m->preset, sizeof m->preset);
-    if (meta_string(meta, "dcrw.step", m->step, sizeof m->step) == 0) {
-        /* only digits count as a step */
-        char *end = NULL;
-        errno = 0;
-        (void)strtoull(m->step, &end, 10);
-        if (!*m->step || *end || errno || *m->step < '0' || *m->step > '9') m->step[0] = '\0';
-    }
-    for (const cJSON *t = h->child; t && !m->optimizer; t = t->next)
-        m->optimizer = t->string && strncmp(t->string, "adam.m.", 7) == 0;
-    cJSON_Delete(h);
 }
 
 /* Every field, by the library's own list and in its own text. */
@@ -150,21 +79,22 @@ int cmd_info(int argc, char **argv) {
         cli_error("%s: not a usable dcrw checkpoint: %s", path, why);
         return CLI_BAD;
     }
+    dcrw_checkpoint_summary sum = {.size = sizeof sum};
+    dcrw_config c = {.size = sizeof c};
     dcrw_model *m = NULL;
-    int rc = dcrw_model_load(&m, path);
+    int rc = dcrw_checkpoint_info(path, &sum, &c);
+    if (rc == DCRW_OK) rc = dcrw_model_load(&m, path);
     if (rc != DCRW_OK) {
         cli_lib_error(rc, "%s: not a usable dcrw checkpoint", path);
         return CLI_BAD;
     }
-    ckpt_meta meta;
-    read_meta(path, &meta);
-    dcrw_config c = {.size = sizeof c};
-    dcrw_model_config(m, &c);
     printf("file             %s\n", path);
-    printf("preset           %s\n", meta.preset);
-    printf("step             %s\n",
-           *meta.step ? meta.step : "none (a model without training state)");
-    printf("optimizer state  %s\n", meta.optimizer ? "yes (Adam moments)" : "no");
+    printf("preset           %s\n", *sum.preset ? sum.preset : "?");
+    if (sum.has_step)
+        printf("step             %llu\n", (unsigned long long)sum.step);
+    else
+        printf("step             none (a model without training state)\n");
+    printf("optimizer state  %s\n", sum.optimizer ? "yes (Adam moments)" : "no");
     print_config(&c);
     print_tensors(m);
     dcrw_model_destroy(m);

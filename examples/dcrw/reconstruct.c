@@ -166,28 +166,29 @@ static int reconstruct_images(recon_job *j) {
     const size_t n = (size_t)j->o.n, T = (size_t)j->cfg.glimpses, P = j->P;
     dcrw_sizes sz = {.size = sizeof sz};
     dcrw_model_sizes(j->m, &sz);
-    const size_t TBZ = T * n * sz.z;
-    float *eps = malloc(TBZ * sizeof *eps);
+    /* --mean: eps = 0 gives the posterior means */
+    float *zeros = j->use_mean ? calloc(T * n * sz.z, sizeof *zeros) : NULL;
     size_t *idx = malloc(n * sizeof *idx);
     j->x = malloc(n * P * sizeof *j->x);
     j->canvases = malloc(T * n * P * sizeof *j->canvases);
     j->rw = malloc(T * n * 5 * sizeof *j->rw);
     j->ww = malloc(T * n * 5 * sizeof *j->ww);
-    if (!eps || !idx || !j->x || !j->canvases || !j->rw || !j->ww) {
+    if ((j->use_mean && !zeros) || !idx || !j->x || !j->canvases || !j->rw || !j->ww) {
         cli_error("out of memory");
-        free(eps);
+        free(zeros);
         free(idx);
         return CLI_FAIL;
     }
     for (size_t i = 0; i < n; i++) idx[i] = (size_t)j->first + i;
     int rc = dcrw_dataset_batch(j->d, idx, (int)n, j->o.binarize, CLI_EVAL_BINARIZE_SEED, j->x);
-    if (j->use_mean)
-        memset(eps, 0, TBZ * sizeof *eps);
-    else
-        cli_fill_eps(eps, j->o.seed, (size_t)j->first, (int)n, T, sz.z);
-    if (rc == DCRW_OK)
-        rc = dcrw_reconstruct_windows(j->m, (int)n, j->x, eps, NULL, j->canvases, j->rw, j->ww);
-    free(eps);
+    /* else the noise of an image is keyed by its index in the split, as in
+     * dcrw eval with the same seed */
+    if (rc == DCRW_OK && j->use_mean)
+        rc = dcrw_reconstruct_windows(j->m, (int)n, j->x, zeros, NULL, j->canvases, j->rw, j->ww);
+    else if (rc == DCRW_OK)
+        rc = dcrw_reconstruct_part(j->m, (int)n, j->x, j->o.seed, (int64_t)j->first, NULL,
+                                   j->canvases, j->rw, j->ww);
+    free(zeros);
     free(idx);
     if (rc != DCRW_OK) cli_lib_error(rc, "reconstruction failed");
     return rc == DCRW_OK ? CLI_OK : CLI_FAIL;

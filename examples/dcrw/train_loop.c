@@ -22,15 +22,12 @@
  * *out, 1 interrupted, -1 after a message (a failure, or a bound that is
  * not a finite number). */
 static int held_out_bound(const dcrw_model *m, const held_out *h, int interrupt_at, double *out) {
-    dcrw_sizes sz = {.size = sizeof sz};
-    dcrw_model_sizes(m, &sz);
     const int B = 100;
-    size_t P = sz.input;
+    size_t P = dcrw_model_input_size(m);
     float *x = malloc((size_t)B * P * sizeof *x);
-    float *eps = malloc((size_t)B * sz.glimpses * sz.z * sizeof *eps);
     size_t *idx = malloc((size_t)B * sizeof *idx);
     double *lx = malloc((size_t)B * sizeof *lx), *lz = malloc((size_t)B * sizeof *lz);
-    int rc = (x && eps && idx && lx && lz) ? DCRW_OK : DCRW_ENOMEM, result = 0;
+    int rc = (x && idx && lx && lz) ? DCRW_OK : DCRW_ENOMEM, result = 0;
     double sum = 0.0;
     for (size_t i = 0; rc == DCRW_OK && i < h->n; i += (size_t)B) {
         if (cli_stop_requests() >= interrupt_at) {
@@ -38,28 +35,26 @@ static int held_out_bound(const dcrw_model *m, const held_out *h, int interrupt_
             break;
         }
         int nb = (int)(h->n - i < (size_t)B ? h->n - i : (size_t)B);
-        for (int b = 0; b < nb; b++) idx[b] = h->first + i + (size_t)b;
+        const size_t first = h->first + i;
+        for (int b = 0; b < nb; b++) idx[b] = first + (size_t)b;
         rc = dcrw_dataset_batch(h->d, idx, nb, h->binarize, CLI_EVAL_BINARIZE_SEED, x);
-        if (rc != DCRW_OK) break;
-        cli_fill_eps(eps, CLI_EVAL_NOISE_SEED, h->first + i, nb, sz.glimpses, sz.z);
-        rc = dcrw_evaluate_images(m, nb, x, eps, lx, lz);
-        for (int b = 0; rc == DCRW_OK && b < nb; b++) {
-            if (!isfinite(lx[b] + lz[b])) rc = DCRW_ENUMERIC;
-            sum += lx[b] + lz[b];
-        }
+        /* the noise of an image is keyed by its index in the training set */
+        if (rc == DCRW_OK)
+            rc = dcrw_evaluate_images_part(m, nb, x, CLI_EVAL_NOISE_SEED, (int64_t)first, lx, lz);
+        for (int b = 0; rc == DCRW_OK && b < nb; b++) sum += lx[b] + lz[b];
     }
     if (rc == DCRW_ENUMERIC)
-        cli_error("the held-out bound is not a finite number: the model gives NaN or infinity "
-                  "on held-out images");
+        cli_lib_error(rc, "the held-out bound is not a finite number: the model gives NaN or "
+                          "infinity on held-out images");
     else if (rc != DCRW_OK)
         cli_lib_error(rc, "held-out evaluation failed");
     free(x);
-    free(eps);
     free(idx);
     free(lx);
     free(lz);
     *out = h->n ? sum / (double)h->n : NAN;
-    if (result == 0 && !isfinite(*out)) {
+    if (rc == DCRW_OK && result == 0 && !isfinite(*out)) {
+        /* finite per image, but too large to sum */
         cli_error("the held-out bound is not a finite number");
         rc = DCRW_ENUMERIC;
     }

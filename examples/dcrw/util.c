@@ -1,4 +1,4 @@
-/* Messages, files, data and randomness for the dcrw command (the command
+/* Messages, files, data and the order of training for the dcrw command (the command
  * line is cli_options.c's, pictures are picture.c's). */
 /* realpath() is XSI */
 #define _XOPEN_SOURCE 700
@@ -468,7 +468,7 @@ int cli_load_model(const char *path, dcrw_model **out) {
 }
 
 /* ------------------------------------------------------------------------ */
-uint64_t cli_mix(uint64_t x) {
+static uint64_t mix(uint64_t x) {
     x += 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
@@ -476,57 +476,29 @@ uint64_t cli_mix(uint64_t x) {
 }
 
 uint64_t cli_key(uint64_t a, uint64_t b) {
-    return cli_mix(cli_mix(a) ^ (b * 0xd1b54a32d192ed03ull));
+    return mix(mix(a) ^ (b * 0xd1b54a32d192ed03ull));
 }
 
-void cli_rng_init(cli_rng *r, uint64_t seed) {
-    r->s = cli_mix(seed);
-}
-
-uint64_t cli_rng_u64(cli_rng *r) {
-    r->s += 0x9e3779b97f4a7c15ull;
-    uint64_t z = r->s;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-uint64_t cli_rng_below(cli_rng *r, uint64_t n) {
+/* uniform in [0, n) from the splitmix64 stream at *state, unbiased */
+static uint64_t below(uint64_t *state, uint64_t n) {
     if (n <= 1) return 0;
     /* reject the top partial range so every value is equally likely */
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t v;
-    do v = cli_rng_u64(r);
-    while (v >= limit);
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n, v;
+    do {
+        *state += 0x9e3779b97f4a7c15ull;
+        uint64_t z = *state;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        v = z ^ (z >> 31);
+    } while (v >= limit);
     return v % n;
-}
-
-double cli_rng_open01(cli_rng *r) {
-    /* 53 random bits, shifted half a step off 0 so log() never sees 0 */
-    return ((double)(cli_rng_u64(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-
-double cli_rng_normal(cli_rng *r) {
-    double u1 = cli_rng_open01(r), u2 = cli_rng_open01(r);
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
-void cli_fill_eps(float *eps, uint64_t seed, size_t first, int B, size_t T, size_t Z) {
-    for (int b = 0; b < B; b++) {
-        cli_rng r;
-        cli_rng_init(&r, cli_key(seed, (uint64_t)(first + (size_t)b)));
-        for (size_t t = 0; t < T; t++)
-            for (size_t j = 0; j < Z; j++)
-                eps[(t * (size_t)B + (size_t)b) * Z + j] = (float)cli_rng_normal(&r);
-    }
 }
 
 void cli_permutation(size_t *perm, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i++) perm[i] = i;
-    cli_rng r;
-    cli_rng_init(&r, seed);
+    uint64_t state = mix(seed);
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)cli_rng_below(&r, i);
+        size_t j = (size_t)below(&state, i);
         size_t t = perm[i - 1];
         perm[i - 1] = perm[j];
         perm[j] = t;

@@ -268,8 +268,10 @@ static int check_file(const st_file *f, dcrw_config *cfg, dcrw_dims *d, dcrw_lay
     if (rc) return rc;
     rc = dcrw_config_derive(cfg, d, lay);
     if (rc == DCRW_EINVAL || rc == DCRW_ECONFIG) {
-        /* copy first: the message buffer is also the destination */
-        char why[256];
+        /* copy first: the message buffer is also the destination (and as
+         * large: a smaller copy warns of truncation where the compiler sees
+         * both, as in the amalgamation) */
+        char why[512];
         snprintf(why, sizeof why, "%s", dcrw_last_error());
         return dcrw_fail(DCRW_ECONFIG, "checkpoint configuration: %s", why);
     }

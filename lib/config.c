@@ -1,5 +1,8 @@
 /* The configuration's room: the table of its fields (config.h), presets,
  * the fields by name, validation, and the dims a valid one implies. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* newlocale, uselocale */
+#endif
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>

@@ -5,10 +5,20 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "dcrw_build_config.h"
 #include "file.h"
 #include "rng.h"
 
+/* gzip-compressed files need zlib. meson says whether to use it
+ * (-DDCRW_HAVE_ZLIB=0/1); other builds use it when its header is there
+ * (then link -lz, or give -DDCRW_HAVE_ZLIB=0). */
+#if !defined(DCRW_HAVE_ZLIB) && defined(__has_include)
+#if __has_include(<zlib.h>)
+#define DCRW_HAVE_ZLIB 1
+#endif
+#endif
+#ifndef DCRW_HAVE_ZLIB
+#define DCRW_HAVE_ZLIB 0
+#endif
 #if DCRW_HAVE_ZLIB
 #include <zlib.h>
 #endif

@@ -1,5 +1,8 @@
 /* Error codes, the thread-local last-error message, allocation, and the
  * checks of caller data every entry point shares. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* posix_memalign */
+#endif
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>

@@ -1,16 +1,31 @@
 /* Fork-join pool over pthreads, and the library-wide thread setting. */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
 #include "common.h"
-#include "dcrw_build_config.h"
 #include "threads.h"
 
+/* OpenBLAS's own threads inside each of ours would oversubscribe the cores,
+ * so it is kept to one. meson tells whether the BLAS has
+ * openblas_set_num_threads (-DDCRW_HAVE_OPENBLAS_THREADS=0/1); a build
+ * without that probe (cc -c, the amalgamation) looks for it when the
+ * program starts, through a weak reference (GCC or Clang, ELF), so that
+ * any CBLAS links. */
+#ifndef DCRW_HAVE_OPENBLAS_THREADS
+#define DCRW_HAVE_OPENBLAS_THREADS 0
+#if defined(__GNUC__) && defined(__ELF__)
+#define DCRW_WEAK_OPENBLAS_THREADS 1
+#endif
+#endif
 #if DCRW_HAVE_OPENBLAS_THREADS
 void openblas_set_num_threads(int);
+#elif defined(DCRW_WEAK_OPENBLAS_THREADS)
+__attribute__((weak)) void openblas_set_num_threads(int);
 #endif
 
 /* The threads of a pool and what they synchronise on. A fork()ed child
@@ -195,5 +210,8 @@ void dcrw_blas_single_thread(void) {
 #if DCRW_HAVE_OPENBLAS_THREADS
     static atomic_int done;
     if (!atomic_exchange(&done, 1)) openblas_set_num_threads(1);
+#elif defined(DCRW_WEAK_OPENBLAS_THREADS)
+    static atomic_int done;
+    if (openblas_set_num_threads && !atomic_exchange(&done, 1)) openblas_set_num_threads(1);
 #endif
 }

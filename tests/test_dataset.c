@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dcrw_build_config.h"
 #include "rng.h"
 #include "testutil.h"
 

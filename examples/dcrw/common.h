@@ -136,8 +136,6 @@ int cli_probe_regular(const char *path, char *why, size_t n);
 int cli_open_regular(const char *path, const char *what);
 /* cli_open_regular, closed again: for files the library opens itself. */
 int cli_check_regular(const char *path, const char *what);
-/* 0 when @p path is a folder, else -1 after a message. */
-int cli_check_folder(const char *path, const char *what);
 
 /* ---- outputs */
 /* A file a command reads or writes, and how its messages name it. */

@@ -1,6 +1,7 @@
-/* dcrw train in three files: train.c reads the command line,
+/* dcrw train in four files: train.c reads the command line,
  * train_setup.c makes the model, the trainer and the run folder from it
- * (the folder's files are rundir.c's), train_loop.c trains.
+ * (the folder's files are rundir.c's), train_config.c decides the model's
+ * configuration, train_loop.c trains.
  *
  * A run is a pure function of (seed, flags): the batch of step s is the
  * slice s % S of the permutation of epoch s / S (S steps per epoch), drawn

@@ -288,19 +288,6 @@ int cli_check_regular(const char *path, const char *what) {
     return 0;
 }
 
-int cli_check_folder(const char *path, const char *what) {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        cli_error("%s%s%s: %s", what ? what : "", what ? " " : "", path, strerror(errno));
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        cli_error("%s%s%s: not a folder", what ? what : "", what ? " " : "", path);
-        return -1;
-    }
-    return 0;
-}
-
 char *cli_read_file(const char *path, size_t *len) {
     int fd = cli_open_regular(path, NULL);
     if (fd < 0) return NULL;

@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "file.h"
+#include "imageset.h"
 #include "rng.h"
 
 /* gzip-compressed files need zlib. meson says whether to use it
@@ -36,7 +37,7 @@ struct dcrw_dataset {
     int channels, height, width;
     size_t pixels;   /* channels*height*width */
     float *images;   /* count*pixels */
-    uint8_t *labels; /* count, or NULL */
+    int32_t *labels; /* count, or NULL */
 };
 
 /* The raw bytes of a file are read through a buffer of this size. */
@@ -363,12 +364,15 @@ static int load_labels(dcrw_dataset *d, const char *path) {
     }
     rc = check_room(&r, &h);
     if (rc) goto done;
-    d->labels = dcrw_alloc(d->count);
-    if (!d->labels) {
+    d->labels = dcrw_alloc(d->count * sizeof *d->labels);
+    uint8_t *bytes = d->labels ? dcrw_alloc(d->count) : NULL;
+    if (!bytes) {
         rc = DCRW_ENOMEM;
         goto done;
     }
-    rc = reader_exact(&r, d->labels, d->count, "labels");
+    rc = reader_exact(&r, bytes, d->count, "labels");
+    for (size_t i = 0; !rc && i < d->count; i++) d->labels[i] = bytes[i];
+    dcrw_free(bytes);
     if (rc) goto done;
     rc = reader_expect_end(&r);
 done:
@@ -388,6 +392,22 @@ int dcrw_dataset_load_idx(dcrw_dataset **out, const char *images_path, const cha
         dcrw_dataset_destroy(d);
         return rc;
     }
+    *out = d;
+    return DCRW_OK;
+}
+
+int dcrw_dataset_adopt(dcrw_dataset **out, dcrw_imageset *s) {
+    dcrw_dataset *d = dcrw_calloc(1, sizeof *d);
+    if (!d) return DCRW_ENOMEM;
+    d->count = s->count;
+    d->channels = s->channels;
+    d->height = s->height;
+    d->width = s->width;
+    d->pixels = (size_t)s->channels * s->height * s->width;
+    d->images = s->images;
+    d->labels = s->labels;
+    s->images = NULL;
+    s->labels = NULL;
     *out = d;
     return DCRW_OK;
 }

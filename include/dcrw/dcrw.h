@@ -916,6 +916,85 @@ enum {
 DCRW_API int dcrw_dataset_load_idx(dcrw_dataset **out, const char *images_path,
                                    const char *labels_path);
 
+/** The part of a data set dcrw_dataset_open() reads from a folder. Since 0.3. */
+enum {
+    DCRW_SPLIT_TRAIN = 0, /**< the training images (train-*, train.npy, train/) */
+    DCRW_SPLIT_TEST = 1   /**< the test images (t10k-* or test-*, test.npy, test/) */
+};
+
+/**
+ * Open a data set from @p path, whatever its format; nothing is converted
+ * on disk, and the format is told from the content, not the name:
+ *
+ * - an IDX file (as dcrw_dataset_load_idx()), with the labels file beside
+ *   it if there is one ("images" → "labels", "idx3"/"idx4" → "idx1", plain
+ *   or .gz);
+ * - a NumPy .npy file (format 1 to 3, C order): uint8 (divided by 255) or
+ *   float32/float64 (each value finite and in [0, 1]), shaped [N, H, W],
+ *   [N, C, H, W] or [N, H, W, C]. A 4-D array is channels-last when its
+ *   last dimension is 1, 3 or 4 and its second is none of these, else
+ *   channels-first. No labels;
+ * - a folder of IDX files named as MNIST's (train-images-idx3-ubyte and
+ *   t10k-images-idx3-ubyte with their labels), plain or .gz, under any
+ *   prefix (emnist-letters-train-…), "test" for "t10k" too: @p split picks
+ *   the pair. A plain file beside its .gz twin is read, not both;
+ * - a folder holding train.npy and test.npy, or train/ and test/ folders of
+ *   any of these: @p split picks one;
+ * - a folder of PNG files (grey, grey+alpha, RGB, RGBA; palette images as
+ *   RGB, or RGBA with transparency; 1 to 16 bits), all of one channel count
+ *   and size. Either the images themselves, or one subfolder per class:
+ *   the label of an image is the rank of its folder's name in byte order.
+ *   Files are read in byte order of their names; names starting with '.'
+ *   and files not ending in .png are skipped.
+ *
+ * A path naming a single file or a folder of PNGs is the same set for
+ * either split. Every reader is strict: a file shorter or longer than its
+ * header declares, a header beyond the limits (C ≤ 64, H and W ≤ 4096, at
+ * most 2^31 values in all) or values out of range are refused, with a
+ * message naming the file and what is wrong, before memory is allocated
+ * for what the header declares. Only regular files are read (a FIFO never
+ * blocks).
+ *
+ * @return DCRW_OK; DCRW_EINVAL (NULL, unknown @p split, two different IDX
+ *         sets for the split in one folder); DCRW_EIO (cannot be opened or
+ *         read, not a regular file); DCRW_EFORMAT (malformed, trailing
+ *         bytes, beyond the limits, a float outside [0, 1], images in a
+ *         folder beside folders of images); DCRW_ETRUNCATED; DCRW_ESHAPE (a
+ *         PNG differs in shape from the first, labels differ in count);
+ *         DCRW_ENOTFOUND (a folder holds no data set, or none for
+ *         @p split; an empty class folder); DCRW_EUNSUPPORTED (a .npy dtype
+ *         other than uint8, float32 or float64, Fortran order, gzip without
+ *         zlib, PNG images in a build without libpng); DCRW_ENUMERIC (NaN
+ *         or infinity in a .npy); DCRW_ENOMEM. The message names the file.
+ *         @p out is set to NULL on failure. Since 0.3.
+ */
+DCRW_API int dcrw_dataset_open(dcrw_dataset **out, const char *path, int split);
+
+/** Element types of dcrw_dataset_from_memory(). Since 0.3. */
+enum {
+    DCRW_DTYPE_U8 = 0,  /**< uint8_t, 0 to 255, divided by 255 */
+    DCRW_DTYPE_F32 = 1, /**< float, in [0, 1] */
+    DCRW_DTYPE_F64 = 2  /**< double, in [0, 1] */
+};
+
+/**
+ * A data set copied from the caller's memory: @p count images of
+ * @p channels × @p height × @p width values of type @p dtype, each image
+ * channel-major (C, H, W) and the images one after the other, as
+ * dcrw_dataset_images() returns them. @p labels (may be NULL) holds
+ * @p count labels >= 0. Neither buffer is used after the call.
+ *
+ * @return DCRW_OK; DCRW_EINVAL (NULL @p out or @p images, unknown
+ *         @p dtype, count < 1, a dimension outside [1, 64] for channels or
+ *         [1, 4096] for height and width, more than 2^31 values, a float
+ *         outside [0, 1], a negative label); DCRW_ENUMERIC (a NaN or
+ *         infinity); DCRW_ENOMEM. @p out is set to NULL on failure.
+ *         Since 0.3.
+ */
+DCRW_API int dcrw_dataset_from_memory(dcrw_dataset **out, const void *images, int dtype,
+                                      size_t count, int channels, int height, int width,
+                                      const int32_t *labels);
+
 /** @return the number of images; 0 for NULL. */
 DCRW_API size_t dcrw_dataset_count(const dcrw_dataset *d);
 

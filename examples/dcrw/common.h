@@ -158,13 +158,18 @@ int cli_make_parents(const char *path, const char *what);
 /* ---- data */
 int cli_parse_split(const char *opt, const char *s, cli_split *out);
 const char *cli_split_name(cli_split split);
-/* DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte, newly allocated (NULL
- * when out of memory). */
-char *cli_split_path(const char *dir, cli_split split, int labels);
-/* Load DIR/{train,t10k}-images-idx3-ubyte with its labels. */
-int cli_load_split(const char *dir, cli_split split, dcrw_dataset **out);
-/* The model's input shape must equal the data's. */
-int cli_check_shape(const dcrw_dataset *d, const dcrw_config *cfg, const char *what);
+/* The data set at @p path (any format dcrw_dataset_open() reads; @p split
+ * picks a part of a folder that has two): 0, or -1 after a message. */
+int cli_load_split(const char *path, cli_split split, dcrw_dataset **out);
+/* cli_check_outputs() with the model (may be NULL) and the files of the
+ * data at @p data as the inputs: the path itself, or the data files in the
+ * folder and two levels of folders below it. */
+int cli_check_data_outputs(const char *model, const char *data, const cli_file *out, size_t nout);
+/* The model's input shape must equal the data's; else -1 after a message
+ * naming the first field that differs, ending with what to do: @p fix, a
+ * format in which %s is that field's name. */
+int cli_check_shape(const dcrw_dataset *d, const dcrw_config *cfg, const char *what,
+                    const char *fix);
 const char *cli_model_path(const char *given);
 int cli_load_model(const char *path, dcrw_model **out);
 

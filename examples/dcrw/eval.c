@@ -9,27 +9,30 @@
 #include "common.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: dcrw eval [--model CKPT] --data DIR [OPTIONS]\n"
-            "\n"
-            "Print the mean reconstruction loss Lx, regularisation loss Lz and the bound\n"
-            "L = Lx + Lz (nats per image, an upper bound on -log p(x)) over the 10,000 test\n"
-            "images. The images are binarized once, dynamically with the fixed seed %u, and\n"
-            "the noise comes from the fixed seed %u, so numbers compare across runs and\n"
-            "models.\n"
-            "\n"
-            "  --model CKPT       a checkpoint (dcrw train writes RUNDIR/checkpoint.safetensors;\n"
-            "                     default: $DCRW_MODEL, else the shipped model)\n"
-            "  --data DIR         folder with the MNIST IDX files\n"
-            "  --split S          test (default) or train\n"
-            "  --n N              only the first N images of the split\n"
-            "  --binarize MODE    dynamic (default), threshold, none\n"
-            "  --importance K     also the importance-weighted bound with K samples per image:\n"
-            "                     -log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), a tighter\n"
-            "                     estimate of -log p(x) than the bound; papers use K >= 100\n"
-            "                     (it costs K passes of the model per image)\n"
-            "  --seed N           the noise seed (default %u)\n",
-            CLI_EVAL_BINARIZE_SEED, CLI_EVAL_NOISE_SEED, CLI_EVAL_NOISE_SEED);
+    fprintf(
+        f,
+        "usage: dcrw eval [--model CKPT] --data PATH [OPTIONS]\n"
+        "\n"
+        "Print the mean reconstruction loss Lx, regularisation loss Lz and the bound\n"
+        "L = Lx + Lz (nats per image, an upper bound on -log p(x)) over the test images\n"
+        "(MNIST's 10,000). The images are binarized once, dynamically with the fixed seed %u, and\n"
+        "the noise comes from the fixed seed %u, so numbers compare across runs and\n"
+        "models.\n"
+        "\n"
+        "  --model CKPT       a checkpoint (dcrw train writes RUNDIR/checkpoint.safetensors;\n"
+        "                     default: $DCRW_MODEL, else the shipped model)\n"
+        "  --data PATH        the images: MNIST's folder, an IDX or .npy file, a folder\n"
+        "                     of PNG images (see dcrw(1))\n"
+        "  --split S          test (default) or train: the part of a folder that has\n"
+        "                     both (a file or a folder of PNGs is one set)\n"
+        "  --n N              only the first N images of the split\n"
+        "  --binarize MODE    dynamic (default), threshold, none\n"
+        "  --importance K     also the importance-weighted bound with K samples per image:\n"
+        "                     -log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), a tighter\n"
+        "                     estimate of -log p(x) than the bound; papers use K >= 100\n"
+        "                     (it costs K passes of the model per image)\n"
+        "  --seed N           the noise seed (default %u)\n",
+        CLI_EVAL_BINARIZE_SEED, CLI_EVAL_NOISE_SEED, CLI_EVAL_NOISE_SEED);
 }
 
 enum { O_IMPORTANCE = CLI_OPT_OWN };
@@ -189,7 +192,8 @@ static int load_job(const cli_shared *o, eval_job *j, dcrw_model **m, dcrw_datas
     if (cli_load_model(o->model, m) != 0 || cli_load_split(o->data, o->split, d) != 0) return -1;
     dcrw_config cfg = {.size = sizeof cfg};
     dcrw_model_config(*m, &cfg);
-    if (cli_check_shape(*d, &cfg, "--data") != 0) return -1;
+    if (cli_check_shape(*d, &cfg, "--data", "evaluate a model trained on such images") != 0)
+        return -1;
     size_t count = dcrw_dataset_count(*d);
     if (o->n && (size_t)o->n > count) {
         cli_error("--n %ld: the %s split has only %zu images", o->n, cli_split_name(o->split),
@@ -212,7 +216,7 @@ int cmd_eval(int argc, char **argv) {
     int status = cli_parse_args(&eval_command, argc, argv, &o, &job);
     if (status >= 0) return status;
     if (!o.data) {
-        cli_error("give --data DIR (see --help)");
+        cli_error("give --data PATH (see --help)");
         return CLI_BAD;
     }
     o.model = cli_model_path(o.model);

@@ -13,7 +13,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: dcrw reconstruct [--model CKPT] --data DIR --out FILE.png [OPTIONS]\n"
+            "usage: dcrw reconstruct [--model CKPT] --data PATH --out FILE.png [OPTIONS]\n"
             "\n"
             "One row per test image: the image, then the canvas sigma(c_t) after each\n"
             "glimpse, with the read window (red) and the write window (green) of that\n"
@@ -21,11 +21,13 @@ static void usage(FILE *f) {
             "centre +- stride*(N-1)/2), for the attention the model has.\n"
             "\n"
             "  --model CKPT       a checkpoint (default: $DCRW_MODEL, else the shipped model)\n"
-            "  --data DIR         folder with the MNIST IDX files\n"
+            "  --data PATH        the images: MNIST's folder, an IDX or .npy file, a folder\n"
+            "                     of PNG images (see dcrw(1))\n"
             "  --out FILE.png     the picture (RGB)\n"
             "  --n N              number of images (default 16)\n"
             "  --first I          start at image I of the split (default 0)\n"
-            "  --split S          test (default) or train\n"
+            "  --split S          test (default) or train: the part of a folder that has\n"
+            "                     both (a file or a folder of PNGs is one set)\n"
             "  --glimpses LIST    which canvases, e.g. 1,4,6,10 or all (default: all, or 16\n"
             "                     evenly spaced ones when the model has more glimpses)\n"
             "  --binarize MODE    dynamic (default, seed %u as dcrw eval), threshold, none\n"
@@ -107,19 +109,9 @@ static void draw_window(cli_image *im, int bx, int by, int bw, int bh, const flo
 }
 
 /* The picture may not replace the model or a data file it is made from. */
-static int check_output(const char *model, const char *data, cli_split split, const char *out) {
-    char *img = cli_split_path(data, split, 0), *lab = cli_split_path(data, split, 1);
-    int rc = -1;
-    if (img && lab) {
-        cli_file in[] = {{model, "--model"}, {img, "--data"}, {lab, "--data"}};
-        cli_file o[] = {{out, "--out"}};
-        rc = cli_check_outputs(in, 3, o, 1);
-    } else {
-        cli_error("out of memory");
-    }
-    free(img);
-    free(lab);
-    return rc;
+static int check_output(const char *model, const char *data, const char *out) {
+    cli_file o[] = {{out, "--out"}};
+    return cli_check_data_outputs(model, data, o, 1);
 }
 
 /* --glimpses, or all of them, or 16 evenly spaced ones ending on the
@@ -149,7 +141,9 @@ static int load_inputs(recon_job *j) {
     dcrw_model_config(j->m, &j->cfg);
     j->P = dcrw_model_input_size(j->m);
     if (choose_glimpses(j) != 0 || cli_load_split(j->o.data, j->o.split, &j->d) != 0) return -1;
-    if (cli_check_shape(j->d, &j->cfg, "--data") != 0) return -1;
+    if (cli_check_shape(j->d, &j->cfg, "--data",
+                        "reconstruct with a model trained on such images") != 0)
+        return -1;
     size_t count = dcrw_dataset_count(j->d);
     if ((size_t)j->first >= count || (size_t)j->o.n > count - (size_t)j->first) {
         cli_error("--first %ld --n %ld: the split has only %zu images", j->first, j->o.n, count);
@@ -247,11 +241,11 @@ int cmd_reconstruct(int argc, char **argv) {
     int status = cli_parse_args(&recon_command, argc, argv, &j.o, &j);
     if (status >= 0) return status;
     if (!j.o.data || !j.o.out) {
-        cli_error("give --data DIR and --out FILE.png (see --help)");
+        cli_error("give --data PATH and --out FILE.png (see --help)");
         return CLI_BAD;
     }
     j.o.model = cli_model_path(j.o.model);
-    if (check_output(j.o.model, j.o.data, j.o.split, j.o.out) != 0) return CLI_BAD;
+    if (check_output(j.o.model, j.o.data, j.o.out) != 0) return CLI_BAD;
     if (!cli_png_available()) return cli_png_write(j.o.out, NULL);
     status = load_inputs(&j) != 0 ? CLI_BAD : reconstruct_images(&j);
     if (status == CLI_OK) status = write_picture(&j);

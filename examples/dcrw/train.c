@@ -10,10 +10,11 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: dcrw train --preset NAME --data DIR --out RUNDIR BUDGET [OPTIONS]\n"
-            "       dcrw train --resume RUNDIR [BUDGET] [--threads N] [--data DIR]\n"
+            "usage: dcrw train --preset NAME --data PATH --out RUNDIR BUDGET [OPTIONS]\n"
+            "       dcrw train --resume RUNDIR [BUDGET] [--threads N] [--data PATH]\n"
             "\n"
-            "Train a model on DIR/train-images-idx3-ubyte (MNIST). RUNDIR (created with its\n"
+            "Train a model on the training images at PATH (MNIST: data/mnist; the model's\n"
+            "channels, height and width are the data's unless --set). RUNDIR (created with its\n"
             "parents if missing) receives checkpoint.safetensors (model + Adam state),\n"
             "log.csv, run.json (the flags), losses.svg and .lock; one dcrw train at a time\n"
             "may use it. Ctrl-C, SIGTERM, SIGHUP or a closed output finishes the current\n"
@@ -44,7 +45,10 @@ static void usage(FILE *f) {
             "                       the batch is split by thread, so resuming with another N\n"
             "                       matches the straight run only to float rounding\n"
             "Data:\n"
-            "  --data DIR           folder with the four MNIST IDX files\n"
+            "  --data PATH          a folder of IDX files (MNIST's names, plain or .gz, any\n"
+            "                       prefix), an IDX or NumPy .npy file, train.npy or train/\n"
+            "                       in PATH, or a folder of PNG images (class folders give\n"
+            "                       labels); see dcrw(1)\n"
             "  --binarize MODE      dynamic (default; fresh bits every step), threshold, none\n"
             "  --valid N            hold out the last N training images for the periodic\n"
             "                       evaluation (default 5000; 0: train on all, no evaluation)\n"

@@ -46,6 +46,9 @@ typedef struct train_opts {
     double minutes, ckpt_min, prog;   /* -1: not given (minutes: 0) */
 } train_opts;
 
+/* The sizes a new model takes from its data: those not given with --set. */
+enum { SIZE_HEIGHT = 1, SIZE_WIDTH = 2 };
+
 /* The images the periodic bound is computed on. */
 typedef struct held_out {
     const dcrw_dataset *d;
@@ -59,6 +62,7 @@ typedef struct trainer_run {
     int resume; /* --resume */
     int fresh;  /* the trainer starts from step 0 (a new run, or a run without checkpoint) */
     int channels_from_data; /* the configuration takes the data's channels */
+    int size_from_data;     /* SIZE_HEIGHT, SIZE_WIDTH: and these of the data's sizes */
     dcrw_model *m;
     dcrw_trainer *t;
     dcrw_dataset *train;
@@ -95,6 +99,8 @@ void train_run_free(trainer_run *tr);
 /* The names --set takes, with their values' forms, as a comma-separated
  * list wrapped to @p width columns, each line starting with @p indent. */
 void train_print_set_fields(FILE *f, const char *indent, int width);
+/* 1 if one of @p sets ("NAME=VALUE") sets the field @p name. */
+int train_sets_field(const char *const *sets, int nset, const char *name);
 /* f->cfg: the preset f->preset changed by each "NAME=VALUE" of @p sets. 0,
  * or -1 after a message. */
 int train_config_from_command_line(run_flags *f, const char *const *sets, int nset);

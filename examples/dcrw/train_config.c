@@ -3,7 +3,8 @@
  * takes its preset changed by --set NAME=VALUE; run.json records the
  * preset and the fields that differ from it; a resumed run takes the
  * configuration its checkpoint holds, which run.json must agree with. The
- * channels are always the data's. */
+ * channels are always the data's, and so are the height and width of a
+ * new model unless --set gives them. */
 #include <stdio.h>
 #include <string.h>
 
@@ -85,6 +86,13 @@ static void preset_config(const run_flags *f, dcrw_config *cfg) {
     dcrw_preset p = DCRW_PRESET_DCRW;
     dcrw_preset_from_name(f->preset, &p);
     dcrw_config_preset(cfg, p);
+}
+
+int train_sets_field(const char *const *sets, int nset, const char *name) {
+    size_t n = strlen(name);
+    for (int i = 0; i < nset; i++)
+        if (strncmp(sets[i], name, n) == 0 && sets[i][n] == '=') return 1;
+    return 0;
 }
 
 int train_config_from_command_line(run_flags *f, const char *const *sets, int nset) {

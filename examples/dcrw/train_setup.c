@@ -68,10 +68,14 @@ static int new_run_flags(trainer_run *tr, const train_opts *o) {
     f->epochs = o->epochs;
     f->minutes = o->minutes;
     if (!o->data) {
-        cli_error("give --data DIR (the folder with the MNIST IDX files)");
+        cli_error("give --data PATH (a folder of MNIST IDX files, an IDX or .npy file, or a folder "
+                  "of PNG images)");
         return -1;
     }
     tr->channels_from_data = 1;
+    tr->size_from_data = 0;
+    if (!train_sets_field(o->sets, o->nset, "height")) tr->size_from_data |= SIZE_HEIGHT;
+    if (!train_sets_field(o->sets, o->nset, "width")) tr->size_from_data |= SIZE_WIDTH;
     if (train_config_from_command_line(f, o->sets, o->nset) != 0) return -1;
     struct stat st;
     if (stat(o->out, &st) == 0 && !S_ISDIR(st.st_mode)) {
@@ -113,12 +117,19 @@ static int load_training_data(trainer_run *tr) {
     int dc = 0, dh = 0, dw = 0;
     dcrw_dataset_shape(tr->train, &dc, &dh, &dw);
     if (tr->channels_from_data) f->cfg.channels = dc;
+    if (tr->size_from_data & SIZE_HEIGHT) f->cfg.height = dh;
+    if (tr->size_from_data & SIZE_WIDTH) f->cfg.width = dw;
+    /* the shape first: a --set that contradicts the data is named as such,
+     * not as a configuration the sizes of the data make invalid */
+    const char *fix = !tr->resume ? "drop --set %s: a new model takes its size from the data"
+                                  : "give the --data the run was trained on";
+    if (cli_check_shape(tr->train, &f->cfg, "--data", fix) != 0) return -1;
     int rc = dcrw_config_validate(&f->cfg);
     if (rc != DCRW_OK) {
-        cli_lib_error(rc, "the model configuration is invalid");
+        cli_lib_error(rc, "the model configuration is invalid for %dx%dx%d images (CxHxW)", dc, dh,
+                      dw);
         return -1;
     }
-    if (cli_check_shape(tr->train, &f->cfg, "--data") != 0) return -1;
     size_t count = dcrw_dataset_count(tr->train);
     if ((size_t)f->valid >= count) {
         cli_error("--valid %ld: the data has only %zu training images", f->valid, count);
@@ -150,24 +161,13 @@ static int load_training_data(trainer_run *tr) {
 
 /* No file of the run folder may be one of the data files (a link). */
 static int check_run_outputs(const trainer_run *tr) {
-    char *img = cli_split_path(tr->f.data, SPLIT_TRAIN, 0);
-    char *lab = cli_split_path(tr->f.data, SPLIT_TRAIN, 1);
     const rundir *rd = &tr->rd;
-    int rc = -1;
-    if (img && lab) {
-        cli_file in[] = {{img, "--data"}, {lab, "--data"}};
-        cli_file out[] = {{rd->ckpt, "the checkpoint"},
-                          {rd->log_path, "the log"},
-                          {rd->json_path, "the run file"},
-                          {rd->svg_path, "the plot"},
-                          {rd->lock_path, "the lock file"}};
-        rc = cli_check_outputs(in, 2, out, sizeof out / sizeof out[0]);
-    } else {
-        cli_error("out of memory");
-    }
-    free(img);
-    free(lab);
-    return rc;
+    cli_file out[] = {{rd->ckpt, "the checkpoint"},
+                      {rd->log_path, "the log"},
+                      {rd->json_path, "the run file"},
+                      {rd->svg_path, "the plot"},
+                      {rd->lock_path, "the lock file"}};
+    return cli_check_data_outputs(NULL, tr->f.data, out, sizeof out / sizeof out[0]);
 }
 
 static int create_trainer(trainer_run *tr) {

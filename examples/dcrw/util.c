@@ -2,6 +2,7 @@
  * line is cli_options.c's, pictures are picture.c's). */
 /* realpath() is XSI */
 #define _XOPEN_SOURCE 700
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -386,44 +387,117 @@ int cli_check_outputs(const cli_file *in, size_t nin, const cli_file *out, size_
 }
 
 /* ------------------------------------------------------------------------ */
-char *cli_split_path(const char *dir, cli_split split, int labels) {
-    static const char *const names[2][2] = {{"train-images-idx3-ubyte", "train-labels-idx1-ubyte"},
-                                            {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}};
-    return cli_path(dir, names[split == SPLIT_TEST][labels != 0]);
-}
-
-int cli_load_split(const char *dir, cli_split split, dcrw_dataset **out) {
+int cli_load_split(const char *path, cli_split split, dcrw_dataset **out) {
     *out = NULL;
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        cli_error("--data %s: not a folder (it should hold the MNIST IDX files; see "
-                  "examples/fetch-mnist.sh)",
-                  dir);
-        return -1;
-    }
-    char *ip = cli_split_path(dir, split, 0), *lp = cli_split_path(dir, split, 1);
-    int rc = DCRW_OK, ok = ip && lp;
-    if (!ok) cli_error("--data: out of memory");
-    /* labels are optional for the command; read them when they are there */
-    int have_labels = ok && lstat(lp, &st) == 0;
-    if (ok && (cli_check_regular(ip, "--data") != 0 ||
-               (have_labels && cli_check_regular(lp, "--data") != 0)))
-        ok = 0;
-    if (ok) {
-        rc = dcrw_dataset_load_idx(out, ip, have_labels ? lp : NULL);
-        if (rc != DCRW_OK) cli_lib_error(rc, "--data %s: cannot load %s", dir, cli_basename(ip));
-    }
-    free(ip);
-    free(lp);
-    return ok && rc == DCRW_OK ? 0 : -1;
+    int rc = dcrw_dataset_open(out, path, split == SPLIT_TEST ? DCRW_SPLIT_TEST : DCRW_SPLIT_TRAIN);
+    if (rc == DCRW_OK) return 0;
+    if (rc == DCRW_ENOTFOUND)
+        cli_lib_error(rc, "--data %s (MNIST: examples/fetch-mnist.sh; the formats: dcrw(1))", path);
+    else
+        cli_lib_error(rc, "--data %s", path);
+    return -1;
 }
 
-int cli_check_shape(const dcrw_dataset *d, const dcrw_config *cfg, const char *what) {
-    int c = 0, h = 0, w = 0;
-    dcrw_dataset_shape(d, &c, &h, &w);
-    if (c != cfg->channels || h != cfg->height || w != cfg->width) {
-        cli_error("%s holds %dx%dx%d images (CxHxW) but the model takes %dx%dx%d", what, c, h, w,
-                  cfg->channels, cfg->height, cfg->width);
+/* ---- the files of --data, which no output may replace */
+
+typedef struct {
+    cli_file *f;
+    size_t n, cap;
+} file_list;
+
+static int is_data_name(const char *name) {
+    static const char *const tails[] = {".png", ".PNG", ".npy", "-ubyte", "-ubyte.gz"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        size_t t = strlen(tails[i]);
+        if (n >= t && strcmp(name + n - t, tails[i]) == 0) return 1;
+    }
+    return 0;
+}
+
+static int list_add(file_list *l, char *path) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        cli_file *f = realloc(l->f, cap * sizeof *f);
+        if (!f) return -1;
+        l->f = f;
+        l->cap = cap;
+    }
+    l->f[l->n].path = path;
+    l->f[l->n].what = "--data";
+    l->n++;
+    return 0;
+}
+
+/* The data files in dir and @p depth levels of folders below it. */
+static int list_data_files(const char *dir, int depth, file_list *l) {
+    DIR *d = opendir(dir);
+    if (!d) return 0; /* the loader has said what is wrong with it */
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char *p = cli_path(dir, e->d_name);
+        struct stat st;
+        if (!p) {
+            rc = -1;
+        } else if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (depth > 0) rc = list_data_files(p, depth - 1, l);
+            free(p);
+        } else if (is_data_name(e->d_name)) {
+            rc = list_add(l, p);
+            if (rc) free(p);
+        } else {
+            free(p);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int cli_check_data_outputs(const char *model, const char *data, const cli_file *out, size_t nout) {
+    file_list l = {0};
+    int rc = 0;
+    if (model) {
+        char *m = strdup(model);
+        rc = m ? list_add(&l, m) : -1;
+        if (!rc)
+            l.f[0].what = "--model";
+        else
+            free(m);
+    }
+    struct stat st;
+    if (!rc && stat(data, &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* split folders of class folders of images, at the most */
+        rc = list_data_files(data, 2, &l);
+    } else if (!rc) {
+        char *p = strdup(data);
+        rc = p ? list_add(&l, p) : -1;
+        if (rc) free(p);
+    }
+    if (rc)
+        cli_error("out of memory");
+    else
+        rc = cli_check_outputs(l.f, l.n, out, nout);
+    for (size_t i = 0; i < l.n; i++) free((char *)l.f[i].path);
+    free(l.f);
+    return rc;
+}
+
+int cli_check_shape(const dcrw_dataset *d, const dcrw_config *cfg, const char *what,
+                    const char *fix) {
+    int data[3] = {0, 0, 0};
+    dcrw_dataset_shape(d, &data[0], &data[1], &data[2]);
+    const int model[3] = {cfg->channels, cfg->height, cfg->width};
+    static const char *const field[3] = {"channels", "height", "width"};
+    for (int k = 0; k < 3; k++) {
+        if (data[k] == model[k]) continue;
+        char how[160];
+        snprintf(how, sizeof how, fix, field[k]);
+        cli_error("%s holds %dx%dx%d images (CxHxW) but the model takes %dx%dx%d: its %s is %d, "
+                  "the data's %d; %s",
+                  what, data[0], data[1], data[2], model[0], model[1], model[2], field[k], model[k],
+                  data[k], how);
         return -1;
     }
     return 0;

@@ -181,6 +181,47 @@ static void per_image_losses(const char *preset) {
     }
 }
 
+// A data set from memory holds the images and labels given, and one from a
+// path reads what was written there; a buffer of the wrong size is refused
+// before the library reads it.
+static void datasets(const fs::path &dir) {
+    const std::vector<float> x = {0.0f, 0.25f, 0.5f, 1.0f, 0.125f, 0.75f};
+    dcrw::Dataset d = dcrw::Dataset::from_memory(x, 3, 1, 1, 2, {7, 0, 3});
+    expect(d.size() == 3 && d.shape() == std::vector<int>({1, 1, 2}), "from_memory: shape");
+    expect(d.label(0) == 7 && d.label(2) == 3, "from_memory: labels");
+    expect(d.batch({2, 0}) == std::vector<float>({0.125f, 0.75f, 0.0f, 0.25f}),
+           "from_memory: images");
+    bool refused = false;
+    try {
+        dcrw::Dataset::from_memory(x, 4, 1, 1, 2);
+    } catch (const std::invalid_argument &) {
+        refused = true;
+    }
+    expect(refused, "from_memory: 6 floats are not 4 images of 2");
+    // a .npy file of two 1x3 uint8 images
+    const std::string dict = "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1, 3), }";
+    std::string npy = std::string("\x93NUMPY\x01\x00", 8);
+    const std::size_t hlen = (10 + dict.size() + 1 + 63) / 64 * 64 - 10;
+    npy += static_cast<char>(hlen), npy += '\0';
+    npy += dict + std::string(hlen - dict.size() - 1, ' ') + "\n";
+    npy += std::string("\x00\xff\x33\x66\x99\xcc", 6);
+    const fs::path path = dir / "x.npy";
+    std::FILE *f = std::fopen(path.c_str(), "wb");
+    expect(f && std::fwrite(npy.data(), 1, npy.size(), f) == npy.size() && !std::fclose(f),
+           "write x.npy");
+    dcrw::Dataset e = dcrw::Dataset::open(path.string());
+    expect(e.size() == 2 && e.shape() == std::vector<int>({1, 1, 3}), "open: shape");
+    expect(e.batch({1}) == std::vector<float>({0x66 / 255.0f, 0x99 / 255.0f, 0xcc / 255.0f}),
+           "open: images");
+    int code = 0;
+    try {
+        dcrw::Dataset::open((dir / "missing").string());
+    } catch (const dcrw::Error &err) {
+        code = err.code();
+    }
+    expect(code == DCRW_EIO, "open: a missing path is DCRW_EIO");
+}
+
 int main() {
     const fs::path dir = fs::temp_directory_path() /
                          ("dcrw-cpp-wrapper-test-" + std::to_string(std::random_device{}()));
@@ -193,6 +234,7 @@ int main() {
         glimpses_agree("draw-noattn", false);
         per_image_losses("dcrw");
         per_image_losses("draw");
+        datasets(dir);
     } catch (const std::exception &err) {
         std::fprintf(stderr, "error: %s\n", err.what());
         failures++;

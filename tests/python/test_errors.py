@@ -70,7 +70,9 @@ def test_config_errors():
 
 def test_shapes_refused_before_the_call(model):
     x = np.zeros((2, 144), np.float32)
-    with pytest.raises(ValueError, match=r"x: expected shape \(B, 144\) or \(B, 1, 12, 12\), got \(2, 143\)"):
+    with pytest.raises(
+        ValueError, match=r"x: expected shape \(B, 144\) or \(B, 1, 12, 12\) or \(B, 12, 12\), got \(2, 143\)"
+    ):
         model.evaluate(np.zeros((2, 143)))
     with pytest.raises(ValueError, match=r"expected shape"):
         model.encode(np.zeros(144))
@@ -88,7 +90,7 @@ def test_shapes_refused_before_the_call(model):
         model.sample(0)
     with dcrw.Trainer(model) as t:
         with pytest.raises(ValueError, match=r"expected shape"):
-            t.step(np.zeros((2, 12, 12)))
+            t.step(np.zeros((2, 12, 13)))
 
 
 def test_library_refuses_values(model):

@@ -54,7 +54,7 @@ from ._ffi import (
     version,
     version_string,
 )
-from .dataset import Dataset
+from .dataset import Dataset, channels_last
 from .model import (
     CONFIG_FIELDS,
     Decoded,
@@ -68,6 +68,15 @@ from .model import (
 from .trainer import TRAIN_FIELDS, Trainer, default_train_config
 
 __version__ = version_string()
+
+
+def load_dataset(path, split="train"):
+    """The data set at path in any format the library reads (Dataset.open):
+    a folder of IDX files (MNIST's names, plain or gzip, any prefix), an IDX
+    or NumPy .npy file, train.npy/test.npy or train/ and test/ in a folder,
+    a folder of PNG images (class folders give labels). split, "train" or
+    "test", picks the part of a folder that holds both."""
+    return Dataset.open(path, split)
 
 
 def shipped_model():
@@ -124,6 +133,8 @@ __all__ = [
     "cdef",
     "library_path",
     "shipped_model",
+    "load_dataset",
+    "channels_last",
     "CONFIG_FIELDS",
     "TRAIN_FIELDS",
     "Dataset",

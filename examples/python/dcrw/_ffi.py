@@ -43,6 +43,13 @@ BINARIZE_NONE = 0
 BINARIZE_DYNAMIC = 1
 BINARIZE_THRESHOLD = 2
 
+SPLIT_TRAIN = 0
+SPLIT_TEST = 1
+
+DTYPE_U8 = 0
+DTYPE_F32 = 1
+DTYPE_F64 = 2
+
 
 def _recorded_library():
     """The library installed together with this package, if it is there."""
@@ -346,6 +353,13 @@ dcrw_checkpoint_info = _fn(
 )
 
 dcrw_dataset_load_idx = _fn("dcrw_dataset_load_idx", c_int, [handlep, c_str, c_str], True)
+dcrw_dataset_open = _fn("dcrw_dataset_open", c_int, [handlep, c_str, c_int], True)
+dcrw_dataset_from_memory = _fn(
+    "dcrw_dataset_from_memory",
+    c_int,
+    [handlep, ctypes.c_void_p, c_int, c_size, c_int, c_int, c_int, ctypes.POINTER(ctypes.c_int32)],
+    True,
+)
 dcrw_dataset_count = _fn("dcrw_dataset_count", c_size, [handle], False)
 dcrw_dataset_shape = _fn("dcrw_dataset_shape", c_int, [handle, ctypes.POINTER(c_int), ctypes.POINTER(c_int), ctypes.POINTER(c_int)], True)
 dcrw_dataset_label = _fn("dcrw_dataset_label", c_int, [handle, c_size], False)

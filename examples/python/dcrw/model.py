@@ -117,7 +117,8 @@ class Model(Owner):
     before the call; a wrong shape raises ValueError naming the expected one.
     Integers (seeds, batch sizes) must be integers within the C type's
     range, else TypeError or ValueError; nothing is wrapped around.
-    Images are given as [B, P] or [B, C, H, W]; images returned are [B, P].
+    Images are given as [B, P], [B, C, H, W], [B, H, W, C] (more than one
+    channel) or [B, H, W] (one channel); images returned are [B, P].
 
     The operations that do not train (encode, decode, sample, evaluate,
     read, write, reconstruct) may run in several threads at once; ctypes
@@ -284,12 +285,18 @@ class Model(Owner):
 
     # ---- argument checks
     def _images(self, x, name="x"):
+        """x as [B, P] float32: given as [B, P], [B, C, H, W], [B, H, W, C]
+        (channels last, C > 1) or, for one channel, [B, H, W]."""
         C, H, W = self._image_shape
-        doc = "(B, %d) or (B, %d, %d, %d)" % (self._P, C, H, W)
-        arr = as_f32(x, name, doc, (2, 4))
-        if (arr.ndim == 2 and arr.shape[1] != self._P) or (arr.ndim == 4 and arr.shape[1:] != (C, H, W)):
+        shapes = [(self._P,), (C, H, W)] + ([(H, W)] if C == 1 else [(H, W, C)])
+        doc = " or ".join("(B, %s)" % ", ".join(str(d) for d in s) for s in shapes)
+        arr = np.asarray(x)
+        if arr.ndim not in (2, 3, 4) or arr.shape[1:] not in shapes:
             raise ValueError("%s: expected shape %s, got %s" % (name, doc, arr.shape))
-        return arr, batch_int(arr.shape[0])
+        if arr.ndim == 4 and arr.shape[1:] != (C, H, W):
+            arr = arr.transpose(0, 3, 1, 2)
+        arr = as_f32(arr, name, doc, (2, 3, 4))
+        return arr.reshape(arr.shape[0], self._P), batch_int(arr.shape[0])
 
     def _tbz(self, a, name, B):
         if a is None:

@@ -451,6 +451,36 @@ class Dataset {
               "dcrw_dataset_load_idx");
         return Dataset(d);
     }
+    /// The data set at @p path in any format dcrw_dataset_open() reads; @p split is
+    /// DCRW_SPLIT_TRAIN or DCRW_SPLIT_TEST.
+    static Dataset open(const std::string &path, int split = DCRW_SPLIT_TRAIN) {
+        dcrw_dataset *d = nullptr;
+        check(dcrw_dataset_open(&d, path.c_str(), split), "dcrw_dataset_open");
+        return Dataset(d);
+    }
+    /// A copy of @p count images C×H×W of floats in [0, 1], channel-major, with
+    /// @p labels (empty, or one per image).
+    static Dataset from_memory(Span<const float> images, std::size_t count, int channels,
+                               int height, int width,
+                               const std::vector<std::int32_t> &labels = {}) {
+        // beyond the library's limits it refuses the shape before it reads anything
+        if (channels >= 1 && channels <= 64 && height >= 1 && height <= 4096 && width >= 1 &&
+            width <= 4096) {
+            const std::size_t per = static_cast<std::size_t>(channels) *
+                                    static_cast<std::size_t>(height) *
+                                    static_cast<std::size_t>(width);
+            if (count == 0 || images.size() % per != 0 || images.size() / per != count)
+                throw std::invalid_argument(
+                    "dcrw::Dataset::from_memory: images must hold count*C*H*W floats");
+        }
+        if (!labels.empty() && labels.size() != count)
+            throw std::invalid_argument("dcrw::Dataset::from_memory: one label per image, or none");
+        dcrw_dataset *d = nullptr;
+        check(dcrw_dataset_from_memory(&d, images.data(), DCRW_DTYPE_F32, count, channels, height,
+                                       width, labels.empty() ? nullptr : labels.data()),
+              "dcrw_dataset_from_memory");
+        return Dataset(d);
+    }
     Dataset(Dataset &&o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
     Dataset &operator=(Dataset &&o) noexcept {
         if (this != &o) {

@@ -1,13 +1,15 @@
 #!/bin/sh
 # Install what libdcrw needs to build, test and fetch MNIST, from Debian's
-# packages. Does nothing when everything is already there; uses sudo when
-# not run as root.
+# packages, with Fashion-MNIST (30 MB; dcrw reads it where Debian puts it,
+# /usr/share/datasets/fashion-mnist). Does nothing when everything is
+# already there; uses sudo when not run as root.
 set -eu
 
 pkgs="gcc g++ meson ninja-build pkg-config libopenblas-dev check libcjson-dev zlib1g-dev libpng-dev
       libgif-dev ca-certificates python3-numpy python3-pytest python3-cffi doxygen
       clang libclang-rt-14-dev valgrind libopenmpi-dev openmpi-bin cmake
-      python3-pip python3-venv python3-setuptools python3-wheel"
+      python3-pip python3-venv python3-setuptools python3-wheel
+      dataset-fashion-mnist"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

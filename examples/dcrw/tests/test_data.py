@@ -244,6 +244,19 @@ def case_baddata(tmp):
         write(os.path.join(cut, "a.png"), png_bytes(28, 28, 0, [train[0][28 * y:28 * y + 28]
                                                                 for y in range(28)])[:60])
         cases.append((["train", "--data", cut], ["a.png", "ends early"]))
+    # no output may replace a file of the data set, by its name or a link
+    data = os.path.join(tmp, "data.npy")
+    write(data, good)
+    link = os.path.join(tmp, "link.png")
+    os.symlink(data, link)
+    for out in (data, link):
+        cases.append((["reconstruct", "--model", SHIPPED, "--data", data, "--out", out],
+                      ["same file", "data.npy"]))
+    if HAVE_PNG:
+        cases.append((["reconstruct", "--model", SHIPPED, "--data", mixed, "--out",
+                       os.path.join(mixed, "b.png")], ["same file", "b.png"]))
+        ok(["reconstruct", "--model", SHIPPED, "--data", data, "--n", "1",
+            "--out", os.path.join(mixed, "c.png")])
     for args, says in cases:
         if args[0] == "train":
             args = args + ["--out", os.path.join(tmp, "run")] + TINY

@@ -123,16 +123,6 @@ static int list_folder(const char *dir, int32_t label, entry_list *pngs, entry_l
     return rc;
 }
 
-/* The images of a class folder, checked to hold one at least. */
-static int list_class(const char *dir, int32_t label, entry_list *files) {
-    size_t before = files->n;
-    int rc = list_folder(dir, label, files, NULL);
-    if (rc) return rc;
-    if (files->n == before)
-        return dcrw_fail(DCRW_ENOTFOUND, "%.200s: class folder holds no PNG file", dir);
-    return DCRW_OK;
-}
-
 /* Every image of the folder path, in reading order with its label; the
  * number of classes in *classes (0: no class folders). */
 static int list_images(const char *path, entry_list *files, int *classes) {
@@ -154,8 +144,11 @@ static int list_images(const char *path, entry_list *files, int *classes) {
     } else if (!rc) {
         if (dirs.n > INT32_MAX)
             rc = dcrw_fail(DCRW_EFORMAT, "%.200s: too many class folders", path);
+        /* an empty class folder is a class without images: the labels of
+         * the others stay what their names make them (digits 0 to 9 of a
+         * subset that lacks an 8, say) */
         for (size_t i = 0; i < dirs.n && !rc; i++)
-            rc = list_class(dirs.e[i].path, (int32_t)i, files);
+            rc = list_folder(dirs.e[i].path, (int32_t)i, files, NULL);
         *classes = (int)dirs.n;
         if (!rc && !files->n)
             rc = dcrw_fail(DCRW_ENOTFOUND,

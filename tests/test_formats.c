@@ -707,9 +707,25 @@ START_TEST(test_png_bad_folders) {
     make_dir(d);
     snprintf(f, sizeof f, "%s/x.png", d);
     write_pattern(f, 1, 2, 2, PNG_COLOR_TYPE_GRAY, 8, 0);
+    /* an empty class folder is a class: the one after it keeps its label */
     snprintf(d, sizeof d, "%s/b", cls);
     make_dir(d);
-    check_refused(dcrw_pngdir_read(cls, &s), DCRW_ENOTFOUND, &s, d, "class folder holds no PNG");
+    snprintf(d, sizeof d, "%s/c", cls);
+    make_dir(d);
+    snprintf(f, sizeof f, "%s/z.png", d);
+    write_pattern(f, 2, 2, 2, PNG_COLOR_TYPE_GRAY, 8, 0);
+    ck_assert_int_eq(dcrw_pngdir_read(cls, &s), DCRW_OK);
+    ck_assert_int_eq(s.classes, 3);
+    ck_assert_uint_eq(s.count, 2);
+    ck_assert_int_eq(s.labels[0], 0);
+    ck_assert_int_eq(s.labels[1], 2);
+    dcrw_imageset_free(&s);
+    /* class folders that are all empty hold no image */
+    const char *none = tpath("none");
+    make_dir(none);
+    snprintf(d, sizeof d, "%s/a", none);
+    make_dir(d);
+    check_refused(dcrw_pngdir_read(none, &s), DCRW_ENOTFOUND, &s, none, "holds no PNG");
     snprintf(f, sizeof f, "%s/y.png", cls);
     write_pattern(f, 1, 2, 2, PNG_COLOR_TYPE_GRAY, 8, 0);
     check_refused(dcrw_pngdir_read(cls, &s), DCRW_EFORMAT, &s, cls, "also a folder of them");

@@ -943,7 +943,8 @@ enum {
  * - a folder of PNG files (grey, grey+alpha, RGB, RGBA; palette images as
  *   RGB, or RGBA with transparency; 1 to 16 bits), all of one channel count
  *   and size. Either the images themselves, or one subfolder per class:
- *   the label of an image is the rank of its folder's name in byte order.
+ *   the label of an image is the rank of its folder's name in byte order
+ *   (an empty class folder counts: it is a class without images).
  *   Files are read in byte order of their names; names starting with '.'
  *   and files not ending in .png are skipped.
  *
@@ -962,7 +963,7 @@ enum {
  *         folder beside folders of images); DCRW_ETRUNCATED; DCRW_ESHAPE (a
  *         PNG differs in shape from the first, labels differ in count);
  *         DCRW_ENOTFOUND (a folder holds no data set, or none for
- *         @p split; an empty class folder); DCRW_EUNSUPPORTED (a .npy dtype
+ *         @p split); DCRW_EUNSUPPORTED (a .npy dtype
  *         other than uint8, float32 or float64, Fortran order, gzip without
  *         zlib, PNG images in a build without libpng); DCRW_ENUMERIC (NaN
  *         or infinity in a .npy); DCRW_ENOMEM. The message names the file.

@@ -254,3 +254,48 @@ def test_model_takes_each_layout():
         # a data set from the array feeds the model as it is
         with dcrw.Dataset.from_array(x.transpose(0, 2, 3, 1)) as d:
             assert m.evaluate(d.batch([0, 1]), eps) == want
+
+
+# ---- the data set scripts of examples/datasets
+
+MNIST = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "data", "mnist")
+SCRIPTS = os.path.join(os.path.dirname(MNIST), "..", "examples", "datasets")
+
+
+def run_script(name, *args):
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, os.path.join(SCRIPTS, name), *args], check=True, capture_output=True)
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(MNIST, "train-images-idx3-ubyte")), reason="no MNIST")
+def test_dataset_scripts(tmp_path):
+    """Both scripts write what the library reads, the same files from the
+    same seed, and other files from another."""
+    for seed, out in (("1", "a"), ("1", "b"), ("2", "c")):
+        run_script("coloured_mnist.py", "--out", str(tmp_path / ("cm-" + out)), "--seed", seed,
+                   "--train", "60", "--test", "20")
+        run_script("two_digit_mnist.py", "--out", str(tmp_path / ("td-" + out)), "--seed", seed,
+                   "--train", "30", "--test", "10")
+    with dcrw.load_dataset(str(tmp_path / "cm-a")) as a, dcrw.load_dataset(str(tmp_path / "cm-b")) as b, \
+            dcrw.load_dataset(str(tmp_path / "cm-c")) as c, dcrw.load_dataset(str(tmp_path / "cm-a"), "test") as t:
+        assert (len(a), a.shape, len(t)) == (60, (3, 28, 28), 20)
+        np.testing.assert_array_equal(a.images, b.images)
+        assert not np.array_equal(a.images, c.images)
+        # the labels are the digits: MNIST's first 60 training labels, sorted by class
+        with open(os.path.join(MNIST, "train-labels-idx1-ubyte"), "rb") as f:
+            digits = np.frombuffer(f.read()[8:68], np.uint8)
+        np.testing.assert_array_equal(a.labels, np.sort(digits))
+        # every image has a background and a digit of other colours
+        x = a.images.reshape(60, 3, 784)
+        assert (x.std(axis=2).max(axis=1) > 0.1).all()
+    for split, n in (("train", 30), ("test", 10)):
+        x = np.load(tmp_path / "td-a" / (split + ".npy"))
+        assert x.shape == (n, 60, 60) and x.dtype == np.uint8
+        np.testing.assert_array_equal(x, np.load(tmp_path / "td-b" / (split + ".npy")))
+        assert np.load(tmp_path / "td-a" / (split + "-digits.npy")).shape == (n, 2)
+        with dcrw.load_dataset(str(tmp_path / "td-a"), split) as d:
+            assert d.shape == (1, 60, 60)
+            np.testing.assert_array_equal(d.images, (x / 255.0).astype(np.float32).reshape(n, -1))
+    assert not np.array_equal(np.load(tmp_path / "td-a" / "train.npy"), np.load(tmp_path / "td-c" / "train.npy"))

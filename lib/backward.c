@@ -6,7 +6,8 @@
  * gradients in place (gates into dL/dq, μ into dL/dμ, the attention numbers
  * into dL/dp5, the write patch into dL/dw), so that after the loop every
  * recurrent or per-step weight gradient is ONE sgemm over all T·B rows,
- * rather than T small ones. */
+ * rather than T small ones. The products dY·W of each step read W in place
+ * with the packed kernel where it is faster (pass_gemm_nn). */
 #include <string.h>
 
 #include "canvas.h"
@@ -52,7 +53,7 @@ static void write_backward(dcrw_pass *ps, int t, float *dh) {
     } else {
         memcpy(w, ps->dc, (size_t)B * d->P * sizeof(float));
     }
-    gemm_nn(B, d->D, d->Wout, w, d->Wout, p->write_w, d->D, 1.0f, dh, d->D);
+    pass_gemm_nn(ps, B, d->D, d->Wout, w, d->Wout, p->write_w, d->D, 1.0f, dh, d->D);
 }
 
 /* The read of step t: dr -> dL/dx̂ in ps->dxhat, dL/dp5 stored over the
@@ -110,8 +111,8 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
         /* decoder LSTM: dL/dq in place of the gates, then dz and the carry */
         float *gq = SLOT(ps, gd, t, BD * 4);
         dcrw_lstm_cell_backward(B, D, gq, SLOT(ps, sd, t, BD), SLOT(ps, td, t, BD), dh, ps->dsd);
-        gemm_nn(B, Z, 4 * D, gq, 4 * D, p->dec_wih, Z, 0.0f, ps->dz, Z);
-        gemm_nn(B, D, 4 * D, gq, 4 * D, p->dec_whh, D, 0.0f, dhn, D);
+        pass_gemm_nn(ps, B, Z, 4 * D, gq, 4 * D, p->dec_wih, Z, 0.0f, ps->dz, Z);
+        pass_gemm_nn(ps, B, D, 4 * D, gq, 4 * D, p->dec_whh, D, 0.0f, dhn, D);
 
         const float *eps_t = eps + (size_t)t * BZ;
         if (noread_cnn) {
@@ -123,8 +124,8 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
             for (size_t i = 0; i < BZ; i++) ps->dze[i] = ps->dz[i] * eps_t[i];
             float *mu = SLOT(ps, mu, t, BZ), *ls = SLOT(ps, ls, t, BZ);
             dcrw_latent_backward(BZ, mu, ls, ps->dz, ps->dze, inv_b);
-            gemm_nn(B, Q, Z, mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
-            gemm_nn(B, Q, Z, ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
+            pass_gemm_nn(ps, B, Q, Z, mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
+            pass_gemm_nn(ps, B, Q, Z, ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
 
             /* dsrc: gradient of the encoder's image input, r_t or x̂_t */
             const float *dsrc;
@@ -134,8 +135,9 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
                 for (size_t i = 0; i < BE; i++) ps->dhe[i] += ps->de[i];
                 dcrw_lstm_cell_backward(B, E, ge, SLOT(ps, se, t, BE), SLOT(ps, te, t, BE), ps->dhe,
                                         ps->dse);
-                gemm_nn(B, E, 4 * E, ge, 4 * E, p->enc_whh, E, 0.0f, ps->dhe, E);
-                gemm_nn(B, Us, 4 * E, ge, 4 * E, p->enc_wih + ps->ucol, d->Rin, 0.0f, ps->du, Us);
+                pass_gemm_nn(ps, B, E, 4 * E, ge, 4 * E, p->enc_whh, E, 0.0f, ps->dhe, E);
+                pass_gemm_nn(ps, B, Us, 4 * E, ge, 4 * E, p->enc_wih + ps->ucol, d->Rin, 0.0f,
+                             ps->du, Us);
                 add_rows(B, D, ps->du + Us - D, Us, dhn, D);
                 dsrc = ps->du;
                 ldsrc = Us;
@@ -163,8 +165,8 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
 
     if (noread_cnn) {
         dcrw_latent_backward(BZ, ps->mu, ps->ls, ps->gz, ps->gze, (float)T * inv_b);
-        gemm_nn(B, Q, Z, ps->mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
-        gemm_nn(B, Q, Z, ps->ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
+        pass_gemm_nn(ps, B, Q, Z, ps->mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
+        pass_gemm_nn(ps, B, Q, Z, ps->ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
         dcrw_dense_backward(B, Q, Z, ps->e, Q, p->mu_w, ps->mu, Z, NULL, 0, 0.0f, g.mu_w, g.mu_b);
         dcrw_dense_backward(B, Q, Z, ps->e, Q, p->ls_w, ps->ls, Z, NULL, 0, 0.0f, g.ls_w, g.ls_b);
         dcrw_cnn_backward(&cs, x, p->conv1_w, p->conv2_w, ps->cs, ps->de, Q, NULL, g.conv1_w,

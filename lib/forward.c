@@ -1,5 +1,8 @@
 /* The forward pass of MODEL.md §4 and generation (§6) over a pass's
- * workspace (lib/pass.c). The backward is in lib/backward.c. */
+ * workspace (lib/pass.c). The backward is in lib/backward.c. Every product
+ * with a weight matrix goes through the pass's packed weights when it has
+ * them (lib/pass.h), which round an image's row alike whatever the other
+ * images of its chunk. */
 #include <string.h>
 
 #include "canvas.h"
@@ -7,11 +10,17 @@
 #include "conv.h"
 #include "dense.h"
 #include "filterbank.h"
-#include "gemm.h"
 #include "latent.h"
 #include "lstm.h"
 #include "pass.h"
 #include "pass_internal.h"
+
+/* A dense layer y = u·Wᵀ + a of the pass's weight `id` (lib/dense.h). */
+static void dense(const dcrw_pass *ps, int id, int B, int I, int O, const float *u, int ldu,
+                  const float *W, const float *a, float *y, int ldy) {
+    dcrw_bias_rows(B, O, a, y, ldy);
+    pass_gemm_nt(ps, id, B, O, I, u, ldu, W, I, 1.0f, y, ldy);
+}
 
 static void start(dcrw_pass *ps) {
     const dcrw_dims *d = &ps->m->d;
@@ -37,13 +46,14 @@ static void decoder_step(dcrw_pass *ps, int t, const float *z_t) {
     const int B = ps->B, D = d->D;
     const size_t BP = (size_t)B * d->P, BD = (size_t)B * D;
     float *g = SLOT(ps, gd, t, BD * 4), *h = SLOT(ps, hd, t + 1, BD);
-    gemm_nt(B, 4 * D, d->Z, z_t, d->Z, p->dec_wih, d->Z, 0.0f, g, 4 * D);
-    gemm_nt(B, 4 * D, D, SLOT(ps, hd, t, BD), D, p->dec_whh, D, 1.0f, g, 4 * D);
+    pass_gemm_nt(ps, PW_DEC_WIH, B, 4 * D, d->Z, z_t, d->Z, p->dec_wih, d->Z, 0.0f, g, 4 * D);
+    pass_gemm_nt(ps, PW_DEC_WHH, B, 4 * D, D, SLOT(ps, hd, t, BD), D, p->dec_whh, D, 1.0f, g,
+                 4 * D);
     dcrw_lstm_cell_forward(B, D, g, p->dec_b, 0, SLOT(ps, sd, t, BD), SLOT(ps, sd, t + 1, BD),
                            SLOT(ps, td, t, BD), h);
 
     float *w = SLOT(ps, w, t, (size_t)B * d->Wout);
-    dcrw_dense_forward(B, D, d->Wout, h, D, p->write_w, p->write_b, w, d->Wout);
+    dense(ps, PW_WRITE, B, D, d->Wout, h, D, p->write_w, p->write_b, w, d->Wout);
     float *cp = SLOT(ps, c, t, BP), *cn = SLOT(ps, c, t + 1, BP);
     memcpy(cn, cp, BP * sizeof(float));
     if (d->wa) {
@@ -51,7 +61,7 @@ static void decoder_step(dcrw_pass *ps, int t, const float *z_t) {
         float *FX = SLOT(ps, wFX, t, (size_t)B * d->Nw * d->W);
         float *FY = SLOT(ps, wFY, t, (size_t)B * d->Nw * d->H);
         float *gm = SLOT(ps, wg, t, (size_t)B);
-        dcrw_dense_forward(B, D, 5, h, D, p->watt_w, p->watt_b, p5, 5);
+        dense(ps, PW_WATT, B, D, 5, h, D, p->watt_w, p->watt_b, p5, 5);
         dcrw_fb_filters_forward(B, d->Nw, d->H, d->W, p5, FX, FY, gm,
                                 SLOT(ps, waux, t, dcrw_fb_aux_floats(B, d->Nw)));
         dcrw_fb_write_forward(B, d->C, d->Nw, d->H, d->W, FX, FY, gm, w, cn, 1, ps->scratch);
@@ -96,14 +106,14 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pa
     if (!d->cnn && !d->ra) {
         /* the x columns of the encoder input are the same every step */
         dcrw_bias_rows(B, 4 * E, p->enc_b, ps->xq, 4 * E);
-        gemm_nt(B, 4 * E, P, x, P, p->enc_wih, d->Rin, 1.0f, ps->xq, 4 * E);
+        pass_gemm_nt(ps, PW_ENC_X, B, 4 * E, P, x, P, p->enc_wih, d->Rin, 1.0f, ps->xq, 4 * E);
     }
     if (noread_cnn) {
         /* dcrw-noread: one CNN pass and one q(z|x) for all T draws */
         dcrw_cnn_forward(&cs, x, p->conv1_w, p->conv1_b, p->conv2_w, p->conv2_b, ps->e, Q, ps->cs,
                          ps->scratch);
-        dcrw_dense_forward(B, Q, Z, ps->e, Q, p->mu_w, p->mu_b, ps->mu, Z);
-        dcrw_dense_forward(B, Q, Z, ps->e, Q, p->ls_w, p->ls_b, ps->ls, Z);
+        dense(ps, PW_MU, B, Q, Z, ps->e, Q, p->mu_w, p->mu_b, ps->mu, Z);
+        dense(ps, PW_LS, B, Q, Z, ps->e, Q, p->ls_w, p->ls_b, ps->ls, Z);
         dcrw_latent_kl(B, Z, ps->mu, ps->ls, ps->lz);
         for (int b = 0; b < B; b++) ps->lz[b] *= T;
     }
@@ -128,7 +138,7 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pa
                 float *FY = SLOT(ps, rFY, t, (size_t)B * d->Nr * d->H);
                 float *gm = SLOT(ps, rg, t, (size_t)B);
                 r = SLOT(ps, r, t, (size_t)B * d->R);
-                dcrw_dense_forward(B, D, 5, hdp, D, p->ratt_w, p->ratt_b, p5, 5);
+                dense(ps, PW_RATT, B, D, 5, hdp, D, p->ratt_w, p->ratt_b, p5, 5);
                 dcrw_fb_filters_forward(B, d->Nr, d->H, d->W, p5, FX, FY, gm,
                                         SLOT(ps, raux, t, dcrw_fb_aux_floats(B, d->Nr)));
                 dcrw_fb_read_forward(B, d->C, d->Nr, d->H, d->W, FX, FY, gm, x, ps->xhat, r,
@@ -141,8 +151,10 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pa
                 float *g = SLOT(ps, ge, t, BE * 4);
                 if (d->ra) dcrw_copy_rows(B, d->R, r, d->R, u, ps->Us);
                 dcrw_copy_rows(B, D, hdp, D, u + ps->Us - D, ps->Us);
-                gemm_nt(B, 4 * E, ps->Us, u, ps->Us, p->enc_wih + ps->ucol, d->Rin, 0.0f, g, 4 * E);
-                gemm_nt(B, 4 * E, E, SLOT(ps, he, t, BE), E, p->enc_whh, E, 1.0f, g, 4 * E);
+                pass_gemm_nt(ps, PW_ENC_U, B, 4 * E, ps->Us, u, ps->Us, p->enc_wih + ps->ucol,
+                             d->Rin, 0.0f, g, 4 * E);
+                pass_gemm_nt(ps, PW_ENC_WHH, B, 4 * E, E, SLOT(ps, he, t, BE), E, p->enc_whh, E,
+                             1.0f, g, 4 * E);
                 /* the bias, or without read attention the hoisted x·W_xᵀ + b rows */
                 dcrw_lstm_cell_forward(B, E, g, d->ra ? p->enc_b : ps->xq, d->ra ? 0 : 4 * E,
                                        SLOT(ps, se, t, BE), SLOT(ps, se, t + 1, BE),
@@ -159,8 +171,8 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pa
             }
             mu = SLOT(ps, mu, t, BZ);
             ls = SLOT(ps, ls, t, BZ);
-            dcrw_dense_forward(B, Q, Z, e, lde, p->mu_w, p->mu_b, mu, Z);
-            dcrw_dense_forward(B, Q, Z, e, lde, p->ls_w, p->ls_b, ls, Z);
+            dense(ps, PW_MU, B, Q, Z, e, lde, p->mu_w, p->mu_b, mu, Z);
+            dense(ps, PW_LS, B, Q, Z, e, lde, p->ls_w, p->ls_b, ls, Z);
             dcrw_latent_kl(B, Z, mu, ls, ps->lz);
         }
         float *z = SLOT(ps, z, t, BZ);

@@ -61,7 +61,10 @@ void dcrw_workspace_release(void) {
     pthread_setspecific(cache_key, NULL);
 }
 
-static int call_begin(call **out, const char *fn, const dcrw_model *m, int B) {
+/* Take the calling thread's workspace for m and B (or make one), its
+ * weights packed from their values now (a const model's parameters can
+ * still be written between calls): all of them, or those generation uses. */
+static int call_begin(call **out, const char *fn, const dcrw_model *m, int B, int decoder_only) {
     *out = NULL;
     if (!m) return dcrw_fail(DCRW_EINVAL, "%s: model is NULL", fn);
     if (B < 1) return dcrw_fail(DCRW_EINVAL, "%s: batch size must be >= 1, got %d", fn, B);
@@ -74,6 +77,7 @@ static int call_begin(call **out, const char *fn, const dcrw_model *m, int B) {
         call *c = pthread_getspecific(cache_key);
         pthread_setspecific(cache_key, NULL);
         if (c && c->model_id == m->id && c->B == B && c->threads == threads) {
+            dcrw_runner_pack(c->r, decoder_only);
             *out = c;
             return DCRW_OK;
         }
@@ -90,6 +94,7 @@ static int call_begin(call **out, const char *fn, const dcrw_model *m, int B) {
         call_free(c);
         return rc;
     }
+    dcrw_runner_pack(c->r, decoder_only);
     *out = c;
     return DCRW_OK;
 }
@@ -114,12 +119,12 @@ static int check_part(const char *fn, int B, int64_t first) {
 static int prepare(const char *fn, const dcrw_model *m, int B, const float *x, const float *eps,
                    call **c) {
     if (!x) return dcrw_fail(DCRW_EINVAL, "%s: x is NULL", fn);
-    if (!m || B < 1) return call_begin(c, fn, m, B); /* reports which */
+    if (!m || B < 1) return call_begin(c, fn, m, B, 0); /* reports which */
     int rc = dcrw_check_images(fn, x, (size_t)B * m->d.P);
     if (rc) return rc;
     if (eps && !dcrw_all_finite(eps, (size_t)m->d.T * B * m->d.Z))
         return dcrw_fail(DCRW_ENUMERIC, "%s: eps is not finite", fn);
-    return call_begin(c, fn, m, B);
+    return call_begin(c, fn, m, B, 0);
 }
 
 static int forward(const char *fn, const dcrw_model *m, int B, const float *x, runner_noise noise,
@@ -353,7 +358,7 @@ static int decode(const char *fn, const dcrw_model *m, int B, const float *z, ru
     if (m && B >= 1 && z && !dcrw_all_finite(z, (size_t)m->d.T * B * m->d.Z))
         return dcrw_fail(DCRW_ENUMERIC, "%s: z is not finite", fn);
     call *c;
-    int rc = call_begin(&c, fn, m, B);
+    int rc = call_begin(&c, fn, m, B, 1);
     if (rc) return rc;
     pass_outputs out = {0};
     out.canvases = canvases;

@@ -3,6 +3,7 @@
  * the forward and the backward share. */
 #include <assert.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "common.h"
@@ -32,6 +33,15 @@ static void reserve(carve *cv, float **slot, size_t a, size_t b, size_t c) {
 
 static void place(float **slot, float *base) {
     if (*slot) *slot = base + ((uintptr_t)*slot - 1);
+}
+
+/* the stored encoder-LSTM input row [r_t or x̂_t, h_dec], and the first
+ * column of enc.lstm.weight_ih it multiplies */
+static int enc_row_floats(const dcrw_dims *d) {
+    return d->cnn ? 0 : (d->ra ? d->R : d->P) + d->D;
+}
+static int enc_row_col(const dcrw_dims *d) {
+    return d->ra ? 0 : d->P;
 }
 
 int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int backward) {
@@ -68,8 +78,8 @@ int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int 
         ps->cnn_scratch = dcrw_cnn_scratch_floats(&cs);
         scratch = ps->cnn_scratch > scratch ? ps->cnn_scratch : scratch;
     }
-    ps->Us = d->cnn ? 0 : (d->ra ? d->R : d->P) + d->D;
-    ps->ucol = d->ra ? 0 : d->P;
+    ps->Us = enc_row_floats(d);
+    ps->ucol = enc_row_col(d);
 
     carve cv = {0, 0};
     reserve(&cv, &ps->c, sT1, b, P);
@@ -193,4 +203,104 @@ void dcrw_pass_draw_noise(const dcrw_model *m, int B, uint64_t seed, uint64_t st
 void dcrw_copy_rows(int B, int n, const float *src, int lds, float *dst, int ldd) {
     for (int b = 0; b < B; b++)
         memcpy(dst + (size_t)b * ldd, src + (size_t)b * lds, n * sizeof(float));
+}
+
+/* ---- packed weights ------------------------------------------------------ */
+
+static atomic_int gemm_path = -2; /* -2: not chosen yet */
+
+int dcrw_pass_gemm_path(void) {
+    int p = atomic_load(&gemm_path);
+    if (p == -2) {
+        const pgemm_path best = dcrw_pgemm_path_best();
+        const int want = best == PGEMM_PATH_C ? -1 : (int)best;
+        /* a racing first call chooses the same */
+        atomic_compare_exchange_strong(&gemm_path, &p, want);
+        p = atomic_load(&gemm_path);
+    }
+    return p;
+}
+
+int dcrw_pass_set_gemm_path(int path) {
+    const int old = dcrw_pass_gemm_path();
+    if (path == -1 || (path >= 0 && dcrw_pgemm_path_supported((pgemm_path)path)))
+        atomic_store(&gemm_path, path);
+    return old;
+}
+
+/* Weight id of m as B = Wᵀ [k × n]: W's first element and row stride; 0 if
+ * m has no such weight. */
+typedef struct weight_spec {
+    const float *w;
+    int k, n, ldw;
+} weight_spec;
+
+static int weight_spec_of(const dcrw_model *m, int id, weight_spec *s) {
+    const dcrw_dims *d = &m->d;
+    const dcrw_views *p = &m->p;
+    const int lstm = !d->cnn, Us = enc_row_floats(d);
+    weight_spec none = {NULL, 0, 0, 0},
+                all[PW_COUNT] = {
+                    {p->dec_wih, d->Z, 4 * d->D, d->Z},
+                    {p->dec_whh, d->D, 4 * d->D, d->D},
+                    {p->write_w, d->D, d->Wout, d->D},
+                    {p->watt_w, d->D, 5, d->D},
+                    {p->ratt_w, d->D, 5, d->D},
+                    {lstm ? p->enc_wih + enc_row_col(d) : NULL, Us, 4 * d->E, d->Rin},
+                    {lstm && !d->ra ? p->enc_wih : NULL, d->P, 4 * d->E, d->Rin},
+                    {p->enc_whh, d->E, 4 * d->E, d->E},
+                    {p->mu_w, d->Q, d->Z, d->Q},
+                    {p->ls_w, d->Q, d->Z, d->Q},
+                };
+    *s = all[id].w ? all[id] : none;
+    return s->w != NULL;
+}
+
+int dcrw_pass_weights_create(pass_weights **out, const dcrw_model *m, pgemm_path p) {
+    *out = NULL;
+    pass_weights *pw = dcrw_calloc(1, sizeof *pw);
+    if (!pw) return DCRW_ENOMEM;
+    pw->m = m;
+    pw->path = p;
+    size_t off[PW_COUNT], total = 0;
+    for (int i = 0; i < PW_COUNT; i++) {
+        weight_spec s;
+        off[i] = total;
+        if (!weight_spec_of(m, i, &s)) continue;
+        /* a multiple of 16 floats: every pack 64-byte aligned */
+        const size_t nf = (dcrw_pgemm_pack_floats(p, s.k, s.n) + 15) & ~(size_t)15;
+        if (dcrw_add_size(total, nf, &total)) {
+            dcrw_free(pw);
+            return dcrw_fail(DCRW_EINVAL, "the packed weights' size overflows");
+        }
+    }
+    if (total > SIZE_MAX / sizeof(float) ||
+        !(pw->block = dcrw_alloc((pw->bytes = total * sizeof(float))))) {
+        dcrw_free(pw);
+        return DCRW_ENOMEM;
+    }
+    for (int i = 0; i < PW_COUNT; i++) {
+        weight_spec s;
+        weight_spec_of(m, i, &s);
+        pw->buf[i] = pw->block + off[i];
+        dcrw_pgemm_describe(&pw->b[i], p, s.k, s.n, pw->buf[i]);
+    }
+    *out = pw;
+    return DCRW_OK;
+}
+
+void dcrw_pass_weights_destroy(pass_weights *pw) {
+    if (!pw) return;
+    dcrw_free(pw->block);
+    dcrw_free(pw);
+}
+
+void dcrw_pass_weights_pack(pass_weights *pw, int decoder_only, int part, int parts) {
+    for (int i = 0; i < PW_COUNT; i++) {
+        weight_spec s;
+        if (!weight_spec_of(pw->m, i, &s)) continue;
+        if (decoder_only && i != PW_DEC_WIH && i != PW_DEC_WHH && i != PW_WRITE && i != PW_WATT)
+            continue;
+        dcrw_pgemm_pack_part(pw->path, 1, s.k, s.n, s.w, s.ldw, pw->buf[i], part, parts);
+    }
 }

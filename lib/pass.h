@@ -22,9 +22,62 @@
 #include <stddef.h>
 
 #include "model.h"
+#include "pgemm.h"
+
+/* The forward's products with a weight matrix, Y = beta·Y + X·Wᵀ: one per
+ * weight (the encoder's input weight is two: the columns of the stored
+ * input row, and the x columns hoisted out of the loop without read
+ * attention). */
+enum pass_weight {
+    PW_DEC_WIH,
+    PW_DEC_WHH,
+    PW_WRITE,
+    PW_WATT,
+    PW_RATT,
+    PW_ENC_U,
+    PW_ENC_X,
+    PW_ENC_WHH,
+    PW_MU,
+    PW_LS,
+    PW_COUNT
+};
+
+/* Those weights packed for dcrw_pgemm (lib/pgemm.h), which the chunks of a
+ * runner share. Packing removes OpenBLAS's repacking of the same weight at
+ * every one of the T steps, and the kernel's rounding of a row does not
+ * depend on the other rows of the product, so a set evaluated in parts
+ * gives the same numbers as in one batch. The parameters can be written
+ * through the public API at any time, so a pack lasts for one operation:
+ * a training step's backward, or one const call. */
+typedef struct pass_weights {
+    const dcrw_model *m;
+    pgemm_path path;
+    pgemm_b b[PW_COUNT];  /* b[i].n = 0: the model has no such weight */
+    float *buf[PW_COUNT]; /* where b[i] is packed, in block */
+    float *block;
+    size_t bytes;
+} pass_weights;
+
+/* The dcrw_pgemm path the model's products use, or -1 for OpenBLAS alone:
+ * chosen once per process, the packed kernel with AVX2+FMA or AVX-512, else
+ * OpenBLAS (the portable C kernel is six times slower than it). */
+int dcrw_pass_gemm_path(void);
+/* For tests and the benchmark: a supported path, or -1 for OpenBLAS alone;
+ * workspaces created afterwards follow it. Returns the previous choice. */
+int dcrw_pass_set_gemm_path(int path);
+
+/* Buffers for m's weights packed for path p (DCRW_ENOMEM); their values
+ * come with dcrw_pass_weights_pack. */
+int dcrw_pass_weights_create(pass_weights **out, const dcrw_model *m, pgemm_path p);
+void dcrw_pass_weights_destroy(pass_weights *pw);
+/* Pack part `part` of `parts` of every weight from the model's current
+ * values (threads i = 0 .. parts − 1 together pack all of them); with
+ * decoder_only, those generation uses alone. */
+void dcrw_pass_weights_pack(pass_weights *pw, int decoder_only, int part, int parts);
 
 typedef struct dcrw_pass {
     const dcrw_model *m;
+    const pass_weights *pw; /* packed weights, or NULL: OpenBLAS for every product */
     int B, keep, backward;
     int Us;   /* floats of the stored encoder-LSTM input row: [r_t or x̂_t, h_dec] */
     int ucol; /* first column of enc.lstm.weight_ih that the stored row multiplies */

@@ -333,16 +333,23 @@ static void pack_panel_n(int k, int nw, int nc, const float *w, size_t ldw, floa
     }
 }
 
-void dcrw_pgemm_pack(pgemm_b *out, pgemm_path p, int trans, int k, int n, const float *w, int ldw,
-                     float *buf) {
+void dcrw_pgemm_describe(pgemm_b *out, pgemm_path p, int k, int n, const float *buf) {
     out->panels = buf;
     out->k = k;
     out->n = n;
     out->ldb = 0;
     out->path = p;
-    if (k < 1 || n < 1) return;
+}
+
+void dcrw_pgemm_pack_part(pgemm_path p, int trans, int k, int n, const float *w, int ldw,
+                          float *buf, int part, int parts) {
+    if (k < 1 || n < 1 || parts < 1 || part < 0 || part >= parts) return;
     const path_info *pi = &paths[p];
-    for (int j0 = 0, nw; j0 < n; j0 += nw) {
+    /* every panel but the last is full (nr wide), so panel i starts at
+     * column i·nr: part `part` takes panels [np·part/parts, np·(part+1)/parts) */
+    const long np = (n + pi->nr - 1) / pi->nr;
+    const int lo = (int)(np * part / parts) * pi->nr, hi = (int)(np * (part + 1) / parts) * pi->nr;
+    for (int j0 = lo, nw; j0 < hi && j0 < n; j0 += nw) {
         nw = panel_width(pi, n, j0);
         float *pan = buf + (size_t)j0 * k;
         const int nc = n - j0 < nw ? n - j0 : nw;
@@ -351,6 +358,12 @@ void dcrw_pgemm_pack(pgemm_b *out, pgemm_path p, int trans, int k, int n, const 
         else
             pack_panel_n(k, nw, nc, w + j0, (size_t)ldw, pan);
     }
+}
+
+void dcrw_pgemm_pack(pgemm_b *out, pgemm_path p, int trans, int k, int n, const float *w, int ldw,
+                     float *buf) {
+    dcrw_pgemm_describe(out, p, k, n, buf);
+    dcrw_pgemm_pack_part(p, trans, k, n, w, ldw, buf, 0, 1);
 }
 
 void dcrw_pgemm_view(pgemm_b *out, pgemm_path p, int k, int n, const float *w, int ldw) {

@@ -63,6 +63,18 @@ size_t dcrw_pgemm_pack_floats(pgemm_path p, int k, int n);
 void dcrw_pgemm_pack(pgemm_b *out, pgemm_path p, int trans, int k, int n, const float *w, int ldw,
                      float *buf);
 
+/* Pack only part `part` (0 <= part < parts) of the column panels that
+ * dcrw_pgemm_pack writes into buf: the parts 0 .. parts − 1 together write
+ * exactly what dcrw_pgemm_pack does, each panel once, so that threads can
+ * share one pack (disjoint parts of buf; describe it with
+ * dcrw_pgemm_describe). */
+void dcrw_pgemm_pack_part(pgemm_path p, int trans, int k, int n, const float *w, int ldw,
+                          float *buf, int part, int parts);
+
+/* Describe the [k × n] operand of path p that dcrw_pgemm_pack or the parts
+ * of dcrw_pgemm_pack_part put in buf, without touching it. */
+void dcrw_pgemm_describe(pgemm_b *out, pgemm_path p, int k, int n, const float *buf);
+
 /* Describe B = W (W is [k × n], row stride ldw >= n, any alignment) for
  * path p without copying it: W must outlive *out and is read at every
  * call (its changes are seen). Costs nothing; as fast as packed where n is

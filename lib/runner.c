@@ -28,11 +28,20 @@ int dcrw_runner_create(dcrw_runner **out, const dcrw_model *m, int B, int thread
     }
     r->nb = r->b0 + n;
     r->lz = r->lx + B;
+    const int path = dcrw_pass_gemm_path();
+    if (path >= 0) {
+        int rc = dcrw_pass_weights_create(&r->pw, m, (pgemm_path)path);
+        if (rc) {
+            dcrw_runner_destroy(r);
+            return rc;
+        }
+    }
     for (int i = 0, b = 0; i < n; i++) {
         r->b0[i] = b;
         r->nb[i] = B / n + (i < B % n);
         b += r->nb[i];
         int rc = dcrw_pass_create(&r->ps[i], m, r->nb[i], backward, backward);
+        if (!rc) r->ps[i]->pw = r->pw;
         if (!rc && backward && i > 0) {
             r->grad[i] = dcrw_calloc(m->lay.total, sizeof(float));
             if (!r->grad[i]) rc = DCRW_ENOMEM;
@@ -49,11 +58,28 @@ void dcrw_runner_destroy(dcrw_runner *r) {
     if (!r) return;
     for (int i = 0; r->ps && i < r->n; i++) dcrw_pass_destroy(r->ps[i]);
     for (int i = 0; r->grad && i < r->n; i++) dcrw_free(r->grad[i]);
+    dcrw_pass_weights_destroy(r->pw);
     dcrw_free(r->b0);
     dcrw_free(r->ps);
     dcrw_free(r->grad);
     dcrw_free(r->lx);
     dcrw_free(r);
+}
+
+typedef struct pack_job {
+    dcrw_runner *r;
+    int decoder_only;
+} pack_job;
+
+static void pack_part(void *ctx, int i) {
+    pack_job *j = ctx;
+    dcrw_pass_weights_pack(j->r->pw, j->decoder_only, i, j->r->n);
+}
+
+void dcrw_runner_pack(dcrw_runner *r, int decoder_only) {
+    if (!r->pw) return;
+    pack_job j = {r, decoder_only};
+    dcrw_pool_run(r->pool, r->n, pack_part, &j);
 }
 
 /* The chunk's noise in its own workspace: gathered from the caller's

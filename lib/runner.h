@@ -5,7 +5,8 @@
  * index in the whole batch, so the noise does not depend on the split; the
  * numbers do only through rounding: OpenBLAS may round a row differently
  * for a different number of rows in a product, and the gradients' sum
- * follows the chunks. */
+ * follows the chunks. The forward's products with packed weights round a
+ * row alike whatever the chunk (lib/pass.h). */
 #ifndef DCRW_LIB_RUNNER_H
 #define DCRW_LIB_RUNNER_H
 
@@ -19,9 +20,10 @@ typedef struct dcrw_runner {
     int B, n;     /* images, chunks */
     int *b0, *nb; /* chunk i holds images b0[i] .. b0[i] + nb[i] − 1 */
     dcrw_pass **ps;
-    float **grad;    /* chunk gradients (backward runners; chunk 0 has none) */
-    double *lx, *lz; /* per image, B each */
-    dcrw_pool *pool; /* borrowed, may be NULL */
+    pass_weights *pw; /* the chunks' packed weights, or NULL (lib/pass.h) */
+    float **grad;     /* chunk gradients (backward runners; chunk 0 has none) */
+    double *lx, *lz;  /* per image, B each */
+    dcrw_pool *pool;  /* borrowed, may be NULL */
 } dcrw_runner;
 
 /* A runner for B images over at most `threads` chunks of the pool (or
@@ -29,6 +31,12 @@ typedef struct dcrw_runner {
 int dcrw_runner_create(dcrw_runner **out, const dcrw_model *m, int B, int threads, int backward,
                        dcrw_pool *pool);
 void dcrw_runner_destroy(dcrw_runner *r);
+
+/* Pack the weights from the model's current values, split over the pool:
+ * before every operation (the parameters may have been written since the
+ * last), all of them or (decoder_only) those generation uses. Nothing to
+ * do without packed weights. */
+void dcrw_runner_pack(dcrw_runner *r, int decoder_only);
 
 /* Where the noise comes from: the caller's eps [T×B×Z], or drawn from
  * (seed, stream) and each image's index, first + b for image b (first > 0

@@ -138,6 +138,9 @@ int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const flo
         t->run = r;
     }
     runner_noise noise = {eps, t->tc.seed, DCRW_STREAM_TRAIN ^ (t->step << 16), (uint64_t)first};
+    /* here, not after apply: the caller may write the parameters between
+     * steps through the pointers the API hands out */
+    dcrw_runner_pack(t->run, 0);
     dcrw_runner_backward(t->run, x, noise, (float)(1.0 / (double)B_total), t->grad);
     double lx = 0, lz = 0;
     for (int b = 0; b < B; b++) {

@@ -361,6 +361,88 @@ START_TEST(test_nonfinite) {
 }
 END_TEST
 
+/* a pack written in parts (any number, in any order) is the whole pack,
+ * and dcrw_pgemm_describe describes it as dcrw_pgemm_pack does */
+START_TEST(test_pack_parts) {
+    const pgemm_path p = (pgemm_path)_i;
+    if (skip_unsupported(p)) return;
+    const int shapes[][2] = {{3, 5}, {7, 100}, {4, 1024}, {2, 33}, {5, 200}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int k = shapes[s][0], n = shapes[s][1];
+        for (int trans = 0; trans < 2; trans++) {
+            float *w = malloc(sizeof(float) * (size_t)k * n);
+            tu_fill_uniform(w, (size_t)k * n, -1.0f, 1.0f, 40 + s);
+            const size_t nf = dcrw_pgemm_pack_floats(p, k, n);
+            float *whole = dcrw_alloc(nf * sizeof(float)), *parts = dcrw_alloc(nf * sizeof(float));
+            pgemm_b bw, bp;
+            dcrw_pgemm_pack(&bw, p, trans, k, n, w, trans ? k : n, whole);
+            for (int np = 1; np <= 9; np++) {
+                for (size_t i = 0; i < nf; i++) parts[i] = NAN;
+                for (int part = np - 1; part >= 0; part--)
+                    dcrw_pgemm_pack_part(p, trans, k, n, w, trans ? k : n, parts, part, np);
+                ck_assert_mem_eq(parts, whole, nf * sizeof(float));
+            }
+            dcrw_pgemm_describe(&bp, p, k, n, parts);
+            ck_assert_ptr_eq(bp.panels, parts);
+            ck_assert_int_eq(bp.k, bw.k);
+            ck_assert_int_eq(bp.n, bw.n);
+            ck_assert_int_eq(bp.ldb, bw.ldb);
+            ck_assert_int_eq(bp.path, bw.path);
+            dcrw_free(whole), dcrw_free(parts);
+            free(w);
+        }
+    }
+}
+END_TEST
+
+/* A row of the product does not depend on the other rows: the rows
+ * i0 .. i0+m of an M-row product are bit for bit those of the m-row
+ * product of the same rows, for every split; the model's evaluation of a
+ * set in parts relies on it. Packed and in-place B alike, beta 0 and 1. */
+START_TEST(test_rows_independent) {
+    const pgemm_path p = (pgemm_path)_i;
+    if (skip_unsupported(p)) return;
+    const int shapes[][2] = {{256, 5}, {256, 25}, {100, 1024}, {264, 100}, {37, 45}};
+    const int M = 23;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int K = shapes[s][0], N = shapes[s][1];
+        float *w = malloc(sizeof(float) * (size_t)K * N), *x = malloc(sizeof(float) * M * K);
+        float *c0 = malloc(sizeof(float) * M * N), *y = malloc(sizeof(float) * M * N);
+        float *yp = malloc(sizeof(float) * M * N);
+        tu_fill_uniform(w, (size_t)K * N, -1.0f, 1.0f, 60 + s);
+        tu_fill_uniform(x, (size_t)M * K, -1.0f, 1.0f, 70 + s);
+        tu_fill_uniform(c0, (size_t)M * N, -1.0f, 1.0f, 80 + s);
+        float *buf = dcrw_alloc(dcrw_pgemm_pack_floats(p, K, N) * sizeof(float));
+        for (int view = 0; view < 2; view++) {
+            pgemm_b b;
+            if (view)
+                dcrw_pgemm_view(&b, p, K, N, w, N);
+            else
+                dcrw_pgemm_pack(&b, p, 1, K, N, w, K, buf);
+            for (float beta = 0.0f; beta <= 1.0f; beta += 1.0f) {
+                memcpy(y, c0, sizeof(float) * M * N);
+                dcrw_pgemm(M, 0, x, K, &b, beta, y, N);
+                for (int i0 = 0; i0 < M; i0++) {
+                    const int sizes[] = {1, 3, 7, M - i0};
+                    for (int q = 0; q < 4; q++) {
+                        const int m = sizes[q];
+                        if (i0 + m > M) continue;
+                        memcpy(yp, c0, sizeof(float) * M * N);
+                        dcrw_pgemm(m, 0, x + (size_t)i0 * K, K, &b, beta, yp + (size_t)i0 * N, N);
+                        if (memcmp(yp + (size_t)i0 * N, y + (size_t)i0 * N, sizeof(float) * m * N))
+                            ck_abort_msg("%s K=%d N=%d view=%d beta=%g: rows %d..%d differ",
+                                         dcrw_pgemm_path_name(p), K, N, view, (double)beta, i0,
+                                         i0 + m);
+                    }
+                }
+            }
+        }
+        dcrw_free(buf);
+        free(w), free(x), free(c0), free(y), free(yp);
+    }
+}
+END_TEST
+
 /* threads sharing one packed operand get what one thread gets */
 typedef struct job {
     const pgemm_b *b;
@@ -413,6 +495,8 @@ int main(void) {
     tcase_add_loop_test(tc, test_empty_k, 0, PGEMM_PATH_COUNT);
     tcase_add_loop_test(tc, test_nonfinite, 0, PGEMM_PATH_COUNT);
     tcase_add_test(tc, test_threads_share_packed);
+    tcase_add_loop_test(tc, test_pack_parts, 0, PGEMM_PATH_COUNT);
+    tcase_add_loop_test(tc, test_rows_independent, 0, PGEMM_PATH_COUNT);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

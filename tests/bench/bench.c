@@ -5,7 +5,12 @@
  *   build/tests/bench/dcrw-bench [--steps 10] [--threads N] [--batch 100]
  *                                [--presets draw,dcrw,...] [--pgemm c|avx2|avx512]
  *                                [--no-products | --products-only] [--rows M]
+ *                                [--model-products packed|sgemm]
  * or `meson test -C build --benchmark`.
+ *
+ * --model-products sgemm makes the model's own products OpenBLAS's alone
+ * (the library's choice, packed weights where the CPU has AVX2 or
+ * AVX-512, is the default), to compare the two in one build.
  *
  * Ceilings: the sgemm 1024³ rate with the same threads, and the float32
  * FMA rate of one core (a loop of independent FMAs, the widest vectors the
@@ -110,7 +115,8 @@ static macs count_macs(const dcrw_config *c) {
     return m;
 }
 
-static void run_preset(dcrw_preset preset, int B, int steps, double peak, double fma_peak) {
+static void run_preset(dcrw_preset preset, int B, int threads, int steps, double peak,
+                       double fma_peak) {
     dcrw_config c;
     dcrw_config_preset(&c, preset);
     dcrw_model *m;
@@ -125,6 +131,8 @@ static void run_preset(dcrw_preset preset, int B, int steps, double peak, double
     dcrw_train_config tc;
     dcrw_train_config_default(&tc);
     tc.clip_norm = 0; /* as the peer's bench */
+    tc.threads = threads;
+    dcrw_set_threads(threads); /* evaluation and sampling */
     dcrw_trainer *t;
     dcrw_trainer_create(&t, m, &tc);
     double *ts = malloc(sizeof(double) * (size_t)steps);
@@ -172,7 +180,8 @@ static void run_preset(dcrw_preset preset, int B, int steps, double peak, double
 }
 
 /* one child process per preset, so that peak RSS is that preset's */
-static int train_table(const char *presets, int B, int steps, double peak, double fma_peak) {
+static int train_table(const char *presets, int B, int threads, int steps, double peak,
+                       double fma_peak) {
     printf(
         "\n| preset      | ms/step  | img/s   | MMAC/img/step | GFLOP/s | %% sgemm peak | %% FMA "
         "peak | eval img/s | %% peak | sample img/s | %% peak | BPTT MiB | training peak RSS "
@@ -188,7 +197,7 @@ static int train_table(const char *presets, int B, int steps, double peak, doubl
         }
         pid_t pid = fork();
         if (pid == 0) {
-            run_preset(p, B, steps, peak, fma_peak);
+            run_preset(p, B, threads, steps, peak, fma_peak);
             _exit(0);
         }
         int st;
@@ -211,7 +220,7 @@ static int path_from_name(const char *name, pgemm_path *p) {
 int main(int argc, char **argv) {
     int steps = 10, B = 100, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *presets = "draw,draw-noattn,dcrw,dcrw-noread";
-    int products = 1, train = 1, rows = 0;
+    int products = 1, train = 1, rows = 0, model_sgemm = 0;
     pgemm_path path = dcrw_pgemm_path_best();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc)
@@ -230,10 +239,14 @@ int main(int argc, char **argv) {
             train = 0;
         else if (!strcmp(argv[i], "--rows") && i + 1 < argc)
             rows = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--model-products") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "sgemm") || !strcmp(argv[i + 1], "packed")))
+            model_sgemm = !strcmp(argv[++i], "sgemm");
         else {
             fprintf(stderr,
                     "usage: %s [--steps N] [--batch B] [--threads N] [--presets a,b] "
-                    "[--pgemm c|avx2|avx512] [--no-products | --products-only] [--rows M]\n",
+                    "[--pgemm c|avx2|avx512] [--no-products | --products-only] [--rows M] "
+                    "[--model-products packed|sgemm]\n",
                     argv[0]);
             return 2;
         }
@@ -250,16 +263,18 @@ int main(int argc, char **argv) {
         }
     }
     free(names);
+    if (model_sgemm) dcrw_pass_set_gemm_path(-1);
+    const int mp = dcrw_pass_gemm_path();
     openblas_set_num_threads(threads);
     const double peak = sgemm_peak();
     const char *fma_how;
     const double fma_core = fma_peak_per_core(&fma_how);
     printf("libdcrw %s bench: batch %d, %d threads, median of %d steps after 2 warm-up; sgemm "
            "1024^3 peak %.1f GFLOP/s; float32 FMA peak %.1f GFLOP/s per core (%s), %.1f for %d "
-           "threads\n",
+           "threads; model products: %s\n",
            dcrw_version_string(), B, threads, steps, peak, fma_core, fma_how, fma_core * threads,
-           threads);
-    if (train && train_table(presets, B, steps, peak, fma_core * threads)) return 1;
+           threads, mp < 0 ? "OpenBLAS sgemm" : dcrw_pgemm_path_name((pgemm_path)mp));
+    if (train && train_table(presets, B, threads, steps, peak, fma_core * threads)) return 1;
     if (products) products_table(presets, rows, path, 11);
     openblas_set_num_threads(threads);
     printf("\nsgemm 1024^3 after: %.1f GFLOP/s\n", sgemm_peak());

@@ -121,7 +121,7 @@ extern "C" {
 /** Changes when the ABI breaks; the soname's number. */
 #define DCRW_VERSION_MAJOR 0
 /** Changes when functions are added. */
-#define DCRW_VERSION_MINOR 2
+#define DCRW_VERSION_MINOR 3
 /** Changes for fixes that leave the API alone. */
 #define DCRW_VERSION_PATCH 0
 /** (major << 16) | (minor << 8) | patch */

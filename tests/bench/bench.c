@@ -5,12 +5,14 @@
  *   build/tests/bench/dcrw-bench [--steps 10] [--threads N] [--batch 100]
  *                                [--presets draw,dcrw,...] [--pgemm c|avx2|avx512]
  *                                [--no-products | --products-only] [--rows M]
- *                                [--model-products packed|sgemm]
+ *                                [--model-products packed|sgemm] [--ab N]
  * or `meson test -C build --benchmark`.
  *
  * --model-products sgemm makes the model's own products OpenBLAS's alone
  * (the library's choice, packed weights where the CPU has AVX2 or
- * AVX-512, is the default), to compare the two in one build.
+ * AVX-512, is the default), to compare the two in one build; --ab N
+ * compares them step by step in one process (N pairs of steps per preset,
+ * the table of ab_table) instead of the other tables.
  *
  * Ceilings: the sgemm 1024³ rate with the same threads, and the float32
  * FMA rate of one core (a loop of independent FMAs, the widest vectors the
@@ -208,6 +210,75 @@ static int train_table(const char *presets, int B, int threads, int steps, doubl
     return 0;
 }
 
+/* The model's products with OpenBLAS alone against the packed weights, in
+ * one process, step by step: trainer a (OpenBLAS) and trainer b (packed)
+ * on one model take turns, so that a busy machine slows both alike; the
+ * median of each, and of the pairs' ratios. Backward only (forward and
+ * backward; the Adam step is the same for both). */
+static void ab_preset(dcrw_preset preset, int B, int threads, int steps) {
+    dcrw_config c;
+    dcrw_config_preset(&c, preset);
+    dcrw_model *m;
+    if (dcrw_model_create(&m, &c, 1) != DCRW_OK) exit(1);
+    const int P = (int)dcrw_model_input_size(m);
+    float *x = malloc((size_t)B * P * 4);
+    uint64_t key = rng_key(3, 4, 5);
+    for (size_t i = 0; i < (size_t)B * P; i++) x[i] = rng_uniform(key, i) < 0.5f;
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    tc.threads = threads;
+    dcrw_trainer *t[2];
+    const int packed = dcrw_pass_gemm_path();
+    double *ms = malloc(sizeof(double) * 3 * (size_t)steps), *ratio = ms + 2 * steps;
+    for (int k = 0; k < 2; k++) {
+        /* a trainer's runner takes the path of its first backward */
+        dcrw_pass_set_gemm_path(k ? packed : -1);
+        dcrw_trainer_create(&t[k], m, &tc);
+        dcrw_trainer_backward(t[k], B, x, NULL, NULL);
+    }
+    for (int i = 0; i < steps; i++) {
+        for (int k = 0; k < 2; k++) {
+            const int w = i % 2 ? 1 - k : k; /* alternate which goes first */
+            double t0 = now();
+            if (dcrw_trainer_backward(t[w], B, x, NULL, NULL) != DCRW_OK) exit(1);
+            ms[w * steps + i] = 1e3 * (now() - t0);
+        }
+        ratio[i] = ms[i] / ms[steps + i];
+    }
+    const double r = median(ratio, steps), a = median(ms, steps), b = median(ms + steps, steps);
+    printf("| %-11s | %8.1f | %8.1f | %5.3f× |\n", dcrw_preset_name(preset), a, b, r);
+    fflush(stdout);
+    dcrw_trainer_destroy(t[0]), dcrw_trainer_destroy(t[1]);
+    dcrw_model_destroy(m);
+    free(x), free(ms);
+}
+
+static int ab_table(const char *presets, int B, int threads, int steps) {
+    if (dcrw_pass_gemm_path() < 0) {
+        printf("\nno packed path on this CPU: nothing to compare\n");
+        return 0;
+    }
+    printf("\n| preset      | OpenBLAS ms/backward | packed ms/backward | OpenBLAS/packed (median "
+           "of %d pairs) |\n|---|---|---|---|\n",
+           steps);
+    fflush(stdout);
+    char *list = strdup(presets);
+    for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
+        dcrw_preset p;
+        dcrw_preset_from_name(name, &p);
+        pid_t pid = fork();
+        if (pid == 0) {
+            ab_preset(p, B, threads, steps);
+            _exit(0);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return 1;
+    }
+    free(list);
+    return 0;
+}
+
 static int path_from_name(const char *name, pgemm_path *p) {
     for (int i = 0; i < PGEMM_PATH_COUNT; i++)
         if (!strcmp(name, dcrw_pgemm_path_name(i)) && dcrw_pgemm_path_supported(i)) {
@@ -220,7 +291,7 @@ static int path_from_name(const char *name, pgemm_path *p) {
 int main(int argc, char **argv) {
     int steps = 10, B = 100, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *presets = "draw,draw-noattn,dcrw,dcrw-noread";
-    int products = 1, train = 1, rows = 0, model_sgemm = 0;
+    int products = 1, train = 1, rows = 0, model_sgemm = 0, ab = 0;
     pgemm_path path = dcrw_pgemm_path_best();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc)
@@ -242,16 +313,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--model-products") && i + 1 < argc &&
                  (!strcmp(argv[i + 1], "sgemm") || !strcmp(argv[i + 1], "packed")))
             model_sgemm = !strcmp(argv[++i], "sgemm");
+        else if (!strcmp(argv[i], "--ab") && i + 1 < argc)
+            ab = atoi(argv[++i]);
         else {
             fprintf(stderr,
                     "usage: %s [--steps N] [--batch B] [--threads N] [--presets a,b] "
                     "[--pgemm c|avx2|avx512] [--no-products | --products-only] [--rows M] "
-                    "[--model-products packed|sgemm]\n",
+                    "[--model-products packed|sgemm] [--ab N]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (steps < 1 || B < 1 || threads < 1 || rows < 0) return 2;
+    if (steps < 1 || B < 1 || threads < 1 || rows < 0 || ab < 0) return 2;
     /* the products' rows: the batch chunk of one thread unless told */
     if (rows == 0) rows = (B + threads - 1) / threads;
     char *names = strdup(presets);
@@ -274,6 +347,7 @@ int main(int argc, char **argv) {
            "threads; model products: %s\n",
            dcrw_version_string(), B, threads, steps, peak, fma_core, fma_how, fma_core * threads,
            threads, mp < 0 ? "OpenBLAS sgemm" : dcrw_pgemm_path_name((pgemm_path)mp));
+    if (ab) return ab_table(presets, B, threads, ab);
     if (train && train_table(presets, B, threads, steps, peak, fma_core * threads)) return 1;
     if (products) products_table(presets, rows, path, 11);
     openblas_set_num_threads(threads);

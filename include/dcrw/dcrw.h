@@ -498,14 +498,18 @@ DCRW_API int dcrw_model_sizes(const dcrw_model *m, dcrw_sizes *out);
  * an image depends on its index in the whole set, never on the batch it is
  * in, and the three operations agree with each other for the same (seed,
  * first). A data set evaluated in batches of any size, or split across
- * processes, then gives the same numbers image by image, up to the
- * rounding of the matrix products: the BLAS may round an image's row
- * differently when it multiplies a different number of rows at once
- * (relative differences around 1e-7). Where every product multiplies the
- * same rows, the numbers are equal bit for bit: for example parts of equal
- * size, each evaluated with dcrw_set_threads(1), and the whole set in one
- * call with as many threads as parts. Decode's prior draws work the same
- * way with a stream of their own. @{ */
+ * processes, then gives the same numbers image by image. On a CPU with
+ * AVX2 and FMA the products with the weights go through the library's own
+ * kernel, which rounds an image's row alike whatever the batch, so the
+ * numbers are equal bit for bit; the products that still go through the
+ * BLAS (the CNN encoder's convolutions, and every product on older CPUs)
+ * may round an image's row differently when they multiply a different
+ * number of rows at once (relative differences around 1e-7). Where every
+ * product multiplies the same rows the numbers are equal bit for bit
+ * anywhere: for example parts of equal size, each evaluated with
+ * dcrw_set_threads(1), and the whole set in one call with as many threads
+ * as parts. Decode's prior draws work the same way with a stream of their
+ * own. @{ */
 
 /**
  * The read operation of MODEL.md §3.4 with the model's read attention.

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "common.h"
+#include "file.h"
 #include "imageset.h"
 
 static const char *split_word(int split) {
@@ -53,17 +54,6 @@ static int idx_split_of(const char *name) {
 static int exists(const char *path) {
     struct stat st;
     return lstat(path, &st) == 0;
-}
-
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name), n;
-    if (dcrw_add_size(a, b + 2, &n)) return NULL;
-    char *p = dcrw_alloc(n);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
 }
 
 /* The labels file beside an images file: "images" becomes "labels" and
@@ -166,7 +156,7 @@ static int open_data_folder(dcrw_dataset **out, const char *dir, int split, int 
 static int open_split_entry(dcrw_dataset **out, const char *dir, int split, int depth, int *rc) {
     char name[16];
     snprintf(name, sizeof name, "%s.npy", split_word(split));
-    char *p = join(dir, name);
+    char *p = dcrw_path_join(dir, name);
     if (!p) return *rc = DCRW_ENOMEM, 1;
     struct stat st;
     if (stat(p, &st) == 0) {
@@ -190,7 +180,7 @@ static int open_idx_in(dcrw_dataset **out, const char *dir, const idx_names *f, 
                          "%.200s holds two %s image files, %s and %s: give the one to read "
                          "as the path",
                          dir, split_word(split), f->name[split], f->other[split]);
-    char *p = join(dir, f->name[split]);
+    char *p = dcrw_path_join(dir, f->name[split]);
     if (!p) return DCRW_ENOMEM;
     int rc = open_idx(out, p);
     dcrw_free(p);

@@ -48,6 +48,17 @@ int dcrw_file_open_read(const char *path, int *fd, uint64_t *size) {
     return DCRW_OK;
 }
 
+char *dcrw_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name), n;
+    if (dcrw_add_size(a, b + 2, &n)) return NULL;
+    char *p = dcrw_alloc(n);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
 /* Length of the folder part of path, without the final '/', or 0 for a
  * name in the current folder; "/x" keeps its "/" (length 1). */
 static size_t folder_len(const char *path) {

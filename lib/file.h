@@ -11,6 +11,10 @@
  * FIFO with no writer would hang a plain open). *size is its length. */
 int dcrw_file_open_read(const char *path, int *fd, uint64_t *size);
 
+/* "dir/name", dcrw_alloc'ed; NULL when out of memory (the caller reports
+ * DCRW_ENOMEM, naming what it was opening or listing). */
+char *dcrw_path_join(const char *dir, const char *name);
+
 /* The temporary file of an atomic write of path: created in the same
  * folder under a short name of its own (".dcrw-XXXXXX", so that a path
  * within a few bytes of NAME_MAX still has room), with the mode of the

@@ -47,17 +47,6 @@ static void list_free(entry_list *l) {
     memset(l, 0, sizeof *l);
 }
 
-static char *dir_join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name), n;
-    if (dcrw_add_size(a, b + 2, &n)) return NULL;
-    char *p = dcrw_alloc(n);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
 /* Append dir/name (label) to l; takes no ownership of name. */
 static int list_push(entry_list *l, const char *dir, const char *name, int32_t label) {
     if (l->n == l->cap) {
@@ -71,7 +60,7 @@ static int list_push(entry_list *l, const char *dir, const char *name, int32_t l
         l->e = e;
         l->cap = cap;
     }
-    char *p = dir_join(dir, name);
+    char *p = dcrw_path_join(dir, name);
     if (!p) return dcrw_fail(DCRW_ENOMEM, "out of memory listing %.200s", dir);
     l->e[l->n].path = p;
     l->e[l->n].label = label;
@@ -103,7 +92,7 @@ static int list_folder(const char *dir, int32_t label, entry_list *pngs, entry_l
             break;
         }
         if (de->d_name[0] == '.') continue;
-        char *p = dir_join(dir, de->d_name);
+        char *p = dcrw_path_join(dir, de->d_name);
         if (!p) {
             rc = DCRW_ENOMEM;
             break;

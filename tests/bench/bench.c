@@ -39,11 +39,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cblas.h>
 
+#include "benchutil.h"
 #include "dcrw/dcrw.h"
 #include "pass.h"
 #include "products.h"
@@ -56,22 +56,6 @@
 void openblas_set_num_threads(int);
 int openblas_get_num_threads(void);
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static double sgemm_peak(void) {
     const int n = 1024;
     float *a = malloc((size_t)n * n * 4), *b = malloc((size_t)n * n * 4),
@@ -79,13 +63,13 @@ static double sgemm_peak(void) {
     for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = 1.0f / (1 + i % 7);
     double t[15];
     for (int r = 0; r < 18; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
                     n);
-        if (r >= 3) t[r - 3] = now() - t0;
+        if (r >= 3) t[r - 3] = bench_now() - t0;
     }
     free(a), free(b), free(c);
-    return 2.0 * n * n * (double)n / median(t, 15) / 1e9;
+    return 2.0 * n * n * (double)n / bench_median(t, 15) / 1e9;
 }
 
 typedef struct macs {
@@ -117,8 +101,15 @@ static macs count_macs(const dcrw_config *c) {
     return m;
 }
 
-static void run_preset(dcrw_preset preset, int B, int threads, int steps, double peak,
-                       double fma_peak) {
+/* What a preset's row needs; peak and fma_peak for train_table only. */
+typedef struct run_args {
+    int B, threads, steps;
+    double peak, fma_peak;
+} run_args;
+
+static void run_preset(dcrw_preset preset, const run_args *a) {
+    const int B = a->B, threads = a->threads, steps = a->steps;
+    const double peak = a->peak, fma_peak = a->fma_peak;
     dcrw_config c;
     dcrw_config_preset(&c, preset);
     dcrw_model *m;
@@ -139,28 +130,28 @@ static void run_preset(dcrw_preset preset, int B, int threads, int steps, double
     dcrw_trainer_create(&t, m, &tc);
     double *ts = malloc(sizeof(double) * (size_t)steps);
     for (int i = 0; i < steps + 2; i++) {
-        double t0 = now();
+        double t0 = bench_now();
         if (dcrw_trainer_step(t, B, x + (size_t)(i % 4) * B * P, NULL, NULL) != DCRW_OK) {
             fprintf(stderr, "step: %s\n", dcrw_last_error());
             exit(1);
         }
-        if (i >= 2) ts[i - 2] = now() - t0;
+        if (i >= 2) ts[i - 2] = bench_now() - t0;
     }
-    const double step = median(ts, steps);
+    const double step = bench_median(ts, steps);
     /* training's peak, before evaluation and sampling add their own */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double ev[5], sm[5];
     dcrw_loss l;
     for (int i = 0; i < 6; i++) {
-        double t0 = now();
+        double t0 = bench_now();
         dcrw_evaluate(m, B, x, NULL, &l);
-        if (i) ev[i - 1] = now() - t0;
-        t0 = now();
+        if (i) ev[i - 1] = bench_now() - t0;
+        t0 = bench_now();
         dcrw_decode(m, B, NULL, (uint64_t)i, img, NULL);
-        if (i) sm[i - 1] = now() - t0;
+        if (i) sm[i - 1] = bench_now() - t0;
     }
-    const double evt = median(ev, 5), smt = median(sm, 5);
+    const double evt = bench_median(ev, 5), smt = bench_median(sm, 5);
     /* what backpropagation through time keeps: the training workspace */
     dcrw_pass *ps;
     dcrw_pass_create(&ps, m, B, 1, 1);
@@ -181,33 +172,42 @@ static void run_preset(dcrw_preset preset, int B, int threads, int steps, double
     free(x), free(img), free(ts);
 }
 
-/* one child process per preset, so that peak RSS is that preset's */
-static int train_table(const char *presets, int B, int threads, int steps, double peak,
-                       double fma_peak) {
+/* row(p, a) for each preset in the comma-separated list, each in a child
+ * process of its own, so that peak RSS is that preset's and one preset's
+ * threads and caches leave the next alone; 2 for an unknown name, 1 if a
+ * child failed. */
+static int each_preset_in_child(const char *presets, void (*row)(dcrw_preset, const run_args *),
+                                const run_args *a) {
+    char *list = strdup(presets);
+    int rc = 0;
+    for (char *name = strtok(list, ","); name && !rc; name = strtok(NULL, ",")) {
+        dcrw_preset p;
+        if (dcrw_preset_from_name(name, &p) != DCRW_OK) {
+            fprintf(stderr, "%s\n", dcrw_last_error());
+            rc = 2;
+            break;
+        }
+        pid_t pid = fork();
+        if (pid == 0) {
+            row(p, a);
+            _exit(0);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) rc = 1;
+    }
+    free(list);
+    return rc;
+}
+
+static int train_table(const char *presets, const run_args *a) {
     printf(
         "\n| preset      | ms/step  | img/s   | MMAC/img/step | GFLOP/s | %% sgemm peak | %% FMA "
         "peak | eval img/s | %% peak | sample img/s | %% peak | BPTT MiB | training peak RSS "
         "MiB |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     fflush(stdout);
-    char *list = strdup(presets);
-    for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
-        dcrw_preset p;
-        if (dcrw_preset_from_name(name, &p) != DCRW_OK) {
-            fprintf(stderr, "%s\n", dcrw_last_error());
-            return 2;
-        }
-        pid_t pid = fork();
-        if (pid == 0) {
-            run_preset(p, B, threads, steps, peak, fma_peak);
-            _exit(0);
-        }
-        int st;
-        waitpid(pid, &st, 0);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return 1;
-    }
-    free(list);
-    return 0;
+    return each_preset_in_child(presets, run_preset, a);
 }
 
 /* The model's products with OpenBLAS alone against the packed weights, in
@@ -215,7 +215,8 @@ static int train_table(const char *presets, int B, int threads, int steps, doubl
  * on one model take turns, so that a busy machine slows both alike; the
  * median of each, and of the pairs' ratios. Backward only (forward and
  * backward; the Adam step is the same for both). */
-static void ab_preset(dcrw_preset preset, int B, int threads, int steps) {
+static void ab_preset(dcrw_preset preset, const run_args *args) {
+    const int B = args->B, threads = args->threads, steps = args->steps;
     dcrw_config c;
     dcrw_config_preset(&c, preset);
     dcrw_model *m;
@@ -239,13 +240,14 @@ static void ab_preset(dcrw_preset preset, int B, int threads, int steps) {
     for (int i = 0; i < steps; i++) {
         for (int k = 0; k < 2; k++) {
             const int w = i % 2 ? 1 - k : k; /* alternate which goes first */
-            double t0 = now();
+            double t0 = bench_now();
             if (dcrw_trainer_backward(t[w], B, x, NULL, NULL) != DCRW_OK) exit(1);
-            ms[w * steps + i] = 1e3 * (now() - t0);
+            ms[w * steps + i] = 1e3 * (bench_now() - t0);
         }
         ratio[i] = ms[i] / ms[steps + i];
     }
-    const double r = median(ratio, steps), a = median(ms, steps), b = median(ms + steps, steps);
+    const double r = bench_median(ratio, steps), a = bench_median(ms, steps),
+                 b = bench_median(ms + steps, steps);
     printf("| %-11s | %8.1f | %8.1f | %5.3f× |\n", dcrw_preset_name(preset), a, b, r);
     fflush(stdout);
     dcrw_trainer_destroy(t[0]), dcrw_trainer_destroy(t[1]);
@@ -253,30 +255,16 @@ static void ab_preset(dcrw_preset preset, int B, int threads, int steps) {
     free(x), free(ms);
 }
 
-static int ab_table(const char *presets, int B, int threads, int steps) {
+static int ab_table(const char *presets, const run_args *a) {
     if (dcrw_pass_gemm_path() < 0) {
         printf("\nno packed path on this CPU: nothing to compare\n");
         return 0;
     }
     printf("\n| preset      | OpenBLAS ms/backward | packed ms/backward | OpenBLAS/packed (median "
            "of %d pairs) |\n|---|---|---|---|\n",
-           steps);
+           a->steps);
     fflush(stdout);
-    char *list = strdup(presets);
-    for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
-        dcrw_preset p;
-        dcrw_preset_from_name(name, &p);
-        pid_t pid = fork();
-        if (pid == 0) {
-            ab_preset(p, B, threads, steps);
-            _exit(0);
-        }
-        int st;
-        waitpid(pid, &st, 0);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return 1;
-    }
-    free(list);
-    return 0;
+    return each_preset_in_child(presets, ab_preset, a);
 }
 
 static int path_from_name(const char *name, pgemm_path *p) {
@@ -347,8 +335,9 @@ int main(int argc, char **argv) {
            "threads; model products: %s\n",
            dcrw_version_string(), B, threads, steps, peak, fma_core, fma_how, fma_core * threads,
            threads, mp < 0 ? "OpenBLAS sgemm" : dcrw_pgemm_path_name((pgemm_path)mp));
-    if (ab) return ab_table(presets, B, threads, ab);
-    if (train && train_table(presets, B, threads, steps, peak, fma_core * threads)) return 1;
+    if (ab) return ab_table(presets, &(run_args){B, threads, ab, peak, fma_core * threads});
+    const run_args a = {B, threads, steps, peak, fma_core * threads};
+    if (train && train_table(presets, &a)) return 1;
     if (products) products_table(presets, rows, path, 11);
     openblas_set_num_threads(threads);
     printf("\nsgemm 1024^3 after: %.1f GFLOP/s\n", sgemm_peak());

@@ -3,31 +3,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common.h"
+#include "benchutil.h"
 #include "dcrw/dcrw.h"
 #include "gemm.h"
 #include "products.h"
 #include "rng.h"
 
 void openblas_set_num_threads(int);
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median_of(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* ---- FMA throughput ------------------------------------------------------ */
 
@@ -80,12 +64,12 @@ static double fma_rate(float (*loop)(long), int lanes) {
     long iters = 1000000;
     volatile float sink = 0;
     double t = 0;
-    while ((t = now(), sink += loop(iters), t = now() - t) < 0.05) iters *= 2;
+    while ((t = bench_now(), sink += loop(iters), t = bench_now() - t) < 0.05) iters *= 2;
     double best = 0;
     for (int r = 0; r < 5; r++) {
-        const double t0 = now();
+        const double t0 = bench_now();
         sink += loop(iters);
-        const double g = flops_per_iter * (double)iters / (now() - t0) / 1e9;
+        const double g = flops_per_iter * (double)iters / (bench_now() - t0) / 1e9;
         best = g > best ? g : best;
     }
     (void)sink;
@@ -230,9 +214,9 @@ static void run(operands *o, int packed) {
 
 /* seconds per call of run(o, packed), over `reps` calls */
 static double per_call(operands *o, int packed, int reps) {
-    const double t0 = now();
+    const double t0 = bench_now();
     for (int r = 0; r < reps; r++) run(o, packed);
-    return (now() - t0) / reps;
+    return (bench_now() - t0) / reps;
 }
 
 typedef struct timing {
@@ -251,11 +235,11 @@ static timing time_product(operands *o, int rounds) {
     for (int r = 0; r < rounds; r++) {
         ts[r] = per_call(o, 0, reps);
         tp[r] = per_call(o, 1, reps);
-        const double t0 = now();
+        const double t0 = bench_now();
         pack_weight(o);
-        tk[r] = now() - t0;
+        tk[r] = bench_now() - t0;
     }
-    timing t = {median_of(ts, rounds), median_of(tp, rounds), median_of(tk, rounds)};
+    timing t = {bench_median(ts, rounds), bench_median(tp, rounds), bench_median(tk, rounds)};
     return t;
 }
 

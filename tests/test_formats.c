@@ -812,6 +812,13 @@ static void write_idx(const char *path, int n, int h, int w, int seed, int gz) {
     free(all);
 }
 
+/* write_idx of dir/name */
+static void write_idx_in(const char *dir, const char *name, int n, int h, int w, int seed, int gz) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    write_idx(p, n, h, w, seed, gz);
+}
+
 /* The set at path opened for split: its count and shape, image 0's first
  * value (as written: seed / 255) and whether it has labels. */
 static void check_open(const char *path, int split, size_t n, int c, int h, int w, float first,
@@ -845,12 +852,9 @@ START_TEST(test_open_mnist_folder) {
     const char *dir = tpath("mnist");
     ck_assert_int_eq(mkdir(dir, 0700), 0);
     char p[4200];
-    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", dir);
-    write_idx(p, 5, 3, 4, 1, 0);
-    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte", dir);
-    write_idx(p, 5, 0, 0, 0, 0);
-    snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte", dir);
-    write_idx(p, 3, 3, 4, 2, 0);
+    write_idx_in(dir, "train-images-idx3-ubyte", 5, 3, 4, 1, 0);
+    write_idx_in(dir, "train-labels-idx1-ubyte", 5, 0, 0, 0, 0);
+    write_idx_in(dir, "t10k-images-idx3-ubyte", 3, 3, 4, 2, 0);
     check_open(dir, DCRW_SPLIT_TRAIN, 5, 1, 3, 4, 1 / 255.0f, 1);
     check_open(dir, DCRW_SPLIT_TEST, 3, 1, 3, 4, 2 / 255.0f, 0);
     /* an IDX file given itself finds its labels beside it */
@@ -866,32 +870,22 @@ START_TEST(test_open_gz_and_prefixes) {
     const char *fm = tpath("fashion"), *em = tpath("emnist");
     ck_assert_int_eq(mkdir(fm, 0700), 0);
     ck_assert_int_eq(mkdir(em, 0700), 0);
-    char p[4200];
-    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte.gz", fm);
-    write_idx(p, 6, 2, 2, 3, 1);
-    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte.gz", fm);
-    write_idx(p, 6, 0, 0, 0, 1);
-    snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte.gz", fm);
-    write_idx(p, 4, 2, 2, 4, 1);
-    snprintf(p, sizeof p, "%s/t10k-labels-idx1-ubyte.gz", fm);
-    write_idx(p, 4, 0, 0, 0, 1);
+    write_idx_in(fm, "train-images-idx3-ubyte.gz", 6, 2, 2, 3, 1);
+    write_idx_in(fm, "train-labels-idx1-ubyte.gz", 6, 0, 0, 0, 1);
+    write_idx_in(fm, "t10k-images-idx3-ubyte.gz", 4, 2, 2, 4, 1);
+    write_idx_in(fm, "t10k-labels-idx1-ubyte.gz", 4, 0, 0, 0, 1);
     check_open(fm, DCRW_SPLIT_TRAIN, 6, 1, 2, 2, 3 / 255.0f, 1);
     check_open(fm, DCRW_SPLIT_TEST, 4, 1, 2, 2, 4 / 255.0f, 1);
     /* the plain twin of a .gz (as gunzip -k leaves it) is the same set */
-    snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte", fm);
-    write_idx(p, 4, 2, 2, 4, 0);
+    write_idx_in(fm, "t10k-images-idx3-ubyte", 4, 2, 2, 4, 0);
     check_open(fm, DCRW_SPLIT_TEST, 4, 1, 2, 2, 4 / 255.0f, 1);
-    snprintf(p, sizeof p, "%s/emnist-letters-train-images-idx3-ubyte.gz", em);
-    write_idx(p, 7, 3, 3, 5, 1);
-    snprintf(p, sizeof p, "%s/emnist-letters-train-labels-idx1-ubyte", em);
-    write_idx(p, 7, 0, 0, 0, 0);
-    snprintf(p, sizeof p, "%s/emnist-letters-test-images-idx3-ubyte.gz", em);
-    write_idx(p, 2, 3, 3, 6, 1);
+    write_idx_in(em, "emnist-letters-train-images-idx3-ubyte.gz", 7, 3, 3, 5, 1);
+    write_idx_in(em, "emnist-letters-train-labels-idx1-ubyte", 7, 0, 0, 0, 0);
+    write_idx_in(em, "emnist-letters-test-images-idx3-ubyte.gz", 2, 3, 3, 6, 1);
     check_open(em, DCRW_SPLIT_TRAIN, 7, 1, 3, 3, 5 / 255.0f, 1);
     check_open(em, DCRW_SPLIT_TEST, 2, 1, 3, 3, 6 / 255.0f, 0);
     /* two different training sets in one folder: which is meant? */
-    snprintf(p, sizeof p, "%s/emnist-digits-train-images-idx3-ubyte.gz", em);
-    write_idx(p, 7, 3, 3, 5, 1);
+    write_idx_in(em, "emnist-digits-train-images-idx3-ubyte.gz", 7, 3, 3, 5, 1);
     check_open_fails(em, DCRW_SPLIT_TRAIN, DCRW_EINVAL, "two train image files");
 }
 END_TEST
@@ -943,9 +937,7 @@ START_TEST(test_open_refusals) {
     const char *empty = tpath("empty");
     ck_assert_int_eq(mkdir(empty, 0700), 0);
     check_open_fails(empty, DCRW_SPLIT_TRAIN, DCRW_ENOTFOUND, "holds no data set");
-    char p[4200];
-    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", empty);
-    write_idx(p, 2, 2, 2, 0, 0);
+    write_idx_in(empty, "train-images-idx3-ubyte", 2, 2, 2, 0, 0);
     check_open_fails(empty, DCRW_SPLIT_TEST, DCRW_ENOTFOUND, "no test images");
     check_open_fails(tpath("missing"), DCRW_SPLIT_TRAIN, DCRW_EIO, "cannot open");
     const char *fifo = tpath("fifo");

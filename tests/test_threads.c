@@ -94,17 +94,19 @@ static void *worker(void *arg) {
     return (void *)bad;
 }
 
-static void check_preset(dcrw_preset p, int lib_threads) {
-    dcrw_config c;
-    ck_assert_int_eq(dcrw_config_preset(&c, p), DCRW_OK);
-    c.height = c.width = 12;
-    c.glimpses = 4;
-    c.enc_size = c.encoder == DCRW_ENCODER_LSTM ? 16 : 0;
-    c.dec_size = 16;
-    c.z_size = 4;
-    if (c.encoder == DCRW_ENCODER_CNN) c.conv1 = 4, c.conv2 = 4;
+/* A small model of preset p (its config in *c) as the shared model, its
+ * inputs x, eps and hdec, lib_threads library threads, and serial
+ * allocated; shared_teardown undoes it. */
+static dcrw_model *shared_setup(dcrw_preset p, int lib_threads, dcrw_config *c) {
+    ck_assert_int_eq(dcrw_config_preset(c, p), DCRW_OK);
+    c->height = c->width = 12;
+    c->glimpses = 4;
+    c->enc_size = c->encoder == DCRW_ENCODER_LSTM ? 16 : 0;
+    c->dec_size = 16;
+    c->z_size = 4;
+    if (c->encoder == DCRW_ENCODER_CNN) c->conv1 = 4, c->conv2 = 4;
     dcrw_model *m;
-    ck_assert_int_eq(dcrw_model_create(&m, &c, 9), DCRW_OK);
+    ck_assert_int_eq(dcrw_model_create(&m, c, 9), DCRW_OK);
     model = m;
     dcrw_sizes s = {.size = sizeof s};
     ck_assert_int_eq(dcrw_model_sizes(m, &s), DCRW_OK);
@@ -117,6 +119,21 @@ static void check_preset(dcrw_preset p, int lib_threads) {
     tu_fill_uniform(hdec, B * D, -1.0f, 1.0f, 3);
     ck_assert_int_eq(dcrw_set_threads(lib_threads), DCRW_OK);
     results_alloc(&serial);
+    return m;
+}
+
+static void shared_teardown(dcrw_model *m) {
+    results_free(&serial);
+    free(x);
+    free(eps);
+    free(hdec);
+    dcrw_model_destroy(m);
+    dcrw_set_threads(0);
+}
+
+static void check_preset(dcrw_preset p, int lib_threads) {
+    dcrw_config c;
+    dcrw_model *m = shared_setup(p, lib_threads, &c);
     ck_assert_int_eq(run_all(&serial), 0);
     /* the serial run is itself repeatable */
     results again;
@@ -135,12 +152,7 @@ static void check_preset(dcrw_preset p, int lib_threads) {
                       lib_threads, i,
                       (intptr_t)ret == 1 ? "got an error" : "got numbers that differ");
     }
-    results_free(&serial);
-    free(x);
-    free(eps);
-    free(hdec);
-    dcrw_model_destroy(m);
-    dcrw_set_threads(0);
+    shared_teardown(m);
 }
 
 START_TEST(test_shared_model) {
@@ -266,29 +278,9 @@ static void fork_child(int what, fork_train *ft) {
 
 START_TEST(test_fork_child) {
     dcrw_config c;
-    ck_assert_int_eq(dcrw_config_preset(&c, (dcrw_preset)_i), DCRW_OK);
-    c.height = c.width = 12;
-    c.glimpses = 4;
-    c.enc_size = c.encoder == DCRW_ENCODER_LSTM ? 16 : 0;
-    c.dec_size = 16;
-    c.z_size = 4;
-    if (c.encoder == DCRW_ENCODER_CNN) c.conv1 = 4, c.conv2 = 4;
-    dcrw_model *m;
-    ck_assert_int_eq(dcrw_model_create(&m, &c, 9), DCRW_OK);
-    model = m;
-    dcrw_sizes sz = {.size = sizeof sz};
-    ck_assert_int_eq(dcrw_model_sizes(m, &sz), DCRW_OK);
-    P = sz.input, T = sz.glimpses, Z = sz.z, D = sz.dec, R = sz.read;
-    x = malloc(B * P * sizeof *x);
-    eps = malloc(T * B * Z * sizeof *eps);
-    hdec = malloc(B * D * sizeof *hdec);
-    tu_fill_uniform(x, B * P, 0.0f, 1.0f, 1);
-    tu_fill_uniform(eps, T * B * Z, -1.0f, 1.0f, 2);
-    tu_fill_uniform(hdec, B * D, -1.0f, 1.0f, 3);
     /* the parent runs everything on two threads first: its pools exist,
      * their workers are threads of this process only */
-    ck_assert_int_eq(dcrw_set_threads(2), DCRW_OK);
-    results_alloc(&serial);
+    dcrw_model *m = shared_setup((dcrw_preset)_i, 2, &c);
     for (int k = 0; k < FK_TRAINER_STEP; k++) ck_assert_int_eq(run_one(k, &serial), DCRW_OK);
     fork_train ft;
     fork_train_setup(&ft, &c);
@@ -323,12 +315,7 @@ START_TEST(test_fork_child) {
     ck_assert_int_eq(dcrw_trainer_step(ft.t, B, ft.batch + B * P, NULL, NULL), DCRW_OK);
     results_free(&again);
     fork_train_free(&ft);
-    results_free(&serial);
-    free(x);
-    free(eps);
-    free(hdec);
-    dcrw_model_destroy(m);
-    dcrw_set_threads(0);
+    shared_teardown(m);
 }
 END_TEST
 

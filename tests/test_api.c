@@ -73,6 +73,18 @@ static void set_outputs_free(set_outputs *o) {
     free(o->z), free(o->img), free(o->gen);
 }
 
+/* Every output of b bit for bit those of a (nz noise floats, P pixels an
+ * image); what names the split in a failure. */
+static void assert_same_outputs(const set_outputs *a, const set_outputs *b, size_t nz, size_t P,
+                                const char *what) {
+    ck_assert_msg(memcmp(a->lx, b->lx, sizeof a->lx) == 0, "%s: lx differs", what);
+    ck_assert_msg(memcmp(a->lz, b->lz, sizeof a->lz) == 0, "%s: lz differs", what);
+    ck_assert_msg(memcmp(a->iw, b->iw, sizeof a->iw) == 0, "%s: iw differs", what);
+    ck_assert_msg(memcmp(a->z, b->z, nz * sizeof(float)) == 0, "%s: z differs", what);
+    ck_assert_msg(memcmp(a->img, b->img, N * P * sizeof(float)) == 0, "%s: images differ", what);
+    ck_assert_msg(memcmp(a->gen, b->gen, N * P * sizeof(float)) == 0, "%s: samples differ", what);
+}
+
 /* The outputs for images first .. first + nb − 1 of the set into o. */
 static void run_part(const dcrw_model *m, const float *x, int first, int nb, set_outputs *o) {
     const size_t P = dcrw_model_input_size(m);
@@ -114,18 +126,8 @@ START_TEST(test_parts_match_whole) {
     run_part(m, x, 0, 3, &odd);
     run_part(m, x, 3, 7, &odd);
     dcrw_set_threads(0);
-    ck_assert_int_eq(memcmp(whole.lx, even.lx, sizeof whole.lx), 0);
-    ck_assert_int_eq(memcmp(whole.lz, even.lz, sizeof whole.lz), 0);
-    ck_assert_int_eq(memcmp(whole.iw, even.iw, sizeof whole.iw), 0);
-    ck_assert_int_eq(memcmp(whole.z, even.z, nz * sizeof(float)), 0);
-    ck_assert_int_eq(memcmp(whole.img, even.img, N * P * sizeof(float)), 0);
-    ck_assert_int_eq(memcmp(whole.gen, even.gen, N * P * sizeof(float)), 0);
-    ck_assert_int_eq(memcmp(whole.lx, odd.lx, sizeof whole.lx), 0);
-    ck_assert_int_eq(memcmp(whole.lz, odd.lz, sizeof whole.lz), 0);
-    ck_assert_int_eq(memcmp(whole.iw, odd.iw, sizeof whole.iw), 0);
-    ck_assert_int_eq(memcmp(whole.z, odd.z, nz * sizeof(float)), 0);
-    ck_assert_int_eq(memcmp(whole.img, odd.img, N * P * sizeof(float)), 0);
-    ck_assert_int_eq(memcmp(whole.gen, odd.gen, N * P * sizeof(float)), 0);
+    assert_same_outputs(&whole, &even, nz, P, "parts of 5 and 5");
+    assert_same_outputs(&whole, &odd, nz, P, "parts of 3 and 7");
     /* the noise itself: the draws of image 3 .. 9 as a part and in the set */
     float *all = malloc(nz * sizeof *all), *part = malloc(nz * sizeof *part);
     float *back = malloc(nz * sizeof *back);

@@ -387,19 +387,11 @@ class Trainer {
 
     /// Forward and backward on @p x (B*P floats); eps T*B*Z or empty.
     Loss backward(Floats x, Floats eps = {}) {
-        dcrw_loss l;
-        const int B = batch(x, eps);
-        check(dcrw_trainer_backward(t_, B, x.data(), eps.empty() ? nullptr : eps.data(), &l),
-              "dcrw_trainer_backward");
-        return {l.loss, l.lx, l.lz};
+        return pass(dcrw_trainer_backward, "dcrw_trainer_backward", x, eps);
     }
     void apply() { check(dcrw_trainer_apply(t_), "dcrw_trainer_apply"); }
     Loss step(Floats x, Floats eps = {}) {
-        dcrw_loss l;
-        const int B = batch(x, eps);
-        check(dcrw_trainer_step(t_, B, x.data(), eps.empty() ? nullptr : eps.data(), &l),
-              "dcrw_trainer_step");
-        return {l.loss, l.lx, l.lz};
+        return pass(dcrw_trainer_step, "dcrw_trainer_step", x, eps);
     }
     std::uint64_t step_count() const noexcept { return dcrw_trainer_step_count(t_); }
     /// The Adam step size; set it between steps for a schedule.
@@ -434,6 +426,15 @@ class Trainer {
         const int B = Model::batch_of(x.size(), s.input, "x");
         Model::noise(eps, s, B);
         return B;
+    }
+
+    // backward or step (the same arguments) on a batch of x
+    Loss pass(int (*run)(dcrw_trainer *, int, const float *, const float *, dcrw_loss *),
+              const char *what, Floats x, Floats eps) {
+        dcrw_loss l;
+        const int B = batch(x, eps);
+        check(run(t_, B, x.data(), eps.empty() ? nullptr : eps.data(), &l), what);
+        return {l.loss, l.lx, l.lz};
     }
 
     std::shared_ptr<dcrw_model> m_;

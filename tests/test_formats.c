@@ -366,6 +366,30 @@ START_TEST(test_npy_values) {
 }
 END_TEST
 
+/* read(path) with its k-th allocation failing, k = 0, 1, ... until it
+ * succeeds within `tries`: each failure is DCRW_ENOMEM with nothing set;
+ * with class1, the set read has image 1 in class 1. */
+static void alloc_fail_sweep(int (*read)(const char *, dcrw_imageset *), const char *path,
+                             long tries, int class1) {
+    int ok = 0;
+    for (long k = 0; k < tries && !ok; k++) {
+        dcrw_imageset s;
+        dcrw_test_alloc_fail_after(k);
+        int rc = read(path, &s);
+        long left = dcrw_test_alloc_fail_after(-1);
+        if (left == -1) {
+            ck_assert_int_eq(rc, DCRW_ENOMEM);
+            ck_assert_ptr_null(s.images);
+        } else {
+            ck_assert_int_eq(rc, DCRW_OK);
+            if (class1) ck_assert_int_eq(s.labels[1], 1);
+            dcrw_imageset_free(&s);
+            ok = 1;
+        }
+    }
+    ck_assert_msg(ok, "%s: no read succeeded in %ld tries", path, tries);
+}
+
 /* Every allocation of a read failing in turn: ENOMEM, nothing leaked
  * (AddressSanitizer), nothing half set. */
 START_TEST(test_npy_alloc_failures) {
@@ -374,22 +398,7 @@ START_TEST(test_npy_alloc_failures) {
     const char *p =
         write_npy("a.npy", 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3, 3, 3), }",
                   v, sizeof v);
-    int ok = 0;
-    for (long k = 0; k < 20 && !ok; k++) {
-        dcrw_imageset s;
-        dcrw_test_alloc_fail_after(k);
-        int rc = dcrw_npy_read(p, &s);
-        long left = dcrw_test_alloc_fail_after(-1);
-        if (left == -1) {
-            ck_assert_int_eq(rc, DCRW_ENOMEM);
-            ck_assert_ptr_null(s.images);
-        } else {
-            ck_assert_int_eq(rc, DCRW_OK);
-            dcrw_imageset_free(&s);
-            ok = 1;
-        }
-    }
-    ck_assert(ok);
+    alloc_fail_sweep(dcrw_npy_read, p, 20, 0);
 }
 END_TEST
 
@@ -746,23 +755,7 @@ START_TEST(test_png_alloc_failures) {
         snprintf(f, sizeof f, "%s/i.png", d);
         write_pattern(f, k, 3, 3, PNG_COLOR_TYPE_RGB, 8, 0);
     }
-    int ok = 0;
-    for (long k = 0; k < 60 && !ok; k++) {
-        dcrw_imageset s;
-        dcrw_test_alloc_fail_after(k);
-        int rc = dcrw_pngdir_read(root, &s);
-        long left = dcrw_test_alloc_fail_after(-1);
-        if (left == -1) {
-            ck_assert_int_eq(rc, DCRW_ENOMEM);
-            ck_assert_ptr_null(s.images);
-        } else {
-            ck_assert_int_eq(rc, DCRW_OK);
-            ck_assert_int_eq(s.labels[1], 1);
-            dcrw_imageset_free(&s);
-            ok = 1;
-        }
-    }
-    ck_assert(ok);
+    alloc_fail_sweep(dcrw_pngdir_read, root, 60, 1);
 }
 END_TEST
 #else

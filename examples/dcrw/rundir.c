@@ -219,18 +219,35 @@ static cJSON *add_value(cJSON *obj, const json_key *k, const run_flags *r) {
     return cJSON_AddRawToObject(obj, k->name, b);
 }
 
+/* The model a run started from, when it had one. 0, or -1 when out of
+ * memory. */
+static int add_init(cJSON *root, const run_flags *r) {
+    if (!r->init) return 0;
+    char n[24], h[24];
+    /* a parameter count is far below 2^53: exact as a JSON number */
+    snprintf(n, sizeof n, "%llu", (unsigned long long)r->init_params);
+    snprintf(h, sizeof h, "%016llx", (unsigned long long)r->init_hash);
+    return cJSON_AddStringToObject(root, "init", r->init) &&
+                   cJSON_AddRawToObject(root, "init_params", n) &&
+                   cJSON_AddStringToObject(root, "init_fnv1a64", h)
+               ? 0
+               : -1;
+}
+
 /* run.json as a cJSON object; NULL when out of memory. */
 static cJSON *flags_json(const run_flags *r) {
     cJSON *root = cJSON_CreateObject();
     int ok = root && cJSON_AddNumberToObject(root, "format", RUN_FORMAT);
     for (size_t i = 0; ok && i < NKEYS; i++) {
         ok = add_value(root, &keys[i], r) != NULL;
-        /* the fields that differ from the preset, right after it */
+        /* the fields that differ from the preset, right after it, then the
+         * model the run started from, which they describe */
         if (ok && i == 0) {
             cJSON *set = cJSON_AddObjectToObject(root, "set");
             ok = set != NULL;
             for (int j = 0; ok && j < r->nset; j++)
                 ok = cJSON_AddStringToObject(set, r->sets[j].name, r->sets[j].value) != NULL;
+            ok = ok && add_init(root, r) == 0;
         }
     }
     if (ok) return root;
@@ -412,6 +429,41 @@ static int get_config(const cJSON *root, run_flags *r, json_fault *e) {
     return 0;
 }
 
+/* "init", "init_params" and "init_fnv1a64": all three or none. */
+static int get_init(const cJSON *root, run_flags *r, json_fault *e) {
+    static const char *const names[3] = {"init", "init_params", "init_fnv1a64"};
+    const cJSON *v[3];
+    int given = 0;
+    for (int k = 0; k < 3; k++) {
+        int twice = 0;
+        v[k] = member(root, names[k], &twice);
+        if (twice) return fault(e, names[k], "is given twice");
+        given += v[k] != NULL;
+    }
+    free(r->init);
+    r->init = NULL;
+    if (given == 0) return 0;
+    for (int k = 0; k < 3; k++)
+        if (!v[k])
+            return fault(e, names[k], "is missing (the run has \"init\" or another of its keys)");
+    if (!cJSON_IsString(v[0]) || !*v[0]->valuestring)
+        return fault(e, "init", "is not the path of a model file");
+    double n = cJSON_IsNumber(v[1]) ? v[1]->valuedouble : -1;
+    if (!(n >= 1 && n < RUN_COUNT_MAX && n == floor(n)))
+        return fault(e, "init_params", "is not a count of parameters");
+    const char *h = cJSON_IsString(v[2]) ? v[2]->valuestring : "";
+    char *end = NULL;
+    errno = 0;
+    unsigned long long hash = strtoull(h, &end, 16);
+    if (strlen(h) != 16 || strspn(h, "0123456789abcdef") != 16 || *end || errno)
+        return fault(e, "init_fnv1a64", "is not 16 lower-case hexadecimal digits");
+    r->init = strdup(v[0]->valuestring);
+    if (!r->init) return fault(e, "init", "cannot be held (out of memory)");
+    r->init_params = (uint64_t)n;
+    r->init_hash = hash;
+    return 0;
+}
+
 /* Every key into @p r; the first bad one in *e. */
 static int get_flags(const cJSON *root, run_flags *r, json_fault *e) {
     int twice = 0;
@@ -419,7 +471,7 @@ static int get_flags(const cJSON *root, run_flags *r, json_fault *e) {
     int format = fmt && !twice && cJSON_IsNumber(fmt) ? (int)fmt->valuedouble : 0;
     if (!fmt || (format != 1 && format != 2) || fmt->valuedouble != format)
         return fault(e, "format", fmt ? "is not 1 or 2" : "is missing");
-    if (get_keys(root, keys, NKEYS, r, e) != 0) return -1;
+    if (get_keys(root, keys, NKEYS, r, e) != 0 || get_init(root, r, e) != 0) return -1;
     const cJSON *set = member(root, "set", &twice);
     if (format == 1)
         return set ? fault(e, "set", "is not part of format 1") : get_config(root, r, e);

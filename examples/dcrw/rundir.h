@@ -50,6 +50,12 @@ typedef struct run_flags {
     int binarize;
     long valid, train_n;
     char *data; /* absolute path of --data */
+    /* --init: the model file as given, and what identifies the model it
+     * held (its parameter floats and their FNV-1a hash), so that a start
+     * killed before its first checkpoint begins again from that model;
+     * NULL for a run from a random model */
+    char *init;
+    uint64_t init_params, init_hash;
     uint64_t steps;
     long epochs;
     double minutes;
@@ -82,7 +88,8 @@ int rundir_exists(const char *path);
  * the range its option allows (lr_halflife may be missing: the runs of
  * dcrw 0.1.0 had none). Format 1 (dcrw 0.1 and 0.2) holds the
  * configuration's fields and no "set"; format 2, written now, the
- * reverse. -1 after a message. */
+ * reverse, and for a run started with --init the keys "init",
+ * "init_params" and "init_fnv1a64" together. -1 after a message. */
 int rundir_read_flags(const rundir *rd, run_flags *f);
 int rundir_write_flags(const rundir *rd, const run_flags *f);
 

@@ -11,6 +11,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: dcrw train --preset NAME --data PATH --out RUNDIR BUDGET [OPTIONS]\n"
+            "       dcrw train --init MODEL --data PATH --out RUNDIR BUDGET [OPTIONS]\n"
             "       dcrw train --resume RUNDIR [BUDGET] [--threads N] [--data PATH]\n"
             "\n"
             "Train a model on the training images at PATH (MNIST: data/mnist; the model's\n"
@@ -35,6 +36,10 @@ static void usage(FILE *f) {
             dist_available() ? "This build has MPI." : "This build has no MPI.");
     train_print_set_fields(f, "                       ", 80);
     fprintf(f,
+            "  --init MODEL         start from the parameters and configuration of MODEL (a\n"
+            "                       model or checkpoint file; its step and Adam state are not\n"
+            "                       used): step 0, fresh Adam moments; no --set, and --preset\n"
+            "                       only as the one MODEL records; run.json identifies MODEL\n"
             "  --batch B            images per step (default 100)\n"
             "  --lr X               Adam learning rate (default 0.001)\n"
             "  --lr-halflife N      decay the rate smoothly, halving it every N steps:\n"
@@ -64,6 +69,7 @@ static void usage(FILE *f) {
 enum {
     O_PRESET = CLI_OPT_OWN,
     O_RESUME,
+    O_INIT,
     O_STEPS,
     O_EPOCHS,
     O_MINUTES,
@@ -82,6 +88,7 @@ enum {
 
 static const cli_opt opts[] = {{"preset", 1, O_PRESET},
                                {"resume", 1, O_RESUME},
+                               {"init", 1, O_INIT},
                                {"steps", 1, O_STEPS},
                                {"epochs", 1, O_EPOCHS},
                                {"minutes", 1, O_MINUTES},
@@ -129,6 +136,7 @@ static int parse_run_option(int id, const char *val, run_flags *f, train_opts *o
     switch (id) {
     case O_PRESET:
         *name = "preset";
+        o->preset_given = 1;
         return parse_preset(val, f);
     case O_BATCH:
         *name = "batch";
@@ -172,6 +180,9 @@ static int parse_session_option(int id, const char *val, train_opts *o) {
     case O_RESUME:
         o->resume = val;
         return 0;
+    case O_INIT:
+        o->init = val;
+        return 0;
     case O_STEPS:
         return parse_steps(val, o);
     case O_EPOCHS:
@@ -208,6 +219,17 @@ static const cli_command train_cli = {usage,
 static int check_options(const cli_shared *s, train_opts *o) {
     if (s->given & CLI_SHARED(CLI_OPT_SEED)) o->fixed_name = "seed";
     if (s->given & CLI_SHARED(CLI_OPT_BINARIZE)) o->fixed_name = "binarize";
+    if (o->resume && o->init) {
+        cli_error("--init cannot be given with --resume: the run already has its start (the "
+                  "model it started from is in its run.json)");
+        return CLI_BAD;
+    }
+    if (o->init && o->nset) {
+        cli_error("--set cannot be given with --init: the model's configuration is the one "
+                  "%s holds",
+                  o->init);
+        return CLI_BAD;
+    }
     if (o->resume && o->out) {
         cli_error("--resume RUNDIR continues the run in RUNDIR; do not give --out too");
         return CLI_BAD;

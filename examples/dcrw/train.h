@@ -8,7 +8,9 @@
  * from (seed, epoch); the binarization of step s is keyed by (seed, s); the
  * noise comes from the trainer, keyed by its seed and step count. So the
  * checkpoint's step count is all the state there is besides the trainer,
- * and --resume continues bit for bit.
+ * and --resume continues bit for bit. --init MODEL replaces the random
+ * parameters of step 0 by the file's, nothing else: the trainer still
+ * starts from step 0 with zero Adam moments.
  *
  * Under mpirun (dist.h) every process trains the same model on its share of
  * each global batch: process r of K takes the contiguous images
@@ -37,8 +39,9 @@
 /* What the command line says besides the run's own flags. */
 typedef struct train_opts {
     const char *out, *resume, *data;
+    const char *init; /* --init MODEL */
     const char *sets[256];
-    int nset, budget_given;
+    int nset, budget_given, preset_given;
     /* an option a resumed run may not change: the run is a function of it */
     const char *fixed_name;
     uint64_t steps;
@@ -75,6 +78,10 @@ typedef struct trainer_run {
 } trainer_run;
 
 /* ---- train_setup.c */
+/* FNV-1a, 64 bits, of @p n bytes, continuing from @p h (start with
+ * TRAIN_FNV_START). */
+#define TRAIN_FNV_START 0xcbf29ce484222325ull
+uint64_t train_fnv(uint64_t h, const void *p, size_t n);
 /* Flags, data, model and trainer, on every process; nothing is written.
  * 0, or -1 after a message. */
 int train_prepare(trainer_run *tr, const train_opts *o);
@@ -105,9 +112,15 @@ int train_sets_field(const char *const *sets, int nset, const char *name);
  * or -1 after a message. */
 int train_config_from_command_line(run_flags *f, const char *const *sets, int nset);
 /* --resume: f->cfg from the checkpoint, loaded into tr->m, or for a run
- * without checkpoint from run.json. 0, or -1 after a message (run.json
- * describes another model than the checkpoint holds, say). */
+ * without checkpoint from run.json, and from the model it started from
+ * when it had one (--init), loaded into tr->m. 0, or -1 after a message
+ * (run.json describes another model than the checkpoint holds, or the
+ * --init file now holds another model, say). */
 int train_config_for_resume(trainer_run *tr);
+/* --init PATH of a new run: tr->m loaded from it, f->cfg its
+ * configuration, f->preset the preset the file records (a --preset must
+ * name that one), f->init* what identifies it. 0, or -1 after a message. */
+int train_config_from_init(trainer_run *tr, const char *path, int preset_given);
 /* f->sets: the fields of f->cfg that differ from its preset (the channels
  * excepted), for run.json. 0, or -1 after a message. */
 int train_config_record(run_flags *f);

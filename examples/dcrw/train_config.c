@@ -1,6 +1,7 @@
 /* The model configuration of a run. The library knows every field by name
  * (dcrw_config_field, _set, _get), so nothing here lists them: a new run
- * takes its preset changed by --set NAME=VALUE; run.json records the
+ * takes its preset changed by --set NAME=VALUE, or the configuration of
+ * its --init model file; run.json records the
  * preset and the fields that differ from it; a resumed run takes the
  * configuration its checkpoint holds, which run.json must agree with. The
  * channels are always the data's, and so are the height and width of a
@@ -102,6 +103,63 @@ int train_config_from_command_line(run_flags *f, const char *const *sets, int ns
     return 0;
 }
 
+/* What identifies a model in run.json: the FNV-1a hash of its parameters'
+ * bytes. */
+static uint64_t params_hash(const dcrw_model *m) {
+    size_t n = 0;
+    const float *p = dcrw_model_params(m, &n);
+    return p ? train_fnv(TRAIN_FNV_START, p, n * sizeof *p) : TRAIN_FNV_START;
+}
+
+/* The model file at @p path into *m, its preset label into @p preset
+ * ("" if none). A FIFO or device is refused before anything waits on it.
+ * 0, or -1 after a message starting with @p what. */
+static int load_init_model(const char *path, const char *what, dcrw_model **m, char preset[16]) {
+    char why[160];
+    if (cli_probe_regular(path, why, sizeof why) != 0) {
+        cli_error("%s %s: not a usable dcrw model: %s", what, path, why);
+        return -1;
+    }
+    dcrw_checkpoint_summary sum = {.size = sizeof sum};
+    int rc = dcrw_checkpoint_info(path, &sum, NULL);
+    if (rc == DCRW_OK) rc = dcrw_model_load(m, path);
+    if (rc != DCRW_OK) {
+        cli_lib_error(rc, "%s %s: not a usable dcrw model", what, path);
+        return -1;
+    }
+    memcpy(preset, sum.preset, sizeof sum.preset);
+    preset[15] = '\0';
+    return 0;
+}
+
+int train_config_from_init(trainer_run *tr, const char *path, int preset_given) {
+    run_flags *f = &tr->f;
+    char preset[16];
+    if (load_init_model(path, "--init", &tr->m, preset) != 0) return -1;
+    /* run.json describes the configuration as a preset and the fields that
+     * differ from it: the preset the file records, else the default */
+    dcrw_preset p;
+    int known = dcrw_preset_from_name(preset, &p) == DCRW_OK;
+    if (preset_given && (!known || strcmp(preset, f->preset) != 0)) {
+        cli_error("--preset %s: the model of --init %s is %s%s, and its configuration is the "
+                  "run's; drop --preset",
+                  f->preset, path, known ? "a model of preset " : "a custom model",
+                  known ? preset : "");
+        return -1;
+    }
+    if (known) snprintf(f->preset, sizeof f->preset, "%s", preset);
+    f->cfg.size = sizeof f->cfg;
+    dcrw_model_config(tr->m, &f->cfg);
+    f->init = strdup(path);
+    if (!f->init) {
+        cli_error("out of memory");
+        return -1;
+    }
+    f->init_params = dcrw_model_param_floats(tr->m);
+    f->init_hash = params_hash(tr->m);
+    return 0;
+}
+
 int train_config_record(run_flags *f) {
     dcrw_config preset;
     preset_config(f, &preset);
@@ -152,16 +210,37 @@ static int config_of_run_file(const trainer_run *tr, dcrw_config *cfg) {
     return 0;
 }
 
+/* A run started with --init and killed before its first checkpoint: the
+ * same model again into tr->m, or -1 after a message if the file is gone
+ * or now holds another. */
+static int reload_init_model(trainer_run *tr) {
+    const run_flags *f = &tr->f;
+    char what[64], preset[16];
+    snprintf(what, sizeof what, "%s starts from", tr->rd.json_path);
+    if (load_init_model(f->init, what, &tr->m, preset) != 0) return -1;
+    uint64_t n = dcrw_model_param_floats(tr->m), h = params_hash(tr->m);
+    if (n == f->init_params && h == f->init_hash) return 0;
+    cli_error("%s: the run started from the model in %s (%llu parameters, FNV-1a %016llx), but "
+              "that file now holds another (%llu parameters, FNV-1a %016llx): put the model back "
+              "there, or start a new run",
+              tr->rd.json_path, f->init, (unsigned long long)f->init_params,
+              (unsigned long long)f->init_hash, (unsigned long long)n, (unsigned long long)h);
+    return -1;
+}
+
 int train_config_for_resume(trainer_run *tr) {
     dcrw_config want;
     if (config_of_run_file(tr, &want) != 0) return -1;
-    tr->channels_from_data = !tr->f.cfg_given && tr->fresh;
-    if (tr->fresh) {
+    tr->channels_from_data = !tr->f.cfg_given && tr->fresh && !tr->f.init;
+    if (tr->fresh && !tr->f.init) {
         tr->f.cfg = want;
         return 0;
     }
-    /* the checkpoint holds the model: its configuration is the run's */
-    int rc = dcrw_model_load(&tr->m, tr->rd.ckpt);
+    /* the checkpoint, or the model the run started from, holds the model:
+     * its configuration is the run's */
+    const char *from = tr->fresh ? tr->f.init : tr->rd.ckpt;
+    if (tr->fresh && reload_init_model(tr) != 0) return -1;
+    int rc = tr->fresh ? DCRW_OK : dcrw_model_load(&tr->m, tr->rd.ckpt);
     if (rc != DCRW_OK) {
         cli_lib_error(rc, "%s: cannot resume from it", tr->rd.ckpt);
         return -1;
@@ -171,7 +250,7 @@ int train_config_for_resume(trainer_run *tr) {
     if (!tr->f.cfg_given) want.channels = tr->f.cfg.channels;
     if (dcrw_config_equal(&want, &tr->f.cfg) != 1) {
         cli_error("%s: its preset and fields describe another model than %s holds",
-                  tr->rd.json_path, tr->rd.ckpt);
+                  tr->rd.json_path, from);
         return -1;
     }
     return 0;

@@ -72,11 +72,15 @@ static int new_run_flags(trainer_run *tr, const train_opts *o) {
                   "of PNG images)");
         return -1;
     }
-    tr->channels_from_data = 1;
+    /* the model of --init has its shape: the data must match it */
+    tr->channels_from_data = !o->init;
     tr->size_from_data = 0;
-    if (!train_sets_field(o->sets, o->nset, "height")) tr->size_from_data |= SIZE_HEIGHT;
-    if (!train_sets_field(o->sets, o->nset, "width")) tr->size_from_data |= SIZE_WIDTH;
-    if (train_config_from_command_line(f, o->sets, o->nset) != 0) return -1;
+    if (!o->init && !train_sets_field(o->sets, o->nset, "height"))
+        tr->size_from_data |= SIZE_HEIGHT;
+    if (!o->init && !train_sets_field(o->sets, o->nset, "width")) tr->size_from_data |= SIZE_WIDTH;
+    if (o->init ? train_config_from_init(tr, o->init, o->preset_given)
+                : train_config_from_command_line(f, o->sets, o->nset))
+        return -1;
     struct stat st;
     if (stat(o->out, &st) == 0 && !S_ISDIR(st.st_mode)) {
         cli_error("--out %s: exists and is not a folder", o->out);
@@ -121,8 +125,9 @@ static int load_training_data(trainer_run *tr) {
     if (tr->size_from_data & SIZE_WIDTH) f->cfg.width = dw;
     /* the shape first: a --set that contradicts the data is named as such,
      * not as a configuration the sizes of the data make invalid */
-    const char *fix = !tr->resume ? "drop --set %s: a new model takes its size from the data"
-                                  : "give the --data the run was trained on";
+    const char *fix = tr->resume   ? "give the --data the run was trained on"
+                      : tr->f.init ? "the model of --init has its %s: give data of its shape"
+                                   : "drop --set %s: a new model takes its size from the data";
     if (cli_check_shape(tr->train, &f->cfg, "--data", fix) != 0) return -1;
     int rc = dcrw_config_validate(&f->cfg);
     if (rc != DCRW_OK) {
@@ -262,27 +267,31 @@ void train_print_start(const trainer_run *tr) {
         else
             printf("%ld processes share each batch: %ld images each\n", K, q);
     }
+    if (f->init && tr->fresh)
+        printf("starting from the model in %s (%llu parameters, FNV-1a %016llx), with a fresh "
+               "optimizer: step 0, zero Adam moments\n",
+               f->init, (unsigned long long)f->init_params, (unsigned long long)f->init_hash);
     if (tr->resume && !tr->fresh)
         printf("continuing from step %llu\n", (unsigned long long)tr->saved);
     cli_flush_stdout();
 }
 
-/* FNV-1a over what every process must hold alike before the first step */
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+uint64_t train_fnv(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
     return h;
 }
 
+/* FNV-1a over what every process must hold alike before the first step */
 static uint64_t start_state_hash(const trainer_run *tr) {
     const dcrw_model *m = tr->m;
     const dcrw_dataset *train = tr->train;
-    uint64_t h = 0xcbf29ce484222325ull, step = dcrw_trainer_step_count(tr->t);
+    uint64_t h = TRAIN_FNV_START, step = dcrw_trainer_step_count(tr->t);
     size_t n = 0, count = dcrw_dataset_count(train);
     const float *p = dcrw_model_params(m, &n);
-    h = fnv(h, &step, sizeof step);
-    h = fnv(h, &count, sizeof count);
-    if (p) h = fnv(h, p, n * sizeof *p);
+    h = train_fnv(h, &step, sizeof step);
+    h = train_fnv(h, &count, sizeof count);
+    if (p) h = train_fnv(h, p, n * sizeof *p);
     /* a few images stand for the data: a different file on one node shows */
     size_t idx[16], P = dcrw_model_input_size(m);
     int nb = (int)(count < 16 ? count : 16);
@@ -290,7 +299,7 @@ static uint64_t start_state_hash(const trainer_run *tr) {
     if (img) {
         for (int i = 0; i < nb; i++) idx[i] = (size_t)i * (count / (size_t)nb);
         if (dcrw_dataset_batch(train, idx, nb, DCRW_BINARIZE_NONE, 0, img) == DCRW_OK)
-            h = fnv(h, img, (size_t)nb * P * sizeof *img);
+            h = train_fnv(h, img, (size_t)nb * P * sizeof *img);
     }
     free(img);
     return h;
@@ -348,9 +357,11 @@ void train_run_free(trainer_run *tr) {
     dcrw_model_destroy(tr->m);
     dcrw_dataset_destroy(tr->train);
     free(tr->f.data);
+    free(tr->f.init);
     rundir_free(&tr->rd);
     tr->t = NULL;
     tr->m = NULL;
     tr->train = NULL;
     tr->f.data = NULL;
+    tr->f.init = NULL;
 }

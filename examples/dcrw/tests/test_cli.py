@@ -2,8 +2,8 @@
 """End-to-end tests of the dcrw command on a small model and a slice of the
 real MNIST.
 
-    test_cli.py CASE      CASE: usage setopt train resume signal eval
-                                pictures info badinput
+    test_cli.py CASE      CASE: usage setopt train resume init signal eval
+                                pictures info shipped badinput
 
 Environment: DCRW_CLI (the executable), DCRW_SOURCE_ROOT (MNIST is read
 from its data/mnist, or from DCRW_MNIST), DCRW_CLI_HAVE_PNG/GIF ("0" when
@@ -622,6 +622,157 @@ def case_info(tmp):
     check(f.get("preset") == "dcrw" and f.get("step", "").startswith("none")
           and "optimizer state  no" in out,
           "metadata quoting other keys: preset dcrw, no step, no optimizer state:\n%s" % out)
+
+
+def st_read(path):
+    """A safetensors file: ({name: floats}, metadata), float32 tensors only."""
+    data = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    out = {}
+    for name, t in header.items():
+        a, b = t["data_offsets"]
+        out[name] = struct.unpack("<%df" % ((b - a) // 4), data[8 + n + a:8 + n + b])
+    return out, meta
+
+
+def fnv1a64(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def model_hash(path):
+    """FNV-1a of a model's parameters in the library's order (dcrw info's)."""
+    names = re.findall(r"^  (\S+)\s+\[", ok(["info", path]), re.M)
+    tensors, _ = st_read(path)
+    flat = b"".join(struct.pack("<%df" % len(tensors[k]), *tensors[k]) for k in names)
+    return len(flat) // 4, "%016x" % fnv1a64(flat)
+
+
+def fresh_adam(tensors):
+    """After one Adam step from zero moments, m = (1-b1) g and v = (1-b2) g^2,
+    so v = 0.1 m^2 for every element (b1 0.9, b2 0.999)."""
+    bad = 0
+    for k, m in tensors.items():
+        if not k.startswith("adam.m."):
+            continue
+        v = tensors["adam.v." + k[7:]]
+        bad += sum(abs(vi - 0.1 * mi * mi) > 1e-3 * 0.1 * mi * mi + 1e-30 for mi, vi in zip(m, v))
+    return bad == 0
+
+
+# SMALL without its --set: a run from --init takes the model's configuration
+INIT_FLAGS = ["--data", MNIST, "--train-n", "500", "--valid", "200", "--batch", "50",
+              "--eval-every", "5"]
+
+
+def case_init(tmp):
+    base = train_small(tmp, "base", 3)
+    init = os.path.join(base, "checkpoint.safetensors")
+    # one step at the smallest rate: the parameters stay the init model's,
+    # the moments are those of one step from zero, the step count is 1
+    a = os.path.join(tmp, "a")
+    out = ok(["train", "--init", init, "--out", a, "--steps", "1", "--lr", "1e-12"] + INIT_FLAGS)
+    check("starting from the model in %s" % init in out, "the start names the init model: " + out)
+    ck = os.path.join(a, "checkpoint.safetensors")
+    f = info_fields(ok(["info", ck]))
+    check(f.get("step") == "1" and f.get("preset") == "dcrw" and f.get("glimpses") == "3"
+          and f.get("dec_size") == "32", "a new run of the init model's configuration, at step 1: %r"
+          % f)
+    tb, _ = st_read(init)
+    ta, meta = st_read(ck)
+    params = [k for k in tb if not k.startswith("adam.")]
+    far = max(abs(x - y) for k in params for x, y in zip(ta[k], tb[k]))
+    check(far < 1e-9, "the parameters are the init model's (largest difference %g)" % far)
+    fresh = train_small(tmp, "fresh", 1, ["--lr", "1e-12"])
+    tf, _ = st_read(os.path.join(fresh, "checkpoint.safetensors"))
+    check(max(abs(x - y) for k in params for x, y in zip(tf[k], tb[k])) > 1e-3,
+          "a random model of the same configuration differs from it")
+    check(fresh_adam(ta) and not fresh_adam(tb),
+          "the Adam moments start from zero (the init model's step-3 moments are not used)")
+    check(meta.get("dcrw.step") == "1", "the checkpoint's step count is 1: %r" % meta)
+    rj = json.load(open(os.path.join(a, "run.json")))
+    n, h = model_hash(init)
+    check(rj.get("init") == init and rj.get("init_params") == n and rj.get("init_fnv1a64") == h,
+          "run.json identifies the init model (%d, %s): %r" % (n, h, rj))
+    check(rj.get("preset") == "dcrw" and rj.get("set") == json.load(
+        open(os.path.join(base, "run.json")))["set"], "run.json describes its configuration")
+    # bit for bit: the same init model and seed give the same run, and a
+    # start killed before its first checkpoint begins again from the model
+    b1 = os.path.join(tmp, "b1")
+    b2 = os.path.join(tmp, "b2")
+    for d in (b1, b2):
+        ok(["train", "--init", init, "--out", d, "--steps", "4", "--seed", "5"] + INIT_FLAGS)
+    first = open(os.path.join(b1, "checkpoint.safetensors"), "rb").read()
+    check(first == open(os.path.join(b2, "checkpoint.safetensors"), "rb").read(),
+          "two runs from the same init model and seed give identical checkpoints")
+    check(info_fields(ok(["info", os.path.join(b1, "checkpoint.safetensors")])).get("step")
+          == "4", "a run of 4 steps from a step-3 model ends at step 4")
+    os.remove(os.path.join(b2, "checkpoint.safetensors"))
+    out = ok(["train", "--resume", b2])
+    check("holds no checkpoint" in out and "starting from the model in" in out,
+          "a run killed before its first checkpoint restarts from the init model: " + out)
+    check(open(os.path.join(b2, "checkpoint.safetensors"), "rb").read() == first,
+          "and repeats the run bit for bit")
+    check(json.load(open(os.path.join(b2, "run.json"))).get("init") == init,
+          "the restarted run keeps its init model in run.json")
+    # ... but not from another model put at the same path, nor from none
+    copy = os.path.join(tmp, "copy.safetensors")
+    open(copy, "wb").write(open(init, "rb").read())
+    k = os.path.join(tmp, "k")
+    ok(["train", "--init", copy, "--out", k, "--steps", "2"] + INIT_FLAGS)
+    os.remove(os.path.join(k, "checkpoint.safetensors"))
+    open(copy, "wb").write(open(os.path.join(fresh, "checkpoint.safetensors"), "rb").read())
+    rc, _, err = run(["train", "--resume", k])
+    check(rc == 2 and "now holds another" in err and copy in err and err.count("\n") == 1,
+          "a restart whose init file holds another model is refused: " + err)
+    os.remove(copy)
+    rc, _, err = run(["train", "--resume", k])
+    check(rc == 2 and copy in err and "not a usable" in err,
+          "a restart whose init file is gone is refused: " + err)
+    check(not os.path.exists(os.path.join(k, "checkpoint.safetensors")),
+          "the refused restarts write no checkpoint")
+    rj = os.path.join(k, "run.json")
+    flags = json.load(open(rj))
+    del flags["init_params"]
+    json.dump(flags, open(rj, "w"))
+    rc, _, err = run(["train", "--resume", k])
+    check(rc == 2 and "malformed" in err and "init_params" in err,
+          "a run.json with \"init\" but not its hash and count is refused: " + err)
+    # a matching --preset is accepted; what would change the model is not
+    ok(["train", "--init", init, "--preset", "dcrw", "--out", os.path.join(tmp, "p"),
+        "--steps", "1"] + INIT_FLAGS)
+    junk = os.path.join(tmp, "junk.safetensors")
+    open(junk, "wb").write(b"\x10" + b"\0" * 40)
+    fifo = os.path.join(tmp, "fifo")
+    os.mkfifo(fifo)
+    npy = os.path.join(tmp, "small.npy")
+    d = "{'descr': '|u1', 'fortran_order': False, 'shape': (60, 20, 20), }"
+    d += " " * (63 - (10 + len(d)) % 64) + "\n"
+    open(npy, "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(d)) + d.encode()
+                          + bytes(range(200)) * 120)
+    refused = [
+        (["--resume", b1, "--init", init], "--init cannot be given with --resume"),
+        (["--out", "new", "--init", init, "--set", "glimpses=3"] + INIT_FLAGS,
+         "--set cannot be given with --init"),
+        (["--out", "new", "--init", init, "--preset", "draw"] + INIT_FLAGS, "drop --preset"),
+        (["--out", "new", "--init", init, "--data", npy, "--valid", "0", "--train-n", "50",
+          "--batch", "50"], "the model of --init has its height"),
+        (["--out", "new", "--init", os.path.join(tmp, "nosuch")] + INIT_FLAGS, "not a usable"),
+        (["--out", "new", "--init", fifo] + INIT_FLAGS, "not a regular file"),
+        (["--out", "new", "--init", junk] + INIT_FLAGS, "not a usable"),
+    ]
+    for args, word in refused:
+        args = [os.path.join(tmp, a) if a == "new" else a for a in args]
+        rc, _, err = run(["train", "--steps", "5"] + args, timeout=60)
+        check(rc == 2 and word in err and err.count("\n") == 1,
+              "%s is refused (%s): %d %s" % (" ".join(args[:4]), word, rc, err))
+        check(not os.path.exists(os.path.join(tmp, "new")), "and makes no run folder")
+    check(info_fields(ok(["info", os.path.join(b1, "checkpoint.safetensors")])).get("step") == "4",
+          "the run --resume --init refused is intact")
 
 
 SHIPPED = os.path.join(ROOT, "examples", "models", "dcrw-mnist.safetensors")

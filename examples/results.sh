@@ -7,8 +7,9 @@
 #
 # RUNS     folder holding the run folders draw, draw-noattn, dcrw, dcrw-noread,
 #          dcrw-grey, dcrw-noread-grey, dcrw-12min (a missing one is skipped)
-#          and, optionally, peer-12min.csv and peer-12min.txt (the PyTorch
-#          peer's log and output, ../shared/peer/train_peer.py --csv)
+#          and, optionally, peer-12min.csv and peer-12min.txt (the
+#          log and output of a PyTorch run of the same preset, a CSV with
+#          columns step, seconds, train_L, ...)
 # FIGURES  where the pictures go (default doc/figures)
 #
 # DCRW          the dcrw command (default build/examples/dcrw/dcrw)

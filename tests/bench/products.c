@@ -59,7 +59,12 @@ __attribute__((target("avx512f"))) static float fma_loop_avx512(long iters) {
 
 /* GFLOP/s of loop over `lanes`-wide vectors: the best of 5 runs of ~0.05 s
  * (other work on the machine can only slow a run down) */
-static double fma_rate(float (*loop)(long), int lanes) {
+static double fma_rate(float (*fn)(long), int lanes) {
+    /* Called through a volatile pointer, the loop is an unknown function
+     * that may have side effects, so the compiler keeps it between the two
+     * clock readings; called directly, it is a pure computation that gcc
+     * may move out of the timed region (a "peak" of 3e8 GFLOP/s). */
+    float (*volatile loop)(long) = fn;
     const double flops_per_iter = 2.0 * lanes * N_CHAINS;
     long iters = 1000000;
     volatile float sink = 0;

@@ -63,14 +63,12 @@ int dcrw_pngdir_sniff(const char *path);
 
 /* Read a folder of PNG files: either the images themselves (no labels) or
  * one subfolder per class (label = the subfolder's rank among them in
- * byte order of the names; an empty one is a class without images). Files are taken in byte order of their names;
- * names starting with '.' and files not ending in ".png" are skipped.
- * Grey, grey+alpha, RGB and RGBA (palette images as RGB, or RGBA with a
- * transparency chunk), 1 to 16 bits, all of one channel count, height and
- * width. On failure *s is zeroed and the error recorded: DCRW_EIO,
- * DCRW_EFORMAT, DCRW_ETRUNCATED, DCRW_ESHAPE (an image differs from the
- * first), DCRW_ENOTFOUND (no PNG at all), DCRW_EUNSUPPORTED (a build without
- * libpng), DCRW_ENOMEM. */
+ * byte order of the names; an empty one is a class without images). Files are taken in byte order
+ * of their names; names starting with '.' and files not ending in ".png" are skipped. Grey,
+ * grey+alpha, RGB and RGBA (palette images as RGB, or RGBA with a transparency chunk), 1 to 16
+ * bits, all of one channel count, height and width. On failure *s is zeroed and the error recorded:
+ * DCRW_EIO, DCRW_EFORMAT, DCRW_ETRUNCATED, DCRW_ESHAPE (an image differs from the first),
+ * DCRW_ENOTFOUND (no PNG at all), DCRW_EUNSUPPORTED (a build without libpng), DCRW_ENOMEM. */
 int dcrw_pngdir_read(const char *path, dcrw_imageset *s);
 
 /* A data set made of s's buffers, which it takes over (s keeps its shape

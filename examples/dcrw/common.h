@@ -220,6 +220,17 @@ int cli_grid_size(int n_cols, int n_rows, int cell_w, int cell_h, int pad, int *
 void cli_image_rect(cli_image *im, double x0, double y0, double x1, double y1, int bx, int by,
                     int bw, int bh, const unsigned char rgb[3]);
 
+/* The attention windows of reconstruct and sample: --windows both, read,
+ * write or none as a mask of CLI_WINDOW_*: 0, or -1 after a message. */
+enum { CLI_WINDOW_READ = 1, CLI_WINDOW_WRITE = 2 };
+int cli_parse_windows(const char *val, int *mask);
+extern const unsigned char CLI_RED[3], CLI_GREEN[3];
+/* A window (gX, gY, δ, σ², γ) of an N×N grid, as the outline of the span
+ * gX ± δ(N−1)/2, on a cell at (bx, by) of bw×bh pixels that shows the image
+ * scaled by scale. */
+void cli_draw_window(cli_image *im, int bx, int by, int bw, int bh, const float *win, int N,
+                     int scale, const unsigned char rgb[3]);
+
 /* png.c and gif.c; both print their own message and return CLI_BAD when the
  * build has no libpng / giflib. */
 int cli_png_available(void);

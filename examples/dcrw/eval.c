@@ -31,13 +31,16 @@ static void usage(FILE *f) {
         "                     -log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), a tighter\n"
         "                     estimate of -log p(x) than the bound; papers use K >= 100\n"
         "                     (it costs K passes of the model per image)\n"
+        "  --glimpse-kl       also the KL term of each glimpse t, KL(q(z_t|.) || N(0, I)),\n"
+        "                     mean and standard error over the images (they sum to Lz)\n"
         "  --seed N           the noise seed (default %u)\n",
         CLI_EVAL_BINARIZE_SEED, CLI_EVAL_NOISE_SEED, CLI_EVAL_NOISE_SEED);
 }
 
-enum { O_IMPORTANCE = CLI_OPT_OWN };
+enum { O_IMPORTANCE = CLI_OPT_OWN, O_GLIMPSE_KL };
 
-static const cli_opt opts[] = {{"importance", 1, O_IMPORTANCE}, {NULL, 0, 0}};
+static const cli_opt opts[] = {
+    {"importance", 1, O_IMPORTANCE}, {"glimpse-kl", 0, O_GLIMPSE_KL}, {NULL, 0, 0}};
 
 typedef struct eval_job {
     const dcrw_model *m;
@@ -46,11 +49,14 @@ typedef struct eval_job {
     int binarize;
     uint64_t seed;
     long K;
+    int T, Z;       /* the model's glimpses and latent size */
+    int glimpse_kl; /* --glimpse-kl */
 } eval_job;
 
 typedef struct eval_sums {
     double lx, lz, l, l2;
-    double *nll; /* -log p^(x) of every image, with K */
+    double *nll;      /* -log p^(x) of every image, with K */
+    double *kl, *kl2; /* [T]: sums of each glimpse's KL and of its square */
 } eval_sums;
 
 #define EVAL_BATCH 100
@@ -60,6 +66,7 @@ typedef struct eval_buffers {
     float *x;
     size_t *idx;
     double *lx, *lz;
+    float *mu, *ls; /* [T×B×Z], with --glimpse-kl */
 } eval_buffers;
 
 static void eval_buffers_free(eval_buffers *e) {
@@ -67,18 +74,42 @@ static void eval_buffers_free(eval_buffers *e) {
     free(e->idx);
     free(e->lx);
     free(e->lz);
+    free(e->mu);
+    free(e->ls);
 }
 
 /* 0, or -1 after a message with everything freed */
-static int eval_buffers_alloc(eval_buffers *e, size_t P) {
+static int eval_buffers_alloc(eval_buffers *e, size_t P, size_t latents) {
+    memset(e, 0, sizeof *e);
     e->x = malloc(EVAL_BATCH * P * sizeof *e->x);
     e->idx = malloc(EVAL_BATCH * sizeof *e->idx);
     e->lx = malloc(EVAL_BATCH * sizeof *e->lx);
     e->lz = malloc(EVAL_BATCH * sizeof *e->lz);
-    if (e->x && e->idx && e->lx && e->lz) return 0;
+    if (latents) {
+        e->mu = malloc(EVAL_BATCH * latents * sizeof *e->mu);
+        e->ls = malloc(EVAL_BATCH * latents * sizeof *e->ls);
+    }
+    if (e->x && e->idx && e->lx && e->lz && (!latents || (e->mu && e->ls))) return 0;
     cli_error("out of memory");
     eval_buffers_free(e);
     return -1;
+}
+
+/* Each glimpse's KL(N(mu, sigma^2) || N(0, I)) of every image of the batch,
+ * from the posterior the evaluation's noise seed gives (MODEL.md §5), into
+ * the per-glimpse sums. */
+static void add_glimpse_kl(const eval_job *j, const eval_buffers *e, int nb, eval_sums *s) {
+    for (int t = 0; t < j->T; t++)
+        for (int b = 0; b < nb; b++) {
+            const size_t at = ((size_t)t * (size_t)nb + (size_t)b) * (size_t)j->Z;
+            double kl = 0.0;
+            for (int k = 0; k < j->Z; k++) {
+                const double m = e->mu[at + k], l = e->ls[at + k];
+                kl += 0.5 * (m * m + exp(2.0 * l) - 2.0 * l - 1.0);
+            }
+            s->kl[t] += kl;
+            s->kl2[t] += kl * kl;
+        }
 }
 
 /* Images first..first+nb-1 of the set: their bounds, and with K their
@@ -92,6 +123,8 @@ static int evaluate_batch(const eval_job *j, eval_buffers *e, size_t first, int 
     int rc = dcrw_dataset_batch(j->d, e->idx, nb, j->binarize, CLI_EVAL_BINARIZE_SEED, e->x);
     if (rc == DCRW_OK)
         rc = dcrw_evaluate_images_part(j->m, nb, e->x, j->seed, (int64_t)first, e->lx, e->lz);
+    if (rc == DCRW_OK && j->glimpse_kl)
+        rc = dcrw_encode_part(j->m, nb, e->x, j->seed, (int64_t)first, NULL, e->mu, e->ls);
     if (rc == DCRW_OK && j->K)
         rc = dcrw_evaluate_iw(j->m, nb, e->x, (int)j->K, j->seed, (int64_t)first, s->nll + first,
                               NULL);
@@ -110,6 +143,7 @@ static int evaluate_batch(const eval_job *j, eval_buffers *e, size_t first, int 
         s->l += l;
         s->l2 += l * l;
     }
+    if (j->glimpse_kl) add_glimpse_kl(j, e, nb, s);
     return 0;
 }
 
@@ -117,7 +151,8 @@ static int evaluate_batch(const eval_job *j, eval_buffers *e, size_t first, int 
  * CLI_FAIL after a message. */
 static int evaluate_all(const eval_job *j, eval_sums *s) {
     eval_buffers e;
-    if (eval_buffers_alloc(&e, dcrw_model_input_size(j->m)) != 0) return CLI_FAIL;
+    const size_t latents = j->glimpse_kl ? (size_t)j->T * (size_t)j->Z : 0;
+    if (eval_buffers_alloc(&e, dcrw_model_input_size(j->m), latents) != 0) return CLI_FAIL;
     int status = CLI_OK;
     double t0 = cli_now(), last = t0;
     for (size_t i = 0; i < j->total; i += EVAL_BATCH) {
@@ -171,13 +206,25 @@ static int print_bounds(const eval_job *j, const eval_sums *s, const char *model
     if (j->K)
         printf("IW bound  %.4f nats (K = %ld, standard error %.4f)\n", iw_mean, j->K,
                iw_var > 0 ? sqrt(iw_var / nd) : 0.0);
+    if (j->glimpse_kl) {
+        printf("glimpse   KL (nats, mean and standard error over the images)\n");
+        for (int t = 0; t < j->T; t++) {
+            const double m = s->kl[t] / nd;
+            const double v = j->total > 1 ? (s->kl2[t] - nd * m * m) / (nd - 1) : 0.0;
+            printf("%-9d %.4f (standard error %.4f)\n", t + 1, m, v > 0 ? sqrt(v / nd) : 0.0);
+        }
+    }
     return CLI_OK;
 }
 
-/* --importance K, its one option of its own */
+/* --importance K and --glimpse-kl, its options of its own */
 static int eval_option(int id, const char *val, void *ctx) {
-    (void)id;
-    return cli_parse_int("importance", val, 1, 100000, &((eval_job *)ctx)->K);
+    eval_job *j = ctx;
+    if (id == O_GLIMPSE_KL) {
+        j->glimpse_kl = 1;
+        return 0;
+    }
+    return cli_parse_int("importance", val, 1, 100000, &j->K);
 }
 
 static const cli_command eval_command = {
@@ -205,6 +252,8 @@ static int load_job(const cli_shared *o, eval_job *j, dcrw_model **m, dcrw_datas
     j->total = o->n ? (size_t)o->n : count;
     j->binarize = o->binarize;
     j->seed = o->seed;
+    j->T = cfg.glimpses;
+    j->Z = cfg.z_size;
     return 0;
 }
 
@@ -226,11 +275,16 @@ int cmd_eval(int argc, char **argv) {
     status = CLI_BAD;
     if (load_job(&o, &job, &m, &d) == 0) {
         sums.nll = malloc(job.total * sizeof *sums.nll);
-        status = sums.nll ? evaluate_all(&job, &sums) : CLI_FAIL;
-        if (!sums.nll) cli_error("out of memory");
+        sums.kl = calloc((size_t)job.T, sizeof *sums.kl);
+        sums.kl2 = calloc((size_t)job.T, sizeof *sums.kl2);
+        int have = sums.nll && sums.kl && sums.kl2;
+        status = have ? evaluate_all(&job, &sums) : CLI_FAIL;
+        if (!have) cli_error("out of memory");
     }
     if (status == CLI_OK) status = print_bounds(&job, &sums, o.model, o.split);
     free(sums.nll);
+    free(sums.kl);
+    free(sums.kl2);
     dcrw_dataset_destroy(d);
     dcrw_model_destroy(m);
     return status;

@@ -111,3 +111,31 @@ void cli_image_rect(cli_image *im, double x0, double y0, double x1, double y1, i
         if (ix1 >= 0 && ix1 < bw) put(im, bx + ix1, by + y, rgb);
     }
 }
+
+const unsigned char CLI_RED[3] = {255, 40, 40}, CLI_GREEN[3] = {40, 230, 40};
+
+int cli_parse_windows(const char *val, int *mask) {
+    static const struct {
+        const char *name;
+        int mask;
+    } choices[] = {{"both", CLI_WINDOW_READ | CLI_WINDOW_WRITE},
+                   {"read", CLI_WINDOW_READ},
+                   {"write", CLI_WINDOW_WRITE},
+                   {"none", 0}};
+    for (size_t k = 0; k < sizeof choices / sizeof choices[0]; k++)
+        if (strcmp(val, choices[k].name) == 0) {
+            *mask = choices[k].mask;
+            return 0;
+        }
+    cli_error("--windows: '%s' is not both, read, write or none", val);
+    return -1;
+}
+
+void cli_draw_window(cli_image *im, int bx, int by, int bw, int bh, const float *win, int N,
+                     int scale, const unsigned char rgb[3]) {
+    double gx = win[0], gy = win[1], half = (double)win[2] * (N - 1) / 2.0;
+    /* 1-based pixel u has its centre at u - 0.5 on a [0, W] axis */
+    double x0 = scale * (gx - half - 0.5), x1 = scale * (gx + half - 0.5);
+    double y0 = scale * (gy - half - 0.5), y1 = scale * (gy + half - 0.5);
+    cli_image_rect(im, x0, y0, x1, y1, bx, by, bw, bh, rgb);
+}

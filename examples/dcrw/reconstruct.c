@@ -43,14 +43,12 @@ enum { O_FIRST = CLI_OPT_OWN, O_MEAN, O_WINDOWS };
 static const cli_opt opts[] = {
     {"first", 1, O_FIRST}, {"mean", 0, O_MEAN}, {"windows", 1, O_WINDOWS}, {NULL, 0, 0}};
 
-enum { WINDOW_READ = 1, WINDOW_WRITE = 2 };
-
 /* What dcrw reconstruct draws, and from what. */
 typedef struct recon_job {
     cli_shared o; /* --model --data --out --n --split --glimpses --binarize --seed --scale */
     long first;   /* --first */
     int use_mean; /* --mean */
-    int windows;  /* --windows: WINDOW_READ | WINDOW_WRITE */
+    int windows;  /* --windows: CLI_WINDOW_READ | CLI_WINDOW_WRITE */
     dcrw_model *m;
     dcrw_dataset *d;
     dcrw_config cfg;
@@ -58,23 +56,6 @@ typedef struct recon_job {
     int *gl, ng; /* the glimpses shown, 1-based */
     float *x, *canvases, *rw, *ww;
 } recon_job;
-
-static int parse_windows(const char *val, int *out) {
-    static const struct {
-        const char *name;
-        int mask;
-    } choices[] = {{"both", WINDOW_READ | WINDOW_WRITE},
-                   {"read", WINDOW_READ},
-                   {"write", WINDOW_WRITE},
-                   {"none", 0}};
-    for (size_t k = 0; k < sizeof choices / sizeof choices[0]; k++)
-        if (strcmp(val, choices[k].name) == 0) {
-            *out = choices[k].mask;
-            return 0;
-        }
-    cli_error("--windows: '%s' is not both, read, write or none", val);
-    return -1;
-}
 
 static int recon_option(int id, const char *val, void *ctx) {
     recon_job *j = ctx;
@@ -85,7 +66,7 @@ static int recon_option(int id, const char *val, void *ctx) {
         j->use_mean = 1;
         return 0;
     default:
-        return parse_windows(val, &j->windows);
+        return cli_parse_windows(val, &j->windows);
     }
 }
 
@@ -95,18 +76,6 @@ static const cli_command recon_command = {
         CLI_SHARED(CLI_OPT_N) | CLI_SHARED(CLI_OPT_SPLIT) | CLI_SHARED(CLI_OPT_GLIMPSES) |
         CLI_SHARED(CLI_OPT_BINARIZE) | CLI_SHARED(CLI_OPT_SEED) | CLI_SHARED(CLI_OPT_SCALE),
     opts, 0, recon_option};
-
-static const unsigned char RED[3] = {255, 40, 40}, GREEN[3] = {40, 230, 40};
-
-/* window (gX, gY, δ, σ², γ) of an N×N grid onto a cell of scale·W pixels */
-static void draw_window(cli_image *im, int bx, int by, int bw, int bh, const float *win, int N,
-                        int scale, const unsigned char rgb[3]) {
-    double gx = win[0], gy = win[1], half = (double)win[2] * (N - 1) / 2.0;
-    /* 1-based pixel u has its centre at u - 0.5 on a [0, W] axis */
-    double x0 = scale * (gx - half - 0.5), x1 = scale * (gx + half - 0.5);
-    double y0 = scale * (gy - half - 0.5), y1 = scale * (gy + half - 0.5);
-    cli_image_rect(im, x0, y0, x1, y1, bx, by, bw, bh, rgb);
-}
 
 /* The picture may not replace the model or a data file it is made from. */
 static int check_output(const char *model, const char *data, const char *out) {
@@ -198,10 +167,10 @@ static void paint_row(const recon_job *j, cli_image *im, int i) {
         const size_t at = (size_t)(j->gl[k] - 1) * n + (size_t)i;
         const int bx = PAD + (k + 1) * (cw + PAD);
         cli_image_blit(im, bx, y, j->canvases + at * j->P, C, H, W, scale);
-        if ((j->windows & WINDOW_READ) && j->cfg.read_attention)
-            draw_window(im, bx, y, cw, ch, j->rw + at * 5, j->cfg.read_n, scale, RED);
-        if ((j->windows & WINDOW_WRITE) && j->cfg.write_attention)
-            draw_window(im, bx, y, cw, ch, j->ww + at * 5, j->cfg.write_n, scale, GREEN);
+        if ((j->windows & CLI_WINDOW_READ) && j->cfg.read_attention)
+            cli_draw_window(im, bx, y, cw, ch, j->rw + at * 5, j->cfg.read_n, scale, CLI_RED);
+        if ((j->windows & CLI_WINDOW_WRITE) && j->cfg.write_attention)
+            cli_draw_window(im, bx, y, cw, ch, j->ww + at * 5, j->cfg.write_n, scale, CLI_GREEN);
     }
 }
 
@@ -237,7 +206,7 @@ int cmd_reconstruct(int argc, char **argv) {
     j.o.n_max = 1000;
     j.o.seed = CLI_EVAL_NOISE_SEED;
     j.o.scale = 4;
-    j.windows = WINDOW_READ | WINDOW_WRITE;
+    j.windows = CLI_WINDOW_READ | CLI_WINDOW_WRITE;
     int status = cli_parse_args(&recon_command, argc, argv, &j.o, &j);
     if (status >= 0) return status;
     if (!j.o.data || !j.o.out) {

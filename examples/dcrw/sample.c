@@ -23,20 +23,23 @@ static void usage(FILE *f) {
                "                     --glimpses, one row per sample instead\n"
                "  --glimpses LIST    the canvas after these glimpses side by side, e.g. 1,4,6,10\n"
                "                     or all\n"
+               "  --windows W        write: draw each glimpse's write window (green) on the\n"
+               "                     --glimpses rows; none (default). Samples have no read window\n"
                "  --gif FILE.gif     an animation of the grid's canvases over the glimpses\n"
                "  --n N              number of samples (default 64)\n"
                "  --seed N           seed of the latents (default 1)\n"
                "  --scale K          pixel upscaling, 1..16 (default 2)\n");
 }
 
-enum { O_GIF = CLI_OPT_OWN };
+enum { O_GIF = CLI_OPT_OWN, O_WINDOWS };
 
-static const cli_opt opts[] = {{"gif", 1, O_GIF}, {NULL, 0, 0}};
+static const cli_opt opts[] = {{"gif", 1, O_GIF}, {"windows", 1, O_WINDOWS}, {NULL, 0, 0}};
 
 /* What dcrw sample draws, and from what. */
 typedef struct sample_job {
     cli_shared o;    /* --model --out --glimpses --n --seed --scale */
     const char *gif; /* --gif */
+    int windows;     /* --windows: CLI_WINDOW_WRITE or 0 */
     dcrw_model *m;
     dcrw_config cfg;
     size_t P;        /* floats per image */
@@ -44,13 +47,22 @@ typedef struct sample_job {
     int cols, rows;  /* the grid of the final images */
     int cw, ch;      /* one cell, in pixels */
     float *canvases; /* [T][n][P] */
+    float *ww;       /* [T][n][5] write windows, with --windows write */
 } sample_job;
 
 #define CANVAS(j, t, i) ((j)->canvases + ((size_t)(t) * (size_t)(j)->o.n + (size_t)(i)) * (j)->P)
 
 static int sample_option(int id, const char *val, void *ctx) {
-    (void)id; /* --gif */
-    ((sample_job *)ctx)->gif = val;
+    sample_job *j = ctx;
+    if (id == O_GIF) {
+        j->gif = val;
+        return 0;
+    }
+    if (cli_parse_windows(val, &j->windows) != 0) return -1;
+    if (j->windows & CLI_WINDOW_READ) {
+        cli_error("--windows: a sample from the prior has no read window; use write or none");
+        return -1;
+    }
     return 0;
 }
 
@@ -69,6 +81,10 @@ static int check_outputs(const sample_job *j) {
     }
     if (j->o.glimpses && !out) {
         cli_error("--glimpses needs --out FILE.png");
+        return CLI_BAD;
+    }
+    if (j->windows && !j->o.glimpses) {
+        cli_error("--windows write needs --glimpses LIST (the windows are drawn on the rows)");
         return CLI_BAD;
     }
     /* an output may not destroy the model it is drawn from */
@@ -115,12 +131,14 @@ static int plan_pictures(sample_job *j) {
 /* Every sample's canvas after every glimpse: CLI_OK, or CLI_FAIL after a
  * message. */
 static int draw_samples(sample_job *j) {
-    j->canvases = malloc((size_t)j->cfg.glimpses * (size_t)j->o.n * j->P * sizeof *j->canvases);
-    if (!j->canvases) {
+    const size_t tn = (size_t)j->cfg.glimpses * (size_t)j->o.n;
+    j->canvases = malloc(tn * j->P * sizeof *j->canvases);
+    if (j->windows) j->ww = malloc(tn * 5 * sizeof *j->ww);
+    if (!j->canvases || (j->windows && !j->ww)) {
         cli_error("out of memory for %ld x %d canvases", j->o.n, j->cfg.glimpses);
         return CLI_FAIL;
     }
-    int rc = dcrw_decode(j->m, (int)j->o.n, NULL, j->o.seed, NULL, j->canvases);
+    int rc = dcrw_decode_windows(j->m, (int)j->o.n, NULL, j->o.seed, NULL, j->canvases, j->ww);
     if (rc != DCRW_OK) {
         cli_lib_error(rc, "sampling failed");
         return CLI_FAIL;
@@ -142,17 +160,22 @@ static int write_png(const sample_job *j) {
     cli_image im = {0};
     int gw = 0, gh = 0;
     if (cli_grid_size(cols, rows, j->cw, j->ch, PAD, &gw, &gh) != 0 ||
-        cli_image_alloc(&im, gw, gh, C == 3 ? 3 : 1, BACKGROUND) != 0)
+        cli_image_alloc(&im, gw, gh, C == 3 || j->windows ? 3 : 1, BACKGROUND) != 0)
         return CLI_BAD;
     for (int i = 0; i < j->o.n; i++) {
         if (!j->o.glimpses) {
             paint_grid_cell(j, &im, i, CANVAS(j, T - 1, i), C);
             continue;
         }
-        for (int k = 0; k < j->ng; k++)
-            cli_image_blit(&im, PAD + k * (j->cw + PAD), PAD + i * (j->ch + PAD),
-                           CANVAS(j, j->gl[k] - 1, i), C, j->cfg.height, j->cfg.width,
+        for (int k = 0; k < j->ng; k++) {
+            const int bx = PAD + k * (j->cw + PAD), by = PAD + i * (j->ch + PAD);
+            cli_image_blit(&im, bx, by, CANVAS(j, j->gl[k] - 1, i), C, j->cfg.height, j->cfg.width,
                            (int)j->o.scale);
+            if (j->ww && j->cfg.write_attention)
+                cli_draw_window(&im, bx, by, j->cw, j->ch,
+                                j->ww + ((size_t)(j->gl[k] - 1) * (size_t)j->o.n + (size_t)i) * 5,
+                                j->cfg.write_n, (int)j->o.scale, CLI_GREEN);
+        }
     }
     int status = cli_png_write(j->o.out, &im);
     cli_image_free(&im);
@@ -216,6 +239,7 @@ int cmd_sample(int argc, char **argv) {
     status = check_outputs(&j);
     if (status == 0) status = run_sample(&j);
     free(j.canvases);
+    free(j.ww);
     free(j.gl);
     dcrw_model_destroy(j.m);
     return status;

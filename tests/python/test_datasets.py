@@ -299,3 +299,34 @@ def test_dataset_scripts(tmp_path):
             assert d.shape == (1, 60, 60)
             np.testing.assert_array_equal(d.images, (x / 255.0).astype(np.float32).reshape(n, -1))
     assert not np.array_equal(np.load(tmp_path / "td-a" / "train.npy"), np.load(tmp_path / "td-c" / "train.npy"))
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(MNIST, "train-images-idx3-ubyte")), reason="no MNIST")
+def test_cluttered_mnist_script(tmp_path):
+    """The cluttered set is an MNIST-named IDX folder the library reads with
+    its labels, byte for byte the same from the same seed, and every canvas
+    holds a whole digit's worth of ink plus clutter."""
+    for seed, out in (("1", "a"), ("1", "b"), ("2", "c")):
+        run_script("cluttered_mnist.py", "--out", str(tmp_path / out), "--seed", seed,
+                   "--train", "40", "--test", "12")
+    names = sorted(os.listdir(tmp_path / "a"))
+    assert names == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+                     "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+    for n in names:
+        assert (tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes()
+    assert (tmp_path / "a" / names[2]).read_bytes() != (tmp_path / "c" / names[2]).read_bytes()
+    import gzip
+    with open(os.path.join(MNIST, "train-images-idx3-ubyte"), "rb") as f:
+        least_ink = np.frombuffer(f.read()[16:], np.uint8).reshape(-1, 784).astype(bool).sum(1).min()
+    for split, n in (("train", 40), ("test", 12)):
+        with dcrw.load_dataset(str(tmp_path / "a"), split) as d:
+            assert (len(d), d.shape) == (n, (1, 100, 100))
+            prefix = "train" if split == "train" else "t10k"
+            raw = gzip.decompress((tmp_path / "a" / (prefix + "-labels-idx1-ubyte.gz")).read_bytes())
+            assert raw[:8] == b"\0\0\x08\x01" + n.to_bytes(4, "big")
+            labels = np.frombuffer(raw[8:], np.uint8)
+            np.testing.assert_array_equal(d.labels, labels)
+            assert labels.max() <= 9 and len(set(labels.tolist())) > 3
+            ink = (d.images > 0).sum(axis=1)
+            # the digit alone has at least MNIST's least ink; fragments add more
+            assert (ink >= least_ink).all() and ink.mean() > least_ink + 40

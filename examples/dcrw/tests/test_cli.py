@@ -429,6 +429,15 @@ def case_eval(tmp):
     check("300 images" in out and "seed 12345" in out, "eval names its images and seed")
     check(ok(["eval", "--model", ck, "--data", MNIST, "--n", "300"]) == out,
           "eval is deterministic")
+    # the KL of each glimpse, from the same posterior: T values that sum to Lz
+    gk = ok(["eval", "--model", ck, "--data", MNIST, "--n", "300", "--glimpse-kl"])
+    check(parse_eval(gk) == e, "--glimpse-kl leaves the bound as it was")
+    kls = [(int(m.group(1)), float(m.group(2)), float(m.group(3))) for m in
+           re.finditer(r"^(\d+)\s+([\d.]+) \(standard error ([\d.]+)\)$", gk, re.M)]
+    check([k[0] for k in kls] == [1, 2, 3], "one KL line per glimpse (T = 3): %r" % kls)
+    check(all(k[1] >= 0 and k[2] >= 0 for k in kls), "KL and its standard error are >= 0")
+    check(abs(sum(k[1] for k in kls) - e["Lz"]) < 2e-3,
+          "the glimpses' KL sum to Lz: %r against %.4f" % (kls, e["Lz"]))
     e100 = parse_eval(ok(["eval", "--model", ck, "--data", MNIST, "--n", "100"]))
     check(e100["L"] != e["L"], "a different subset gives a different bound")
     tr = parse_eval(ok(["eval", "--model", ck, "--data", MNIST, "--n", "300", "--split",
@@ -541,6 +550,24 @@ def case_pictures(tmp):
         cell = [px(2 + k * 114 + x, 2 + y) for y in range(112) for x in range(112)]
         check(cell.count(green) > 200 and red not in cell,
               "frame %d: a green write window, no red" % k)
+    # samples: the write window of each chosen glimpse, in green, on the rows
+    ok(["sample", "--model", fck, "--n", "2", "--glimpses", "1,3", "--windows", "write",
+        "--scale", "4", "--out", g])
+    w, h, ch, rows = png_decode(g)
+    check((w, h, ch) == grid(2, 2, 112) + (3,), "sample --windows write: RGB glimpse rows")
+    for i in (0, 1):
+        for k in (0, 1):
+            cell = [px(2 + k * 114 + x, 2 + i * 114 + y) for y in range(112) for x in range(112)]
+            check(cell.count(green) > 200 and red not in cell,
+                  "sample %d, glimpse column %d: a green write window, no red" % (i, k))
+    ok(["sample", "--model", fck, "--n", "2", "--glimpses", "1,3", "--windows", "none",
+        "--scale", "4", "--out", g])
+    check(png_decode(g)[2] == 1, "sample --windows none: grey as before")
+    rc, out, err = run(["sample", "--model", fck, "--glimpses", "1", "--windows", "read",
+                        "--out", g])
+    check(rc == 2 and "no read window" in err, "sample --windows read is refused: %r" % err)
+    rc, out, err = run(["sample", "--model", fck, "--windows", "write", "--out", g])
+    check(rc == 2 and "--glimpses" in err, "sample --windows without --glimpses is refused")
     ok(["reconstruct", "--model", ck, "--data", MNIST, "--n", "2", "--glimpses", "3",
         "--scale", "1", "--windows", "none", "--out", r])
     w, h, ch, rows = png_decode(r)

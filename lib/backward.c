@@ -53,7 +53,7 @@ static void write_backward(dcrw_pass *ps, int t, float *dh) {
     } else {
         memcpy(w, ps->dc, (size_t)B * d->P * sizeof(float));
     }
-    pass_gemm_nn(ps, B, d->D, d->Wout, w, d->Wout, p->write_w, d->D, 1.0f, dh, d->D);
+    pass_gemm_nn(ps, PW_WRITE, B, d->D, d->Wout, w, d->Wout, p->write_w, d->D, 1.0f, dh, d->D);
 }
 
 /* The read of step t: dr -> dL/dx̂ in ps->dxhat, dL/dp5 stored over the
@@ -79,7 +79,7 @@ static void read_backward(dcrw_pass *ps, int t, const float *x, const float *dr,
 }
 
 void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
-                        float inv_batch) {
+                        float inv_batch, float kl_weight) {
     const dcrw_model *m = ps->m;
     const dcrw_dims *d = &m->d;
     const dcrw_views *p = &m->p;
@@ -90,7 +90,7 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
     const size_t BP = (size_t)B * P, BD = (size_t)B * D, BE = (size_t)B * E, BZ = (size_t)B * Z;
     const int noread_cnn = d->cnn && !d->ra;
     const cnn_shape cs = {B, d->Cin, d->ch, d->cw, d->K1, d->K2};
-    const float inv_b = inv_batch;
+    const float inv_b = inv_batch, kl_scale = inv_batch * kl_weight;
 
     dcrw_bernoulli_backward(BP, SLOT(ps, c, T, BP), x, inv_b, ps->dc);
     memset(ps->dh, 0, BD * sizeof(float));
@@ -111,8 +111,8 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
         /* decoder LSTM: dL/dq in place of the gates, then dz and the carry */
         float *gq = SLOT(ps, gd, t, BD * 4);
         dcrw_lstm_cell_backward(B, D, gq, SLOT(ps, sd, t, BD), SLOT(ps, td, t, BD), dh, ps->dsd);
-        pass_gemm_nn(ps, B, Z, 4 * D, gq, 4 * D, p->dec_wih, Z, 0.0f, ps->dz, Z);
-        pass_gemm_nn(ps, B, D, 4 * D, gq, 4 * D, p->dec_whh, D, 0.0f, dhn, D);
+        pass_gemm_nn(ps, PW_DEC_WIH, B, Z, 4 * D, gq, 4 * D, p->dec_wih, Z, 0.0f, ps->dz, Z);
+        pass_gemm_nn(ps, PW_DEC_WHH, B, D, 4 * D, gq, 4 * D, p->dec_whh, D, 0.0f, dhn, D);
 
         const float *eps_t = eps + (size_t)t * BZ;
         if (noread_cnn) {
@@ -123,9 +123,9 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
         } else {
             for (size_t i = 0; i < BZ; i++) ps->dze[i] = ps->dz[i] * eps_t[i];
             float *mu = SLOT(ps, mu, t, BZ), *ls = SLOT(ps, ls, t, BZ);
-            dcrw_latent_backward(BZ, mu, ls, ps->dz, ps->dze, inv_b);
-            pass_gemm_nn(ps, B, Q, Z, mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
-            pass_gemm_nn(ps, B, Q, Z, ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
+            dcrw_latent_backward(BZ, mu, ls, ps->dz, ps->dze, kl_scale);
+            pass_gemm_nn(ps, PW_MU, B, Q, Z, mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
+            pass_gemm_nn(ps, PW_LS, B, Q, Z, ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
 
             /* dsrc: gradient of the encoder's image input, r_t or x̂_t */
             const float *dsrc;
@@ -135,9 +135,10 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
                 for (size_t i = 0; i < BE; i++) ps->dhe[i] += ps->de[i];
                 dcrw_lstm_cell_backward(B, E, ge, SLOT(ps, se, t, BE), SLOT(ps, te, t, BE), ps->dhe,
                                         ps->dse);
-                pass_gemm_nn(ps, B, E, 4 * E, ge, 4 * E, p->enc_whh, E, 0.0f, ps->dhe, E);
-                pass_gemm_nn(ps, B, Us, 4 * E, ge, 4 * E, p->enc_wih + ps->ucol, d->Rin, 0.0f,
-                             ps->du, Us);
+                pass_gemm_nn(ps, PW_ENC_WHH, B, E, 4 * E, ge, 4 * E, p->enc_whh, E, 0.0f, ps->dhe,
+                             E);
+                pass_gemm_nn(ps, PW_ENC_U, B, Us, 4 * E, ge, 4 * E, p->enc_wih + ps->ucol, d->Rin,
+                             0.0f, ps->du, Us);
                 add_rows(B, D, ps->du + Us - D, Us, dhn, D);
                 dsrc = ps->du;
                 ldsrc = Us;
@@ -164,9 +165,9 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
     }
 
     if (noread_cnn) {
-        dcrw_latent_backward(BZ, ps->mu, ps->ls, ps->gz, ps->gze, (float)T * inv_b);
-        pass_gemm_nn(ps, B, Q, Z, ps->mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
-        pass_gemm_nn(ps, B, Q, Z, ps->ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
+        dcrw_latent_backward(BZ, ps->mu, ps->ls, ps->gz, ps->gze, (float)T * kl_scale);
+        pass_gemm_nn(ps, PW_MU, B, Q, Z, ps->mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
+        pass_gemm_nn(ps, PW_LS, B, Q, Z, ps->ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
         dcrw_dense_backward(B, Q, Z, ps->e, Q, p->mu_w, ps->mu, Z, NULL, 0, 0.0f, g.mu_w, g.mu_b);
         dcrw_dense_backward(B, Q, Z, ps->e, Q, p->ls_w, ps->ls, Z, NULL, 0, 0.0f, g.ls_w, g.ls_b);
         dcrw_cnn_backward(&cs, x, p->conv1_w, p->conv2_w, ps->cs, ps->de, Q, NULL, g.conv1_w,

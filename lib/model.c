@@ -6,15 +6,20 @@
 
 #include "common.h"
 #include "model.h"
+#include "pgemm_bf16.h"
 #include "rng.h"
+
+void dcrw_model_renew_id(dcrw_model *m) {
+    static atomic_uint_fast64_t next_id = 1;
+    m->id = atomic_fetch_add(&next_id, 1);
+}
 
 int dcrw_model_alloc_derived(dcrw_model **out, const dcrw_config *cfg, const dcrw_dims *d,
                              const dcrw_layout *lay) {
     *out = NULL;
     dcrw_model *m = dcrw_calloc(1, sizeof *m);
     if (!m) return DCRW_ENOMEM;
-    static atomic_uint_fast64_t next_id = 1;
-    m->id = atomic_fetch_add(&next_id, 1);
+    dcrw_model_renew_id(m);
     m->d = *d;
     m->lay = *lay;
     m->params = dcrw_calloc(m->lay.total, sizeof(float));
@@ -111,6 +116,31 @@ size_t dcrw_model_param_count(const dcrw_model *m) {
 }
 size_t dcrw_model_param_floats(const dcrw_model *m) {
     return m ? m->lay.total : 0;
+}
+
+int dcrw_precision_supported(int precision) {
+    return precision == DCRW_PRECISION_FLOAT32 ||
+           (precision == DCRW_PRECISION_BF16 && dcrw_bf16_hardware());
+}
+
+int dcrw_model_set_precision(dcrw_model *m, int precision) {
+    DCRW_CHECK_ARG(m, "dcrw_model_set_precision: model is NULL");
+    DCRW_CHECK_ARG(precision == DCRW_PRECISION_FLOAT32 || precision == DCRW_PRECISION_BF16,
+                   "dcrw_model_set_precision: unknown precision %d", precision);
+    if (!dcrw_precision_supported(precision))
+        return dcrw_fail(DCRW_EUNSUPPORTED,
+                         "dcrw_model_set_precision: this CPU has no AVX-512 BF16, on which "
+                         "bfloat16 products would be emulated, many times slower than float32");
+    if (precision != m->precision) {
+        m->precision = precision;
+        /* the workspaces cached for the model hold packs of the old precision */
+        dcrw_model_renew_id(m);
+    }
+    return DCRW_OK;
+}
+
+int dcrw_model_precision(const dcrw_model *m) {
+    return m ? m->precision : DCRW_PRECISION_FLOAT32;
 }
 
 float *dcrw_model_params(const dcrw_model *m, size_t *count) {

@@ -17,6 +17,7 @@ struct dcrw_model {
     dcrw_layout lay;
     float *params;
     dcrw_views p;
+    int precision; /* dcrw_precision of the products (a runtime choice) */
 };
 
 /* Allocate a model with zeroed parameters (no initialisation). */
@@ -25,6 +26,9 @@ int dcrw_model_alloc(dcrw_model **out, const dcrw_config *cfg);
  * (d and lay are its results), so that a loader checks and derives once. */
 int dcrw_model_alloc_derived(dcrw_model **out, const dcrw_config *cfg, const dcrw_dims *d,
                              const dcrw_layout *lay);
+/* A fresh id for m: the per-thread workspaces cached for the old one are
+ * not reused (after a change of what they were built for). */
+void dcrw_model_renew_id(dcrw_model *m);
 /* The seeded initialisation documented at dcrw_model_create(). */
 void dcrw_model_init_params(dcrw_model *m, uint64_t seed);
 

@@ -256,34 +256,64 @@ static int weight_spec_of(const dcrw_model *m, int id, weight_spec *s) {
     return s->w != NULL;
 }
 
-int dcrw_pass_weights_create(pass_weights **out, const dcrw_model *m, pgemm_path p) {
+/* The weights a bf16 model multiplies in bf16: all but the attention's,
+ * whose 5 outputs make products too small to gain. */
+static int bf16_weight(int id) {
+    return id != PW_WATT && id != PW_RATT;
+}
+/* ... and those a backward multiplies by (dY·W): not the hoisted x columns,
+ * whose input has no gradient */
+static int bf16_backward_weight(int id) {
+    return bf16_weight(id) && id != PW_ENC_X;
+}
+
+/* 64-byte aligned pieces of one block: the offset of each, then the total */
+static int carve_bytes(size_t *total, size_t n, size_t *off) {
+    *off = *total;
+    if (dcrw_add_size(n, 63, &n)) return -1;
+    return dcrw_add_size(*total, n & ~(size_t)63, total);
+}
+
+int dcrw_pass_weights_create(pass_weights **out, const dcrw_model *m, int path, int backward) {
     *out = NULL;
     pass_weights *pw = dcrw_calloc(1, sizeof *pw);
     if (!pw) return DCRW_ENOMEM;
     pw->m = m;
-    pw->path = p;
-    size_t off[PW_COUNT], total = 0;
+    pw->path = path;
+    const int bf16 = m->precision == DCRW_PRECISION_BF16;
+    size_t off[3][PW_COUNT] = {{0}}, total = 0;
+    int overflow = 0;
     for (int i = 0; i < PW_COUNT; i++) {
         weight_spec s;
-        off[i] = total;
         if (!weight_spec_of(m, i, &s)) continue;
-        /* a multiple of 16 floats: every pack 64-byte aligned */
-        const size_t nf = (dcrw_pgemm_pack_floats(p, s.k, s.n) + 15) & ~(size_t)15;
-        if (dcrw_add_size(total, nf, &total)) {
-            dcrw_free(pw);
-            return dcrw_fail(DCRW_EINVAL, "the packed weights' size overflows");
-        }
+        if (path >= 0)
+            overflow |= carve_bytes(
+                &total, dcrw_pgemm_pack_floats((pgemm_path)path, s.k, s.n) * sizeof(float),
+                &off[0][i]);
+        if (bf16 && bf16_weight(i))
+            overflow |= carve_bytes(&total, dcrw_bf16_pack_words(s.k, s.n) * 4, &off[1][i]);
+        if (bf16 && backward && bf16_backward_weight(i))
+            overflow |= carve_bytes(&total, dcrw_bf16_pack_words(s.n, s.k) * 4, &off[2][i]);
     }
-    if (total > SIZE_MAX / sizeof(float) ||
-        !(pw->block = dcrw_alloc((pw->bytes = total * sizeof(float))))) {
+    if (overflow) {
+        dcrw_free(pw);
+        return dcrw_fail(DCRW_EINVAL, "the packed weights' size overflows");
+    }
+    if (!(pw->block = dcrw_alloc((pw->bytes = total ? total : 64)))) {
         dcrw_free(pw);
         return DCRW_ENOMEM;
     }
     for (int i = 0; i < PW_COUNT; i++) {
         weight_spec s;
-        weight_spec_of(m, i, &s);
-        pw->buf[i] = pw->block + off[i];
-        dcrw_pgemm_describe(&pw->b[i], p, s.k, s.n, pw->buf[i]);
+        if (!weight_spec_of(m, i, &s)) continue;
+        if (path >= 0) {
+            pw->buf[i] = (float *)(void *)(pw->block + off[0][i]);
+            dcrw_pgemm_describe(&pw->b[i], (pgemm_path)path, s.k, s.n, pw->buf[i]);
+        }
+        if (bf16 && bf16_weight(i))
+            dcrw_bf16_describe(&pw->bt[i], s.k, s.n, (uint32_t *)(void *)(pw->block + off[1][i]));
+        if (bf16 && backward && bf16_backward_weight(i))
+            dcrw_bf16_describe(&pw->bn[i], s.n, s.k, (uint32_t *)(void *)(pw->block + off[2][i]));
     }
     *out = pw;
     return DCRW_OK;
@@ -301,6 +331,14 @@ void dcrw_pass_weights_pack(pass_weights *pw, int decoder_only, int part, int pa
         if (!weight_spec_of(pw->m, i, &s)) continue;
         if (decoder_only && i != PW_DEC_WIH && i != PW_DEC_WHH && i != PW_WRITE && i != PW_WATT)
             continue;
-        dcrw_pgemm_pack_part(pw->path, 1, s.k, s.n, s.w, s.ldw, pw->buf[i], part, parts);
+        /* a weight with a bf16 pack is never read from the float32 one */
+        if (pw->bt[i].n) {
+            dcrw_bf16_pack_part(1, s.k, s.n, s.w, s.ldw, (uint32_t *)pw->bt[i].panels, part, parts);
+        } else if (pw->path >= 0) {
+            dcrw_pgemm_pack_part((pgemm_path)pw->path, 1, s.k, s.n, s.w, s.ldw, pw->buf[i], part,
+                                 parts);
+        }
+        if (pw->bn[i].n)
+            dcrw_bf16_pack_part(0, s.n, s.k, s.w, s.ldw, (uint32_t *)pw->bn[i].panels, part, parts);
     }
 }

@@ -23,6 +23,7 @@
 
 #include "model.h"
 #include "pgemm.h"
+#include "pgemm_bf16.h"
 
 /* The forward's products with a weight matrix, Y = beta·Y + X·Wᵀ: one per
  * weight (the encoder's input weight is two: the columns of the stored
@@ -48,13 +49,20 @@ enum pass_weight {
  * depend on the other rows of the product, so a set evaluated in parts
  * gives the same numbers as in one batch. The parameters can be written
  * through the public API at any time, so a pack lasts for one operation:
- * a training step's backward, or one const call. */
+ * a training step's backward, or one const call.
+ *
+ * A model of bfloat16 precision (dcrw_model_set_precision) has its large
+ * weights packed for dcrw_bf16_gemm as well, both ways: B = Wᵀ for the
+ * forward's X·Wᵀ and B = W for the backward's dY·W. The attention's
+ * 5-output products and the weight gradients stay float32. */
 typedef struct pass_weights {
     const dcrw_model *m;
-    pgemm_path path;
+    int path;             /* the pgemm_path of b[], or -1: none (OpenBLAS) */
     pgemm_b b[PW_COUNT];  /* b[i].n = 0: the model has no such weight */
     float *buf[PW_COUNT]; /* where b[i] is packed, in block */
-    float *block;
+    bf16_b bt[PW_COUNT];  /* bf16 B = Wᵀ; bt[i].n = 0: none (float32) */
+    bf16_b bn[PW_COUNT];  /* bf16 B = W, for a backward */
+    unsigned char *block;
     size_t bytes;
 } pass_weights;
 
@@ -66,9 +74,11 @@ int dcrw_pass_gemm_path(void);
  * workspaces created afterwards follow it. Returns the previous choice. */
 int dcrw_pass_set_gemm_path(int path);
 
-/* Buffers for m's weights packed for path p (DCRW_ENOMEM); their values
- * come with dcrw_pass_weights_pack. */
-int dcrw_pass_weights_create(pass_weights **out, const dcrw_model *m, pgemm_path p);
+/* Buffers for m's weights packed for path (a pgemm_path, or -1 for none)
+ * and, for a model of bfloat16 precision, in bf16 (with the backward's
+ * packs too when backward); DCRW_ENOMEM. Their values come with
+ * dcrw_pass_weights_pack. */
+int dcrw_pass_weights_create(pass_weights **out, const dcrw_model *m, int path, int backward);
 void dcrw_pass_weights_destroy(pass_weights *pw);
 /* Pack part `part` of `parts` of every weight from the model's current
  * values (threads i = 0 .. parts − 1 together pack all of them); with
@@ -136,12 +146,13 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pa
 /* Generation (§6) from z [T×B×Z]. */
 void dcrw_pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out);
 
-/* Backward of inv_batch·Σ (Lx + Lz) over this pass's images (the batch mean
- * when inv_batch = 1/B of the whole batch) after dcrw_pass_forward (keep = 1) on
- * the same x and eps; gradients are ADDED into grad, laid out like the
- * parameters (zero it first for a fresh step). */
+/* Backward of inv_batch·Σ (Lx + kl_weight·Lz) over this pass's images (the
+ * batch mean of the bound when inv_batch = 1/B of the whole batch and
+ * kl_weight = 1) after dcrw_pass_forward (keep = 1) on the same x and eps;
+ * gradients are ADDED into grad, laid out like the parameters (zero it
+ * first for a fresh step). */
 void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
-                        float inv_batch);
+                        float inv_batch, float kl_weight);
 
 /* The noise streams, one per use, so that no two uses draw the same
  * numbers for an image (their low 16 bits differ, whatever the bits a use

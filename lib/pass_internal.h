@@ -16,11 +16,15 @@ static inline size_t pass_slot(const dcrw_pass *ps, int t) {
 #define SLOT(ps, field, t, n) ((ps)->field + pass_slot(ps, t) * (size_t)(n))
 
 /* C[M×N] = beta·C + A[M×K]·Wᵀ for the pass's weight `id` (W [N×K], row
- * stride ldw): with its packed copy, or by sgemm without one. */
+ * stride ldw): with its bf16 or float32 packed copy, or by sgemm without
+ * one. */
 static inline void pass_gemm_nt(const dcrw_pass *ps, int id, int M, int N, int K, const float *A,
                                 int lda, const float *W, int ldw, float beta, float *C, int ldc) {
-    if (ps->pw)
-        dcrw_pgemm(M, 0, A, lda, &ps->pw->b[id], beta, C, ldc);
+    const pass_weights *pw = ps->pw;
+    if (pw && pw->bt[id].n)
+        dcrw_bf16_gemm(M, A, lda, &pw->bt[id], beta, C, ldc);
+    else if (pw && pw->path >= 0)
+        dcrw_pgemm(M, 0, A, lda, &pw->b[id], beta, C, ldc);
     else
         gemm_nt(M, N, K, A, lda, W, ldw, beta, C, ldc);
 }
@@ -30,13 +34,17 @@ static inline void pass_gemm_nt(const dcrw_pass *ps, int id, int M, int N, int K
  * it, from 100 up 1.02-1.20×. */
 #define PASS_VIEW_MIN_K 64
 
-/* C[M×N] = beta·C + A[M×K]·W, W [K×N] (row stride ldw) read in place by the
- * packed kernel where it wins, by sgemm otherwise. */
-static inline void pass_gemm_nn(const dcrw_pass *ps, int M, int N, int K, const float *A, int lda,
-                                const float *W, int ldw, float beta, float *C, int ldc) {
-    if (ps->pw && K >= PASS_VIEW_MIN_K) {
+/* C[M×N] = beta·C + A[M×K]·W for the pass's weight `id`, W [K×N] (row
+ * stride ldw): in bf16 from its pack, or read in place by the packed
+ * kernel, where they win, by sgemm otherwise. */
+static inline void pass_gemm_nn(const dcrw_pass *ps, int id, int M, int N, int K, const float *A,
+                                int lda, const float *W, int ldw, float beta, float *C, int ldc) {
+    const pass_weights *pw = ps->pw;
+    if (pw && K >= PASS_VIEW_MIN_K && pw->bn[id].n) {
+        dcrw_bf16_gemm(M, A, lda, &pw->bn[id], beta, C, ldc);
+    } else if (pw && pw->path >= 0 && K >= PASS_VIEW_MIN_K) {
         pgemm_b v;
-        dcrw_pgemm_view(&v, ps->pw->path, K, N, W, ldw);
+        dcrw_pgemm_view(&v, (pgemm_path)pw->path, K, N, W, ldw);
         dcrw_pgemm(M, 0, A, lda, &v, beta, C, ldc);
     } else {
         gemm_nn(M, N, K, A, lda, W, ldw, beta, C, ldc);

@@ -29,8 +29,9 @@ int dcrw_runner_create(dcrw_runner **out, const dcrw_model *m, int B, int thread
     r->nb = r->b0 + n;
     r->lz = r->lx + B;
     const int path = dcrw_pass_gemm_path();
-    if (path >= 0) {
-        int rc = dcrw_pass_weights_create(&r->pw, m, (pgemm_path)path);
+    r->precision = m->precision;
+    if (path >= 0 || m->precision == DCRW_PRECISION_BF16) {
+        int rc = dcrw_pass_weights_create(&r->pw, m, path, backward);
         if (rc) {
             dcrw_runner_destroy(r);
             return rc;
@@ -106,7 +107,7 @@ typedef struct job {
     runner_noise noise;
     const pass_outputs *out;
     float *grad;
-    float inv_total;
+    float inv_total, kl_weight;
     enum { FORWARD, BACKWARD, GENERATE, REDUCE } what;
 } job;
 
@@ -142,19 +143,19 @@ static void run_chunk(void *ctx, int i) {
     if (j->what == BACKWARD) {
         float *g = i == 0 ? j->grad : r->grad[i];
         memset(g, 0, r->m->lay.total * sizeof(float));
-        dcrw_pass_backward(ps, x, eps, g, j->inv_total);
+        dcrw_pass_backward(ps, x, eps, g, j->inv_total, j->kl_weight);
     }
 }
 
 void dcrw_runner_forward(dcrw_runner *r, const float *x, runner_noise noise,
                          const pass_outputs *out) {
-    job j = {r, x, noise, out, NULL, 0.0f, FORWARD};
+    job j = {r, x, noise, out, NULL, 0.0f, 0.0f, FORWARD};
     dcrw_pool_run(r->pool, r->n, run_chunk, &j);
 }
 
 void dcrw_runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float inv_total,
-                          float *grad) {
-    job j = {r, x, noise, NULL, grad, inv_total, BACKWARD};
+                          float kl_weight, float *grad) {
+    job j = {r, x, noise, NULL, grad, inv_total, kl_weight, BACKWARD};
     dcrw_pool_run(r->pool, r->n, run_chunk, &j);
     if (r->n > 1) {
         j.what = REDUCE;
@@ -163,6 +164,6 @@ void dcrw_runner_backward(dcrw_runner *r, const float *x, runner_noise noise, fl
 }
 
 void dcrw_runner_generate(dcrw_runner *r, runner_noise noise, const pass_outputs *out) {
-    job j = {r, NULL, noise, out, NULL, 0.0f, GENERATE};
+    job j = {r, NULL, noise, out, NULL, 0.0f, 0.0f, GENERATE};
     dcrw_pool_run(r->pool, r->n, run_chunk, &j);
 }

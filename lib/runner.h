@@ -21,6 +21,7 @@ typedef struct dcrw_runner {
     int *b0, *nb; /* chunk i holds images b0[i] .. b0[i] + nb[i] − 1 */
     dcrw_pass **ps;
     pass_weights *pw; /* the chunks' packed weights, or NULL (lib/pass.h) */
+    int precision;    /* the model's when the runner was made */
     float **grad;     /* chunk gradients (backward runners; chunk 0 has none) */
     double *lx, *lz;  /* per image, B each */
     dcrw_pool *pool;  /* borrowed, may be NULL */
@@ -51,10 +52,11 @@ typedef struct runner_noise {
 void dcrw_runner_forward(dcrw_runner *r, const float *x, runner_noise noise,
                          const pass_outputs *out);
 
-/* Forward and backward of inv_total·Σ L over the batch (inv_total = 1/B:
- * the batch mean); grad (laid out like the parameters) is overwritten. */
+/* Forward and backward of inv_total·Σ (Lx + kl_weight·Lz) over the batch
+ * (inv_total = 1/B: the batch mean); grad (laid out like the parameters) is
+ * overwritten. */
 void dcrw_runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float inv_total,
-                          float *grad);
+                          float kl_weight, float *grad);
 
 /* Generation from z [T×B×Z] or the prior (noise.eps = NULL). */
 void dcrw_runner_generate(dcrw_runner *r, runner_noise noise, const pass_outputs *out);

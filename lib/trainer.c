@@ -15,6 +15,7 @@ struct dcrw_trainer {
     float *block; /* grad, adam m, adam v: three flat buffers */
     float *grad, *am, *av;
     uint64_t step;
+    float kl_weight; /* dcrw_trainer_set_kl_weight(), 1 by default */
     int grads_ready; /* backward succeeded since the last apply */
     int threads;
     dcrw_pool *pool;
@@ -74,6 +75,7 @@ int dcrw_trainer_create(dcrw_trainer **out, dcrw_model *m, const dcrw_train_conf
     /* `threads` chunks of the batch run at once, each with a one-thread
      * BLAS: one meaning for the library's loops and OpenBLAS */
     t->threads = tc->threads > 0 ? tc->threads : dcrw_default_threads();
+    t->kl_weight = 1.0f;
     dcrw_blas_single_thread();
     if ((rc = dcrw_pool_create(&t->pool, t->threads))) {
         dcrw_trainer_destroy(t);
@@ -108,6 +110,18 @@ float dcrw_trainer_learning_rate(const dcrw_trainer *t) {
     return t ? t->tc.learning_rate : 0.0f;
 }
 
+int dcrw_trainer_set_kl_weight(dcrw_trainer *t, float weight) {
+    DCRW_CHECK_ARG(t, "dcrw_trainer_set_kl_weight: trainer is NULL");
+    DCRW_CHECK_ARG(isfinite(weight) && weight >= 0,
+                   "dcrw_trainer_set_kl_weight: %g must be finite and >= 0", (double)weight);
+    t->kl_weight = weight;
+    return DCRW_OK;
+}
+
+float dcrw_trainer_kl_weight(const dcrw_trainer *t) {
+    return t ? t->kl_weight : 0.0f;
+}
+
 int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const float *eps,
                           dcrw_loss *out) {
     return dcrw_trainer_backward_part(t, B, x, eps, 0, B, out);
@@ -131,7 +145,7 @@ int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const flo
     const size_t neps = (size_t)m->d.T * B * m->d.Z;
     if (eps && !dcrw_all_finite(eps, neps))
         return dcrw_fail(DCRW_ENUMERIC, "dcrw_trainer_backward: eps is not finite");
-    if (!t->run || t->run->B != B) {
+    if (!t->run || t->run->B != B || t->run->precision != m->precision) {
         dcrw_runner *r;
         if ((rc = dcrw_runner_create(&r, m, B, t->threads, 1, t->pool))) return rc;
         dcrw_runner_destroy(t->run);
@@ -141,7 +155,7 @@ int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const flo
     /* here, not after apply: the caller may write the parameters between
      * steps through the pointers the API hands out */
     dcrw_runner_pack(t->run, 0);
-    dcrw_runner_backward(t->run, x, noise, (float)(1.0 / (double)B_total), t->grad);
+    dcrw_runner_backward(t->run, x, noise, (float)(1.0 / (double)B_total), t->kl_weight, t->grad);
     double lx = 0, lz = 0;
     for (int b = 0; b < B; b++) {
         lx += t->run->lx[b];

@@ -483,6 +483,16 @@ START_TEST(test_trainer_backward_apply_step) {
     EXPECT(dcrw_trainer_set_learning_rate(t, -1e-3f), DCRW_EINVAL);
     ck_assert_float_eq(dcrw_trainer_learning_rate(t), lr0);
     ck_assert_float_eq(dcrw_trainer_learning_rate(NULL), 0.0f);
+    /* a bad KL weight likewise */
+    EXPECT(dcrw_trainer_set_kl_weight(NULL, 0.5f), DCRW_EINVAL);
+    EXPECT(dcrw_trainer_set_kl_weight(t, 0.5f), DCRW_OK);
+    EXPECT(dcrw_trainer_set_kl_weight(t, NAN), DCRW_EINVAL);
+    EXPECT(dcrw_trainer_set_kl_weight(t, -INFINITY), DCRW_EINVAL);
+    EXPECT(dcrw_trainer_set_kl_weight(t, INFINITY), DCRW_EINVAL);
+    EXPECT(dcrw_trainer_set_kl_weight(t, -0.1f), DCRW_EINVAL);
+    ck_assert_float_eq(dcrw_trainer_kl_weight(t), 0.5f);
+    ck_assert_float_eq(dcrw_trainer_kl_weight(NULL), 0.0f);
+    EXPECT(dcrw_trainer_set_kl_weight(t, 1.0f), DCRW_OK);
     /* a gradient made non-finite by the caller (a bad allreduce) */
     EXPECT(dcrw_trainer_backward(t, 4, x, NULL, &l), DCRW_OK);
     size_t n;

@@ -91,6 +91,39 @@ static double model_loss(void *ctx) {
     return eval_loss(c->m, c->B, c->x, c->eps);
 }
 
+static double model_lx(void *ctx) {
+    const model_ctx *c = ctx;
+    dcrw_loss l;
+    ck_assert_int_eq(dcrw_evaluate(c->m, c->B, c->x, c->eps, &l), DCRW_OK);
+    return l.lx;
+}
+
+/* Tiny configuration i with its attention layers perturbed off their
+ * centred start, so that their gradients are generic; and a batch of B
+ * images and their noise. */
+static dcrw_model *perturbed_model(int i, uint64_t seed) {
+    dcrw_config c = tiny(i);
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 100 + seed + (uint64_t)i), DCRW_OK);
+    float *w;
+    size_t n;
+    if (dcrw_model_find_param(m, "read.attn.weight", &w, &n) == DCRW_OK)
+        tu_fill_uniform(w, n, -0.3f, 0.3f, 9 + seed);
+    if (dcrw_model_find_param(m, "write.attn.weight", &w, &n) == DCRW_OK)
+        tu_fill_uniform(w, n, -0.3f, 0.3f, 10 + seed);
+    return m;
+}
+
+static void make_batch(const dcrw_model *m, int B, uint64_t seed, float **x, float **eps) {
+    dcrw_config c = {.size = sizeof c};
+    dcrw_model_config(m, &c);
+    const size_t P = dcrw_model_input_size(m), neps = (size_t)c.glimpses * B * c.z_size;
+    *x = malloc((size_t)B * P * sizeof(float));
+    *eps = malloc(neps * sizeof(float));
+    tu_fill_uniform(*x, (size_t)B * P, 0.0f, 1.0f, 11 + seed);
+    normal_fill(*eps, neps, 12 + seed);
+}
+
 /* Every parameter tensor against finite differences of the float loss
  * through the public API (tu_fd_check_f at float precision, 8 coordinates
  * a tensor). The CNN's max-pool and ReLU have kinks the five-point
@@ -100,22 +133,11 @@ static double model_loss(void *ctx) {
  * the smaller step brings. The golden files check the same gradients to
  * 1e-4 against float64. */
 START_TEST(test_finite_differences) {
-    dcrw_config c = tiny(_i);
-    dcrw_model *m;
-    ck_assert_int_eq(dcrw_model_create(&m, &c, 100 + _i), DCRW_OK);
-    /* perturb the attention layers off their centred start, so their
-     * gradients are generic */
-    float *w;
+    dcrw_model *m = perturbed_model(_i, 0);
+    const int B = 3;
+    float *x, *eps, *w;
     size_t n;
-    if (dcrw_model_find_param(m, "read.attn.weight", &w, &n) == DCRW_OK)
-        tu_fill_uniform(w, n, -0.3f, 0.3f, 9);
-    if (dcrw_model_find_param(m, "write.attn.weight", &w, &n) == DCRW_OK)
-        tu_fill_uniform(w, n, -0.3f, 0.3f, 10);
-    const int B = 3, P = (int)dcrw_model_input_size(m);
-    const size_t neps = (size_t)c.glimpses * B * c.z_size;
-    float *x = malloc((size_t)B * P * sizeof(float)), *eps = malloc(neps * sizeof(float));
-    tu_fill_uniform(x, (size_t)B * P, 0.0f, 1.0f, 11);
-    normal_fill(eps, neps, 12);
+    make_batch(m, B, 0, &x, &eps);
 
     dcrw_train_config tc;
     dcrw_train_config_default(&tc);
@@ -335,6 +357,65 @@ START_TEST(test_adam_by_hand) {
     dcrw_trainer_destroy(t);
     dcrw_model_destroy(m);
     free(before), free(g);
+}
+END_TEST
+
+/* The KL weight w gives the gradient of Lx + w·Lz: linear in w, with w = 0
+ * the finite differences of Lx alone; the reported losses stay the bound. */
+START_TEST(test_kl_weight) {
+    dcrw_model *m = perturbed_model(_i, 100);
+    const int B = 3;
+    float *x, *eps;
+    make_batch(m, B, 10, &x, &eps);
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    dcrw_trainer *t;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+    ck_assert_float_eq(dcrw_trainer_kl_weight(t), 1.0f);
+    const size_t total = dcrw_model_param_floats(m);
+    float *g[3];
+    dcrw_loss l[3];
+    const float weights[3] = {1.0f, 0.0f, 0.25f};
+    for (int k = 0; k < 3; k++) {
+        ck_assert_int_eq(dcrw_trainer_set_kl_weight(t, weights[k]), DCRW_OK);
+        ck_assert_float_eq(dcrw_trainer_kl_weight(t), weights[k]);
+        ck_assert_int_eq(dcrw_trainer_backward(t, B, x, eps, &l[k]), DCRW_OK);
+        g[k] = malloc(total * sizeof(float));
+        memcpy(g[k], dcrw_trainer_grads(t, NULL), total * sizeof(float));
+    }
+    double scale = 0, kl_part = 0;
+    for (size_t i = 0; i < total; i++) {
+        scale = fmax(scale, fabs(g[0][i]));
+        kl_part = fmax(kl_part, fabs(g[0][i] - g[1][i]));
+    }
+    for (int k = 1; k < 3; k++) {
+        ck_assert(l[k].lx == l[0].lx && l[k].lz == l[0].lz && l[k].loss == l[0].loss);
+    }
+    ck_assert_msg(kl_part > 1e-4 * scale, "config %d: the KL term moves the gradient", _i);
+    for (size_t i = 0; i < total; i++) {
+        const double want = 0.75 * g[1][i] + 0.25 * g[0][i];
+        ck_assert_msg(fabs(g[2][i] - want) <= 1e-5 * scale + 1e-7,
+                      "config %d, gradient %zu: %g with w = 0.25, expected %g", _i, i, g[2][i],
+                      want);
+    }
+    /* w = 0: the gradient of Lx alone, against its finite differences */
+    model_ctx ctx = {m, B, x, eps};
+    const char *names[] = {"q.mu.weight", "q.logsigma.bias", "dec.lstm.weight_ih", "write.bias"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        float *p;
+        size_t cnt;
+        ck_assert_int_eq(dcrw_model_find_param(m, names[k], &p, &cnt), DCRW_OK);
+        const float *gp = g[1] + (p - dcrw_model_params(m, NULL));
+        char what[96];
+        snprintf(what, sizeof what, "config %d %s, KL weight 0", _i, names[k]);
+        tu_fd o = tu_fd_f32(6, rng_key(23, k, 0));
+        ck_assert_uint_ge(tu_fd_check_f(what, model_lx, &ctx, p, cnt, gp, &o).checked, 1);
+    }
+    for (int k = 0; k < 3; k++) free(g[k]);
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+    free(x);
+    free(eps);
 }
 END_TEST
 
@@ -759,6 +840,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_resume_bit_exact, 0, NTINY);
     tcase_add_test(tc, test_adam_by_hand);
     tcase_add_test(tc, test_set_learning_rate);
+    tcase_add_loop_test(tc, test_kl_weight, 0, NTINY);
     tcase_add_loop_test(tc, test_nonfinite_leaves_model, 0, 4);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_windows_by_hand);

@@ -45,6 +45,34 @@ def load(folder, split):
     return x, y
 
 
+def arguments(doc, out_help, seed_of, train=60000, test=10000, what="canvases"):
+    """The command line every script shares: --out, --mnist, --seed and the
+    size of each split (None: all of MNIST's)."""
+    import argparse
+
+    def size(default, split):
+        return "%s of the %s set (default %s)" % (what, split, "all" if default is None else default)
+
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--mnist", default=default_mnist(), help="folder of the MNIST IDX files")
+    p.add_argument("--seed", type=int, default=1, help="seed of %s (default 1)" % seed_of)
+    p.add_argument("--train", type=int, default=train, help=size(train, "training"))
+    p.add_argument("--test", type=int, default=test, help=size(test, "test"))
+    return p.parse_args()
+
+
+def splits(args):
+    """(split, n, images, labels, rng) for "train" then "test": MNIST's own
+    split and a generator of its own, so that --train does not change the
+    test set; n is the size asked for (None: all)."""
+    for split, n in (("train", args.train), ("test", args.test)):
+        if n is not None and n < 1:
+            sys.exit(f"--{split} must be at least 1")
+        images, labels = load(args.mnist, split)
+        yield split, n, images, labels, np.random.default_rng([args.seed, 0 if split == "train" else 1])
+
+
 def default_mnist():
     """data/mnist at the root of the source tree."""
     here = os.path.dirname(os.path.abspath(__file__))

@@ -16,7 +16,6 @@ seed writes the same bytes. Needs Python 3 and NumPy; MNIST is read from
 data/mnist (examples/fetch-mnist.sh) or --mnist DIR.
 """
 
-import argparse
 import gzip
 import os
 import struct
@@ -74,20 +73,9 @@ def write_idx_gz(path, array):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="folder to write the IDX files into")
-    p.add_argument("--mnist", default=_mnist.default_mnist(), help="folder of the MNIST IDX files")
-    p.add_argument("--seed", type=int, default=1, help="seed of digits and clutter (default 1)")
-    p.add_argument("--train", type=int, default=60000, help="training canvases (default 60000)")
-    p.add_argument("--test", type=int, default=10000, help="test canvases (default 10000)")
-    args = p.parse_args()
+    args = _mnist.arguments(__doc__, "folder to write the IDX files into", "digits and clutter")
     os.makedirs(args.out, exist_ok=True)
-    for split, n in (("train", args.train), ("test", args.test)):
-        if n < 1:
-            sys.exit(f"--{split} must be at least 1")
-        digits, labels = _mnist.load(args.mnist, split)
-        # one generator per split, so that --train does not change the test set
-        rng = np.random.default_rng([args.seed, 0 if split == "train" else 1])
+    for split, n, digits, labels, rng in _mnist.splits(args):
         x, pick = canvases(rng, digits, n)
         images, label_file = (os.path.join(args.out, name + ".gz") for name in _mnist.NAMES[split])
         write_idx_gz(images, x)

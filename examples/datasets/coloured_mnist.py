@@ -11,7 +11,6 @@ Python 3 and NumPy; MNIST is read from data/mnist (examples/fetch-mnist.sh)
 or --mnist DIR.
 """
 
-import argparse
 import os
 import struct
 import sys
@@ -80,18 +79,10 @@ def write_split(out, images, labels):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="folder to write train/ and test/ into")
-    p.add_argument("--mnist", default=_mnist.default_mnist(), help="folder of the MNIST IDX files")
-    p.add_argument("--seed", type=int, default=1, help="seed of the colours (default 1)")
-    p.add_argument("--train", type=int, default=None, help="images of train/ (default: all)")
-    p.add_argument("--test", type=int, default=None, help="images of test/ (default: all)")
-    args = p.parse_args()
-    for split, limit in (("train", args.train), ("test", args.test)):
-        x, y = _mnist.load(args.mnist, split)
+    args = _mnist.arguments(__doc__, "folder to write train/ and test/ into", "the colours",
+                            train=None, test=None, what="images")
+    for split, limit, x, y, rng in _mnist.splits(args):
         x, y = x[:limit], y[:limit]
-        # one generator per split, so that --train does not change test/
-        rng = np.random.default_rng([args.seed, 0 if split == "train" else 1])
         fg, bg = colour_pairs(rng, len(x))
         target = os.path.join(args.out, split)
         if os.path.isdir(target) and os.listdir(target):

@@ -14,7 +14,6 @@ Needs Python 3 and NumPy; MNIST is read from data/mnist
 (examples/fetch-mnist.sh) or --mnist DIR.
 """
 
-import argparse
 import os
 import sys
 
@@ -58,20 +57,9 @@ def canvases(rng, digits, labels, n):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="folder to write the .npy files into")
-    p.add_argument("--mnist", default=_mnist.default_mnist(), help="folder of the MNIST IDX files")
-    p.add_argument("--seed", type=int, default=1, help="seed of the placement (default 1)")
-    p.add_argument("--train", type=int, default=60000, help="canvases of train.npy (default 60000)")
-    p.add_argument("--test", type=int, default=10000, help="canvases of test.npy (default 10000)")
-    args = p.parse_args()
+    args = _mnist.arguments(__doc__, "folder to write the .npy files into", "the placement")
     os.makedirs(args.out, exist_ok=True)
-    for split, n in (("train", args.train), ("test", args.test)):
-        if n < 1:
-            sys.exit(f"--{split} must be at least 1")
-        digits, labels = _mnist.load(args.mnist, split)
-        # one generator per split, so that --train does not change test.npy
-        rng = np.random.default_rng([args.seed, 0 if split == "train" else 1])
+    for split, n, digits, labels, rng in _mnist.splits(args):
         x, which = canvases(rng, digits, labels, n)
         for name, array in ((f"{split}.npy", x), (f"{split}-digits.npy", which)):
             path = os.path.join(args.out, name)

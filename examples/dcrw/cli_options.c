@@ -21,6 +21,7 @@ static const cli_opt shared_opts[] = {{"help", 0, CLI_OPT_HELP},
                                       {"out", 1, CLI_OPT_OUT},
                                       {"scale", 1, CLI_OPT_SCALE},
                                       {"glimpses", 1, CLI_OPT_GLIMPSES},
+                                      {"precision", 1, CLI_OPT_PRECISION},
                                       {NULL, 0, 0}};
 
 typedef struct arg_reader {
@@ -97,6 +98,8 @@ static int parse_shared(int id, const char *val, cli_shared *s) {
         return cli_parse_int("n", val, 1, s->n_max, &s->n);
     case CLI_OPT_SCALE:
         return cli_parse_int("scale", val, 1, CLI_SCALE_MAX, &s->scale);
+    case CLI_OPT_PRECISION:
+        return cli_parse_precision("precision", val, &s->precision);
     }
     return 0;
 }
@@ -191,6 +194,34 @@ int cli_parse_binarize(const char *opt, const char *s, int *out) {
         return -1;
     }
     return 0;
+}
+
+int cli_parse_precision(const char *opt, const char *s, int *out) {
+    if (strcmp(s, "float32") == 0) {
+        *out = DCRW_PRECISION_FLOAT32;
+    } else if (strcmp(s, "bf16") == 0) {
+        if (!dcrw_precision_supported(DCRW_PRECISION_BF16)) {
+            cli_error("--%s bf16: this CPU has no AVX-512 BF16 (bfloat16 products would be "
+                      "emulated, many times slower than float32)",
+                      opt);
+            return -1;
+        }
+        *out = DCRW_PRECISION_BF16;
+    } else {
+        cli_error("--%s: '%s' is not one of float32, bf16", opt, s);
+        return -1;
+    }
+    return 0;
+}
+
+const char *cli_precision_name(int p) {
+    return p == DCRW_PRECISION_BF16 ? "bf16" : "float32";
+}
+
+int cli_set_precision(dcrw_model *m, int p) {
+    int rc = dcrw_model_set_precision(m, p);
+    if (rc != DCRW_OK) cli_lib_error(rc, "--precision %s", cli_precision_name(p));
+    return rc == DCRW_OK ? 0 : -1;
 }
 
 const char *cli_binarize_name(int b) {

@@ -52,15 +52,16 @@ typedef struct cli_opt {
  * subcommand's own options take ids from CLI_OPT_OWN on. */
 enum {
     CLI_OPT_HELP = 1,
-    CLI_OPT_MODEL,    /* --model CKPT */
-    CLI_OPT_DATA,     /* --data DIR */
-    CLI_OPT_SPLIT,    /* --split test|train */
-    CLI_OPT_BINARIZE, /* --binarize dynamic|threshold|none */
-    CLI_OPT_SEED,     /* --seed N */
-    CLI_OPT_N,        /* --n N, 1..n_max */
-    CLI_OPT_OUT,      /* --out PATH */
-    CLI_OPT_SCALE,    /* --scale K, 1..CLI_SCALE_MAX */
-    CLI_OPT_GLIMPSES, /* --glimpses LIST, checked against the model later */
+    CLI_OPT_MODEL,     /* --model CKPT */
+    CLI_OPT_DATA,      /* --data DIR */
+    CLI_OPT_SPLIT,     /* --split test|train */
+    CLI_OPT_BINARIZE,  /* --binarize dynamic|threshold|none */
+    CLI_OPT_SEED,      /* --seed N */
+    CLI_OPT_N,         /* --n N, 1..n_max */
+    CLI_OPT_OUT,       /* --out PATH */
+    CLI_OPT_SCALE,     /* --scale K, 1..CLI_SCALE_MAX */
+    CLI_OPT_GLIMPSES,  /* --glimpses LIST, checked against the model later */
+    CLI_OPT_PRECISION, /* --precision float32|bf16 */
     CLI_OPT_OWN = 32
 };
 #define CLI_SHARED(id) (1u << (id))
@@ -72,6 +73,7 @@ typedef struct cli_shared {
     const char *model, *data, *out, *glimpses; /* NULL when not given */
     cli_split split;                           /* default test */
     int binarize;                              /* default dynamic */
+    int precision;                             /* dcrw_precision, default float32 */
     uint64_t seed;
     long n, n_max;
     long scale;
@@ -102,6 +104,12 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t *out);
 int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
 int cli_parse_binarize(const char *opt, const char *s, int *out);
 const char *cli_binarize_name(int b);
+/* --precision float32|bf16 into a dcrw_precision; bf16 is refused where the
+ * CPU cannot run it. */
+int cli_parse_precision(const char *opt, const char *s, int *out);
+const char *cli_precision_name(int p);
+/* The model's products in precision p: 0, or -1 after a message. */
+int cli_set_precision(dcrw_model *m, int p);
 /* Parse "1,4,6,10" or "all" (the value of --glimpses) into 1-based
  * glimpse numbers in 1..T; returns the count, or -1 after a message. *out
  * is allocated. */

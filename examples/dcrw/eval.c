@@ -33,7 +33,9 @@ static void usage(FILE *f) {
         "                     (it costs K passes of the model per image)\n"
         "  --glimpse-kl       also the KL term of each glimpse t, KL(q(z_t|.) || N(0, I)),\n"
         "                     mean and standard error over the images (they sum to Lz)\n"
-        "  --seed N           the noise seed (default %u)\n",
+        "  --seed N           the noise seed (default %u)\n"
+        "  --precision P      float32 (default) or bf16: the model's large products in\n"
+        "                     bfloat16 (AVX-512 BF16), for its speed and its effect\n",
         CLI_EVAL_BINARIZE_SEED, CLI_EVAL_NOISE_SEED, CLI_EVAL_NOISE_SEED);
 }
 
@@ -230,13 +232,16 @@ static int eval_option(int id, const char *val, void *ctx) {
 static const cli_command eval_command = {
     usage,
     CLI_SHARED(CLI_OPT_MODEL) | CLI_SHARED(CLI_OPT_DATA) | CLI_SHARED(CLI_OPT_SPLIT) |
-        CLI_SHARED(CLI_OPT_N) | CLI_SHARED(CLI_OPT_BINARIZE) | CLI_SHARED(CLI_OPT_SEED),
+        CLI_SHARED(CLI_OPT_N) | CLI_SHARED(CLI_OPT_BINARIZE) | CLI_SHARED(CLI_OPT_SEED) |
+        CLI_SHARED(CLI_OPT_PRECISION),
     opts, 0, eval_option};
 
 /* The job of the command line on its model and data: 0, or -1 after a
  * message. */
 static int load_job(const cli_shared *o, eval_job *j, dcrw_model **m, dcrw_dataset **d) {
-    if (cli_load_model(o->model, m) != 0 || cli_load_split(o->data, o->split, d) != 0) return -1;
+    if (cli_load_model(o->model, m) != 0 || cli_set_precision(*m, o->precision) != 0 ||
+        cli_load_split(o->data, o->split, d) != 0)
+        return -1;
     dcrw_config cfg = {.size = sizeof cfg};
     dcrw_model_config(*m, &cfg);
     if (cli_check_shape(*d, &cfg, "--data", "evaluate a model trained on such images") != 0)

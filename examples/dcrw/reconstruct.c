@@ -34,7 +34,8 @@ static void usage(FILE *f) {
             "  --seed N           seed of the noise (default %u); --mean uses eps = 0 instead\n"
             "  --mean             posterior means (eps = 0) instead of sampled latents\n"
             "  --windows W        which windows to draw: both (default), read, write, none\n"
-            "  --scale K          pixel upscaling, 1..16 (default 4)\n",
+            "  --scale K          pixel upscaling, 1..16 (default 4)\n"
+            "  --precision P      float32 (default) or bf16 products (AVX-512 BF16)\n",
             CLI_EVAL_BINARIZE_SEED, CLI_EVAL_NOISE_SEED);
 }
 
@@ -74,7 +75,8 @@ static const cli_command recon_command = {
     usage,
     CLI_SHARED(CLI_OPT_MODEL) | CLI_SHARED(CLI_OPT_DATA) | CLI_SHARED(CLI_OPT_OUT) |
         CLI_SHARED(CLI_OPT_N) | CLI_SHARED(CLI_OPT_SPLIT) | CLI_SHARED(CLI_OPT_GLIMPSES) |
-        CLI_SHARED(CLI_OPT_BINARIZE) | CLI_SHARED(CLI_OPT_SEED) | CLI_SHARED(CLI_OPT_SCALE),
+        CLI_SHARED(CLI_OPT_BINARIZE) | CLI_SHARED(CLI_OPT_SEED) | CLI_SHARED(CLI_OPT_SCALE) |
+        CLI_SHARED(CLI_OPT_PRECISION),
     opts, 0, recon_option};
 
 /* The picture may not replace the model or a data file it is made from. */
@@ -105,7 +107,8 @@ static int choose_glimpses(recon_job *j) {
 /* The model, the glimpses, the data and the picture's size, checked: 0,
  * or -1 after a message. */
 static int load_inputs(recon_job *j) {
-    if (cli_load_model(j->o.model, &j->m) != 0) return -1;
+    if (cli_load_model(j->o.model, &j->m) != 0 || cli_set_precision(j->m, j->o.precision) != 0)
+        return -1;
     j->cfg.size = sizeof j->cfg;
     dcrw_model_config(j->m, &j->cfg);
     j->P = dcrw_model_input_size(j->m);

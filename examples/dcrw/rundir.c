@@ -162,6 +162,8 @@ static const json_key keys[] = {
     {"batch", J_LONG, F(batch), 1, RUN_BATCH_MAX, 0},
     {"lr", J_DOUBLE, F(lr), RUN_LR_MIN, RUN_LR_MAX, 0},
     {"lr_halflife", J_DOUBLE, F(lr_halflife), 0, RUN_HALFLIFE_MAX, 1},
+    {"kl_warmup", J_LONG, F(kl_warmup), 0, RUN_COUNT_MAX, 1},
+    {"precision", J_INT, F(precision), 0, 1, 1},
     {"clip", J_DOUBLE, F(clip), 0, RUN_CLIP_MAX, 0},
     {"seed", J_U64, F(seed), 0, 0, 0},
     {"binarize", J_INT, F(binarize), 0, 2, 0},
@@ -490,6 +492,9 @@ int rundir_read_flags(const rundir *rd, run_flags *f) {
     if (strlen(text) == len) root = cJSON_ParseWithOpts(text, NULL, 1);
     /* absent from the runs of dcrw 0.1.0, which had a constant rate */
     f->lr_halflife = 0;
+    /* absent before 0.4, which had no KL warm-up and float32 alone */
+    f->kl_warmup = 0;
+    f->precision = DCRW_PRECISION_FLOAT32;
     f->cfg_given = 0;
     f->nset = 0;
     int rc = root && cJSON_IsObject(root) ? get_flags(root, f, &e) : -1;

@@ -45,6 +45,8 @@ typedef struct run_flags {
     dcrw_config cfg; /* the run's configuration, once known */
     long batch;
     double lr, lr_halflife, clip;
+    long kl_warmup; /* steps of KL warm-up, 0 for none */
+    int precision;  /* dcrw_precision of the products */
     uint64_t seed;
     long threads;
     int binarize;
@@ -86,7 +88,7 @@ int rundir_exists(const char *path);
 
 /* run.json, read with cJSON: every key must be there once with a value in
  * the range its option allows (lr_halflife may be missing: the runs of
- * dcrw 0.1.0 had none). Format 1 (dcrw 0.1 and 0.2) holds the
+ * dcrw 0.1.0 had none; kl_warmup likewise, before 0.4). Format 1 (dcrw 0.1 and 0.2) holds the
  * configuration's fields and no "set"; format 2, written now, the
  * reverse, and for a run started with --init the keys "init",
  * "init_params" and "init_fnv1a64" together. -1 after a message. */

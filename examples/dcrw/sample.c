@@ -28,7 +28,8 @@ static void usage(FILE *f) {
                "  --gif FILE.gif     an animation of the grid's canvases over the glimpses\n"
                "  --n N              number of samples (default 64)\n"
                "  --seed N           seed of the latents (default 1)\n"
-               "  --scale K          pixel upscaling, 1..16 (default 2)\n");
+               "  --scale K          pixel upscaling, 1..16 (default 2)\n"
+               "  --precision P      float32 (default) or bf16 products (AVX-512 BF16)\n");
 }
 
 enum { O_GIF = CLI_OPT_OWN, O_WINDOWS };
@@ -69,7 +70,8 @@ static int sample_option(int id, const char *val, void *ctx) {
 static const cli_command sample_command = {
     usage,
     CLI_SHARED(CLI_OPT_MODEL) | CLI_SHARED(CLI_OPT_OUT) | CLI_SHARED(CLI_OPT_GLIMPSES) |
-        CLI_SHARED(CLI_OPT_N) | CLI_SHARED(CLI_OPT_SEED) | CLI_SHARED(CLI_OPT_SCALE),
+        CLI_SHARED(CLI_OPT_N) | CLI_SHARED(CLI_OPT_SEED) | CLI_SHARED(CLI_OPT_SCALE) |
+        CLI_SHARED(CLI_OPT_PRECISION),
     opts, 0, sample_option};
 
 /* The outputs asked for, checked before any work: 0, or the exit status. */
@@ -212,7 +214,8 @@ static int write_gif(const sample_job *j) {
 
 /* Model, pictures' plan, samples, then the files: the exit status. */
 static int run_sample(sample_job *j) {
-    if (cli_load_model(j->o.model, &j->m) != 0) return CLI_BAD;
+    if (cli_load_model(j->o.model, &j->m) != 0 || cli_set_precision(j->m, j->o.precision) != 0)
+        return CLI_BAD;
     j->cfg.size = sizeof j->cfg;
     dcrw_model_config(j->m, &j->cfg);
     if (plan_pictures(j) != 0) return CLI_BAD;

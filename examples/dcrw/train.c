@@ -44,6 +44,11 @@ static void usage(FILE *f) {
             "  --lr X               Adam learning rate (default 0.001)\n"
             "  --lr-halflife N      decay the rate smoothly, halving it every N steps:\n"
             "                       X * 2^(-step/N) (default 0: constant)\n"
+            "  --precision P        float32 (default) or bf16: the large products in bfloat16\n"
+            "                       (AVX-512 BF16), float32 sums and master weights\n"
+            "  --kl-warmup N        KL warm-up: the gradient of Lx + w*Lz with w rising from\n"
+            "                       1/N to 1 over the first N steps (default 0: w = 1); the\n"
+            "                       losses printed and logged stay the true bound\n"
             "  --clip X             gradient-norm clip, 0 = off (default 5)\n"
             "  --seed N             initialisation, batches, binarization, noise (default 1)\n"
             "  --threads N          threads for the BLAS and the library, 0..%d (0 = default);\n"
@@ -76,6 +81,8 @@ enum {
     O_BATCH,
     O_LR,
     O_LR_HALFLIFE,
+    O_KL_WARMUP,
+    O_PRECISION,
     O_CLIP,
     O_THREADS,
     O_SET,
@@ -95,6 +102,8 @@ static const cli_opt opts[] = {{"preset", 1, O_PRESET},
                                {"batch", 1, O_BATCH},
                                {"lr", 1, O_LR},
                                {"lr-halflife", 1, O_LR_HALFLIFE},
+                               {"kl-warmup", 1, O_KL_WARMUP},
+                               {"precision", 1, O_PRECISION},
                                {"clip", 1, O_CLIP},
                                {"threads", 1, O_THREADS},
                                {"set", 1, O_SET},
@@ -147,6 +156,12 @@ static int parse_run_option(int id, const char *val, run_flags *f, train_opts *o
     case O_LR_HALFLIFE:
         *name = "lr-halflife";
         return cli_parse_double(*name, val, 0.0, RUN_HALFLIFE_MAX, &f->lr_halflife);
+    case O_KL_WARMUP:
+        *name = "kl-warmup";
+        return cli_parse_int(*name, val, 0, RUN_COUNT_MAX, &f->kl_warmup);
+    case O_PRECISION:
+        *name = "precision";
+        return cli_parse_precision(*name, val, &f->precision);
     case O_CLIP:
         *name = "clip";
         return cli_parse_double(*name, val, 0.0, RUN_CLIP_MAX, &f->clip);

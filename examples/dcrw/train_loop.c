@@ -170,6 +170,11 @@ static int train_step(trainer_run *tr, loop_state *L, uint64_t s, dcrw_loss *los
                                 f->binarize, cli_key(f->seed ^ BINARIZE_KEY, s), L->x);
     double t0 = cli_now();
     memset(loss, 0, sizeof *loss);
+    /* KL warm-up: w = (s + 1) / N, a pure function of the step count like
+     * the rate, so a resumed run weighs alike */
+    if (rc == DCRW_OK && f->kl_warmup > 0)
+        rc = dcrw_trainer_set_kl_weight(tr->t,
+                                        (float)fmin(1.0, (double)(s + 1) / (double)f->kl_warmup));
     if (rc == DCRW_OK)
         rc = dcrw_trainer_backward_part(tr->t, L->Bp, L->x, NULL, L->off, L->B, loss);
     int failed = rc != DCRW_OK;

@@ -183,6 +183,7 @@ static int create_trainer(trainer_run *tr) {
         cli_lib_error(rc, "cannot create the model");
         return -1;
     }
+    if (cli_set_precision(tr->m, f->precision) != 0) return -1;
     dcrw_train_config tc;
     dcrw_train_config_default(&tc);
     tc.learning_rate = (float)f->lr;

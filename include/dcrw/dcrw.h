@@ -121,7 +121,7 @@ extern "C" {
 /** Changes when the ABI breaks; the soname's number. */
 #define DCRW_VERSION_MAJOR 0
 /** Changes when functions are added. */
-#define DCRW_VERSION_MINOR 3
+#define DCRW_VERSION_MINOR 4
 /** Changes for fixes that leave the API alone. */
 #define DCRW_VERSION_PATCH 0
 /** (major << 16) | (minor << 8) | patch */
@@ -479,6 +479,39 @@ typedef struct dcrw_sizes {
 } dcrw_sizes;
 /** Fill @p out (out->size must be set by the caller). @return DCRW_OK, DCRW_EINVAL. */
 DCRW_API int dcrw_model_sizes(const dcrw_model *m, dcrw_sizes *out);
+
+/** The arithmetic of a model's products with its weights. Since 0.4. */
+typedef enum dcrw_precision {
+    DCRW_PRECISION_FLOAT32 = 0, /**< float32 throughout (the default; MODEL.md exactly) */
+    /** The large products with the weights (every one but the attention's
+     * 5-output dense layers, forward X·Wᵀ and backward dY·W) take their two
+     * operands rounded to bfloat16 (8 significant bits, round to nearest
+     * even) and sum in float32; everything else, the weight gradients and
+     * the parameters and Adam moments (the master copy) stay float32. With
+     * AVX-512 BF16 these products do twice the multiply-adds per
+     * instruction; the numbers differ from float32 by the roundings (about
+     * 2⁻⁹ relative per operand), deterministically. */
+    DCRW_PRECISION_BF16 = 1
+} dcrw_precision;
+
+/**
+ * Choose the precision of @p m's products for every later operation on it
+ * (encode, decode, evaluate, and the steps of its trainers); a runtime
+ * choice, not saved with the model. Set it while no other thread uses the
+ * model. Since 0.4.
+ * @return DCRW_OK; DCRW_EINVAL for NULL or an unknown precision;
+ *         DCRW_EUNSUPPORTED for DCRW_PRECISION_BF16 on a CPU without
+ *         AVX-512 BF16 (where bfloat16 would only be emulated, many times
+ *         slower than float32). The model is unchanged on failure.
+ */
+DCRW_API int dcrw_model_set_precision(dcrw_model *m, int precision);
+
+/** @return @p m's dcrw_precision; DCRW_PRECISION_FLOAT32 for NULL. Since 0.4. */
+DCRW_API int dcrw_model_precision(const dcrw_model *m);
+
+/** @return 1 if dcrw_model_set_precision() accepts @p precision on this
+ *          CPU, else 0 (an unknown precision included). Since 0.4. */
+DCRW_API int dcrw_precision_supported(int precision);
 /** @} */
 
 /* ------------------------------------------------------------------------ */
@@ -819,6 +852,24 @@ DCRW_API int dcrw_trainer_set_learning_rate(dcrw_trainer *t, float learning_rate
 
 /** @return the current Adam step size; 0 for NULL. Since 0.2. */
 DCRW_API float dcrw_trainer_learning_rate(const dcrw_trainer *t);
+
+/**
+ * Weigh the KL term's gradient by @p weight in the following backward
+ * calls: they compute the gradient of Lx + weight·Lz, the objective of KL
+ * warm-up (Bowman et al. 2016, Sønderby et al. 2016), which ramps the
+ * weight from near 0 to 1 over the first steps so that the decoder learns
+ * to use the latents before the KL term pulls the posterior onto the prior.
+ * Training only: the losses every call reports stay Lx and Lz, the true
+ * bound, whatever the weight. The default is 1 (the bound of MODEL.md §5);
+ * the weight is not saved in checkpoints (a schedule is a function of the
+ * step count). Since 0.4.
+ * @return DCRW_OK; DCRW_EINVAL for NULL or a weight that is not finite and
+ *         >= 0 (the trainer is then unchanged).
+ */
+DCRW_API int dcrw_trainer_set_kl_weight(dcrw_trainer *t, float weight);
+
+/** @return the KL weight of dcrw_trainer_set_kl_weight(); 0 for NULL. Since 0.4. */
+DCRW_API float dcrw_trainer_kl_weight(const dcrw_trainer *t);
 
 /**
  * Save the model, the Adam moments (tensors adam.m.NAME, adam.v.NAME) and

@@ -6,7 +6,26 @@
  *                                [--presets draw,dcrw,...] [--pgemm c|avx2|avx512]
  *                                [--no-products | --products-only] [--rows M]
  *                                [--model-products packed|sgemm] [--ab N]
+ *                                [--precision float32|bf16] [--ab-precision N]
+ *                                [--scaling]
  * or `meson test -C build --benchmark`.
+ *
+ * --precision bf16 trains and evaluates the models with bfloat16 products
+ * (dcrw_model_set_precision; AVX-512 BF16); --ab-precision N compares
+ * float32 and bf16 step by step in one process, as --ab does the kernels.
+ *
+ * --scaling: the cost model of the batch split past this machine's cores.
+ * A step on p threads splits the batch into chunks of ⌈B/p⌉ images, each a
+ * whole pass on its thread, then sums the p gradients (each thread adds
+ * p−1 slices of 1/p of them) and takes one Adam step. Measured here, one
+ * thread at a time: the weight products of a chunk at ⌈B/p⌉ rows (their
+ * speed falls with the rows), the rest of a one-thread step per image
+ * (elementwise work, filterbanks, convolutions: linear in the images), one
+ * Adam step and the float adds of the sum. Predicted:
+ *   step(p) = products(⌈B/p⌉) + rest·⌈B/p⌉/B + adds·(p−1)/p + adam.
+ * It leaves out what the machine cannot show: memory bandwidth shared by
+ * more cores, and the threads' start and join (microseconds). With fewer
+ * images than threads a thread gets one image and the others idle.
  *
  * --model-products sgemm makes the model's own products OpenBLAS's alone
  * (the library's choice, packed weights where the CPU has AVX2 or
@@ -105,6 +124,7 @@ static macs count_macs(const dcrw_config *c) {
 typedef struct run_args {
     int B, threads, steps;
     double peak, fma_peak;
+    int precision; /* of the model, dcrw_precision */
 } run_args;
 
 static void run_preset(dcrw_preset preset, const run_args *a) {
@@ -113,7 +133,8 @@ static void run_preset(dcrw_preset preset, const run_args *a) {
     dcrw_config c;
     dcrw_config_preset(&c, preset);
     dcrw_model *m;
-    if (dcrw_model_create(&m, &c, 1) != DCRW_OK) {
+    if (dcrw_model_create(&m, &c, 1) != DCRW_OK ||
+        dcrw_model_set_precision(m, a->precision) != DCRW_OK) {
         fprintf(stderr, "%s\n", dcrw_last_error());
         exit(1);
     }
@@ -210,31 +231,26 @@ static int train_table(const char *presets, const run_args *a) {
     return each_preset_in_child(presets, run_preset, a);
 }
 
-/* The model's products with OpenBLAS alone against the packed weights, in
- * one process, step by step: trainer a (OpenBLAS) and trainer b (packed)
- * on one model take turns, so that a busy machine slows both alike; the
- * median of each, and of the pairs' ratios. Backward only (forward and
- * backward; the Adam step is the same for both). */
-static void ab_preset(dcrw_preset preset, const run_args *args) {
-    const int B = args->B, threads = args->threads, steps = args->steps;
-    dcrw_config c;
-    dcrw_config_preset(&c, preset);
-    dcrw_model *m;
-    if (dcrw_model_create(&m, &c, 1) != DCRW_OK) exit(1);
-    const int P = (int)dcrw_model_input_size(m);
+/* Two trainers that differ in one way take turns, step by step, so that a
+ * busy machine slows both alike: the median ms of each side's backward
+ * (forward and backward; the Adam step is the same for both) and of the
+ * pairs' ratios. Side k's model is models[k]; setup(k) runs before side k's
+ * trainer takes its first step (a runner keeps what it was made with). */
+static void ab_compare(dcrw_preset preset, const run_args *args, dcrw_model *const models[2],
+                       void (*setup)(int k)) {
+    const int B = args->B, steps = args->steps;
+    const int P = (int)dcrw_model_input_size(models[0]);
     float *x = malloc((size_t)B * P * 4);
     uint64_t key = rng_key(3, 4, 5);
     for (size_t i = 0; i < (size_t)B * P; i++) x[i] = rng_uniform(key, i) < 0.5f;
     dcrw_train_config tc;
     dcrw_train_config_default(&tc);
-    tc.threads = threads;
+    tc.threads = args->threads;
     dcrw_trainer *t[2];
-    const int packed = dcrw_pass_gemm_path();
     double *ms = malloc(sizeof(double) * 3 * (size_t)steps), *ratio = ms + 2 * steps;
     for (int k = 0; k < 2; k++) {
-        /* a trainer's runner takes the path of its first backward */
-        dcrw_pass_set_gemm_path(k ? packed : -1);
-        dcrw_trainer_create(&t[k], m, &tc);
+        if (setup) setup(k);
+        dcrw_trainer_create(&t[k], models[k], &tc);
         dcrw_trainer_backward(t[k], B, x, NULL, NULL);
     }
     for (int i = 0; i < steps; i++) {
@@ -246,13 +262,125 @@ static void ab_preset(dcrw_preset preset, const run_args *args) {
         }
         ratio[i] = ms[i] / ms[steps + i];
     }
-    const double r = bench_median(ratio, steps), a = bench_median(ms, steps),
-                 b = bench_median(ms + steps, steps);
-    printf("| %-11s | %8.1f | %8.1f | %5.3f× |\n", dcrw_preset_name(preset), a, b, r);
+    printf("| %-11s | %8.1f | %8.1f | %5.3f× |\n", dcrw_preset_name(preset),
+           bench_median(ms, steps), bench_median(ms + steps, steps), bench_median(ratio, steps));
     fflush(stdout);
     dcrw_trainer_destroy(t[0]), dcrw_trainer_destroy(t[1]);
-    dcrw_model_destroy(m);
     free(x), free(ms);
+}
+
+static int packed_path;
+
+/* side 0 OpenBLAS alone, side 1 the packed weights */
+static void ab_kernel_setup(int k) {
+    dcrw_pass_set_gemm_path(k ? packed_path : -1);
+}
+
+/* The model's products with OpenBLAS alone against the packed weights, on
+ * one model. */
+static void ab_preset(dcrw_preset preset, const run_args *args) {
+    dcrw_config c;
+    dcrw_config_preset(&c, preset);
+    dcrw_model *m;
+    if (dcrw_model_create(&m, &c, 1) != DCRW_OK) exit(1);
+    packed_path = dcrw_pass_gemm_path();
+    dcrw_model *const models[2] = {m, m};
+    ab_compare(preset, args, models, ab_kernel_setup);
+    dcrw_pass_set_gemm_path(packed_path);
+    dcrw_model_destroy(m);
+}
+
+/* float32 against bf16 products: two models with the same parameters. */
+static void ab_precision_preset(dcrw_preset preset, const run_args *args) {
+    dcrw_config c;
+    dcrw_config_preset(&c, preset);
+    dcrw_model *m[2];
+    for (int k = 0; k < 2; k++)
+        if (dcrw_model_create(&m[k], &c, 1) != DCRW_OK ||
+            dcrw_model_set_precision(m[k], k ? DCRW_PRECISION_BF16 : DCRW_PRECISION_FLOAT32))
+            exit(1);
+    ab_compare(preset, args, m, NULL);
+    dcrw_model_destroy(m[0]), dcrw_model_destroy(m[1]);
+}
+
+static int ab_precision_table(const char *presets, const run_args *a) {
+    if (!dcrw_precision_supported(DCRW_PRECISION_BF16)) {
+        printf("\nno AVX-512 BF16 on this CPU: nothing to compare\n");
+        return 0;
+    }
+    printf("\n| preset      | float32 ms/backward | bf16 ms/backward | float32/bf16 (median of "
+           "%d pairs) |\n|---|---|---|---|\n",
+           a->steps);
+    fflush(stdout);
+    return each_preset_in_child(presets, ab_precision_preset, a);
+}
+
+/* One preset's row of the scaling model (see the top of this file). */
+static void scaling_preset(dcrw_preset preset, const run_args *args) {
+    const int B = args->B;
+    dcrw_config c;
+    dcrw_config_preset(&c, preset);
+    dcrw_model *m;
+    if (dcrw_model_create(&m, &c, 1) != DCRW_OK || dcrw_model_set_precision(m, args->precision))
+        exit(1);
+    const int P = (int)dcrw_model_input_size(m);
+    float *x = malloc((size_t)B * P * 4);
+    uint64_t key = rng_key(3, 4, 5);
+    for (size_t i = 0; i < (size_t)B * P; i++) x[i] = rng_uniform(key, i) < 0.5f;
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    tc.threads = 1;
+    dcrw_trainer *t;
+    dcrw_trainer_create(&t, m, &tc);
+    double step[7], adam[7];
+    for (int i = 0; i < 9; i++) {
+        double t0 = bench_now();
+        if (dcrw_trainer_backward(t, B, x, NULL, NULL) != DCRW_OK) exit(1);
+        const double t1 = bench_now();
+        if (dcrw_trainer_apply(t) != DCRW_OK) exit(1);
+        if (i >= 2) step[i - 2] = bench_now() - t0, adam[i - 2] = bench_now() - t1;
+    }
+    const double one = bench_median(step, 7), ad = bench_median(adam, 7);
+    const pgemm_path path = dcrw_pgemm_path_best();
+    const int bf16 = args->precision == DCRW_PRECISION_BF16;
+    const double prod_b = step_products_seconds(&c, B, path, bf16, 5);
+    const double rest = one - ad - prod_b > 0 ? one - ad - prod_b : 0;
+    /* the sum's float adds: one pass over the gradients per added chunk */
+    size_t n;
+    float *g = dcrw_trainer_grads(t, &n), *h = malloc(n * 4);
+    memcpy(h, g, n * 4);
+    double ta[5];
+    for (int r = 0; r < 5; r++) {
+        double t0 = bench_now();
+        for (size_t e = 0; e < n; e++) h[e] += g[e];
+        ta[r] = bench_now() - t0;
+    }
+    const double add = bench_median(ta, 5);
+    static const int cores[] = {1, 2, 4, 8, 16, 32, 64};
+    for (size_t k = 0; k < sizeof cores / sizeof cores[0]; k++) {
+        const int p = cores[k], rows = (B + p - 1) / p;
+        const double prod = rows == B ? prod_b : step_products_seconds(&c, rows, path, bf16, 5);
+        const double s = prod + rest * rows / B + add * (p - 1) / p + ad;
+        printf("| %-11s | %3d | %3d | %7.2f | %7.2f | %7.2f | %6.2f | %7.1f | %8.0f | %5.1f%% |\n",
+               dcrw_preset_name(preset), p, rows, 1e3 * prod, 1e3 * rest * rows / B,
+               1e3 * add * (p - 1) / p, 1e3 * ad, 1e3 * s, B / s, 100 * one / (p * s));
+        fflush(stdout);
+    }
+    free(x), free(h);
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+}
+
+static int scaling_table(const char *presets, const run_args *a) {
+    printf("\nScaling model, batch %d: per thread, the weight products of a chunk (measured at "
+           "its rows, one thread), the rest of the step (measured at one thread, per image), the "
+           "gradient sum's adds and the Adam step; the predicted step, images/s and parallel "
+           "efficiency (one-thread step / (cores × step))\n\n"
+           "| preset | cores | images/thread | products ms | rest ms | sum ms | Adam ms | "
+           "step ms | img/s | efficiency |\n|---|---|---|---|---|---|---|---|---|---|\n",
+           a->B);
+    fflush(stdout);
+    return each_preset_in_child(presets, scaling_preset, a);
 }
 
 static int ab_table(const char *presets, const run_args *a) {
@@ -279,7 +407,8 @@ static int path_from_name(const char *name, pgemm_path *p) {
 int main(int argc, char **argv) {
     int steps = 10, B = 100, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *presets = "draw,draw-noattn,dcrw,dcrw-noread";
-    int products = 1, train = 1, rows = 0, model_sgemm = 0, ab = 0;
+    int products = 1, train = 1, rows = 0, model_sgemm = 0, ab = 0, ab_prec = 0;
+    int precision = DCRW_PRECISION_FLOAT32, scaling = 0;
     pgemm_path path = dcrw_pgemm_path_best();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc)
@@ -303,16 +432,28 @@ int main(int argc, char **argv) {
             model_sgemm = !strcmp(argv[++i], "sgemm");
         else if (!strcmp(argv[i], "--ab") && i + 1 < argc)
             ab = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--scaling"))
+            scaling = 1;
+        else if (!strcmp(argv[i], "--ab-precision") && i + 1 < argc)
+            ab_prec = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "float32") || !strcmp(argv[i + 1], "bf16")))
+            precision = !strcmp(argv[++i], "bf16") ? DCRW_PRECISION_BF16 : DCRW_PRECISION_FLOAT32;
         else {
             fprintf(stderr,
                     "usage: %s [--steps N] [--batch B] [--threads N] [--presets a,b] "
                     "[--pgemm c|avx2|avx512] [--no-products | --products-only] [--rows M] "
-                    "[--model-products packed|sgemm] [--ab N]\n",
+                    "[--model-products packed|sgemm] [--ab N] [--precision float32|bf16] "
+                    "[--ab-precision N] [--scaling]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (steps < 1 || B < 1 || threads < 1 || rows < 0 || ab < 0) return 2;
+    if (steps < 1 || B < 1 || threads < 1 || rows < 0 || ab < 0 || ab_prec < 0) return 2;
+    if (!dcrw_precision_supported(precision)) {
+        fprintf(stderr, "--precision bf16: this CPU has no AVX-512 BF16\n");
+        return 2;
+    }
     /* the products' rows: the batch chunk of one thread unless told */
     if (rows == 0) rows = (B + threads - 1) / threads;
     char *names = strdup(presets);
@@ -329,14 +470,24 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(threads);
     const double peak = sgemm_peak();
     const char *fma_how;
-    const double fma_core = fma_peak_per_core(&fma_how);
+    const double fma_core = fma_peak_per_core(&fma_how), bf16_core = bf16_peak_per_core();
     printf("libdcrw %s bench: batch %d, %d threads, median of %d steps after 2 warm-up; sgemm "
            "1024^3 peak %.1f GFLOP/s; float32 FMA peak %.1f GFLOP/s per core (%s), %.1f for %d "
-           "threads; model products: %s\n",
+           "threads; bf16 dot-product peak %.1f GFLOP/s per core; model products: %s, %s\n",
            dcrw_version_string(), B, threads, steps, peak, fma_core, fma_how, fma_core * threads,
-           threads, mp < 0 ? "OpenBLAS sgemm" : dcrw_pgemm_path_name((pgemm_path)mp));
-    if (ab) return ab_table(presets, &(run_args){B, threads, ab, peak, fma_core * threads});
-    const run_args a = {B, threads, steps, peak, fma_core * threads};
+           threads, bf16_core, mp < 0 ? "OpenBLAS sgemm" : dcrw_pgemm_path_name((pgemm_path)mp),
+           precision == DCRW_PRECISION_BF16 ? "bf16" : "float32");
+    const run_args a0 = {B, 1, steps, peak, fma_core, precision};
+    if (ab)
+        return ab_table(presets, &(run_args){B, threads, ab, peak, fma_core * threads, precision});
+    if (scaling) {
+        openblas_set_num_threads(1);
+        return scaling_table(presets, &a0);
+    }
+    if (ab_prec)
+        return ab_precision_table(presets,
+                                  &(run_args){B, threads, ab_prec, peak, fma_core * threads, 0});
+    const run_args a = {B, threads, steps, peak, fma_core * threads, precision};
     if (train && train_table(presets, &a)) return 1;
     if (products) products_table(presets, rows, path, 11);
     openblas_set_num_threads(threads);

@@ -8,6 +8,7 @@
 #include "benchutil.h"
 #include "dcrw/dcrw.h"
 #include "gemm.h"
+#include "pgemm_bf16.h"
 #include "products.h"
 #include "rng.h"
 
@@ -47,6 +48,19 @@ __attribute__((target("avx512f"))) static float fma_loop_avx512(long iters) {
     CHAINS(INIT16)
     for (long r = 0; r < iters; r++) {
         CHAINS(STEP16)
+    }
+    __m512 s = _mm512_setzero_ps();
+    CHAINS(SUM16)
+    return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) static float dot_loop_bf16(long iters) {
+    const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80); /* (1, 1) */
+    const __m512bh y = (__m512bh)_mm512_set1_epi32(0x358c358c); /* (1e-6, 1e-6) */
+#define STEPBF(i) a##i = _mm512_dpbf16_ps(a##i, x, y);
+    CHAINS(INIT16)
+    for (long r = 0; r < iters; r++) {
+        CHAINS(STEPBF)
     }
     __m512 s = _mm512_setzero_ps();
     CHAINS(SUM16)
@@ -98,6 +112,14 @@ double fma_peak_per_core(const char **how) {
     }
 #endif
     return best;
+}
+
+double bf16_peak_per_core(void) {
+#if HAVE_X86_FMA
+    /* a lane does two products and two sums per instruction: twice an FMA's */
+    if (dcrw_bf16_hardware()) return 2 * fma_rate(dot_loop_bf16, 16);
+#endif
+    return 0;
 }
 
 /* ---- the products of a training step ------------------------------------ */
@@ -167,6 +189,8 @@ typedef struct operands {
     pgemm_path path;
     float *A, *W, *Y, *buf;
     pgemm_b b;
+    uint32_t *bbuf; /* the bf16 pack (forward and backward), NULL without BF16 */
+    bf16_b bb;
 } operands;
 
 static float *random_floats(size_t n, uint64_t seed) {
@@ -178,6 +202,27 @@ static float *random_floats(size_t n, uint64_t seed) {
     const uint64_t key = rng_key(seed, 1, 2);
     for (size_t i = 0; i < n; i++) x[i] = rng_uniform(key, i) - 0.5f;
     return x;
+}
+
+/* the bf16 kernel packs Wᵀ (forward) or W (backward); weight gradients
+ * stay float32 */
+static void pack_bf16(operands *o) {
+    const product *p = o->p;
+    if (p->kind == FWD)
+        dcrw_bf16_pack_part(1, p->k, p->n, o->W, p->k, o->bbuf, 0, 1);
+    else
+        dcrw_bf16_pack_part(0, p->k, p->n, o->W, p->n, o->bbuf, 0, 1);
+    dcrw_bf16_describe(&o->bb, p->k, p->n, o->bbuf);
+}
+
+static void run_bf16(operands *o) {
+    dcrw_bf16_gemm(o->M, o->A, o->p->k, &o->bb, o->p->beta, o->Y, o->p->n);
+}
+
+static double per_call_bf16(operands *o, int reps) {
+    const double t0 = bench_now();
+    for (int r = 0; r < reps; r++) run_bf16(o);
+    return (bench_now() - t0) / reps;
 }
 
 /* the forward packs Wᵀ; the backward reads W in place, the gradient X */
@@ -226,6 +271,7 @@ static double per_call(operands *o, int packed, int reps) {
 
 typedef struct timing {
     double sgemm, packed, pack; /* seconds per call */
+    double bf16, bf16_pack;     /* 0 without a bf16 kernel for it */
 } timing;
 
 /* sgemm and packed in turn, `rounds` times, so drift hits both alike */
@@ -235,21 +281,29 @@ static timing time_product(operands *o, int rounds) {
     const double first = per_call(o, 0, 1);
     int reps = first > 0 ? (int)(3e-4 / first) + 1 : 1000;
     if (reps > 1000) reps = 1000;
-    double ts[31], tp[31], tk[31];
+    double ts[31], tp[31], tk[31], tb[31], tbk[31];
     if (rounds > 31) rounds = 31;
+    if (o->bbuf) pack_bf16(o), run_bf16(o);
     for (int r = 0; r < rounds; r++) {
         ts[r] = per_call(o, 0, reps);
         tp[r] = per_call(o, 1, reps);
-        const double t0 = bench_now();
+        double t0 = bench_now();
         pack_weight(o);
         tk[r] = bench_now() - t0;
+        if (!o->bbuf) continue;
+        tb[r] = per_call_bf16(o, reps);
+        t0 = bench_now();
+        pack_bf16(o);
+        tbk[r] = bench_now() - t0;
     }
-    timing t = {bench_median(ts, rounds), bench_median(tp, rounds), bench_median(tk, rounds)};
+    timing t = {bench_median(ts, rounds), bench_median(tp, rounds), bench_median(tk, rounds),
+                o->bbuf ? bench_median(tb, rounds) : 0, o->bbuf ? bench_median(tbk, rounds) : 0};
     return t;
 }
 
 static timing measure(const product *p, int M, int T, pgemm_path path, int rounds) {
-    operands o = {p, M, T * M, path, NULL, NULL, NULL, NULL, {NULL, 0, 0, 0, path}};
+    operands o = {p,    M,           T * M, path, NULL, NULL, NULL, NULL, {NULL, 0, 0, 0, path},
+                  NULL, {NULL, 0, 0}};
     size_t na, nw, ny, nb = 1;
     if (p->kind == DW) {
         na = (size_t)o.inner * p->n, nw = (size_t)o.inner * p->k, ny = (size_t)p->n * p->k;
@@ -261,8 +315,12 @@ static timing measure(const product *p, int M, int T, pgemm_path path, int round
     o.W = random_floats(nw, 2);
     o.Y = random_floats(ny, 3);
     o.buf = random_floats(nb, 4);
+    /* the products a bf16 model takes in bf16 (lib/pass.c): forward, all but
+     * the attention's 5 outputs; backward, inner sizes from 64 */
+    if (dcrw_bf16_hardware() && ((p->kind == FWD && p->n > 5) || (p->kind == BWD && p->k >= 64)))
+        o.bbuf = (uint32_t *)(void *)random_floats(dcrw_bf16_pack_words(p->k, p->n), 5);
     const timing t = time_product(&o, rounds);
-    dcrw_free(o.A), dcrw_free(o.W), dcrw_free(o.Y), dcrw_free(o.buf);
+    dcrw_free(o.A), dcrw_free(o.W), dcrw_free(o.Y), dcrw_free(o.buf), dcrw_free(o.bbuf);
     return t;
 }
 
@@ -273,7 +331,7 @@ static void preset_rows(const char *name, int M, pgemm_path path, int rounds) {
     dcrw_config_preset(&c, preset);
     product prods[32];
     const int n = step_products(&c, prods);
-    double sum_s = 0, sum_p = 0, sum_best = 0;
+    double sum_s = 0, sum_p = 0, sum_best = 0, sum_b = 0;
     for (int i = 0; i < n; i++) {
         const product *p = &prods[i];
         const timing t = measure(p, M, c.glimpses, path, rounds);
@@ -282,17 +340,45 @@ static void preset_rows(const char *name, int M, pgemm_path path, int rounds) {
         const double flops = 2.0 * rows * cols * inner;
         const double pack = p->kind == FWD ? t.pack : 0.0;
         const double step_s = p->uses * t.sgemm, step_p = p->uses * t.packed + p->weights * pack;
-        sum_s += step_s, sum_p += step_p, sum_best += step_s < step_p ? step_s : step_p;
+        const double best = step_s < step_p ? step_s : step_p;
+        sum_s += step_s, sum_p += step_p, sum_best += best;
+        /* a bf16 model: the bf16 kernel and its pack where it has one */
+        sum_b += t.bf16 > 0 ? p->uses * t.bf16 + p->weights * t.bf16_pack : best;
         static const char *const kinds[] = {"fwd", "bwd", "grad"};
-        printf("| %s | %s | %s | %d×%d×%d | %g | %d | %.1f | %.1f | %.1f | %.1f | %.2f× | %.1f |\n",
+        char bf[64];
+        if (t.bf16 > 0)
+            snprintf(bf, sizeof bf, "%.1f | %.1f | %.1f", 1e6 * t.bf16, flops / t.bf16 / 1e9,
+                     1e6 * t.bf16_pack);
+        else
+            snprintf(bf, sizeof bf, "– | – | –");
+        printf("| %s | %s | %s | %d×%d×%d | %g | %d | %.1f | %.1f | %.1f | %.1f | %.2f× | %.1f | "
+               "%s |\n",
                name, p->name, kinds[p->kind], rows, cols, inner, p->beta, p->uses, 1e6 * t.sgemm,
                flops / t.sgemm / 1e9, 1e6 * t.packed, flops / t.packed / 1e9, t.sgemm / t.packed,
-               1e6 * pack);
+               1e6 * pack, bf);
         fflush(stdout);
     }
     printf("| %s | **per step and thread** | | | | | %.2f ms | | %.2f ms (packs incl.) | | "
-           "%.2f× | best mix %.2f ms (%.2f×) |\n",
-           name, 1e3 * sum_s, 1e3 * sum_p, sum_s / sum_p, 1e3 * sum_best, sum_s / sum_best);
+           "%.2f× | best mix %.2f ms (%.2f×) | bf16 model %.2f ms (%.2f× the best mix) | | |\n",
+           name, 1e3 * sum_s, 1e3 * sum_p, sum_s / sum_p, 1e3 * sum_best, sum_s / sum_best,
+           1e3 * sum_b, sum_best / sum_b);
+}
+
+double step_products_seconds(const dcrw_config *c, int rows, pgemm_path path, int bf16,
+                             int rounds) {
+    product prods[32];
+    const int n = step_products(c, prods);
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        const product *p = &prods[i];
+        const timing t = measure(p, rows, c->glimpses, path, rounds);
+        const double pack = p->kind == FWD ? t.pack : 0.0;
+        const double s = p->uses * t.sgemm, k = p->uses * t.packed + p->weights * pack;
+        double best = s < k ? s : k;
+        if (bf16 && t.bf16 > 0) best = p->uses * t.bf16 + p->weights * t.bf16_pack;
+        sum += best;
+    }
+    return sum;
 }
 
 void products_table(const char *presets, int rows, pgemm_path path, int rounds) {
@@ -301,11 +387,12 @@ void products_table(const char *presets, int rows, pgemm_path path, int rounds) 
            "packed kernel (path %s), interleaved, median of %d; "
            "M×N×K of the output and inner size, calls per step, µs per call and GFLOP/s; pack: µs "
            "to pack the weight, once per step (the backward and the gradient read their operand "
-           "in place)\n\n",
+           "in place); bf16: the bfloat16 kernel of a bf16 model (operands rounded, float32 "
+           "sums; AVX-512 BF16), µs, GFLOP/s and µs to pack\n\n",
            rows, dcrw_pgemm_path_name(path), rounds);
     printf("| preset | product | pass | M×N×K | β | calls | sgemm µs | GFLOP/s | packed µs | "
-           "GFLOP/s | sgemm/packed | pack µs |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+           "GFLOP/s | sgemm/packed | pack µs | bf16 µs | GFLOP/s | bf16 pack µs |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     char *list = strdup(presets);
     for (char *name = strtok(list, ","); name; name = strtok(NULL, ","))
         preset_rows(name, rows, path, rounds);

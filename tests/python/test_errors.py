@@ -146,6 +146,25 @@ def test_trainer_config_and_resume_errors(model, tmp_path):
             with pytest.raises(dcrw.DcrwError):
                 t.learning_rate = bad
         assert t.learning_rate == pytest.approx(0.003)
+        # the KL weight: 1 by default, any finite w >= 0, the rest refused
+        assert t.kl_weight == 1.0
+        t.kl_weight = 0.25
+        assert t.kl_weight == 0.25
+        for bad in (-0.5, float("nan"), float("inf")):
+            with pytest.raises(dcrw.DcrwError):
+                t.kl_weight = bad
+        assert t.kl_weight == 0.25
+        # it changes the gradient, never the reported losses
+        x = np.random.default_rng(5).random((4, model.input_size), dtype=np.float32)
+        eps = np.random.default_rng(6).standard_normal(
+            (model.config["glimpses"], 4, model.config["z_size"])).astype(np.float32)
+        got = []
+        for w in (1.0, 0.0):
+            t.kl_weight = w
+            loss = t.backward(x, eps)
+            got.append((loss, t.grads.copy()))
+        assert got[0][0] == got[1][0]
+        assert not np.array_equal(got[0][1], got[1][1])
 
 
 def test_closed_handles_refuse_use():
@@ -255,3 +274,23 @@ def test_integers_at_the_limits_are_taken(objects):
         assert not np.array_equal(other.flat_params, m.flat_params)
     assert ds.label(2**64) == -1 and ds.label(-1) == -1
     np.testing.assert_array_equal(ds.batch([1], binarize="dynamic", seed=big), ds.batch([1], binarize=1, seed=big))
+
+
+def test_precision(model):
+    """float32 by default; bf16 where the CPU has it, moving the loss by its
+    roundings only; anything else refused."""
+    assert model.precision == "float32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        model.precision = "fp16"
+    x = np.random.default_rng(3).random((6, model.input_size), dtype=np.float32)
+    before = model.evaluate(x)
+    if not dcrw.precision_supported("bf16"):
+        expect_dcrw_error(dcrw.EUNSUPPORTED, setattr, model, "precision", "bf16")
+        assert model.precision == "float32"
+        return
+    model.precision = "bf16"
+    assert model.precision == "bf16"
+    low = model.evaluate(x)
+    assert low != before and abs(low.loss - before.loss) < 1e-2 * abs(before.loss)
+    model.precision = "float32"
+    assert model.evaluate(x) == before

@@ -182,3 +182,16 @@ def test_pip_install_offline(staged, tmp_path):
     # nothing set: the recorded path finds the library in the private prefix
     loaded = check_installed(python, tmp_path, clean_env())
     assert os.path.samefile(loaded, lib)
+
+
+def test_version_check_needs_the_bound_minor():
+    """A library of the right major but older than the functions the
+    package binds is refused with a message naming the version needed."""
+    from dcrw import _ffi
+
+    _ffi.check_version(_ffi.dcrw_version())
+    old = (_ffi.EXPECTED_MAJOR << 16) | ((_ffi.LEAST_MINOR - 1) << 8)
+    with pytest.raises(ImportError, match="needs %d.%d or later" % (_ffi.EXPECTED_MAJOR, _ffi.LEAST_MINOR)):
+        _ffi.check_version(old)
+    with pytest.raises(ImportError, match="major version"):
+        _ffi.check_version((_ffi.EXPECTED_MAJOR + 1) << 16)

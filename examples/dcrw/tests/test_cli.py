@@ -247,7 +247,8 @@ def write_format1(run_dir, with_halflife):
         v = info[k]
         old[k] = words[v] if v in words else float(v) if k == "canvas_init" else int(v)
     for k, v in flags.items():
-        if k not in ("format", "preset", "set") and (with_halflife or k != "lr_halflife"):
+        if k not in ("format", "preset", "set", "kl_warmup", "precision") and \
+                (with_halflife or k != "lr_halflife"):
             old[k] = v
     with open(rj, "w") as f:
         f.write("{\n" + ",\n".join("  %s: %s" % (json.dumps(k), json.dumps(v))
@@ -332,8 +333,31 @@ def case_resume(tmp):
     da = open(os.path.join(decay, "checkpoint.safetensors"), "rb").read()
     check(da == open(os.path.join(halves, "checkpoint.safetensors"), "rb").read(),
           "a decaying run resumed after 3 steps equals the straight one")
-    check(da != open(os.path.join(train_small(tmp, "flat", 8), "checkpoint.safetensors"),
-                     "rb").read(), "the decay changes the run")
+    flat = train_small(tmp, "flat", 8)
+    fa = open(os.path.join(flat, "checkpoint.safetensors"), "rb").read()
+    check(da != fa, "the decay changes the run")
+    # KL warm-up weighs the KL gradient by step/N, also a function of the
+    # step: resumable, fixed on resume, and the logged losses stay the bound
+    warm = train_small(tmp, "warm", 8, ["--kl-warmup", "4"])
+    wpart = train_small(tmp, "wpart", 3, ["--kl-warmup", "4"])
+    check(json.load(open(os.path.join(warm, "run.json"))).get("kl_warmup") == 4,
+          "run.json records --kl-warmup")
+    rc, _, err = run(["train", "--resume", wpart, "--steps", "8", "--kl-warmup", "2"])
+    check(rc == 2 and "kl-warmup" in err, "resume refuses a new --kl-warmup")
+    ok(["train", "--resume", wpart, "--steps", "8"])
+    wa = open(os.path.join(warm, "checkpoint.safetensors"), "rb").read()
+    check(wa == open(os.path.join(wpart, "checkpoint.safetensors"), "rb").read(),
+          "a warm-up run resumed after 3 steps equals the straight one")
+    check(wa != fa, "the warm-up changes the run")
+    _, wrows = read_log(warm)
+    _, frows = read_log(flat)
+    check(wrows[0][2:5] == frows[0][2:5] and wrows[1][2:5] != frows[1][2:5],
+          "the first step logs the same bound as without warm-up, the second another")
+    for bad in ("-1", "x", "1.5"):
+        rc, _, err = run(["train", "--data", MNIST, "--out", os.path.join(tmp, "bad"),
+                          "--steps", "1", "--kl-warmup", bad])
+        check(rc == 2 and not os.path.exists(os.path.join(tmp, "bad")),
+              "--kl-warmup %s is refused" % bad)
     meta = json.loads(da[8:8 + struct.unpack("<Q", da[:8])[0]])["__metadata__"]
     lr = float(meta["dcrw.train.learning_rate"])
     check(abs(lr - 0.01 * 2 ** -3.5) < 1e-8, "learning rate after 8 steps: %g" % lr)
@@ -438,6 +462,28 @@ def case_eval(tmp):
     check(all(k[1] >= 0 and k[2] >= 0 for k in kls), "KL and its standard error are >= 0")
     check(abs(sum(k[1] for k in kls) - e["Lz"]) < 2e-3,
           "the glimpses' KL sum to Lz: %r against %.4f" % (kls, e["Lz"]))
+    # bfloat16 products: the bound moves by their roundings only (where the
+    # CPU has AVX-512 BF16; elsewhere --precision bf16 is refused)
+    rc, out16, err16 = run(["eval", "--model", ck, "--data", MNIST, "--n", "300",
+                            "--precision", "bf16"])
+    if rc == 0:
+        e16 = parse_eval(out16)
+        check(e16["L"] != e["L"] and abs(e16["L"] - e["L"]) < 1e-2 * e["L"],
+              "--precision bf16: %.4f against float32 %.4f" % (e16["L"], e["L"]))
+        check(ok(["eval", "--model", ck, "--data", MNIST, "--n", "300", "--precision",
+                  "float32"]) == out, "--precision float32 is the default")
+        p16 = os.path.join(tmp, "p16")
+        ok(["train", "--data", MNIST, "--out", p16, "--steps", "2", "--precision", "bf16"] + SMALL)
+        check(json.load(open(os.path.join(p16, "run.json"))).get("precision") == 1,
+              "run.json records --precision bf16")
+        rc, _, err = run(["train", "--resume", p16, "--steps", "3", "--precision", "float32"])
+        check(rc == 2 and "precision" in err, "resume refuses a new --precision")
+        ok(["train", "--resume", p16, "--steps", "3"])
+    else:
+        check(rc == 2 and "AVX-512 BF16" in err16, "--precision bf16 refused on this CPU: %r"
+              % err16)
+    rc, _, err = run(["eval", "--model", ck, "--data", MNIST, "--precision", "half"])
+    check(rc == 2 and "float32, bf16" in err, "--precision half is refused: %r" % err)
     e100 = parse_eval(ok(["eval", "--model", ck, "--data", MNIST, "--n", "100"]))
     check(e100["L"] != e["L"], "a different subset gives a different bound")
     tr = parse_eval(ok(["eval", "--model", ck, "--data", MNIST, "--n", "300", "--split",

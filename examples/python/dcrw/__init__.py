@@ -129,9 +129,17 @@ def library_path():
     return _ffi.library_path()
 
 
+def precision_supported(precision):
+    """Whether Model.precision = precision works on this CPU: "float32"
+    always, "bf16" with AVX-512 BF16."""
+    names = ("float32", "bf16")
+    return precision in names and bool(_ffi.dcrw_precision_supported(names.index(precision)))
+
+
 __all__ = [
     "cdef",
     "library_path",
+    "precision_supported",
     "shipped_model",
     "load_dataset",
     "channels_last",

@@ -17,6 +17,8 @@ import os
 # The major version of the C API this package was written against; the
 # library's soname carries the same number.
 EXPECTED_MAJOR = 0
+# the least minor version whose functions this package binds (0.4: the KL weight)
+LEAST_MINOR = 4
 
 # Status codes of dcrw.h, for comparing with DcrwError.code.
 OK = 0
@@ -131,12 +133,18 @@ dcrw_version_string = _fn("dcrw_version_string", ctypes.c_char_p, [], False)
 
 
 def check_version(version):
-    """Raise ImportError unless the encoded @p version has the expected major."""
-    major = version >> 16
+    """Raise ImportError unless the encoded @p version has the expected major
+    and at least the minor whose functions this package binds."""
+    major, minor = version >> 16, (version >> 8) & 0xFF
     if major != EXPECTED_MAJOR:
         raise ImportError(
             "libdcrw %d.%d.%d is loaded, but this package needs major version %d"
-            % (major, (version >> 8) & 0xFF, version & 0xFF, EXPECTED_MAJOR)
+            % (major, minor, version & 0xFF, EXPECTED_MAJOR)
+        )
+    if minor < LEAST_MINOR:
+        raise ImportError(
+            "libdcrw %d.%d.%d is loaded, but this package needs %d.%d or later"
+            % (major, minor, version & 0xFF, EXPECTED_MAJOR, LEAST_MINOR)
         )
 
 
@@ -314,6 +322,9 @@ dcrw_model_param = _fn(
 dcrw_model_find_param = _fn("dcrw_model_find_param", c_int, [handle, c_str, ctypes.POINTER(f32p), ctypes.POINTER(c_size)], True)
 dcrw_model_params = _fn("dcrw_model_params", f32p, [handle, ctypes.POINTER(c_size)], False)
 dcrw_model_sizes = _fn("dcrw_model_sizes", c_int, [handle, ctypes.POINTER(Sizes)], True)
+dcrw_model_set_precision = _fn("dcrw_model_set_precision", c_int, [handle, c_int], True)
+dcrw_model_precision = _fn("dcrw_model_precision", c_int, [handle], False)
+dcrw_precision_supported = _fn("dcrw_precision_supported", c_int, [c_int], False)
 
 dcrw_read = _fn("dcrw_read", c_int, [handle, c_int, f32p, f32p, f32p, f32p], True)
 dcrw_write = _fn("dcrw_write", c_int, [handle, c_int, f32p, f32p], True)
@@ -345,6 +356,8 @@ dcrw_trainer_step = _fn("dcrw_trainer_step", c_int, [handle, c_int, f32p, f32p, 
 dcrw_trainer_step_count = _fn("dcrw_trainer_step_count", c_u64, [handle], False)
 dcrw_trainer_set_learning_rate = _fn("dcrw_trainer_set_learning_rate", c_int, [handle, ctypes.c_float], True)
 dcrw_trainer_learning_rate = _fn("dcrw_trainer_learning_rate", ctypes.c_float, [handle], False)
+dcrw_trainer_set_kl_weight = _fn("dcrw_trainer_set_kl_weight", c_int, [handle, ctypes.c_float], True)
+dcrw_trainer_kl_weight = _fn("dcrw_trainer_kl_weight", ctypes.c_float, [handle], False)
 dcrw_trainer_save = _fn("dcrw_trainer_save", c_int, [handle, c_str], True)
 dcrw_trainer_resume = _fn("dcrw_trainer_resume", c_int, [handle, c_str], True)
 

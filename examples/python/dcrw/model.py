@@ -34,6 +34,9 @@ _PRESETS = {
     "dcrw-noread": _ffi.PRESET_DCRW_NOREAD,
 }
 
+#: Model.precision's values, in dcrw_precision order.
+_PRECISIONS = ("float32", "bf16")
+
 #: Batch means of the loss in nats per image (dcrw_loss).
 Loss = namedtuple("Loss", "loss lx lz")
 #: Per-image losses of Model.evaluate(per_image=True), float64 arrays [B].
@@ -222,6 +225,20 @@ class Model(Owner):
     @property
     def glimpses(self):
         return self._T
+
+    @property
+    def precision(self):
+        """"float32" (the default) or "bf16": the model's large products with
+        bfloat16 operands and float32 sums (CPUs with AVX-512 BF16; see
+        dcrw.precision_supported). Assign to change it for every later
+        operation; a runtime choice, not saved with the model."""
+        return _PRECISIONS[self._call(_ffi.dcrw_model_precision)]
+
+    @precision.setter
+    def precision(self, value):
+        if value not in _PRECISIONS:
+            raise ValueError("precision must be one of %s, got %r" % (", ".join(map(repr, _PRECISIONS)), value))
+        self._call(_ffi.dcrw_model_set_precision, _PRECISIONS.index(value))
 
     @property
     def z_size(self):

@@ -149,6 +149,17 @@ class Trainer(Owner):
         self._call(_ffi.dcrw_trainer_set_learning_rate, real(value, "learning_rate"))
 
     @property
+    def kl_weight(self):
+        """The weight w of the KL term in the gradient (of Lx + w*Lz), 1 by
+        default; assign between steps for KL warm-up. The losses reported
+        stay the true bound."""
+        return float(self._call(_ffi.dcrw_trainer_kl_weight))
+
+    @kl_weight.setter
+    def kl_weight(self, value):
+        self._call(_ffi.dcrw_trainer_set_kl_weight, real(value, "kl_weight"))
+
+    @property
     def grads(self):
         """All gradients as one writable view laid out like Model.flat_params
         (change them before apply(), e.g. after an allreduce)."""

@@ -171,6 +171,12 @@ class Model {
         return s;
     }
     std::size_t input_size() const noexcept { return dcrw_model_input_size(get()); }
+    /// DCRW_PRECISION_FLOAT32 or DCRW_PRECISION_BF16 (the large products in
+    /// bfloat16, on CPUs with AVX-512 BF16: dcrw_precision_supported()).
+    int precision() const noexcept { return dcrw_model_precision(get()); }
+    void set_precision(int p) {
+        check(dcrw_model_set_precision(get(), p), "dcrw_model_set_precision");
+    }
 
     std::vector<std::string> param_names() const {
         std::vector<std::string> names;
@@ -396,6 +402,12 @@ class Trainer {
     std::uint64_t step_count() const noexcept { return dcrw_trainer_step_count(t_); }
     /// The Adam step size; set it between steps for a schedule.
     float learning_rate() const noexcept { return dcrw_trainer_learning_rate(t_); }
+    /// The weight of the KL term in the gradient (KL warm-up); the losses
+    /// reported stay the bound.
+    float kl_weight() const noexcept { return dcrw_trainer_kl_weight(t_); }
+    void set_kl_weight(float w) {
+        check(dcrw_trainer_set_kl_weight(t_, w), "dcrw_trainer_set_kl_weight");
+    }
     void set_learning_rate(float lr) {
         check(dcrw_trainer_set_learning_rate(t_, lr), "dcrw_trainer_set_learning_rate");
     }

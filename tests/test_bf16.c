@@ -1,0 +1,346 @@
+/* The bfloat16 products: rounding against hand-computed values, products
+ * against a float64 reference of the rounded operands, the hardware path
+ * against the portable one bit for bit, and nothing written outside C.
+ *
+ * Error bound: each output sums K products of bf16 values, each exact in
+ * float32, with one float32 rounding per sum (plus beta·C), so |y − r| ≤
+ * γ_{K+2}·(Σ_k |a_k·b_k| + |beta·c|) with γ_n = n·u/(1 − n·u), u = 2⁻²⁴,
+ * r the exact sum of the ROUNDED operands' products. A term dropped,
+ * doubled or taken from the wrong k (~1/K of Σ|a·b|) fails it by far; so
+ * does an operand left unrounded (its rounding error, up to 2⁻⁹ of a term,
+ * is hundreds of times γ for K <= 800). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dcrw/dcrw.h"
+#include "pgemm_bf16.h"
+#include "testutil.h"
+
+#define SENTINEL 12345.0f
+
+START_TEST(test_round_by_hand) {
+    const struct {
+        float x;
+        uint16_t want;
+    } cases[] = {
+        {1.0f, 0x3f80},
+        {-2.0f, 0xc000},
+        {0.0f, 0x0000},
+        {-0.0f, 0x8000},
+        {1.0f + 0x1p-8f, 0x3f80},            /* halfway, ties to the even 1.0 */
+        {1.0f + 3 * 0x1p-8f, 0x3f82},        /* halfway between 0x3f81 and 0x3f82: even */
+        {1.0f + 0x1p-8f + 0x1p-20f, 0x3f81}, /* just above halfway: up */
+        {1.0f + 0x1p-8f - 0x1p-20f, 0x3f80}, /* just below: down */
+        {3.0e38f, 0x7f62},                   /* 0x7f61b1e6 rounds up */
+        {INFINITY, 0x7f80},
+        {-INFINITY, 0xff80},
+        {0x1.fffffep127f, 0x7f80}, /* the largest float rounds to infinity */
+        {0x1p-130f, 0x0000},       /* subnormal: zero, as the instruction reads it */
+        {-0x1p-130f, 0x8000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const uint16_t got = dcrw_bf16_round(cases[i].x);
+        ck_assert_msg(got == cases[i].want, "bf16(%a) = 0x%04x, expected 0x%04x", cases[i].x, got,
+                      cases[i].want);
+    }
+    const uint16_t nan = dcrw_bf16_round(NAN);
+    ck_assert_msg((nan & 0x7f80) == 0x7f80 && (nan & 0x007f) != 0, "NaN stays NaN: 0x%04x", nan);
+    ck_assert(isnan(dcrw_bf16_to_float(nan)));
+    ck_assert_float_eq(dcrw_bf16_to_float(0x3f82), 1.015625f);
+    ck_assert_float_eq(dcrw_bf16_to_float(0x0001), 0.0f); /* subnormal bf16 reads as 0 */
+}
+END_TEST
+
+/* One product C = beta·C + bf16(A)·bf16(B), B = Wᵀ (tw) or W, in row
+ * strides wider than the matrices: the extra columns of A and W hold NaN
+ * (read by mistake, they poison the result), those of C a sentinel. */
+typedef struct problem {
+    int M, N, K, tw;
+    float beta;
+    int lda, ldw, ldc;
+    float *A, *W, *C0;
+    double *ref, *bound;
+} problem;
+
+static double rounded(float x) {
+    return dcrw_bf16_to_float(dcrw_bf16_round(x));
+}
+
+static double w_at(const problem *q, int k, int j) {
+    return rounded(q->tw ? q->W[(size_t)j * q->ldw + k] : q->W[(size_t)k * q->ldw + j]);
+}
+
+static problem make_problem(int M, int N, int K, int tw, float beta, uint64_t seed) {
+    problem q = {M, N, K, tw, beta, K + 3, (tw ? K : N) + 5, N + 7, NULL, NULL, NULL, NULL, NULL};
+    const int wrows = tw ? N : K;
+    q.A = malloc((size_t)M * q.lda * sizeof(float));
+    q.W = malloc((size_t)wrows * q.ldw * sizeof(float));
+    q.C0 = malloc((size_t)M * q.ldc * sizeof(float));
+    q.ref = malloc((size_t)M * N * sizeof(double));
+    q.bound = malloc((size_t)M * N * sizeof(double));
+    tu_fill_uniform(q.A, (size_t)M * q.lda, -1.0f, 1.0f, seed);
+    tu_fill_uniform(q.W, (size_t)wrows * q.ldw, -1.0f, 1.0f, seed + 1);
+    tu_fill_uniform(q.C0, (size_t)M * q.ldc, -1.0f, 1.0f, seed + 2);
+    for (int i = 0; i < M; i++)
+        for (int c = K; c < q.lda; c++) q.A[(size_t)i * q.lda + c] = NAN;
+    for (int r = 0; r < wrows; r++)
+        for (int c = tw ? K : N; c < q.ldw; c++) q.W[(size_t)r * q.ldw + c] = NAN;
+    for (int i = 0; i < M; i++)
+        for (int c = N; c < q.ldc; c++) q.C0[(size_t)i * q.ldc + c] = SENTINEL;
+    const double u = ldexp(1.0, -24), n = K + 2.0, gamma = n * u / (1.0 - n * u);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0, sa = 0;
+            if (beta != 0.0f) {
+                s = (double)beta * q.C0[(size_t)i * q.ldc + j];
+                sa = fabs(s);
+            }
+            for (int k = 0; k < K; k++) {
+                const double p = rounded(q.A[(size_t)i * q.lda + k]) * w_at(&q, k, j);
+                s += p;
+                sa += fabs(p);
+            }
+            q.ref[(size_t)i * N + j] = s;
+            q.bound[(size_t)i * N + j] = gamma * sa + 1e-35;
+        }
+    return q;
+}
+
+static void free_problem(problem *q) {
+    free(q->A);
+    free(q->W);
+    free(q->C0);
+    free(q->ref);
+    free(q->bound);
+}
+
+/* The product of q on the current path into a fresh C (NaN in it when
+ * beta = 0, which must not propagate), checked against the reference and
+ * for the sentinels; the packed operand is built in `parts` parts. Returns
+ * C (malloc'ed). */
+static float *run_problem(const problem *q, int parts, const char *what) {
+    const size_t words = dcrw_bf16_pack_words(q->K, q->N);
+    uint32_t *buf = aligned_alloc(64, (words * sizeof(uint32_t) + 63) / 64 * 64);
+    for (int part = 0; part < parts; part++)
+        dcrw_bf16_pack_part(q->tw, q->K, q->N, q->W, q->ldw, buf, part, parts);
+    bf16_b B;
+    dcrw_bf16_describe(&B, q->K, q->N, buf);
+    float *C = malloc((size_t)q->M * q->ldc * sizeof(float));
+    memcpy(C, q->C0, (size_t)q->M * q->ldc * sizeof(float));
+    if (q->beta == 0.0f)
+        for (int i = 0; i < q->M; i++)
+            for (int j = 0; j < q->N; j++) C[(size_t)i * q->ldc + j] = NAN;
+    dcrw_bf16_gemm(q->M, q->A, q->lda, &B, q->beta, C, q->ldc);
+    for (int i = 0; i < q->M; i++) {
+        for (int j = 0; j < q->N; j++) {
+            const double got = C[(size_t)i * q->ldc + j], r = q->ref[(size_t)i * q->N + j];
+            ck_assert_msg(fabs(got - r) <= q->bound[(size_t)i * q->N + j],
+                          "%s M=%d N=%d K=%d tw=%d beta=%g: C[%d][%d] = %.9g, reference %.9g "
+                          "(bound %.3g)",
+                          what, q->M, q->N, q->K, q->tw, (double)q->beta, i, j, got, r,
+                          q->bound[(size_t)i * q->N + j]);
+        }
+        for (int c = q->N; c < q->ldc; c++)
+            ck_assert_msg(C[(size_t)i * q->ldc + c] == SENTINEL, "%s: C[%d][%d] overwritten", what,
+                          i, c);
+    }
+    free(buf);
+    return C;
+}
+
+/* The model's products (M = 1 .. 100 rows of a chunk, K and N of the
+ * presets: 256, 100, 25, 5, 1024, 49, 784 ...), odd K, K past a block,
+ * N past a panel and below one. */
+static const int shapes[][3] = {
+    {1, 1, 1},       {1, 32, 2},     {2, 31, 3},     {12, 32, 192},    {13, 33, 193},
+    {50, 1024, 100}, {50, 100, 256}, {100, 25, 256}, {50, 5, 256},     {7, 64, 385},
+    {24, 1024, 256}, {50, 256, 49},  {3, 784, 2},    {100, 1024, 612}, {97, 47, 801},
+};
+#define NSHAPES (int)(sizeof shapes / sizeof shapes[0])
+
+START_TEST(test_products) {
+    const int M = shapes[_i][0], N = shapes[_i][1], K = shapes[_i][2];
+    const int had = dcrw_bf16_use_hardware(1);
+    for (int tw = 0; tw < 2; tw++)
+        for (int b = 0; b < 2; b++) {
+            problem q = make_problem(M, N, K, tw, b ? 1.0f : 0.0f, 100 + 7 * (uint64_t)_i);
+            dcrw_bf16_use_hardware(0);
+            float *c_path = run_problem(&q, 1 + (_i % 3), "portable");
+            if (dcrw_bf16_hardware()) {
+                dcrw_bf16_use_hardware(1);
+                float *hw = run_problem(&q, 1, "AVX-512 BF16");
+                /* the same roundings in the same order: the same bits */
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        const size_t at = (size_t)i * q.ldc + j;
+                        ck_assert_msg(memcmp(&hw[at], &c_path[at], sizeof(float)) == 0,
+                                      "M=%d N=%d K=%d tw=%d: C[%d][%d] is %a in hardware, %a "
+                                      "portable",
+                                      M, N, K, tw, i, j, hw[at], c_path[at]);
+                    }
+                free(hw);
+            } else if (_i == 0 && tw == 0 && b == 0) {
+                printf("no AVX-512 BF16 on this CPU: the portable path alone was checked\n");
+            }
+            free(c_path);
+            free_problem(&q);
+        }
+    dcrw_bf16_use_hardware(had);
+}
+END_TEST
+
+/* The packed panels do not depend on how many parts packed them. */
+START_TEST(test_pack_parts) {
+    const int K = 77, N = 200;
+    float *w = malloc((size_t)N * K * sizeof(float));
+    tu_fill_uniform(w, (size_t)N * K, -3.0f, 3.0f, 5);
+    const size_t words = dcrw_bf16_pack_words(K, N);
+    ck_assert_uint_eq(words, (size_t)7 * 32 * 39);
+    ck_assert_uint_eq(dcrw_bf16_pack_words(0, N), 0);
+    uint32_t *one = aligned_alloc(64, words * 4), *many = aligned_alloc(64, words * 4);
+    dcrw_bf16_pack_part(1, K, N, w, K, one, 0, 1);
+    for (int parts = 2; parts <= 9; parts++) {
+        memset(many, 0xa5, words * 4);
+        for (int p = 0; p < parts; p++) dcrw_bf16_pack_part(1, K, N, w, K, many, p, parts);
+        ck_assert_msg(memcmp(one, many, words * 4) == 0, "%d parts pack differently", parts);
+    }
+    /* word j of pair row p: B[2p][j] low, B[2p+1][j] high; 0 past K and N */
+    ck_assert_uint_eq(one[0] & 0xffff, dcrw_bf16_round(w[0]));
+    ck_assert_uint_eq(one[0] >> 16, dcrw_bf16_round(w[1]));
+    ck_assert_uint_eq(one[32 + 3] & 0xffff, dcrw_bf16_round(w[3 * K + 2]));
+    ck_assert_uint_eq(one[(size_t)38 * 32] >> 16, 0);   /* K = 77 is odd */
+    ck_assert_uint_eq(one[(size_t)6 * 32 * 39 + 8], 0); /* column 200 of 7 panels */
+    free(w);
+    free(one);
+    free(many);
+}
+END_TEST
+
+/* ---- a model of bfloat16 precision ---------------------------------------- */
+
+static dcrw_config medium(int i) {
+    static const dcrw_preset presets[4] = {DCRW_PRESET_DRAW, DCRW_PRESET_DRAW_NOATTN,
+                                           DCRW_PRESET_DCRW, DCRW_PRESET_DCRW_NOREAD};
+    dcrw_config c = {.size = sizeof c};
+    dcrw_config_preset(&c, presets[i]);
+    c.height = c.width = 16;
+    c.glimpses = 4;
+    c.dec_size = 96;
+    c.z_size = 16;
+    if (c.enc_size) c.enc_size = 80;
+    if (c.read_n) c.read_n = i == 2 ? 6 : 3;
+    if (c.write_n) c.write_n = 4;
+    if (c.conv1) c.conv1 = 8, c.conv2 = 16;
+    return c;
+}
+
+static double norm_of(const float *v, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)v[i] * v[i];
+    return sqrt(s);
+}
+
+/* bf16 products move the loss and the gradients by their roundings (a few
+ * parts in a thousand), deterministically, the same whatever the batch an
+ * image is in; float32 again gives float32's numbers bit for bit. */
+START_TEST(test_model_bf16) {
+    dcrw_config c = medium(_i);
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 7), DCRW_OK);
+    ck_assert_int_eq(dcrw_model_precision(m), DCRW_PRECISION_FLOAT32);
+    ck_assert_int_eq(dcrw_precision_supported(DCRW_PRECISION_FLOAT32), 1);
+    ck_assert_int_eq(dcrw_precision_supported(DCRW_PRECISION_BF16), dcrw_bf16_hardware());
+    ck_assert_int_eq(dcrw_precision_supported(-1), 0);
+    ck_assert_int_eq(dcrw_precision_supported(2), 0);
+    if (!dcrw_bf16_hardware()) {
+        ck_assert_int_eq(dcrw_model_set_precision(m, DCRW_PRECISION_BF16), DCRW_EUNSUPPORTED);
+        ck_assert_int_eq(dcrw_model_precision(m), DCRW_PRECISION_FLOAT32);
+        printf("no AVX-512 BF16 on this CPU: a bf16 model is refused, as documented\n");
+        dcrw_model_destroy(m);
+        return;
+    }
+    const int B = 24, P = (int)dcrw_model_input_size(m);
+    float *x = malloc((size_t)B * P * sizeof(float));
+    tu_fill_uniform(x, (size_t)B * P, 0.0f, 1.0f, 31);
+    double lx[2][24], lz[2][24], lx_parts[24], lz_parts[24];
+    for (int prec = 0; prec < 2; prec++) {
+        ck_assert_int_eq(dcrw_model_set_precision(m, prec), DCRW_OK);
+        ck_assert_int_eq(dcrw_model_precision(m), prec);
+        ck_assert_int_eq(dcrw_evaluate_images_part(m, B, x, 5, 0, lx[prec], lz[prec]), DCRW_OK);
+    }
+    /* in parts of 5, 7, 12 images: the same bits as in one batch */
+    ck_assert_int_eq(dcrw_evaluate_images_part(m, 5, x, 5, 0, lx_parts, lz_parts), DCRW_OK);
+    ck_assert_int_eq(
+        dcrw_evaluate_images_part(m, 7, x + (size_t)5 * P, 5, 5, lx_parts + 5, lz_parts + 5),
+        DCRW_OK);
+    ck_assert_int_eq(
+        dcrw_evaluate_images_part(m, 12, x + (size_t)12 * P, 5, 12, lx_parts + 12, lz_parts + 12),
+        DCRW_OK);
+    ck_assert(memcmp(lx_parts, lx[1], sizeof lx_parts) == 0);
+    ck_assert(memcmp(lz_parts, lz[1], sizeof lz_parts) == 0);
+    int moved = 0;
+    for (int b = 0; b < B; b++) {
+        const double l32 = lx[0][b] + lz[0][b], l16 = lx[1][b] + lz[1][b];
+        ck_assert_msg(fabs(l16 - l32) <= 1e-2 * fabs(l32), "config %d image %d: %g in bf16, %g", _i,
+                      b, l16, l32);
+        moved += l16 != l32;
+    }
+    ck_assert_msg(moved > B / 2, "config %d: bf16 changed only %d of %d losses", _i, moved, B);
+    /* the gradients: close in direction and size */
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    dcrw_trainer *t;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+    const size_t n = dcrw_model_param_floats(m);
+    float *g[2];
+    for (int prec = 0; prec < 2; prec++) {
+        ck_assert_int_eq(dcrw_model_set_precision(m, prec), DCRW_OK);
+        ck_assert_int_eq(dcrw_trainer_backward(t, B, x, NULL, NULL), DCRW_OK);
+        g[prec] = malloc(n * sizeof(float));
+        memcpy(g[prec], dcrw_trainer_grads(t, NULL), n * sizeof(float));
+    }
+    for (size_t i = 0; i < dcrw_model_param_count(m); i++) {
+        const char *name;
+        float *p;
+        size_t cnt;
+        ck_assert_int_eq(dcrw_model_param(m, i, &name, NULL, NULL, &p), DCRW_OK);
+        dcrw_model_find_param(m, name, &p, &cnt);
+        const size_t at = (size_t)(p - dcrw_model_params(m, NULL));
+        double dot = 0, n32 = norm_of(g[0] + at, cnt), n16 = norm_of(g[1] + at, cnt);
+        for (size_t k = 0; k < cnt; k++) dot += (double)g[0][at + k] * g[1][at + k];
+        if (n32 == 0) continue;
+        ck_assert_msg(dot / (n32 * n16) > 0.99 && fabs(n16 / n32 - 1) < 0.05,
+                      "config %d %s: cosine %.4f, norm ratio %.4f", _i, name, dot / (n32 * n16),
+                      n16 / n32);
+    }
+    /* back to float32: float32's numbers exactly */
+    double again_x[24], again_z[24];
+    ck_assert_int_eq(dcrw_model_set_precision(m, DCRW_PRECISION_FLOAT32), DCRW_OK);
+    ck_assert_int_eq(dcrw_evaluate_images_part(m, B, x, 5, 0, again_x, again_z), DCRW_OK);
+    ck_assert(memcmp(again_x, lx[0], sizeof again_x) == 0);
+    ck_assert(memcmp(again_z, lz[0], sizeof again_z) == 0);
+    ck_assert_int_eq(dcrw_model_set_precision(m, 2), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_model_set_precision(NULL, DCRW_PRECISION_FLOAT32), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_model_precision(NULL), DCRW_PRECISION_FLOAT32);
+    ck_assert_int_eq(dcrw_model_precision(m), DCRW_PRECISION_FLOAT32);
+    free(g[0]);
+    free(g[1]);
+    free(x);
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("bf16");
+    TCase *tc = tcase_create("bf16");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_round_by_hand);
+    tcase_add_loop_test(tc, test_products, 0, NSHAPES);
+    tcase_add_test(tc, test_pack_parts);
+    tcase_add_loop_test(tc, test_model_bf16, 0, 4);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}

@@ -239,6 +239,10 @@ extern const unsigned char CLI_RED[3], CLI_GREEN[3];
 void cli_draw_window(cli_image *im, int bx, int by, int bw, int bh, const float *win, int N,
                      int scale, const unsigned char rgb[3]);
 
+/* klplot.c: the KL of each of T glimpses (mean and standard error) as an
+ * SVG bar chart, written atomically; 0, or -1 after a message. */
+int cli_kl_svg(const char *path, int T, const double *mean, const double *se, const char *title);
+
 /* png.c and gif.c; both print their own message and return CLI_BAD when the
  * build has no libpng / giflib. */
 int cli_png_available(void);

@@ -33,16 +33,19 @@ static void usage(FILE *f) {
         "                     (it costs K passes of the model per image)\n"
         "  --glimpse-kl       also the KL term of each glimpse t, KL(q(z_t|.) || N(0, I)),\n"
         "                     mean and standard error over the images (they sum to Lz)\n"
+        "  --glimpse-kl-svg FILE.svg  the same as a bar chart (implies --glimpse-kl)\n"
         "  --seed N           the noise seed (default %u)\n"
         "  --precision P      float32 (default) or bf16: the model's large products in\n"
         "                     bfloat16 (AVX-512 BF16), for its speed and its effect\n",
         CLI_EVAL_BINARIZE_SEED, CLI_EVAL_NOISE_SEED, CLI_EVAL_NOISE_SEED);
 }
 
-enum { O_IMPORTANCE = CLI_OPT_OWN, O_GLIMPSE_KL };
+enum { O_IMPORTANCE = CLI_OPT_OWN, O_GLIMPSE_KL, O_GLIMPSE_KL_SVG };
 
-static const cli_opt opts[] = {
-    {"importance", 1, O_IMPORTANCE}, {"glimpse-kl", 0, O_GLIMPSE_KL}, {NULL, 0, 0}};
+static const cli_opt opts[] = {{"importance", 1, O_IMPORTANCE},
+                               {"glimpse-kl", 0, O_GLIMPSE_KL},
+                               {"glimpse-kl-svg", 1, O_GLIMPSE_KL_SVG},
+                               {NULL, 0, 0}};
 
 typedef struct eval_job {
     const dcrw_model *m;
@@ -51,8 +54,9 @@ typedef struct eval_job {
     int binarize;
     uint64_t seed;
     long K;
-    int T, Z;       /* the model's glimpses and latent size */
-    int glimpse_kl; /* --glimpse-kl */
+    int T, Z;           /* the model's glimpses and latent size */
+    int glimpse_kl;     /* --glimpse-kl */
+    const char *kl_svg; /* --glimpse-kl-svg */
 } eval_job;
 
 typedef struct eval_sums {
@@ -176,8 +180,7 @@ static int evaluate_all(const eval_job *j, eval_sums *s) {
 
 /* The means and their standard errors; nothing is printed unless every
  * number is finite. */
-static int print_bounds(const eval_job *j, const eval_sums *s, const char *model_path,
-                        cli_split split) {
+static int print_bounds(const eval_job *j, eval_sums *s, const char *model_path, cli_split split) {
     double nd = (double)j->total;
     double mean = s->l / nd;
     double var = j->total > 1 ? (s->l2 - nd * mean * mean) / (nd - 1) : 0.0;
@@ -209,21 +212,32 @@ static int print_bounds(const eval_job *j, const eval_sums *s, const char *model
         printf("IW bound  %.4f nats (K = %ld, standard error %.4f)\n", iw_mean, j->K,
                iw_var > 0 ? sqrt(iw_var / nd) : 0.0);
     if (j->glimpse_kl) {
+        /* the sums become each glimpse's mean and its standard error */
         printf("glimpse   KL (nats, mean and standard error over the images)\n");
         for (int t = 0; t < j->T; t++) {
             const double m = s->kl[t] / nd;
             const double v = j->total > 1 ? (s->kl2[t] - nd * m * m) / (nd - 1) : 0.0;
-            printf("%-9d %.4f (standard error %.4f)\n", t + 1, m, v > 0 ? sqrt(v / nd) : 0.0);
+            s->kl[t] = m;
+            s->kl2[t] = v > 0 ? sqrt(v / nd) : 0.0;
+            printf("%-9d %.4f (standard error %.4f)\n", t + 1, m, s->kl2[t]);
         }
+    }
+    if (j->kl_svg) {
+        char title[256];
+        snprintf(title, sizeof title, "KL of each glimpse: %s, %zu %s images",
+                 cli_basename(model_path), j->total, cli_split_name(split));
+        if (cli_kl_svg(j->kl_svg, j->T, s->kl, s->kl2, title) != 0) return CLI_FAIL;
+        printf("plot      %s\n", j->kl_svg);
     }
     return CLI_OK;
 }
 
-/* --importance K and --glimpse-kl, its options of its own */
+/* --importance K, --glimpse-kl and --glimpse-kl-svg, its options of its own */
 static int eval_option(int id, const char *val, void *ctx) {
     eval_job *j = ctx;
-    if (id == O_GLIMPSE_KL) {
+    if (id == O_GLIMPSE_KL || id == O_GLIMPSE_KL_SVG) {
         j->glimpse_kl = 1;
+        if (id == O_GLIMPSE_KL_SVG) j->kl_svg = val;
         return 0;
     }
     return cli_parse_int("importance", val, 1, 100000, &j->K);
@@ -274,6 +288,8 @@ int cmd_eval(int argc, char **argv) {
         return CLI_BAD;
     }
     o.model = cli_model_path(o.model);
+    cli_file svg[] = {{job.kl_svg, "--glimpse-kl-svg"}};
+    if (job.kl_svg && cli_check_data_outputs(o.model, o.data, svg, 1) != 0) return CLI_BAD;
     dcrw_model *m = NULL;
     dcrw_dataset *d = NULL;
     eval_sums sums = {0};

@@ -462,6 +462,20 @@ def case_eval(tmp):
     check(all(k[1] >= 0 and k[2] >= 0 for k in kls), "KL and its standard error are >= 0")
     check(abs(sum(k[1] for k in kls) - e["Lz"]) < 2e-3,
           "the glimpses' KL sum to Lz: %r against %.4f" % (kls, e["Lz"]))
+    # and as a bar chart: one bar per glimpse, its height the KL printed
+    svg = os.path.join(tmp, "kl.svg")
+    out_svg = ok(["eval", "--model", ck, "--data", MNIST, "--n", "300", "--glimpse-kl-svg", svg])
+    check(out_svg.replace("plot      %s\n" % svg, "") == gk, "--glimpse-kl-svg prints as --glimpse-kl")
+    root = ET.parse(svg).getroot()
+    bars = [r for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "bar"]
+    check(len(bars) == 3, "one bar per glimpse: %d" % len(bars))
+    hs = [float(r.get("height")) for r in bars]
+    check(all(abs(float(r.get("data-kl")) - k[1]) < 1e-4 for r, k in zip(bars, kls)),
+          "each bar carries its glimpse's KL")
+    check(all(abs(h / hs[0] - k[1] / kls[0][1]) < 1e-3 for h, k in zip(hs, kls)),
+          "bar heights are proportional to the KL: %r against %r" % (hs, kls))
+    rc, _, err = run(["eval", "--model", ck, "--data", MNIST, "--glimpse-kl-svg", ck])
+    check(rc == 2 and "--glimpse-kl-svg" in err, "the chart may not replace the model: %r" % err)
     # bfloat16 products: the bound moves by their roundings only (where the
     # CPU has AVX-512 BF16; elsewhere --precision bf16 is refused)
     rc, out16, err16 = run(["eval", "--model", ck, "--data", MNIST, "--n", "300",

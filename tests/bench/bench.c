@@ -303,16 +303,19 @@ static void ab_precision_preset(dcrw_preset preset, const run_args *args) {
     dcrw_model_destroy(m[0]), dcrw_model_destroy(m[1]);
 }
 
-static int ab_precision_table(const char *presets, const run_args *a) {
-    if (!dcrw_precision_supported(DCRW_PRECISION_BF16)) {
-        printf("\nno AVX-512 BF16 on this CPU: nothing to compare\n");
+/* The table of an A/B comparison: sides a and b named, one row a preset;
+ * nothing but a line when this CPU lacks side b (why). */
+static int ab_table(const char *presets, const run_args *args, int have_b, const char *why,
+                    const char *a, const char *b, void (*row)(dcrw_preset, const run_args *)) {
+    if (!have_b) {
+        printf("\n%s: nothing to compare\n", why);
         return 0;
     }
-    printf("\n| preset      | float32 ms/backward | bf16 ms/backward | float32/bf16 (median of "
-           "%d pairs) |\n|---|---|---|---|\n",
-           a->steps);
+    printf("\n| preset      | %s ms/backward | %s ms/backward | %s/%s (median of %d pairs) "
+           "|\n|---|---|---|---|\n",
+           a, b, a, b, args->steps);
     fflush(stdout);
-    return each_preset_in_child(presets, ab_precision_preset, a);
+    return each_preset_in_child(presets, row, args);
 }
 
 /* One preset's row of the scaling model (see the top of this file). */
@@ -381,18 +384,6 @@ static int scaling_table(const char *presets, const run_args *a) {
            a->B);
     fflush(stdout);
     return each_preset_in_child(presets, scaling_preset, a);
-}
-
-static int ab_table(const char *presets, const run_args *a) {
-    if (dcrw_pass_gemm_path() < 0) {
-        printf("\nno packed path on this CPU: nothing to compare\n");
-        return 0;
-    }
-    printf("\n| preset      | OpenBLAS ms/backward | packed ms/backward | OpenBLAS/packed (median "
-           "of %d pairs) |\n|---|---|---|---|\n",
-           a->steps);
-    fflush(stdout);
-    return each_preset_in_child(presets, ab_preset, a);
 }
 
 static int path_from_name(const char *name, pgemm_path *p) {
@@ -479,14 +470,17 @@ int main(int argc, char **argv) {
            precision == DCRW_PRECISION_BF16 ? "bf16" : "float32");
     const run_args a0 = {B, 1, steps, peak, fma_core, precision};
     if (ab)
-        return ab_table(presets, &(run_args){B, threads, ab, peak, fma_core * threads, precision});
+        return ab_table(presets, &(run_args){B, threads, ab, peak, fma_core * threads, precision},
+                        dcrw_pass_gemm_path() >= 0, "no packed path on this CPU", "OpenBLAS",
+                        "packed", ab_preset);
     if (scaling) {
         openblas_set_num_threads(1);
         return scaling_table(presets, &a0);
     }
     if (ab_prec)
-        return ab_precision_table(presets,
-                                  &(run_args){B, threads, ab_prec, peak, fma_core * threads, 0});
+        return ab_table(presets, &(run_args){B, threads, ab_prec, peak, fma_core * threads, 0},
+                        dcrw_precision_supported(DCRW_PRECISION_BF16),
+                        "no AVX-512 BF16 on this CPU", "float32", "bf16", ab_precision_preset);
     const run_args a = {B, threads, steps, peak, fma_core * threads, precision};
     if (train && train_table(presets, &a)) return 1;
     if (products) products_table(presets, rows, path, 11);

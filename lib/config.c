@@ -17,9 +17,9 @@
 
 /* ---- the table ------------------------------------------------------------ */
 
-#define ROW(n, ty, lo, hi, use, opt, p0, p1, p2, p3)                                               \
+#define ROW(n, ty, lo, hi, use, opt, p0, p1, p2, p3, p4)                                           \
     {#n,        "dcrw." #n, DCRW_FIELD_##ty, offsetof(dcrw_config, n), lo, hi,                     \
-     USE_##use, opt,        {p0, p1, p2, p3}},
+     USE_##use, opt,        {p0, p1, p2, p3, p4}},
 const dcrw_field dcrw_config_fields[DCRW_NFIELDS] = {DCRW_CONFIG_FIELDS(ROW)};
 
 /* a row's C type must be its TYPE's, and every field of the struct must
@@ -64,7 +64,11 @@ int dcrw_config_uses(const dcrw_config *c, const dcrw_field *f) {
     case USE_READ:
         return c->read_attention != 0;
     case USE_WRITE:
-        return c->write_attention != 0;
+        return c->write_attention != 0 && !c->classify;
+    case USE_GEN:
+        return !c->classify;
+    case USE_CLASS:
+        return c->classify != 0;
     default:
         return 1;
     }
@@ -122,8 +126,10 @@ int dcrw_parse_float(const char *s, float *out) {
 
 /* ---- presets -------------------------------------------------------------- */
 
-static const char *const preset_names[] = {"draw", "draw-noattn", "dcrw", "dcrw-noread"};
+static const char *const preset_names[] = {"draw", "draw-noattn", "dcrw", "dcrw-noread",
+                                           "draw-classify"};
 #define NPRESETS ((int)(sizeof preset_names / sizeof preset_names[0]))
+_Static_assert(NPRESETS == DCRW_NPRESETS, "a preset without a column, or a column without a name");
 
 const char *dcrw_preset_name(dcrw_preset preset) {
     if ((unsigned)preset >= (unsigned)NPRESETS) return NULL;
@@ -139,7 +145,8 @@ int dcrw_preset_from_name(const char *name, dcrw_preset *out) {
         }
     }
     return dcrw_fail(DCRW_ENOTFOUND,
-                     "unknown preset \"%.64s\" (expected draw, draw-noattn, dcrw or dcrw-noread)",
+                     "unknown preset \"%.64s\" (expected draw, draw-noattn, dcrw, dcrw-noread "
+                     "or draw-classify)",
                      name);
 }
 
@@ -153,18 +160,39 @@ static void set_number(dcrw_config *c, const dcrw_field *f, double v) {
     }
 }
 
-int dcrw_config_preset(dcrw_config *cfg, dcrw_preset preset) {
+static int preset_into(dcrw_config *cfg, dcrw_preset preset, size_t size) {
     DCRW_CHECK_ARG(cfg, "dcrw_config_preset: cfg is NULL");
     if ((unsigned)preset >= (unsigned)NPRESETS)
         return dcrw_fail(DCRW_EINVAL, "dcrw_config_preset: unknown preset %d", (int)preset);
     dcrw_config c;
     memset(&c, 0, sizeof c);
-    c.size = sizeof c;
     for (int i = 0; i < DCRW_NFIELDS; i++)
         set_number(&c, &dcrw_config_fields[i], dcrw_config_fields[i].preset[preset]);
-    *cfg = c;
+    c.size = (uint32_t)size;
+    memcpy(cfg, &c, size);
     return DCRW_OK;
 }
+
+int dcrw_config_preset(dcrw_config *cfg, dcrw_preset preset) {
+    return preset_into(cfg, preset, sizeof *cfg);
+}
+
+#ifdef DCRW_SYMVER
+/* A program built against the header of 0.1 to 0.4 has a dcrw_config of
+ * DCRW_CONFIG_SIZE_V1 bytes and calls dcrw_config_preset@DCRW_0.1, which
+ * fills that many (the classifier's presets do not fit it); programs built
+ * since link to dcrw_config_preset@@DCRW_0.5. The other functions read
+ * cfg->size. */
+int dcrw_config_preset_v1(dcrw_config *cfg, dcrw_preset preset);
+int dcrw_config_preset_v1(dcrw_config *cfg, dcrw_preset preset) {
+    if (preset == DCRW_PRESET_DRAW_CLASSIFY)
+        return dcrw_fail(DCRW_EINVAL, "dcrw_config_preset: draw-classify needs the dcrw_config "
+                                      "of libdcrw 0.5 or later (rebuild against its header)");
+    return preset_into(cfg, preset, DCRW_CONFIG_SIZE_V1);
+}
+__asm__(".symver dcrw_config_preset_v1,dcrw_config_preset@DCRW_0.1");
+__asm__(".symver dcrw_config_preset,dcrw_config_preset@@DCRW_0.5");
+#endif
 
 /* ---- fields by name (public) ---------------------------------------------- */
 
@@ -376,18 +404,31 @@ static int check_fields(const dcrw_config *c) {
                          "a CNN encoder without read attention needs height and width >= 4, "
                          "got %dx%d",
                          (int)c->height, (int)c->width);
+    if (c->classify && (c->encoder != DCRW_ENCODER_LSTM || !c->read_attention))
+        return dcrw_fail(DCRW_ECONFIG, "the classifier (classify = true) needs encoder = lstm and "
+                                       "read_attention = true");
     return DCRW_OK;
 }
 
-int dcrw_dims_from_config(const dcrw_config *cfg, dcrw_dims *d) {
+int dcrw_config_import(const dcrw_config *cfg, dcrw_config *out) {
     DCRW_CHECK_ARG(cfg, "config is NULL");
-    /* Only this version's layout exists so far; a larger size is a newer
-     * header than this library, a smaller one a caller that forgot it. */
-    if (cfg->size != sizeof(dcrw_config))
+    /* this version's struct or 0.1's; a larger size is a newer header than
+     * this library, any other a caller that forgot to set it */
+    if (cfg->size != sizeof(dcrw_config) && cfg->size != DCRW_CONFIG_SIZE_V1)
         return dcrw_fail(DCRW_EINVAL, "config size is %u, expected sizeof(dcrw_config) = %zu",
                          (unsigned)cfg->size, sizeof(dcrw_config));
-    int rc = check_fields(cfg);
+    memset(out, 0, sizeof *out);
+    memcpy(out, cfg, cfg->size);
+    out->size = sizeof *out;
+    return DCRW_OK;
+}
+
+int dcrw_dims_from_config(const dcrw_config *caller, dcrw_dims *d) {
+    dcrw_config c;
+    int rc = dcrw_config_import(caller, &c);
     if (rc) return rc;
+    const dcrw_config *cfg = &c;
+    if ((rc = check_fields(cfg))) return rc;
     const int cnn = cfg->encoder == DCRW_ENCODER_CNN;
     dcrw_dims r;
     memset(&r, 0, sizeof r);
@@ -399,13 +440,26 @@ int dcrw_dims_from_config(const dcrw_config *cfg, dcrw_dims *d) {
         return dcrw_fail(DCRW_ECONFIG, "channels*height*width = %lld exceeds 2^24", (long long)P);
     r.P = (int)P;
     r.T = cfg->glimpses;
-    r.D = cfg->dec_size;
-    r.Z = cfg->z_size;
     r.cnn = cnn;
     r.ra = cfg->read_attention;
-    r.wa = cfg->write_attention;
     r.E = cnn ? 0 : cfg->enc_size;
     r.Nr = r.ra ? cfg->read_n : 0;
+    if (cfg->classify) {
+        /* MODEL.md §9: the read of x alone into the LSTM; K logits */
+        r.cls = 1;
+        r.K = cfg->classes;
+        int64_t R = (int64_t)r.C * r.Nr * r.Nr;
+        if ((rc = check_count("the read r_t", R))) return rc;
+        r.R = r.Rin = r.Q = (int)R;
+        if ((rc = check_count("enc.lstm.weight_ih", 4 * (int64_t)r.E * r.Rin))) return rc;
+        if ((rc = check_count("enc.lstm.weight_hh", 4 * (int64_t)r.E * r.E))) return rc;
+        if ((rc = check_count("class.weight", (int64_t)r.K * r.E))) return rc;
+        *d = r;
+        return DCRW_OK;
+    }
+    r.D = cfg->dec_size;
+    r.Z = cfg->z_size;
+    r.wa = cfg->write_attention;
     r.Nw = r.wa ? cfg->write_n : 0;
     r.K1 = cnn ? cfg->conv1 : 0;
     r.K2 = cnn ? cfg->conv2 : 0;

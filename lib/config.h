@@ -17,43 +17,50 @@
  * one row here (a _Static_assert in config.c catches a struct field
  * without a row).
  *
- *   X(name, TYPE, lo, hi, USE, optional, draw, draw-noattn, dcrw, dcrw-noread)
+ *   X(name, TYPE, lo, hi, USE, optional, draw, draw-noattn, dcrw, dcrw-noread,
+ *     draw-classify)
  *
  * TYPE: INT, BOOL or ENCODER (int32_t) or FLOAT (float).
  * [lo, hi]: the values validation accepts when the model uses the field
  *   (one more rule is code: read_n >= 4 with a CNN encoder).
  * USE: when the architecture uses the field: ALWAYS, LSTM or CNN (the
- *   encoder), READ or WRITE (the attention switches). An unused field is
- *   not validated, is 0 in a model's configuration and may be absent from
- *   a checkpoint.
+ *   encoder), READ or WRITE (the attention switches), GEN (the generative
+ *   models: not the classifier) or CLASS (the classifier). An unused field
+ *   is not validated, is 0 in a model's configuration and may be absent
+ *   from a checkpoint.
  * optional: 1 for a field added after checkpoint format 1 was fixed: it
  *   may be absent from a checkpoint (read as 0) and is written only when
  *   not 0, so files of models that do not use it stay byte-identical.
- * The last four columns are the field's value in each preset (MODEL.md §2,
- *   dcrw_preset order). */
+ * The last five columns are the field's value in each preset (MODEL.md §2
+ *   and §9, dcrw_preset order). */
 #define DCRW_CONFIG_FIELDS(X)                                                                      \
-    X(channels, INT, 1, 64, ALWAYS, 0, 1, 1, 1, 1)                                                 \
-    X(height, INT, 1, 4096, ALWAYS, 0, 28, 28, 28, 28)                                             \
-    X(width, INT, 1, 4096, ALWAYS, 0, 28, 28, 28, 28)                                              \
-    X(glimpses, INT, 1, 4096, ALWAYS, 0, 64, 64, 10, 10)                                           \
-    X(enc_size, INT, 1, 16384, LSTM, 0, 256, 256, 0, 0)                                            \
-    X(dec_size, INT, 1, 16384, ALWAYS, 0, 256, 256, 256, 256)                                      \
-    X(z_size, INT, 1, 16384, ALWAYS, 0, 100, 100, 100, 100)                                        \
-    X(read_n, INT, 1, 1024, READ, 0, 2, 0, 7, 0)                                                   \
-    X(write_n, INT, 1, 1024, WRITE, 0, 5, 0, 5, 5)                                                 \
-    X(conv1, INT, 1, 4096, CNN, 0, 0, 0, 32, 32)                                                   \
-    X(conv2, INT, 1, 4096, CNN, 0, 0, 0, 64, 64)                                                   \
-    X(encoder, ENCODER, 0, 1, ALWAYS, 0, 0, 0, 1, 1)                                               \
-    X(read_attention, BOOL, 0, 1, ALWAYS, 0, 1, 0, 1, 0)                                           \
-    X(write_attention, BOOL, 0, 1, ALWAYS, 0, 1, 0, 1, 1)                                          \
-    X(canvas_init, FLOAT, -1e4, 1e4, ALWAYS, 1, 0, 0, 0, 0)
+    X(channels, INT, 1, 64, ALWAYS, 0, 1, 1, 1, 1, 1)                                              \
+    X(height, INT, 1, 4096, ALWAYS, 0, 28, 28, 28, 28, 100)                                        \
+    X(width, INT, 1, 4096, ALWAYS, 0, 28, 28, 28, 28, 100)                                         \
+    X(glimpses, INT, 1, 4096, ALWAYS, 0, 64, 64, 10, 10, 8)                                        \
+    X(enc_size, INT, 1, 16384, LSTM, 0, 256, 256, 0, 0, 256)                                       \
+    X(dec_size, INT, 1, 16384, GEN, 0, 256, 256, 256, 256, 0)                                      \
+    X(z_size, INT, 1, 16384, GEN, 0, 100, 100, 100, 100, 0)                                        \
+    X(read_n, INT, 1, 1024, READ, 0, 2, 0, 7, 0, 12)                                               \
+    X(write_n, INT, 1, 1024, WRITE, 0, 5, 0, 5, 5, 0)                                              \
+    X(conv1, INT, 1, 4096, CNN, 0, 0, 0, 32, 32, 0)                                                \
+    X(conv2, INT, 1, 4096, CNN, 0, 0, 0, 64, 64, 0)                                                \
+    X(encoder, ENCODER, 0, 1, ALWAYS, 0, 0, 0, 1, 1, 0)                                            \
+    X(read_attention, BOOL, 0, 1, ALWAYS, 0, 1, 0, 1, 0, 1)                                        \
+    X(write_attention, BOOL, 0, 1, GEN, 0, 1, 0, 1, 1, 0)                                          \
+    X(canvas_init, FLOAT, -1e4, 1e4, GEN, 1, 0, 0, 0, 0, 0)                                        \
+    X(classify, BOOL, 0, 1, ALWAYS, 1, 0, 0, 0, 0, 1)                                              \
+    X(classes, INT, 2, 65536, CLASS, 1, 0, 0, 0, 0, 10)
+
+/* The presets, dcrw_preset's values. */
+#define DCRW_NPRESETS 5
 
 /* sizeof(dcrw_config) of 0.1, its first version: the least a caller's
  * struct can hold. A later version appends fields; this one may grow. */
 #define DCRW_CONFIG_SIZE_V1 64u
 _Static_assert(sizeof(dcrw_config) >= DCRW_CONFIG_SIZE_V1, "dcrw_config only grows");
 
-enum dcrw_field_use { USE_ALWAYS, USE_LSTM, USE_CNN, USE_READ, USE_WRITE };
+enum dcrw_field_use { USE_ALWAYS, USE_LSTM, USE_CNN, USE_READ, USE_WRITE, USE_GEN, USE_CLASS };
 
 /* One row of the table. */
 typedef struct dcrw_field {
@@ -64,7 +71,7 @@ typedef struct dcrw_field {
     double lo, hi;
     enum dcrw_field_use use;
     int optional;
-    double preset[4];
+    double preset[DCRW_NPRESETS];
 } dcrw_field;
 
 #define DCRW_FIELD_COUNT_(n, ...) +1
@@ -87,6 +94,11 @@ int dcrw_config_field_text(const dcrw_config *c, const dcrw_field *f, char *buf,
  * blanks around it ("nan" and "inf" parse; ranges are the caller's). 0 on
  * success, -1 otherwise. */
 int dcrw_parse_float(const char *s, float *out);
+
+/* A caller's cfg as this version's struct in *out: a struct of an older
+ * header (cfg->size DCRW_CONFIG_SIZE_V1, before the classifier's fields)
+ * reads as if the fields it lacks were 0. DCRW_EINVAL for any other size. */
+int dcrw_config_import(const dcrw_config *cfg, dcrw_config *out);
 
 /* Validate cfg and derive its sizes (DCRW_ECONFIG naming the field,
  * DCRW_EINVAL for NULL or a wrong cfg->size). */

@@ -180,27 +180,29 @@ size_t dcrw_fb_write_scratch_floats(int B, int C, int N, int H, int W) {
     return 2u * (size_t)C * (size_t)N * (size_t)W;
 }
 
-/* T [2C·H×N] = [x; xhat]·FXᵀ for the C channels of each. */
+/* T [2C·H×N] = [x; xhat]·FXᵀ for the C channels of each (C·H×N: x alone
+ * without xhat). */
 static void read_first(int C, int N, int H, int W, const float *FX, const float *x,
                        const float *xhat, float *T) {
     int CH = C * H;
     gemm_nt(CH, N, W, x, W, FX, W, 0.0f, T, N);
-    gemm_nt(CH, N, W, xhat, W, FX, W, 0.0f, T + (size_t)CH * N, N);
+    if (xhat) gemm_nt(CH, N, W, xhat, W, FX, W, 0.0f, T + (size_t)CH * N, N);
 }
 
 void dcrw_fb_read_forward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
                           const float *gamma, const float *x, const float *xhat, float *r,
                           float *scratch) {
     size_t P = (size_t)C * H * W, NN = (size_t)N * N, HN = (size_t)H * N;
+    const int nc = xhat ? 2 * C : C;
     float *T = scratch;
     for (int b = 0; b < B; b++) {
         const float *fx = FX + (size_t)b * N * W, *fy = FY + (size_t)b * N * H;
-        read_first(C, N, H, W, fx, x + b * P, xhat + b * P, T);
-        float *rb = r + (size_t)b * 2 * C * NN;
-        for (int c = 0; c < 2 * C; c++)
+        read_first(C, N, H, W, fx, x + b * P, xhat ? xhat + b * P : NULL, T);
+        float *rb = r + (size_t)b * nc * NN;
+        for (int c = 0; c < nc; c++)
             gemm_nn(N, N, H, fy, H, T + c * HN, N, 0.0f, rb + c * NN, N);
         float gm = gamma[b];
-        for (size_t k = 0; k < 2 * C * NN; k++) rb[k] *= gm;
+        for (size_t k = 0; k < nc * NN; k++) rb[k] *= gm;
     }
 }
 
@@ -210,29 +212,32 @@ void dcrw_fb_read_backward(int B, int C, int N, int H, int W, const float *FX, c
                            float *scratch) {
     size_t P = (size_t)C * H * W, NN = (size_t)N * N, HN = (size_t)H * N;
     int CH = C * H;
+    const int nc = xhat ? 2 * C : C;
     float *T = scratch, *V = scratch + 2 * C * HN;
     for (int b = 0; b < B; b++) {
         const float *fx = FX + (size_t)b * N * W, *fy = FY + (size_t)b * N * H;
-        const float *xb = x + b * P, *hb = xhat + b * P, *drb = dr + (size_t)b * 2 * C * NN;
+        const float *xb = x + b * P, *hb = xhat ? xhat + b * P : NULL;
+        const float *drb = dr + (size_t)b * nc * NN;
         float *dfx = dFX + (size_t)b * N * W, *dfy = dFY + (size_t)b * N * H;
         float gm = gamma[b];
         read_first(C, N, H, W, fx, xb, hb, T);
         /* patch_c = FY·T_c, so dL/dFY = γ Σ_c dr_c·T_cᵀ and V_c = FYᵀ·dr_c */
-        for (int c = 0; c < 2 * C; c++) {
+        for (int c = 0; c < nc; c++) {
             gemm_nt(N, H, N, drb + c * NN, N, T + c * HN, N, c ? 1.0f : 0.0f, dfy, H);
             gemm_tn(H, N, N, fy, H, drb + c * NN, N, 0.0f, V + c * HN, N);
         }
         /* dL/dγ = Σ dr ⊙ (FY·T) = Σ (FYᵀ·dr) ⊙ T */
         double sg = 0.0;
-        for (size_t k = 0; k < 2 * C * HN; k++) sg += (double)V[k] * T[k];
+        for (size_t k = 0; k < nc * HN; k++) sg += (double)V[k] * T[k];
         dgamma[b] = sat(sg);
         for (size_t k = 0; k < (size_t)N * H; k++) dfy[k] *= gm;
-        for (size_t k = 0; k < 2 * C * HN; k++) V[k] *= gm;
+        for (size_t k = 0; k < nc * HN; k++) V[k] *= gm;
         /* V is now U = γ·FYᵀ·dr; dimg_c = U_c·FX and dFX = Σ_c U_cᵀ·img_c */
         gemm_tn(N, W, CH, V, N, xb, W, 0.0f, dfx, W);
-        gemm_tn(N, W, CH, V + (size_t)CH * N, N, hb, W, 1.0f, dfx, W);
+        if (hb) gemm_tn(N, W, CH, V + (size_t)CH * N, N, hb, W, 1.0f, dfx, W);
         if (dx) gemm_nn(CH, W, N, V, N, fx, W, 0.0f, dx + b * P, W);
-        if (dxhat) gemm_nn(CH, W, N, V + (size_t)CH * N, N, fx, W, 0.0f, dxhat + b * P, W);
+        if (dxhat && hb)
+            gemm_nn(CH, W, N, V + (size_t)CH * N, N, fx, W, 0.0f, dxhat + b * P, W);
     }
 }
 

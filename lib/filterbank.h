@@ -44,13 +44,14 @@ void dcrw_fb_windows(int B, int N, int H, int W, const float *p5, float *win);
 size_t dcrw_fb_read_scratch_floats(int B, int C, int N, int H, int W);
 size_t dcrw_fb_write_scratch_floats(int B, int C, int N, int H, int W);
 
-/* r [B×2CN²] = γ·[FY x_c FXᵀ for c < C, then FY x̂_c FXᵀ for c < C] */
+/* r [B×2CN²] = γ·[FY x_c FXᵀ for c < C, then FY x̂_c FXᵀ for c < C]; with
+ * xhat NULL, r [B×CN²] of x alone (the classifier's read, MODEL.md §9). */
 void dcrw_fb_read_forward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
                           const float *gamma, const float *x, const float *xhat, float *r,
                           float *scratch);
 
-/* Given dr [B×2CN²]: dxhat [B×P] and dx [B×P] overwritten (either may be
- * NULL to skip), dFX, dFY, dgamma overwritten. */
+/* Given dr [B×2CN²] ([B×CN²] with xhat NULL): dxhat [B×P] and dx [B×P]
+ * overwritten (either may be NULL to skip), dFX, dFY, dgamma overwritten. */
 void dcrw_fb_read_backward(int B, int C, int N, int H, int W, const float *FX, const float *FY,
                            const float *gamma, const float *x, const float *xhat, const float *dr,
                            float *dx, float *dxhat, float *dFX, float *dFY, float *dgamma,

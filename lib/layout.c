@@ -10,6 +10,7 @@ const char *const dcrw_tensor_names[P_COUNT] = {
     "q.mu.bias",          "q.logsigma.weight",  "q.logsigma.bias",  "dec.lstm.weight_ih",
     "dec.lstm.weight_hh", "dec.lstm.bias",      "read.attn.weight", "read.attn.bias",
     "write.attn.weight",  "write.attn.bias",    "write.weight",     "write.bias",
+    "class.weight",       "class.bias",
 };
 
 static void set_shape(dcrw_layout *lay, int id, int ndim, int64_t a, int64_t b, int64_t c,
@@ -25,12 +26,31 @@ static void set_shape(dcrw_layout *lay, int id, int ndim, int64_t a, int64_t b, 
     }
 }
 
-void dcrw_layout_init(dcrw_layout *lay, const dcrw_dims *d) {
-    memset(lay, 0, sizeof *lay);
+/* The encoder LSTM: the DRAW encoder's, or the classifier's own. */
+static void lstm_shapes(dcrw_layout *lay, const dcrw_dims *d) {
+    set_shape(lay, P_ENC_WIH, 2, 4 * (int64_t)d->E, d->Rin, 0, 0);
+    set_shape(lay, P_ENC_WHH, 2, 4 * (int64_t)d->E, d->E, 0, 0);
+    set_shape(lay, P_ENC_B, 1, 4 * (int64_t)d->E, 0, 0, 0);
+}
+
+/* The read window's layer, from a state of `from` cells. */
+static void read_shapes(dcrw_layout *lay, int from) {
+    set_shape(lay, P_RATT_W, 2, 5, from, 0, 0);
+    set_shape(lay, P_RATT_B, 1, 5, 0, 0, 0);
+}
+
+/* MODEL.md §9 */
+static void classifier_shapes(dcrw_layout *lay, const dcrw_dims *d) {
+    lstm_shapes(lay, d);
+    read_shapes(lay, d->E);
+    set_shape(lay, P_CLASS_W, 2, d->K, d->E, 0, 0);
+    set_shape(lay, P_CLASS_B, 1, d->K, 0, 0, 0);
+}
+
+/* MODEL.md §7 */
+static void generative_shapes(dcrw_layout *lay, const dcrw_dims *d) {
     if (!d->cnn) {
-        set_shape(lay, P_ENC_WIH, 2, 4 * (int64_t)d->E, d->Rin, 0, 0);
-        set_shape(lay, P_ENC_WHH, 2, 4 * (int64_t)d->E, d->E, 0, 0);
-        set_shape(lay, P_ENC_B, 1, 4 * (int64_t)d->E, 0, 0, 0);
+        lstm_shapes(lay, d);
     } else {
         set_shape(lay, P_CONV1_W, 4, d->K1, d->Cin, 3, 3);
         set_shape(lay, P_CONV1_B, 1, d->K1, 0, 0, 0);
@@ -44,16 +64,21 @@ void dcrw_layout_init(dcrw_layout *lay, const dcrw_dims *d) {
     set_shape(lay, P_DEC_WIH, 2, 4 * (int64_t)d->D, d->Z, 0, 0);
     set_shape(lay, P_DEC_WHH, 2, 4 * (int64_t)d->D, d->D, 0, 0);
     set_shape(lay, P_DEC_B, 1, 4 * (int64_t)d->D, 0, 0, 0);
-    if (d->ra) {
-        set_shape(lay, P_RATT_W, 2, 5, d->D, 0, 0);
-        set_shape(lay, P_RATT_B, 1, 5, 0, 0, 0);
-    }
+    if (d->ra) read_shapes(lay, d->D);
     if (d->wa) {
         set_shape(lay, P_WATT_W, 2, 5, d->D, 0, 0);
         set_shape(lay, P_WATT_B, 1, 5, 0, 0, 0);
     }
     set_shape(lay, P_WRITE_W, 2, d->Wout, d->D, 0, 0);
     set_shape(lay, P_WRITE_B, 1, d->Wout, 0, 0, 0);
+}
+
+void dcrw_layout_init(dcrw_layout *lay, const dcrw_dims *d) {
+    memset(lay, 0, sizeof *lay);
+    if (d->cls)
+        classifier_shapes(lay, d);
+    else
+        generative_shapes(lay, d);
     /* tensors back to back, so the flat buffer is exactly their concatenation
      * (what an allreduce or a checkpoint's data section holds) */
     size_t off = 0;
@@ -90,4 +115,6 @@ void dcrw_views_init(dcrw_views *v, const dcrw_layout *lay, float *base) {
     v->watt_b = ptr[P_WATT_B];
     v->write_w = ptr[P_WRITE_W];
     v->write_b = ptr[P_WRITE_B];
+    v->class_w = ptr[P_CLASS_W];
+    v->class_b = ptr[P_CLASS_B];
 }

@@ -32,6 +32,8 @@ enum dcrw_tensor_id {
     P_WATT_B,
     P_WRITE_W,
     P_WRITE_B,
+    P_CLASS_W, /* the classifier's (MODEL.md §9) */
+    P_CLASS_B,
     P_COUNT
 };
 
@@ -44,8 +46,9 @@ typedef struct dcrw_dims {
     int Nr, Nw;      /* window sides (0 when the attention is off) */
     int K1, K2;      /* convolution channels (0 for an LSTM encoder) */
     int cnn, ra, wa; /* encoder is CNN; read / write attention */
-    int R;           /* floats of one read: 2·C·Nr² or 2P */
-    int Rin;         /* encoder LSTM input: R + D */
+    int cls, K;      /* the classifier of MODEL.md §9, and its classes */
+    int R;           /* floats of one read: 2·C·Nr² or 2P (classifier: C·Nr²) */
+    int Rin;         /* encoder LSTM input: R + D (classifier: R) */
     int Cin, ch, cw; /* CNN input channels and side (Nr×Nr, or H×W) */
     int F;           /* CNN features: K2·⌊⌊ch/2⌋/2⌋·⌊⌊cw/2⌋/2⌋ */
     int Q;           /* size of e_t */
@@ -78,6 +81,7 @@ typedef struct dcrw_views {
     float *dec_wih, *dec_whh, *dec_b;
     float *ratt_w, *ratt_b, *watt_w, *watt_b;
     float *write_w, *write_b;
+    float *class_w, *class_b;
 } dcrw_views;
 
 /* The tensors and offsets of the dims d of a valid configuration. */

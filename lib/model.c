@@ -40,11 +40,13 @@ int dcrw_model_alloc(dcrw_model **out, const dcrw_config *cfg) {
     DCRW_CHECK_ARG(out, "model: out is NULL");
     *out = NULL;
     DCRW_CHECK_ARG(cfg, "model: config is NULL");
+    dcrw_config c;
     dcrw_dims d;
     dcrw_layout lay;
-    int rc = dcrw_config_derive(cfg, &d, &lay);
+    int rc = dcrw_config_import(cfg, &c);
+    if (!rc) rc = dcrw_config_derive(&c, &d, &lay);
     if (rc) return rc;
-    return dcrw_model_alloc_derived(out, cfg, &d, &lay);
+    return dcrw_model_alloc_derived(out, &c, &d, &lay);
 }
 
 static size_t fan_in(const dcrw_layout *lay, int id) {

@@ -61,13 +61,23 @@ void dcrw_workspace_release(void) {
     pthread_setspecific(cache_key, NULL);
 }
 
+/* What a call does: a whole generative pass, generation alone, or the
+ * classifier's pass; a model of the other kind is refused. */
+enum call_kind { CALL_PASS, CALL_DECODER, CALL_CLASSIFY };
+
 /* Take the calling thread's workspace for m and B (or make one), its
  * weights packed from their values now (a const model's parameters can
  * still be written between calls): all of them, or those generation uses. */
-static int call_begin(call **out, const char *fn, const dcrw_model *m, int B, int decoder_only) {
+static int call_begin(call **out, const char *fn, const dcrw_model *m, int B,
+                      enum call_kind kind) {
     *out = NULL;
     if (!m) return dcrw_fail(DCRW_EINVAL, "%s: model is NULL", fn);
     if (B < 1) return dcrw_fail(DCRW_EINVAL, "%s: batch size must be >= 1, got %d", fn, B);
+    if ((kind == CALL_CLASSIFY) != m->d.cls)
+        return dcrw_fail(DCRW_EINVAL, "%s: %s", fn,
+                         m->d.cls ? "the model is a classifier (use dcrw_classify)"
+                                  : "the model is not a classifier");
+    const int decoder_only = kind == CALL_DECODER;
     int threads = dcrw_default_threads();
     if (threads > B) threads = B;
     if (threads > 1) dcrw_blas_single_thread();
@@ -117,21 +127,21 @@ static int check_part(const char *fn, int B, int64_t first) {
 /* Check the arguments of a pass over x with the caller's eps (or none),
  * then take the workspace. */
 static int prepare(const char *fn, const dcrw_model *m, int B, const float *x, const float *eps,
-                   call **c) {
+                   enum call_kind kind, call **c) {
     if (!x) return dcrw_fail(DCRW_EINVAL, "%s: x is NULL", fn);
-    if (!m || B < 1) return call_begin(c, fn, m, B, 0); /* reports which */
+    if (!m || B < 1) return call_begin(c, fn, m, B, kind); /* reports which */
     int rc = dcrw_check_images(fn, x, (size_t)B * m->d.P);
     if (rc) return rc;
     if (eps && !dcrw_all_finite(eps, (size_t)m->d.T * B * m->d.Z))
         return dcrw_fail(DCRW_ENUMERIC, "%s: eps is not finite", fn);
-    return call_begin(c, fn, m, B, 0);
+    return call_begin(c, fn, m, B, kind);
 }
 
 static int forward(const char *fn, const dcrw_model *m, int B, const float *x, runner_noise noise,
                    const pass_outputs *out, call **c) {
-    int rc = prepare(fn, m, B, x, noise.eps, c);
+    int rc = prepare(fn, m, B, x, noise.eps, CALL_PASS, c);
     if (rc) return rc;
-    dcrw_runner_forward((*c)->r, x, noise, out);
+    dcrw_runner_forward((*c)->r, x, NULL, noise, out);
     return DCRW_OK;
 }
 
@@ -282,6 +292,33 @@ int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps, 
     return rc;
 }
 
+/* ---- the classifier ------------------------------------------------------- */
+
+int dcrw_classify_windows(const dcrw_model *m, int B, const float *x, float *probs,
+                          float *windows) {
+    const char *fn = "dcrw_classify";
+    if (!probs && !windows) return dcrw_fail(DCRW_EINVAL, "%s: probs and windows are NULL", fn);
+    call *c;
+    int rc = prepare(fn, m, B, x, NULL, CALL_CLASSIFY, &c);
+    if (rc) return rc;
+    pass_outputs out = {0};
+    out.probs = probs;
+    out.read_windows = windows;
+    dcrw_runner_forward(c->r, x, NULL, noise_of(NULL, 0, 0, 0), &out);
+    call_end(c);
+    const size_t b = (size_t)B;
+    if ((probs && !dcrw_all_finite(probs, b * m->d.K)) ||
+        (windows && !dcrw_all_finite(windows, b * m->d.T * 5)))
+        return dcrw_fail(DCRW_ENUMERIC, "%s: the model's probabilities or windows are not finite",
+                         fn);
+    return DCRW_OK;
+}
+
+int dcrw_classify(const dcrw_model *m, int B, const float *x, float *probs) {
+    if (!probs) return dcrw_fail(DCRW_EINVAL, "dcrw_classify: probs is NULL");
+    return dcrw_classify_windows(m, B, x, probs, NULL);
+}
+
 /* ---- the importance-weighted bound ---------------------------------------- */
 
 /* The noise of importance sample k: sample 0 is the posterior noise every
@@ -309,7 +346,7 @@ static int iw_sample(call *c, const float *x, int K, int k, uint64_t seed, int64
                      double *lr, double *logw, double *mx, double *s) {
     pass_outputs out = {0};
     out.log_ratio = lr;
-    dcrw_runner_forward(c->r, x, noise_of(NULL, seed, iw_stream(k), first), &out);
+    dcrw_runner_forward(c->r, x, NULL, noise_of(NULL, seed, iw_stream(k), first), &out);
     for (int b = 0; b < c->B; b++) {
         const double w = -c->r->lx[b] + lr[b];
         if (!isfinite(w))
@@ -332,7 +369,7 @@ int dcrw_evaluate_iw(const dcrw_model *m, int B, const float *x, int K, uint64_t
     int rc = check_part(fn, B, first);
     if (rc) return rc;
     call *c;
-    if ((rc = prepare(fn, m, B, x, NULL, &c))) return rc;
+    if ((rc = prepare(fn, m, B, x, NULL, CALL_PASS, &c))) return rc;
     /* per image: this sample's log p(z) − log q(z|x), and the running
      * log-sum-exp of the log-weights (its largest term, and the sum) */
     double *tmp = dcrw_calloc((size_t)B, 3 * sizeof *tmp);
@@ -358,7 +395,7 @@ static int decode(const char *fn, const dcrw_model *m, int B, const float *z, ru
     if (m && B >= 1 && z && !dcrw_all_finite(z, (size_t)m->d.T * B * m->d.Z))
         return dcrw_fail(DCRW_ENUMERIC, "%s: z is not finite", fn);
     call *c;
-    int rc = call_begin(&c, fn, m, B, 1);
+    int rc = call_begin(&c, fn, m, B, CALL_DECODER);
     if (rc) return rc;
     pass_outputs out = {0};
     out.canvases = canvases;
@@ -427,6 +464,7 @@ int dcrw_read(const dcrw_model *m, int B, const float *x, const float *xhat, con
     DCRW_CHECK_ARG(m, "dcrw_read: model is NULL");
     DCRW_CHECK_ARG(B >= 1, "dcrw_read: B must be >= 1, got %d", B);
     DCRW_CHECK_ARG(x && xhat && r, "dcrw_read: x, xhat and r must not be NULL");
+    DCRW_CHECK_ARG(!m->d.cls, "dcrw_read: the model is a classifier (use dcrw_classify_windows)");
     const dcrw_dims *d = &m->d;
     DCRW_CHECK_ARG(!d->ra || h_dec, "dcrw_read: h_dec must not be NULL with read attention");
     int rc = check_finite(x, B, d->P, "dcrw_read", "x");
@@ -463,6 +501,7 @@ int dcrw_write(const dcrw_model *m, int B, const float *h_dec, float *delta) {
     DCRW_CHECK_ARG(m, "dcrw_write: model is NULL");
     DCRW_CHECK_ARG(B >= 1, "dcrw_write: B must be >= 1, got %d", B);
     DCRW_CHECK_ARG(h_dec && delta, "dcrw_write: h_dec and delta must not be NULL");
+    DCRW_CHECK_ARG(!m->d.cls, "dcrw_write: the model is a classifier: it does not write");
     const dcrw_dims *d = &m->d;
     int rc = check_finite(h_dec, B, d->D, "dcrw_write", "h_dec");
     if (rc) return rc;

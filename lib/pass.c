@@ -81,9 +81,14 @@ int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int 
     ps->Us = enc_row_floats(d);
     ps->ucol = enc_row_col(d);
 
+    /* the classifier (MODEL.md §9) has the read and the encoder LSTM, whose
+     * input row is the read itself, and logits; no canvas, latent or decoder */
+    const int gen = !d->cls;
     carve cv = {0, 0};
-    reserve(&cv, &ps->c, sT1, b, P);
-    reserve(&cv, &ps->xhat, b, P, 1);
+    if (gen) {
+        reserve(&cv, &ps->c, sT1, b, P);
+        reserve(&cv, &ps->xhat, b, P, 1);
+    }
     if (d->ra) {
         reserve(&cv, &ps->rp5, sT, b, 5);
         reserve(&cv, &ps->rFX, sT, b, (size_t)d->Nr * d->W);
@@ -93,8 +98,10 @@ int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int 
         reserve(&cv, &ps->r, sT, b, R);
     }
     if (!d->cnn) {
-        reserve(&cv, &ps->U, sT, b, (size_t)ps->Us);
-        reserve(&cv, &ps->xq, b, 4 * E, 1);
+        if (gen) {
+            reserve(&cv, &ps->U, sT, b, (size_t)ps->Us);
+            reserve(&cv, &ps->xq, b, 4 * E, 1);
+        }
         reserve(&cv, &ps->he, sT1, b, E);
         reserve(&cv, &ps->se, sT1, b, E);
         reserve(&cv, &ps->ge, sT, b, 4 * E);
@@ -103,14 +110,19 @@ int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int 
         reserve(&cv, &ps->cs, noread_cnn ? 1 : sT, ps->cnn_saved, 1);
         reserve(&cv, &ps->e, noread_cnn ? 1 : sT, b, Q);
     }
-    reserve(&cv, &ps->mu, noread_cnn ? 1 : sT, b, Z);
-    reserve(&cv, &ps->ls, noread_cnn ? 1 : sT, b, Z);
-    reserve(&cv, &ps->z, sT, b, Z);
-    reserve(&cv, &ps->hd, sT1, b, D);
-    reserve(&cv, &ps->sd, sT1, b, D);
-    reserve(&cv, &ps->gd, sT, b, 4 * D);
-    reserve(&cv, &ps->td, sT, b, D);
-    reserve(&cv, &ps->w, sT, b, (size_t)d->Wout);
+    if (gen) {
+        reserve(&cv, &ps->mu, noread_cnn ? 1 : sT, b, Z);
+        reserve(&cv, &ps->ls, noread_cnn ? 1 : sT, b, Z);
+        reserve(&cv, &ps->z, sT, b, Z);
+        reserve(&cv, &ps->hd, sT1, b, D);
+        reserve(&cv, &ps->sd, sT1, b, D);
+        reserve(&cv, &ps->gd, sT, b, 4 * D);
+        reserve(&cv, &ps->td, sT, b, D);
+        reserve(&cv, &ps->w, sT, b, (size_t)d->Wout);
+        reserve(&cv, &ps->eps, T, b, Z);
+    } else {
+        reserve(&cv, &ps->y, b, (size_t)d->K, 1);
+    }
     if (d->wa) {
         reserve(&cv, &ps->wp5, sT, b, 5);
         reserve(&cv, &ps->wFX, sT, b, (size_t)d->Nw * d->W);
@@ -118,35 +130,38 @@ int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int 
         reserve(&cv, &ps->wg, sT, b, 1);
         reserve(&cv, &ps->waux, sT, dcrw_fb_aux_floats(B, d->Nw), 1);
     }
-    reserve(&cv, &ps->eps, T, b, Z);
     reserve(&cv, &ps->scratch, scratch, 1, 1);
     float *lx = NULL, *lz = NULL;
     reserve(&cv, &lx, b, 2, 1); /* doubles */
     reserve(&cv, &lz, b, 2, 1);
     if (backward) {
-        reserve(&cv, &ps->dc, b, P, 1);
-        reserve(&cv, &ps->dh, b, D, 1);
-        reserve(&cv, &ps->dhn, b, D, 1);
-        reserve(&cv, &ps->dsd, b, D, 1);
         if (!d->cnn) {
             reserve(&cv, &ps->dhe, b, E, 1);
             reserve(&cv, &ps->dse, b, E, 1);
-            reserve(&cv, &ps->du, b, (size_t)ps->Us, 1);
         }
-        reserve(&cv, &ps->de, b, Q, 1);
         if (d->ra) reserve(&cv, &ps->dr, b, R, 1);
-        reserve(&cv, &ps->dxhat, b, P, 1);
-        reserve(&cv, &ps->dz, b, Z, 1);
-        reserve(&cv, &ps->dze, b, Z, 1);
-        reserve(&cv, &ps->gz, b, Z, 1);
-        reserve(&cv, &ps->gze, b, Z, 1);
         reserve(&cv, &ps->dp5, b, 5, 1);
         if (maxN > 0) {
             reserve(&cv, &ps->dFX, b, (size_t)maxN * d->W, 1);
             reserve(&cv, &ps->dFY, b, (size_t)maxN * d->H, 1);
         }
         reserve(&cv, &ps->dg, b, 1, 1);
-        reserve(&cv, &ps->dw, b, (size_t)d->Wout, 1);
+        if (gen) {
+            reserve(&cv, &ps->dc, b, P, 1);
+            reserve(&cv, &ps->dh, b, D, 1);
+            reserve(&cv, &ps->dhn, b, D, 1);
+            reserve(&cv, &ps->dsd, b, D, 1);
+            if (!d->cnn) reserve(&cv, &ps->du, b, (size_t)ps->Us, 1);
+            reserve(&cv, &ps->de, b, Q, 1);
+            reserve(&cv, &ps->dxhat, b, P, 1);
+            reserve(&cv, &ps->dz, b, Z, 1);
+            reserve(&cv, &ps->dze, b, Z, 1);
+            reserve(&cv, &ps->gz, b, Z, 1);
+            reserve(&cv, &ps->gze, b, Z, 1);
+            reserve(&cv, &ps->dw, b, (size_t)d->Wout, 1);
+        } else {
+            reserve(&cv, &ps->dy, b, (size_t)d->K, 1);
+        }
     }
     size_t bytes;
     if (cv.overflow || dcrw_mul_size(cv.total, sizeof(float), &bytes)) {
@@ -167,7 +182,7 @@ int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int 
                      &ps->waux,  &ps->eps,  &ps->scratch, &lx,      &lz,      &ps->dc,  &ps->dh,
                      &ps->dhn,   &ps->dsd,  &ps->dhe,     &ps->dse, &ps->du,  &ps->de,  &ps->dr,
                      &ps->dxhat, &ps->dz,   &ps->dze,     &ps->gz,  &ps->gze, &ps->dp5, &ps->dFX,
-                     &ps->dFY,   &ps->dg,   &ps->dw};
+                     &ps->dFY,   &ps->dg,   &ps->dw,      &ps->y,   &ps->dy};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) place(all[i], base);
     ps->lx = (double *)(void *)lx;
     ps->lz = (double *)(void *)lz;
@@ -245,7 +260,7 @@ static int weight_spec_of(const dcrw_model *m, int id, weight_spec *s) {
                     {p->dec_whh, d->D, 4 * d->D, d->D},
                     {p->write_w, d->D, d->Wout, d->D},
                     {p->watt_w, d->D, 5, d->D},
-                    {p->ratt_w, d->D, 5, d->D},
+                    {p->ratt_w, d->cls ? d->E : d->D, 5, d->cls ? d->E : d->D},
                     {lstm ? p->enc_wih + enc_row_col(d) : NULL, Us, 4 * d->E, d->Rin},
                     {lstm && !d->ra ? p->enc_wih : NULL, d->P, 4 * d->E, d->Rin},
                     {p->enc_whh, d->E, 4 * d->E, d->E},

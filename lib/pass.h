@@ -110,12 +110,13 @@ typedef struct dcrw_pass {
     float *w;                           /* dense_write outputs, T slots of B×Wout */
     float *wp5, *wFX, *wFY, *wg, *waux; /* write attention, T slots */
     float *eps;                         /* T×B×Z, noise drawn by the library */
+    float *y;                           /* the classifier's logits, B×K */
     float *scratch;                     /* the modules' scratch */
     double *lx, *lz;                    /* per image, B each */
 
     /* backward only */
     float *dc, *dh, *dhn, *dsd, *dhe, *dse, *de, *dr, *dxhat, *du, *dz, *dze;
-    float *gz, *gze, *dp5, *dFX, *dFY, *dg, *dw;
+    float *gz, *gze, *dp5, *dFX, *dFY, *dg, *dw, *dy;
 
     void *block;
     size_t bytes; /* of the block: what the pass keeps, for the benchmark */
@@ -137,6 +138,7 @@ typedef struct pass_outputs {
     float *read_windows;      /* T×B×5, (gX, gY, δ, σ², γ) of each read */
     float *write_windows;     /* T×B×5, of each write */
     double *log_ratio;        /* B, log p(z) − log q(z|x) of each image's draw */
+    float *probs;             /* B×K, the classifier's p(k | x) */
 } pass_outputs;
 
 /* The forward pass of §4 on x [B×P] with noise eps [T×B×Z]; ps->lx and
@@ -153,6 +155,15 @@ void dcrw_pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out);
  * first for a fresh step). */
 void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
                         float inv_batch, float kl_weight);
+
+/* The classifier of MODEL.md §9 (lib/classify.c), over the same workspace:
+ * the forward on x [B×P], with ps->lx receiving each image's −log p(label)
+ * (0 without labels) and ps->lz zeros; the backward of inv_batch·Σ of
+ * those after it (keep = 1), ADDED into grad. labels are this pass's rows. */
+void dcrw_classify_forward(dcrw_pass *ps, const float *x, const int32_t *labels,
+                           const pass_outputs *out);
+void dcrw_classify_backward(dcrw_pass *ps, const float *x, const int32_t *labels, float *grad,
+                            float inv_batch);
 
 /* The noise streams, one per use, so that no two uses draw the same
  * numbers for an image (their low 16 bits differ, whatever the bits a use

@@ -104,6 +104,7 @@ static const float *chunk_noise(dcrw_runner *r, int i, runner_noise noise) {
 typedef struct job {
     dcrw_runner *r;
     const float *x;
+    const int32_t *labels;
     runner_noise noise;
     const pass_outputs *out;
     float *grad;
@@ -131,31 +132,41 @@ static void run_chunk(void *ctx, int i) {
         o.B_total = r->B;
         o.b0 = r->b0[i];
     }
-    const float *eps = chunk_noise(r, i, j->noise);
-    if (j->what == GENERATE) {
-        dcrw_pass_generate(ps, eps, j->out ? &o : NULL);
-        return;
+    const float *x = j->x ? j->x + (size_t)r->b0[i] * P : NULL;
+    float *g = NULL;
+    if (j->what == BACKWARD) {
+        g = i == 0 ? j->grad : r->grad[i];
+        memset(g, 0, r->m->lay.total * sizeof(float));
     }
-    const float *x = j->x + (size_t)r->b0[i] * P;
-    dcrw_pass_forward(ps, x, eps, j->out ? &o : NULL);
+    const int32_t *labels = j->labels ? j->labels + r->b0[i] : NULL;
+    const float *eps = NULL;
+    if (r->m->d.cls) {
+        dcrw_classify_forward(ps, x, labels, j->out ? &o : NULL);
+    } else {
+        eps = chunk_noise(r, i, j->noise);
+        if (j->what == GENERATE) {
+            dcrw_pass_generate(ps, eps, j->out ? &o : NULL);
+            return;
+        }
+        dcrw_pass_forward(ps, x, eps, j->out ? &o : NULL);
+    }
     memcpy(r->lx + r->b0[i], ps->lx, (size_t)ps->B * sizeof(double));
     memcpy(r->lz + r->b0[i], ps->lz, (size_t)ps->B * sizeof(double));
-    if (j->what == BACKWARD) {
-        float *g = i == 0 ? j->grad : r->grad[i];
-        memset(g, 0, r->m->lay.total * sizeof(float));
+    if (g && r->m->d.cls)
+        dcrw_classify_backward(ps, x, labels, g, j->inv_total);
+    else if (g)
         dcrw_pass_backward(ps, x, eps, g, j->inv_total, j->kl_weight);
-    }
 }
 
-void dcrw_runner_forward(dcrw_runner *r, const float *x, runner_noise noise,
-                         const pass_outputs *out) {
-    job j = {r, x, noise, out, NULL, 0.0f, 0.0f, FORWARD};
+void dcrw_runner_forward(dcrw_runner *r, const float *x, const int32_t *labels,
+                         runner_noise noise, const pass_outputs *out) {
+    job j = {r, x, labels, noise, out, NULL, 0.0f, 0.0f, FORWARD};
     dcrw_pool_run(r->pool, r->n, run_chunk, &j);
 }
 
-void dcrw_runner_backward(dcrw_runner *r, const float *x, runner_noise noise, float inv_total,
-                          float kl_weight, float *grad) {
-    job j = {r, x, noise, NULL, grad, inv_total, kl_weight, BACKWARD};
+void dcrw_runner_backward(dcrw_runner *r, const float *x, const int32_t *labels,
+                          runner_noise noise, float inv_total, float kl_weight, float *grad) {
+    job j = {r, x, labels, noise, NULL, grad, inv_total, kl_weight, BACKWARD};
     dcrw_pool_run(r->pool, r->n, run_chunk, &j);
     if (r->n > 1) {
         j.what = REDUCE;
@@ -164,6 +175,6 @@ void dcrw_runner_backward(dcrw_runner *r, const float *x, runner_noise noise, fl
 }
 
 void dcrw_runner_generate(dcrw_runner *r, runner_noise noise, const pass_outputs *out) {
-    job j = {r, NULL, noise, out, NULL, 0.0f, 0.0f, GENERATE};
+    job j = {r, NULL, NULL, noise, out, NULL, 0.0f, 0.0f, GENERATE};
     dcrw_pool_run(r->pool, r->n, run_chunk, &j);
 }

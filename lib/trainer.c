@@ -127,9 +127,22 @@ int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const float *e
     return dcrw_trainer_backward_part(t, B, x, eps, 0, B, out);
 }
 
-int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const float *eps,
-                               int64_t first, int64_t B_total, dcrw_loss *out) {
+/* The backward of the public calls: labels (NULL for none) go with a
+ * model that takes them, the classifier; the models that do not refuse
+ * them. */
+static int backward(dcrw_trainer *t, int B, const float *x, const int32_t *labels,
+                    const float *eps, int64_t first, int64_t B_total, dcrw_loss *out) {
     DCRW_CHECK_ARG(t, "dcrw_trainer_backward: trainer is NULL");
+    if (t->m->d.cls && !labels)
+        return dcrw_fail(DCRW_EINVAL, "dcrw_trainer_backward: the model is a classifier: it "
+                                      "trains on labels (dcrw_trainer_backward_labels)");
+    if (!t->m->d.cls && labels)
+        return dcrw_fail(DCRW_EINVAL,
+                         "dcrw_trainer_backward_labels: the model takes no labels (it is not "
+                         "a classifier)");
+    if (t->m->d.cls && eps)
+        return dcrw_fail(DCRW_EINVAL,
+                         "dcrw_trainer_backward_labels: eps must be NULL for a classifier");
     DCRW_CHECK_ARG(x, "dcrw_trainer_backward: x is NULL");
     DCRW_CHECK_ARG(B >= 1, "dcrw_trainer_backward: batch size must be >= 1, got %d", B);
     /* the message names the part by its first image and count: its last
@@ -145,6 +158,12 @@ int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const flo
     const size_t neps = (size_t)m->d.T * B * m->d.Z;
     if (eps && !dcrw_all_finite(eps, neps))
         return dcrw_fail(DCRW_ENUMERIC, "dcrw_trainer_backward: eps is not finite");
+    for (int b = 0; labels && b < B; b++)
+        if (labels[b] < 0 || labels[b] >= m->d.K)
+            return dcrw_fail(DCRW_EINVAL,
+                             "dcrw_trainer_backward_labels: label %d of image %d is not in "
+                             "[0, %d)",
+                             (int)labels[b], b, m->d.K);
     if (!t->run || t->run->B != B || t->run->precision != m->precision) {
         dcrw_runner *r;
         if ((rc = dcrw_runner_create(&r, m, B, t->threads, 1, t->pool))) return rc;
@@ -155,7 +174,8 @@ int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const flo
     /* here, not after apply: the caller may write the parameters between
      * steps through the pointers the API hands out */
     dcrw_runner_pack(t->run, 0);
-    dcrw_runner_backward(t->run, x, noise, (float)(1.0 / (double)B_total), t->kl_weight, t->grad);
+    dcrw_runner_backward(t->run, x, labels, noise, (float)(1.0 / (double)B_total), t->kl_weight,
+                         t->grad);
     double lx = 0, lz = 0;
     for (int b = 0; b < B; b++) {
         lx += t->run->lx[b];
@@ -174,6 +194,17 @@ int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const flo
         return dcrw_fail(DCRW_ENUMERIC, "a gradient is not finite (loss %g)", lx + lz);
     t->grads_ready = 1;
     return DCRW_OK;
+}
+
+int dcrw_trainer_backward_part(dcrw_trainer *t, int B, const float *x, const float *eps,
+                               int64_t first, int64_t B_total, dcrw_loss *out) {
+    return backward(t, B, x, NULL, eps, first, B_total, out);
+}
+
+int dcrw_trainer_backward_labels(dcrw_trainer *t, int B, const float *x, const int32_t *labels,
+                                 const float *eps, dcrw_loss *out) {
+    DCRW_CHECK_ARG(labels, "dcrw_trainer_backward_labels: labels is NULL");
+    return backward(t, B, x, labels, eps, 0, B, out);
 }
 
 int dcrw_trainer_find_grad(dcrw_trainer *t, const char *name, float **data, size_t *count) {
@@ -227,6 +258,13 @@ int dcrw_trainer_apply(dcrw_trainer *t) {
 
 int dcrw_trainer_step(dcrw_trainer *t, int B, const float *x, const float *eps, dcrw_loss *out) {
     int rc = dcrw_trainer_backward(t, B, x, eps, out);
+    if (rc) return rc;
+    return dcrw_trainer_apply(t);
+}
+
+int dcrw_trainer_step_labels(dcrw_trainer *t, int B, const float *x, const int32_t *labels,
+                             const float *eps, dcrw_loss *out) {
+    int rc = dcrw_trainer_backward_labels(t, B, x, labels, eps, out);
     if (rc) return rc;
     return dcrw_trainer_apply(t);
 }

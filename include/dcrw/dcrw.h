@@ -121,7 +121,7 @@ extern "C" {
 /** Changes when the ABI breaks; the soname's number. */
 #define DCRW_VERSION_MAJOR 0
 /** Changes when functions are added. */
-#define DCRW_VERSION_MINOR 4
+#define DCRW_VERSION_MINOR 5
 /** Changes for fixes that leave the API alone. */
 #define DCRW_VERSION_PATCH 0
 /** (major << 16) | (minor << 8) | patch */
@@ -218,12 +218,14 @@ DCRW_API void dcrw_workspace_release(void);
 /** @name Configuration
  * @{ */
 
-/** The four architectures of MODEL.md §2. Append-only. */
+/** The architectures of MODEL.md §2 and §9. Append-only. */
 typedef enum dcrw_preset {
-    DCRW_PRESET_DRAW = 0,        /**< LSTM encoder, read N=2, write N=5, T=64 */
-    DCRW_PRESET_DRAW_NOATTN = 1, /**< LSTM encoder, no attention, T=64 */
-    DCRW_PRESET_DCRW = 2,        /**< CNN encoder through a read window N=7, write N=5, T=10 */
-    DCRW_PRESET_DCRW_NOREAD = 3  /**< CNN encoder on the whole image once, write N=5, T=10 */
+    DCRW_PRESET_DRAW = 0,          /**< LSTM encoder, read N=2, write N=5, T=64 */
+    DCRW_PRESET_DRAW_NOATTN = 1,   /**< LSTM encoder, no attention, T=64 */
+    DCRW_PRESET_DCRW = 2,          /**< CNN encoder through a read window N=7, write N=5, T=10 */
+    DCRW_PRESET_DCRW_NOREAD = 3,   /**< CNN encoder on the whole image once, write N=5, T=10 */
+    DCRW_PRESET_DRAW_CLASSIFY = 4  /**< the attention classifier: 100×100, read N=12, T=8,
+                                        K=10 (MODEL.md §9). Since 0.5. */
 } dcrw_preset;
 
 /** Values of dcrw_config::encoder: an LSTM encoder (DRAW) or a CNN (DCRW). */
@@ -254,6 +256,10 @@ typedef struct dcrw_config {
     int32_t read_attention;  /**< 1: Gaussian read window; 0: read the whole image */
     int32_t write_attention; /**< 1: Gaussian write window; 0: write the whole canvas */
     float canvas_init;       /**< κ, the initial canvas logit (MODEL.md §4); finite, default 0 */
+    int32_t classify;        /**< 1: the attention classifier of MODEL.md §9 (an LSTM encoder
+                                  with read attention and no decoder). Since 0.5. */
+    int32_t classes;         /**< K, the classifier's classes, 2..65536 (classifier only).
+                                  Since 0.5. */
 } dcrw_config;
 
 /**
@@ -730,6 +736,29 @@ DCRW_API int dcrw_evaluate_images_part(const dcrw_model *m, int B, const float *
  */
 DCRW_API int dcrw_evaluate_iw(const dcrw_model *m, int B, const float *x, int K, uint64_t seed,
                               int64_t first, double *iw, double *logw);
+/**
+ * The attention classifier (MODEL.md §9, a model whose configuration has
+ * classify = 1): the class probabilities of @p x [B×P] after the last
+ * glimpse. The generative operations above refuse a classifier, and these
+ * refuse a generative model (DCRW_EINVAL). Since 0.5.
+ * @param probs [B×K] out: softmax of the logits, each row summing to 1
+ * @return DCRW_OK; DCRW_EINVAL (NULL argument, B < 1, not a classifier);
+ *         DCRW_ENUMERIC (a non-finite input, or logits that overflow);
+ *         DCRW_ENOMEM.
+ */
+DCRW_API int dcrw_classify(const dcrw_model *m, int B, const float *x, float *probs);
+
+/**
+ * dcrw_classify() that also gives where the classifier looked: the read
+ * window of every glimpse, in pixel terms as dcrw_reconstruct_windows()
+ * gives them. Since 0.5.
+ * @param probs   [B×K] out, may be NULL
+ * @param windows [T×B×5] out: (gX, gY, δ, σ², γ) of glimpse t of image b at
+ *                windows[(t·B + b)·5], centres 1-based; may be NULL (not both)
+ * @return as dcrw_classify().
+ */
+DCRW_API int dcrw_classify_windows(const dcrw_model *m, int B, const float *x, float *probs,
+                                   float *windows);
 /** @} */
 
 /* ------------------------------------------------------------------------ */
@@ -837,6 +866,27 @@ DCRW_API int dcrw_trainer_apply(dcrw_trainer *t);
  */
 DCRW_API int dcrw_trainer_step(dcrw_trainer *t, int B, const float *x, const float *eps,
                                dcrw_loss *out);
+
+/**
+ * dcrw_trainer_backward() for a model that takes labels: the classifier
+ * (MODEL.md §9), whose loss is the batch mean of −log p(label | x),
+ * reported in out->loss and out->lx (out->lz = 0). @p labels [B] are the
+ * classes, each in [0, K); @p eps must be NULL for a classifier (it has no
+ * noise). dcrw_trainer_backward() and dcrw_trainer_step() refuse a
+ * classifier, and these refuse a model that takes no labels. Since 0.5.
+ * @return as dcrw_trainer_backward(); DCRW_EINVAL also for a NULL @p labels
+ *         or a label outside [0, K) (the message names the image).
+ */
+DCRW_API int dcrw_trainer_backward_labels(dcrw_trainer *t, int B, const float *x,
+                                          const int32_t *labels, const float *eps,
+                                          dcrw_loss *out);
+
+/**
+ * dcrw_trainer_backward_labels() then dcrw_trainer_apply(). Since 0.5.
+ * @return the first failure of the two.
+ */
+DCRW_API int dcrw_trainer_step_labels(dcrw_trainer *t, int B, const float *x,
+                                      const int32_t *labels, const float *eps, dcrw_loss *out);
 
 /** @return the number of applied steps; 0 for NULL. */
 DCRW_API uint64_t dcrw_trainer_step_count(const dcrw_trainer *t);

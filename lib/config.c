@@ -182,16 +182,19 @@ int dcrw_config_preset(dcrw_config *cfg, dcrw_preset preset) {
  * DCRW_CONFIG_SIZE_V1 bytes and calls dcrw_config_preset@DCRW_0.1, which
  * fills that many (the classifier's presets do not fit it); programs built
  * since link to dcrw_config_preset@@DCRW_0.5. The other functions read
- * cfg->size. */
-int dcrw_config_preset_v1(dcrw_config *cfg, dcrw_preset preset);
-int dcrw_config_preset_v1(dcrw_config *cfg, dcrw_preset preset) {
+ * cfg->size. The old one is exported through its alias alone (the version
+ * script keeps the name _v1 local). */
+DCRW_API int dcrw_config_preset_v1(dcrw_config *cfg, dcrw_preset preset);
+DCRW_API int dcrw_config_preset_v1(dcrw_config *cfg, dcrw_preset preset) {
     if (preset == DCRW_PRESET_DRAW_CLASSIFY)
         return dcrw_fail(DCRW_EINVAL, "dcrw_config_preset: draw-classify needs the dcrw_config "
                                       "of libdcrw 0.5 or later (rebuild against its header)");
     return preset_into(cfg, preset, DCRW_CONFIG_SIZE_V1);
 }
 __asm__(".symver dcrw_config_preset_v1,dcrw_config_preset@DCRW_0.1");
-__asm__(".symver dcrw_config_preset,dcrw_config_preset@@DCRW_0.5");
+/* remove: the plain name would otherwise stay too, and take DCRW_0.1 from
+ * the version script as a second default */
+__asm__(".symver dcrw_config_preset,dcrw_config_preset@@DCRW_0.5,remove");
 #endif
 
 /* ---- fields by name (public) ---------------------------------------------- */

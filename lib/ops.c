@@ -294,10 +294,8 @@ int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps, 
 
 /* ---- the classifier ------------------------------------------------------- */
 
-int dcrw_classify_windows(const dcrw_model *m, int B, const float *x, float *probs,
-                          float *windows) {
-    const char *fn = "dcrw_classify";
-    if (!probs && !windows) return dcrw_fail(DCRW_EINVAL, "%s: probs and windows are NULL", fn);
+static int classify(const char *fn, const dcrw_model *m, int B, const float *x, float *probs,
+                    float *windows) {
     call *c;
     int rc = prepare(fn, m, B, x, NULL, CALL_CLASSIFY, &c);
     if (rc) return rc;
@@ -314,9 +312,16 @@ int dcrw_classify_windows(const dcrw_model *m, int B, const float *x, float *pro
     return DCRW_OK;
 }
 
+int dcrw_classify_windows(const dcrw_model *m, int B, const float *x, float *probs,
+                          float *windows) {
+    if (!probs && !windows)
+        return dcrw_fail(DCRW_EINVAL, "dcrw_classify_windows: probs and windows are NULL");
+    return classify("dcrw_classify_windows", m, B, x, probs, windows);
+}
+
 int dcrw_classify(const dcrw_model *m, int B, const float *x, float *probs) {
     if (!probs) return dcrw_fail(DCRW_EINVAL, "dcrw_classify: probs is NULL");
-    return dcrw_classify_windows(m, B, x, probs, NULL);
+    return classify("dcrw_classify", m, B, x, probs, NULL);
 }
 
 /* ---- the importance-weighted bound ---------------------------------------- */

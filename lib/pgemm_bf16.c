@@ -206,9 +206,12 @@ void dcrw_bf16_describe(bf16_b *out, int k, int n, const uint32_t *buf) {
     out->n = n;
 }
 
-/* B[kk][j] of the operand W describes */
-static float bf16_b_at(int trans, const float *w, size_t ldw, int kk, int j) {
-    return trans ? w[(size_t)j * ldw + (size_t)kk] : w[(size_t)kk * ldw + (size_t)j];
+/* kc floats of a row as pairs, with the conversion the CPU has */
+static void bf16_pairs(int hw, const float *src, int kc, uint32_t *dst) {
+    if (hw)
+        bf16_pairs_hw(src, kc, dst);
+    else
+        bf16_pairs_c(src, kc, dst);
 }
 
 void dcrw_bf16_pack_part(int trans, int k, int n, const float *w, int ldw, uint32_t *buf, int part,
@@ -216,22 +219,43 @@ void dcrw_bf16_pack_part(int trans, int k, int n, const float *w, int ldw, uint3
     if (k < 1 || n < 1 || parts < 1 || part < 0 || part >= parts) return;
     const long np = (n + BF16_NR - 1) / BF16_NR;
     const int kp = (k + 1) / 2;
+    const int hw = dcrw_bf16_hardware() && !atomic_load(&bf16_hardware_off);
     for (long q = np * part / parts; q < np * (part + 1) / parts; q++) {
         const int j0 = (int)q * BF16_NR;
         uint32_t *pan = buf + (size_t)j0 * (size_t)kp;
-        for (int p = 0; p < kp; p++)
+        if (trans) {
+            /* B = Wᵀ: column j of the panel is row j of W, whose consecutive
+             * floats are the pairs; converted a block at a time (vector
+             * conversion where there is one), then spread down the column */
+            uint32_t words[BF16_KC / 2];
+            for (int c = 0; c < BF16_NR; c++) {
+                const int j = j0 + c;
+                for (int k0 = 0; k0 < k; k0 += BF16_KC) {
+                    const int kc = k - k0 < BF16_KC ? k - k0 : BF16_KC, p0 = k0 / 2;
+                    if (j < n)
+                        bf16_pairs(hw, w + (size_t)j * (size_t)ldw + (size_t)k0, kc, words);
+                    else
+                        memset(words, 0, sizeof words);
+                    for (int p = 0; p < (kc + 1) / 2; p++)
+                        pan[(size_t)(p0 + p) * BF16_NR + (size_t)c] = words[p];
+                }
+            }
+            continue;
+        }
+        /* B = W: the pairs are rows 2p and 2p + 1 of W */
+        for (int p = 0; p < kp; p++) {
+            const float *r0 = w + (size_t)(2 * p) * (size_t)ldw;
+            const float *r1 = 2 * p + 1 < k ? r0 + ldw : NULL;
             for (int c = 0; c < BF16_NR; c++) {
                 const int j = j0 + c;
                 uint32_t word = 0;
                 if (j < n) {
-                    word = dcrw_bf16_round(bf16_b_at(trans, w, (size_t)ldw, 2 * p, j));
-                    if (2 * p + 1 < k)
-                        word |= (uint32_t)dcrw_bf16_round(
-                                    bf16_b_at(trans, w, (size_t)ldw, 2 * p + 1, j))
-                                << 16;
+                    word = dcrw_bf16_round(r0[j]);
+                    if (r1) word |= (uint32_t)dcrw_bf16_round(r1[j]) << 16;
                 }
                 pan[(size_t)p * BF16_NR + (size_t)c] = word;
             }
+        }
     }
 }
 
@@ -258,11 +282,7 @@ void dcrw_bf16_gemm(int M, const float *A, int lda, const bf16_b *B, float beta,
         for (int i0 = 0; i0 < M; i0 += BF16_MC) {
             const int mc = M - i0 < BF16_MC ? M - i0 : BF16_MC;
             for (int i = 0; i < mc; i++) {
-                const float *row = A + (size_t)(i0 + i) * (size_t)lda + k0;
-                if (hw)
-                    bf16_pairs_hw(row, kc, ap + (size_t)i * kp);
-                else
-                    bf16_pairs_c(row, kc, ap + (size_t)i * kp);
+                bf16_pairs(hw, A + (size_t)(i0 + i) * (size_t)lda + k0, kc, ap + (size_t)i * kp);
             }
             /* tiles of equal size: 50 rows are 5 of 10, not 4 of 12 and one of 2 */
             const int tiles = (mc + BF16_MR - 1) / BF16_MR, base = mc / tiles, extra = mc % tiles;

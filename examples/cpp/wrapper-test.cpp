@@ -1,9 +1,10 @@
 // The C++ wrapper's guarantees beyond the example: a Trainer keeps its
 // model alive when the Model object is gone (run under AddressSanitizer in
 // the sanitizer build, where the wrapper of 0.2, which only borrowed the
-// handle, reads freed memory), and the glimpse-by-glimpse and per-image
-// results agree with the plain ones. Exits non-zero on the first broken
-// property.
+// handle, reads freed memory), the glimpse-by-glimpse and per-image
+// results agree with the plain ones, and the classifier's calls agree with
+// each other, learn, and throw the library's refusals. Exits non-zero if a
+// property is broken.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -39,6 +40,17 @@ static dcrw::Model small_model(const char *preset, std::uint64_t seed) {
         c.write_n = 3;
         c.conv1 = 3;
         c.conv2 = 4;
+    });
+}
+
+// a classifier of 12x12 images into 3 classes, 2 glimpses of 3x3
+static dcrw::Model small_classifier(std::uint64_t seed) {
+    return dcrw::Model::create("draw-classify", seed, [](dcrw_config &c) {
+        c.height = c.width = 12;
+        c.glimpses = 2;
+        c.enc_size = 8;
+        c.read_n = 3;
+        c.classes = 3;
     });
 }
 
@@ -181,6 +193,97 @@ static void per_image_losses(const char *preset) {
     }
 }
 
+// The message of the dcrw::Error of code @p code that @p f throws; "" if it
+// throws none or one of another code (said on stderr). Anything else it
+// throws goes on to main's catch.
+template <class F> static std::string error_of(F &&f, int code) {
+    try {
+        f();
+    } catch (const dcrw::Error &e) {
+        if (e.code() == code) return e.what();
+        std::fprintf(stderr, "expected code %d, got: %s\n", code, e.what());
+    }
+    return "";
+}
+
+static bool has(const std::string &s, const char *part) {
+    return s.find(part) != std::string::npos;
+}
+
+static void classifier() {
+    dcrw::Model model = small_classifier(2);
+    expect(model.is_classifier() && model.num_classes() == 3, "classifier: K = 3");
+    const int B = 6, K = 3;
+    const std::size_t T = model.sizes().glimpses;
+    const std::vector<float> x = binary_images(B, model.input_size(), 8);
+    const std::vector<std::int32_t> labels = {0, 1, 2, 2, 1, 0};
+
+    const std::vector<float> probs = model.classify(x);
+    expect(probs.size() == static_cast<std::size_t>(B * K), "classifier: probs are B*K");
+    bool sums = true;
+    for (int b = 0; b < B; b++) {
+        double sum = 0;
+        for (int k = 0; k < K; k++) sum += probs[b * K + k];
+        sums = sums && std::fabs(sum - 1) < 1e-5;
+    }
+    expect(sums, "classifier: each image's probabilities sum to 1");
+    const dcrw::Classification c = model.classify_windows(x);
+    expect(c.probs == probs, "classifier: classify_windows gives classify's probabilities");
+    expect(c.windows.size() == T * B, "classifier: one read window per glimpse and image");
+    bool sane = true;
+    for (const dcrw::Window &w : c.windows)
+        sane = sane && std::isfinite(w.gx) && w.delta > 0 && w.sigma2 > 0 && w.gamma > 0;
+    expect(sane, "classifier: windows have positive stride, variance and intensity");
+
+    dcrw::Trainer trainer(model, [] {
+        dcrw_train_config tc = dcrw::Trainer::defaults();
+        tc.learning_rate = 1e-2f;
+        return tc;
+    }());
+    const dcrw::Loss first = trainer.backward_labels(x, labels);
+    double nll = 0;
+    for (int b = 0; b < B; b++) nll -= std::log(probs[b * K + labels[b]]) / B;
+    expect(std::fabs(first.loss - nll) <= 1e-5 * nll,
+           "classifier: the loss is the mean -log p(label) of classify()");
+    expect(first.lx == first.loss && first.lz == 0, "classifier: all of the loss is lx");
+    dcrw::Loss last = trainer.step_labels(x, labels);
+    expect(last.loss == first.loss, "classifier: a step reports the loss before its update");
+    for (int i = 0; i < 60; i++) last = trainer.step_labels(x, labels);
+    expect(trainer.step_count() == 61 && last.loss < 0.5 * first.loss,
+           "classifier: steps on labels learn a batch");
+
+    // the refusals are the library's, with its messages
+    std::string e = error_of([&] { trainer.step(x); }, DCRW_EINVAL);
+    expect(has(e, "dcrw_trainer_step") && has(e, "labels"),
+           "classifier: a step without labels throws: " + e);
+    const std::vector<std::int32_t> bad = {0, 3, 1, 2, 0, 1};
+    e = error_of([&] { trainer.step_labels(x, bad); }, DCRW_EINVAL);
+    expect(has(e, "image 1"), "classifier: a label outside [0, K) names its image: " + e);
+    e = error_of([&] { model.evaluate(x); }, DCRW_EINVAL);
+    expect(has(e, "classifier"), "classifier: the generative calls refuse it: " + e);
+    expect(trainer.step_count() == 61, "classifier: refused steps do not count");
+    bool refused = false;
+    try {
+        trainer.step_labels(x, dcrw::Labels(labels.data(), 5));
+    } catch (const std::invalid_argument &) {
+        refused = true;
+    }
+    expect(refused, "classifier: one label per image, checked before the call");
+
+    dcrw::Model gen = small_model("draw", 2);
+    expect(!gen.is_classifier() && gen.num_classes() == 0, "generative: no classes");
+    const std::vector<float> g = binary_images(2, gen.input_size(), 9);
+    e = error_of([&] { gen.classify(g); }, DCRW_EINVAL);
+    expect(has(e, "dcrw_classify") && has(e, "not a classifier"),
+           "generative: classify throws the library's refusal: " + e);
+    e = error_of([&] { gen.classify_windows(g); }, DCRW_EINVAL);
+    expect(has(e, "not a classifier"), "generative: classify_windows too: " + e);
+    dcrw::Trainer gt(gen);
+    const std::vector<std::int32_t> two = {0, 1};
+    e = error_of([&] { gt.step_labels(g, two); }, DCRW_EINVAL);
+    expect(has(e, "takes no labels"), "generative: a step on labels throws: " + e);
+}
+
 // A data set from memory holds the images and labels given, and one from a
 // path reads what was written there; a buffer of the wrong size is refused
 // before the library reads it.
@@ -234,6 +337,7 @@ int main() {
         glimpses_agree("draw-noattn", false);
         per_image_losses("dcrw");
         per_image_losses("draw");
+        classifier();
         datasets(dir);
     } catch (const std::exception &err) {
         std::fprintf(stderr, "error: %s\n", err.what());

@@ -207,6 +207,9 @@ int cli_stdout_failed(void);
 /* ---- misc */
 double cli_now(void); /* monotonic seconds */
 const char *cli_basename(const char *path);
+/* The index of the largest of p[0..n) (the first of equals): a classifier's
+ * answer. */
+int cli_argmax(const float *p, int n);
 
 /* ---- pictures (picture.c): an 8-bit image, 1 (grey) or 3 (RGB) channels */
 typedef struct cli_image {

@@ -36,7 +36,12 @@ static void usage(FILE *f) {
         "  --glimpse-kl-svg FILE.svg  the same as a bar chart (implies --glimpse-kl)\n"
         "  --seed N           the noise seed (default %u)\n"
         "  --precision P      float32 (default) or bf16: the model's large products in\n"
-        "                     bfloat16 (AVX-512 BF16), for its speed and its effect\n",
+        "                     bfloat16 (AVX-512 BF16), for its speed and its effect\n"
+        "\n"
+        "A classifier (preset draw-classify) gets its test error instead: the share of\n"
+        "images whose most probable class is not their label, with its standard error,\n"
+        "and the mean -log p(label | x); its images are read as grey levels unless\n"
+        "--binarize says otherwise.\n",
         CLI_EVAL_BINARIZE_SEED, CLI_EVAL_NOISE_SEED, CLI_EVAL_NOISE_SEED);
 }
 
@@ -232,6 +237,47 @@ static int print_bounds(const eval_job *j, eval_sums *s, const char *model_path,
     return CLI_OK;
 }
 
+/* A classifier's test error and loss over the job's images, printed: CLI_OK
+ * or CLI_FAIL after a message. */
+static int classify_all(const eval_job *j, const char *model_path, cli_split split, int K) {
+    const size_t P = dcrw_model_input_size(j->m);
+    float *x = malloc(EVAL_BATCH * P * sizeof *x), *probs = malloc(EVAL_BATCH * K * sizeof *probs);
+    size_t idx[EVAL_BATCH], wrong = 0;
+    double nll = 0.0;
+    int rc = x && probs ? DCRW_OK : DCRW_ENOMEM;
+    for (size_t i = 0; rc == DCRW_OK && i < j->total; i += EVAL_BATCH) {
+        const int nb = (int)(j->total - i < EVAL_BATCH ? j->total - i : EVAL_BATCH);
+        for (int b = 0; b < nb; b++) idx[b] = i + (size_t)b;
+        rc = dcrw_dataset_batch(j->d, idx, nb, j->binarize, CLI_EVAL_BINARIZE_SEED, x);
+        if (rc == DCRW_OK) rc = dcrw_classify(j->m, nb, x, probs);
+        for (int b = 0; rc == DCRW_OK && b < nb; b++) {
+            const int label = dcrw_dataset_label(j->d, idx[b]);
+            if (label < 0 || label >= K) {
+                cli_error("image %zu has %s: a classifier is evaluated on labelled images",
+                          idx[b], label < 0 ? "no label" : "a label beyond the model's classes");
+                rc = DCRW_EINVAL;
+                break;
+            }
+            nll -= log(probs[(size_t)b * K + label]);
+            wrong += cli_argmax(probs + (size_t)b * K, K) != label;
+        }
+    }
+    free(x);
+    free(probs);
+    if (rc == DCRW_ENOMEM) cli_error("out of memory");
+    if (rc != DCRW_OK && rc != DCRW_ENOMEM && rc != DCRW_EINVAL)
+        cli_lib_error(rc, "classification failed");
+    if (rc != DCRW_OK) return CLI_FAIL;
+    const double n = (double)j->total, e = (double)wrong / n;
+    printf("model     %s\n", model_path);
+    printf("split     %s, %zu images, %s\n", cli_split_name(split), j->total,
+           j->binarize == DCRW_BINARIZE_NONE ? "grey levels" : cli_binarize_name(j->binarize));
+    printf("error     %.2f%% (%zu of %zu wrong, standard error %.2f%%)\n", 100.0 * e, wrong,
+           j->total, 100.0 * sqrt(e * (1.0 - e) / n));
+    printf("loss      %.4f nats (mean -log p(label | x))\n", nll / n);
+    return CLI_OK;
+}
+
 /* --importance K, --glimpse-kl and --glimpse-kl-svg, its options of its own */
 static int eval_option(int id, const char *val, void *ctx) {
     eval_job *j = ctx;
@@ -294,7 +340,18 @@ int cmd_eval(int argc, char **argv) {
     dcrw_dataset *d = NULL;
     eval_sums sums = {0};
     status = CLI_BAD;
-    if (load_job(&o, &job, &m, &d) == 0) {
+    dcrw_config cfg = {.size = sizeof cfg};
+    const int loaded = load_job(&o, &job, &m, &d) == 0;
+    if (loaded) dcrw_model_config(m, &cfg);
+    if (loaded && cfg.classify) {
+        if (job.K || job.glimpse_kl) {
+            cli_error("--importance and --glimpse-kl are for the generative models, not a "
+                      "classifier");
+        } else {
+            if (!(o.given & CLI_SHARED(CLI_OPT_BINARIZE))) job.binarize = DCRW_BINARIZE_NONE;
+            status = classify_all(&job, o.model, o.split, cfg.classes);
+        }
+    } else if (loaded) {
         sums.nll = malloc(job.total * sizeof *sums.nll);
         sums.kl = calloc((size_t)job.T, sizeof *sums.kl);
         sums.kl2 = calloc((size_t)job.T, sizeof *sums.kl2);
@@ -302,7 +359,7 @@ int cmd_eval(int argc, char **argv) {
         status = have ? evaluate_all(&job, &sums) : CLI_FAIL;
         if (!have) cli_error("out of memory");
     }
-    if (status == CLI_OK) status = print_bounds(&job, &sums, o.model, o.split);
+    if (status == CLI_OK && !cfg.classify) status = print_bounds(&job, &sums, o.model, o.split);
     free(sums.nll);
     free(sums.kl);
     free(sums.kl2);

@@ -18,7 +18,9 @@ static void usage(FILE *f) {
             "One row per test image: the image, then the canvas sigma(c_t) after each\n"
             "glimpse, with the read window (red) and the write window (green) of that\n"
             "glimpse drawn as rectangles (the span of the N x N grid of Gaussians:\n"
-            "centre +- stride*(N-1)/2), for the attention the model has.\n"
+            "centre +- stride*(N-1)/2), for the attention the model has. For a\n"
+            "classifier, the image under each glimpse's read window (grey levels unless\n"
+            "--binarize says otherwise).\n"
             "\n"
             "  --model CKPT       a checkpoint (default: $DCRW_MODEL, else the shipped model)\n"
             "  --data PATH        the images: MNIST's folder, an IDX or .npy file, a folder\n"
@@ -113,6 +115,8 @@ static int load_inputs(recon_job *j) {
     dcrw_model_config(j->m, &j->cfg);
     j->P = dcrw_model_input_size(j->m);
     if (choose_glimpses(j) != 0 || cli_load_split(j->o.data, j->o.split, &j->d) != 0) return -1;
+    if (j->cfg.classify && !(j->o.given & CLI_SHARED(CLI_OPT_BINARIZE)))
+        j->o.binarize = DCRW_BINARIZE_NONE;
     if (cli_check_shape(j->d, &j->cfg, "--data",
                         "reconstruct with a model trained on such images") != 0)
         return -1;
@@ -147,6 +151,16 @@ static int reconstruct_images(recon_job *j) {
     }
     for (size_t i = 0; i < n; i++) idx[i] = (size_t)j->first + i;
     int rc = dcrw_dataset_batch(j->d, idx, (int)n, j->o.binarize, CLI_EVAL_BINARIZE_SEED, j->x);
+    if (rc == DCRW_OK && j->cfg.classify) {
+        /* a classifier has no canvas: each glimpse's frame is the image
+         * under that glimpse's window (DRAW's Figure 4) */
+        for (size_t t = 0; t < T; t++) memcpy(j->canvases + t * n * P, j->x, n * P * sizeof *j->x);
+        rc = dcrw_classify_windows(j->m, (int)n, j->x, NULL, j->rw);
+        free(zeros);
+        free(idx);
+        if (rc != DCRW_OK) cli_lib_error(rc, "classification failed");
+        return rc == DCRW_OK ? CLI_OK : CLI_FAIL;
+    }
     /* else the noise of an image is keyed by its index in the split, as in
      * dcrw eval with the same seed */
     if (rc == DCRW_OK && j->use_mean)

@@ -31,7 +31,9 @@ static void usage(FILE *f) {
             "  --epochs N           until the run has made N passes over its images\n"
             "  --minutes M          for M minutes of this invocation\n"
             "Model and optimizer:\n"
-            "  --preset NAME        draw, draw-noattn, dcrw (default), dcrw-noread\n"
+            "  --preset NAME        draw, draw-noattn, dcrw (default), dcrw-noread, or\n"
+            "                       draw-classify: the attention classifier, trained on the\n"
+            "                       data's labels (cross-entropy, grey levels by default)\n"
             "  --set FIELD=VALUE    change a configuration field (repeatable):\n",
             dist_available() ? "This build has MPI." : "This build has no MPI.");
     train_print_set_fields(f, "                       ", 80);
@@ -60,6 +62,7 @@ static void usage(FILE *f) {
             "                       in PATH, or a folder of PNG images (class folders give\n"
             "                       labels); see dcrw(1)\n"
             "  --binarize MODE      dynamic (default; fresh bits every step), threshold, none\n"
+            "                       (none by default for the classifier)\n"
             "  --valid N            hold out the last N training images for the periodic\n"
             "                       evaluation (default 5000; 0: train on all, no evaluation)\n"
             "  --train-n N          train on the first N images only (default: all the rest)\n"
@@ -234,6 +237,7 @@ static const cli_command train_cli = {usage,
 static int check_options(const cli_shared *s, train_opts *o) {
     if (s->given & CLI_SHARED(CLI_OPT_SEED)) o->fixed_name = "seed";
     if (s->given & CLI_SHARED(CLI_OPT_BINARIZE)) o->fixed_name = "binarize";
+    o->binarize_given = (s->given & CLI_SHARED(CLI_OPT_BINARIZE)) != 0;
     if (o->resume && o->init) {
         cli_error("--init cannot be given with --resume: the run already has its start (the "
                   "model it started from is in its run.json)");

@@ -42,6 +42,7 @@ typedef struct train_opts {
     const char *init; /* --init MODEL */
     const char *sets[256];
     int nset, budget_given, preset_given;
+    int binarize_given; /* else a classifier reads grey levels (--binarize none) */
     /* an option a resumed run may not change: the run is a function of it */
     const char *fixed_name;
     uint64_t steps;

@@ -16,32 +16,57 @@
 #define BINARIZE_KEY 0x62696e6172697a65ull /* keeps the step keys apart from others */
 #define EPOCH_KEY 0x65706f6368730000ull
 
+/* The held-out loss of one batch, summed into *sum: the bound of each image
+ * (noise keyed by its index in the training set), or for a classifier
+ * −log p(label) and, into *wrong, the images whose most probable class is
+ * not their label. */
+static int held_out_batch(const dcrw_model *m, const held_out *h, size_t first, int nb, float *x,
+                          double *lx, double *lz, float *probs, int K, double *sum,
+                          double *wrong) {
+    size_t idx[100];
+    for (int b = 0; b < nb; b++) idx[b] = first + (size_t)b;
+    int rc = dcrw_dataset_batch(h->d, idx, nb, h->binarize, CLI_EVAL_BINARIZE_SEED, x);
+    if (rc == DCRW_OK && !probs)
+        rc = dcrw_evaluate_images_part(m, nb, x, CLI_EVAL_NOISE_SEED, (int64_t)first, lx, lz);
+    if (rc == DCRW_OK && probs) rc = dcrw_classify(m, nb, x, probs);
+    for (int b = 0; rc == DCRW_OK && b < nb; b++) {
+        if (!probs) {
+            *sum += lx[b] + lz[b];
+            continue;
+        }
+        const float *p = probs + (size_t)b * K;
+        const int label = dcrw_dataset_label(h->d, idx[b]);
+        *sum -= log(p[label]);
+        *wrong += cli_argmax(p, K) != label;
+    }
+    return rc;
+}
+
 /* The bound on held-out images with fixed binarization and noise, so that
- * two evaluations differ only through the model. Between batches it gives
- * up once @p interrupt_at stop requests have come. 0 with the bound in
- * *out, 1 interrupted, -1 after a message (a failure, or a bound that is
- * not a finite number). */
-static int held_out_bound(const dcrw_model *m, const held_out *h, int interrupt_at, double *out) {
+ * two evaluations differ only through the model (a classifier: its mean
+ * −log p(label), and in *error the fraction it gets wrong; NaN else).
+ * Between batches it gives up once @p interrupt_at stop requests have
+ * come. 0 with the bound in *out, 1 interrupted, -1 after a message (a
+ * failure, or a bound that is not a finite number). */
+static int held_out_bound(const dcrw_model *m, const held_out *h, int interrupt_at, double *out,
+                          double *error) {
     const int B = 100;
     size_t P = dcrw_model_input_size(m);
+    dcrw_config cfg = {.size = sizeof cfg};
+    dcrw_model_config(m, &cfg);
+    const int K = cfg.classify ? cfg.classes : 0;
     float *x = malloc((size_t)B * P * sizeof *x);
-    size_t *idx = malloc((size_t)B * sizeof *idx);
+    float *probs = K ? malloc((size_t)B * K * sizeof *probs) : NULL;
     double *lx = malloc((size_t)B * sizeof *lx), *lz = malloc((size_t)B * sizeof *lz);
-    int rc = (x && idx && lx && lz) ? DCRW_OK : DCRW_ENOMEM, result = 0;
-    double sum = 0.0;
+    int rc = (x && lx && lz && (!K || probs)) ? DCRW_OK : DCRW_ENOMEM, result = 0;
+    double sum = 0.0, wrong = 0.0;
     for (size_t i = 0; rc == DCRW_OK && i < h->n; i += (size_t)B) {
         if (cli_stop_requests() >= interrupt_at) {
             result = 1;
             break;
         }
         int nb = (int)(h->n - i < (size_t)B ? h->n - i : (size_t)B);
-        const size_t first = h->first + i;
-        for (int b = 0; b < nb; b++) idx[b] = first + (size_t)b;
-        rc = dcrw_dataset_batch(h->d, idx, nb, h->binarize, CLI_EVAL_BINARIZE_SEED, x);
-        /* the noise of an image is keyed by its index in the training set */
-        if (rc == DCRW_OK)
-            rc = dcrw_evaluate_images_part(m, nb, x, CLI_EVAL_NOISE_SEED, (int64_t)first, lx, lz);
-        for (int b = 0; rc == DCRW_OK && b < nb; b++) sum += lx[b] + lz[b];
+        rc = held_out_batch(m, h, h->first + i, nb, x, lx, lz, probs, K, &sum, &wrong);
     }
     if (rc == DCRW_ENUMERIC)
         cli_lib_error(rc, "the held-out bound is not a finite number: the model gives NaN or "
@@ -49,10 +74,11 @@ static int held_out_bound(const dcrw_model *m, const held_out *h, int interrupt_
     else if (rc != DCRW_OK)
         cli_lib_error(rc, "held-out evaluation failed");
     free(x);
-    free(idx);
+    free(probs);
     free(lx);
     free(lz);
     *out = h->n ? sum / (double)h->n : NAN;
+    *error = K && h->n ? wrong / (double)h->n : NAN;
     if (rc == DCRW_OK && result == 0 && !isfinite(*out)) {
         /* finite per image, but too large to sum */
         cli_error("the held-out bound is not a finite number");
@@ -87,12 +113,13 @@ typedef struct loop_state {
     uint64_t spe, target, first, cur_epoch;
     size_t *perm;
     float *x, *grads;
+    int32_t *labels; /* a classifier's batch labels */
     size_t ngrad;
     double start, deadline, last_ckpt, last_print, train_time;
     double win_lx, win_lz, win_time;
     long win_steps;
     int bound_at_end; /* the last step made had its held-out bound */
-    double last_valid;
+    double last_valid, last_error;
 } loop_state;
 
 static int loop_init(trainer_run *tr, loop_state *L) {
@@ -104,8 +131,10 @@ static int loop_init(trainer_run *tr, loop_state *L) {
     L->spe = tr->ntrain / (uint64_t)L->B;
     L->perm = malloc(tr->ntrain * sizeof *L->perm);
     L->x = malloc((size_t)L->Bp * dcrw_model_input_size(tr->m) * sizeof *L->x);
-    if (!L->perm || !L->x) cli_error("out of memory for %zu training images", tr->ntrain);
-    if (!dist_all_ok(L->perm && L->x)) return -1;
+    L->labels = malloc((size_t)L->Bp * sizeof *L->labels);
+    if (!L->perm || !L->x || !L->labels)
+        cli_error("out of memory for %zu training images", tr->ntrain);
+    if (!dist_all_ok(L->perm && L->x && L->labels)) return -1;
     L->grads = dcrw_trainer_grads(tr->t, &L->ngrad);
     L->target = UINT64_MAX;
     if (f->steps) L->target = f->steps;
@@ -121,13 +150,14 @@ static int loop_init(trainer_run *tr, loop_state *L) {
     L->last_print = -INFINITY;
     L->cur_epoch = UINT64_MAX;
     L->first = dcrw_trainer_step_count(tr->t);
-    L->last_valid = NAN;
+    L->last_valid = L->last_error = NAN;
     return 0;
 }
 
 static void loop_free(loop_state *L) {
     free(L->perm);
     free(L->x);
+    free(L->labels);
 }
 
 /* a message must not run into the live progress line */
@@ -166,8 +196,9 @@ static int train_step(trainer_run *tr, loop_state *L, uint64_t s, dcrw_loss *los
     }
     /* binarization is keyed by the image, so gathering a share gives the
      * bits the whole batch would have */
-    int rc = dcrw_dataset_batch(tr->train, L->perm + pos * (uint64_t)L->B + (uint64_t)L->off, L->Bp,
-                                f->binarize, cli_key(f->seed ^ BINARIZE_KEY, s), L->x);
+    const size_t *idx = L->perm + pos * (uint64_t)L->B + (uint64_t)L->off;
+    int rc = dcrw_dataset_batch(tr->train, idx, L->Bp, f->binarize,
+                                cli_key(f->seed ^ BINARIZE_KEY, s), L->x);
     double t0 = cli_now();
     memset(loss, 0, sizeof *loss);
     /* KL warm-up: w = (s + 1) / N, a pure function of the step count like
@@ -175,8 +206,13 @@ static int train_step(trainer_run *tr, loop_state *L, uint64_t s, dcrw_loss *los
     if (rc == DCRW_OK && f->kl_warmup > 0)
         rc = dcrw_trainer_set_kl_weight(tr->t,
                                         (float)fmin(1.0, (double)(s + 1) / (double)f->kl_warmup));
-    if (rc == DCRW_OK)
+    if (rc == DCRW_OK && f->cfg.classify) {
+        /* one process (train_setup.c): the part is the whole batch */
+        for (int b = 0; b < L->Bp; b++) L->labels[b] = dcrw_dataset_label(tr->train, idx[b]);
+        rc = dcrw_trainer_backward_labels(tr->t, L->Bp, L->x, L->labels, NULL, loss);
+    } else if (rc == DCRW_OK) {
         rc = dcrw_trainer_backward_part(tr->t, L->Bp, L->x, NULL, L->off, L->B, loss);
+    }
     int failed = rc != DCRW_OK;
     if (failed) step_failed(L, rc, s, "");
     if (dist_size() > 1) {
@@ -211,18 +247,28 @@ static int train_step(trainer_run *tr, loop_state *L, uint64_t s, dcrw_loss *los
     return CLI_OK;
 }
 
-static void report_progress(loop_state *L, uint64_t s, double now) {
+static void report_progress(const trainer_run *tr, loop_state *L, uint64_t s, double now) {
     double ips = L->win_time > 0 ? (double)L->win_steps * L->B / L->win_time : 0.0;
     double sps = ips / L->B, eta = INFINITY;
     if (L->target != UINT64_MAX && sps > 0) eta = (double)(L->target - s) / sps;
     if (L->deadline - now < eta) eta = L->deadline - now;
     char etab[32], vbuf[64] = "";
     fmt_duration(etab, sizeof etab, eta);
-    if (!isnan(L->last_valid)) snprintf(vbuf, sizeof vbuf, "  held-out %.2f", L->last_valid);
-    printf("%sstep %llu  epoch %llu (%.0f%%)  Lx %.2f  Lz %.2f  %.0f img/s  ETA %s%s%s",
-           L->tty ? "\r" : "", (unsigned long long)s, (unsigned long long)((s - 1) / L->spe + 1),
-           100.0 * (double)((s - 1) % L->spe + 1) / (double)L->spe, L->win_lx / L->win_steps,
-           L->win_lz / L->win_steps, ips, etab, vbuf, L->tty ? "\033[K" : "\n");
+    if (!isnan(L->last_error))
+        snprintf(vbuf, sizeof vbuf, "  held-out %.3f (%.2f%% wrong)", L->last_valid,
+                 100.0 * L->last_error);
+    else if (!isnan(L->last_valid))
+        snprintf(vbuf, sizeof vbuf, "  held-out %.2f", L->last_valid);
+    char lbuf[64];
+    if (tr->f.cfg.classify)
+        snprintf(lbuf, sizeof lbuf, "loss %.3f", L->win_lx / L->win_steps);
+    else
+        snprintf(lbuf, sizeof lbuf, "Lx %.2f  Lz %.2f", L->win_lx / L->win_steps,
+                 L->win_lz / L->win_steps);
+    printf("%sstep %llu  epoch %llu (%.0f%%)  %s  %.0f img/s  ETA %s%s%s", L->tty ? "\r" : "",
+           (unsigned long long)s, (unsigned long long)((s - 1) / L->spe + 1),
+           100.0 * (double)((s - 1) % L->spe + 1) / (double)L->spe, lbuf, ips, etab, vbuf,
+           L->tty ? "\033[K" : "\n");
     /* a closed pipe or terminal shows here, and stops the run */
     cli_flush_stdout();
     L->printed_tty = 1;
@@ -244,9 +290,10 @@ static int after_step(trainer_run *tr, loop_state *L, uint64_t s, const dcrw_los
     L->bound_at_end = 0;
     if (tr->valid.n && f->eval_every && s % (uint64_t)f->eval_every == 0) {
         /* a stop request cuts it short: the checkpoint comes first */
-        int r = held_out_bound(tr->m, &tr->valid, 1, &vb);
+        double err;
+        int r = held_out_bound(tr->m, &tr->valid, 1, &vb, &err);
         if (r < 0) return CLI_FAIL;
-        if (r == 0) L->last_valid = vb;
+        if (r == 0) L->last_valid = vb, L->last_error = err;
         L->bound_at_end = r == 0;
     }
     double now = cli_now();
@@ -254,7 +301,7 @@ static int after_step(trainer_run *tr, loop_state *L, uint64_t s, const dcrw_los
                     vb);
     if (now - L->last_print >= (L->tty ? 0.25 : f->progress_seconds) || L->bound_at_end) {
         fflush(tr->log);
-        report_progress(L, s, now);
+        report_progress(tr, L, s, now);
     }
     if (f->checkpoint_minutes > 0 && now - L->last_ckpt >= 60.0 * f->checkpoint_minutes) {
         /* the log first: it must never miss a step the checkpoint holds */
@@ -303,8 +350,8 @@ static int final_bound(trainer_run *tr, loop_state *L, uint64_t s) {
         printf("held-out bound on %zu images (interrupt again to skip it)\n", tr->valid.n);
         cli_flush_stdout();
     }
-    double vb;
-    int r = held_out_bound(tr->m, &tr->valid, 2, &vb);
+    double vb, err;
+    int r = held_out_bound(tr->m, &tr->valid, 2, &vb, &err);
     if (r < 0) return -1;
     if (r == 1) {
         printf("held-out evaluation interrupted; %s holds step %llu\n", tr->rd.ckpt,
@@ -314,6 +361,7 @@ static int final_bound(trainer_run *tr, loop_state *L, uint64_t s) {
         return 0;
     }
     L->last_valid = vb;
+    L->last_error = err;
     rundir_log_bound(tr->log, s, tr->wall_offset + (cli_now() - L->start), vb);
     return 0;
 }
@@ -347,7 +395,10 @@ static int finish_run(trainer_run *tr, loop_state *L, int status) {
            (unsigned long long)s, (double)s / (double)L->spe, (unsigned long long)(s - L->first),
            cli_now() - L->start,
            L->train_time > 0 ? (double)(s - L->first) * L->B / L->train_time : 0.0);
-    if (!isnan(L->last_valid))
+    if (!isnan(L->last_error))
+        printf("held-out (%zu images): loss %.4f nats, %.2f%% wrong\n", tr->valid.n,
+               L->last_valid, 100.0 * L->last_error);
+    else if (!isnan(L->last_valid))
         printf("held-out bound (%zu images): %.3f nats\n", tr->valid.n, L->last_valid);
     cli_flush_stdout();
     return status;

@@ -81,6 +81,8 @@ static int new_run_flags(trainer_run *tr, const train_opts *o) {
     if (o->init ? train_config_from_init(tr, o->init, o->preset_given)
                 : train_config_from_command_line(f, o->sets, o->nset))
         return -1;
+    /* the classifier looks at the images as they are, as in DRAW's §4.1 */
+    if (f->cfg.classify && !o->binarize_given) f->binarize = DCRW_BINARIZE_NONE;
     struct stat st;
     if (stat(o->out, &st) == 0 && !S_ISDIR(st.st_mode)) {
         cli_error("--out %s: exists and is not a folder", o->out);
@@ -108,6 +110,27 @@ static int session_flags(run_flags *f, const train_opts *o) {
         f->data = abs ? abs : strdup(o->data);
         if (!f->data) {
             cli_error("out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A classifier's data: every image labelled with one of its K classes. */
+static int check_labels(const dcrw_dataset *d, int K) {
+    const size_t n = dcrw_dataset_count(d);
+    for (size_t i = 0; i < n; i++) {
+        const int l = dcrw_dataset_label(d, i);
+        if (l < 0) {
+            cli_error("--data: image %zu has no label (the classifier trains on labelled data: "
+                      "IDX images with their labels file, or a folder of class folders)",
+                      i);
+            return -1;
+        }
+        if (l >= K) {
+            cli_error("--data: image %zu has label %d, but the model has %d classes (--set "
+                      "classes=N)",
+                      i, l, K);
             return -1;
         }
     }
@@ -157,6 +180,11 @@ static int load_training_data(trainer_run *tr) {
     if (f->batch < dist_size()) {
         if (dist_rank() == 0)
             cli_error("--batch %ld: fewer images than the %d processes", f->batch, dist_size());
+        return -1;
+    }
+    if (f->cfg.classify && check_labels(tr->train, f->cfg.classes) != 0) return -1;
+    if (f->cfg.classify && dist_size() > 1) {
+        if (dist_rank() == 0) cli_error("the classifier trains in one process (no mpirun)");
         return -1;
     }
     held_out v = {tr->train, count - (size_t)f->valid, (size_t)f->valid, f->binarize};
@@ -254,11 +282,17 @@ void train_print_start(const trainer_run *tr) {
         printf("%s holds no checkpoint (its first start was stopped before it saved one): "
                "starting the run from step 0\n",
                tr->rd.dir);
-    printf("%s: preset %s, T=%d, D=%d, Z=%d, %zu parameters; %zu training images "
+    char sizes[96];
+    if (f->cfg.classify)
+        snprintf(sizes, sizeof sizes, "T=%d, E=%d, N=%d, K=%d", (int)f->cfg.glimpses,
+                 (int)f->cfg.enc_size, (int)f->cfg.read_n, (int)f->cfg.classes);
+    else
+        snprintf(sizes, sizeof sizes, "T=%d, D=%d, Z=%d", (int)f->cfg.glimpses,
+                 (int)f->cfg.dec_size, (int)f->cfg.z_size);
+    printf("%s: preset %s, %s, %zu parameters; %zu training images "
            "(%llu steps of %ld per epoch), %zu held out; run folder %s\n",
-           tr->resume ? "resuming" : "training", f->preset, f->cfg.glimpses, f->cfg.dec_size,
-           f->cfg.z_size, dcrw_model_param_floats(tr->m), tr->ntrain, (unsigned long long)spe,
-           f->batch, tr->valid.n, tr->rd.dir);
+           tr->resume ? "resuming" : "training", f->preset, sizes, dcrw_model_param_floats(tr->m),
+           tr->ntrain, (unsigned long long)spe, f->batch, tr->valid.n, tr->rd.dir);
     if (dist_size() > 1) {
         long K = dist_size(), q = f->batch / K, extra = f->batch % K;
         if (extra)

@@ -75,6 +75,13 @@ const char *cli_basename(const char *path) {
     return s ? s + 1 : path;
 }
 
+int cli_argmax(const float *p, int n) {
+    int best = 0;
+    for (int k = 1; k < n; k++)
+        if (p[k] > p[best]) best = k;
+    return best;
+}
+
 /* The folder part of @p path ("." for a bare name), newly allocated. */
 static char *folder_of(const char *path) {
     const char *slash = strrchr(path, '/');

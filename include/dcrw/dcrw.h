@@ -277,7 +277,7 @@ DCRW_API int dcrw_config_preset(dcrw_config *cfg, dcrw_preset preset);
 DCRW_API int dcrw_config_validate(const dcrw_config *cfg);
 
 /**
- * Map "draw", "draw-noattn", "dcrw" or "dcrw-noread" to its preset.
+ * Map "draw", "draw-noattn", "dcrw", "dcrw-noread" or "draw-classify" to its preset.
  * @return DCRW_OK, DCRW_EINVAL for NULL arguments, DCRW_ENOTFOUND otherwise.
  */
 DCRW_API int dcrw_preset_from_name(const char *name, dcrw_preset *out);

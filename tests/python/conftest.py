@@ -16,8 +16,10 @@ import pytest
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOLDEN_DIR = os.path.join(SOURCE_ROOT, "tests", "golden")
 
-# Tiny configurations of the four presets: a few steps of training take
-# milliseconds, and every code path of the preset is still exercised.
+# Tiny configurations of the four generative presets: a few steps of
+# training take milliseconds, and every code path of the preset is still
+# exercised. (The classifier's is in test_classify.py: the tests that
+# parametrize over these run the generative passes.)
 TINY = {
     "draw": dict(height=12, width=12, glimpses=3, enc_size=16, dec_size=16, z_size=4, read_n=2, write_n=3),
     "draw-noattn": dict(height=12, width=12, glimpses=3, enc_size=16, dec_size=16, z_size=4),

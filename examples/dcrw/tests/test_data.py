@@ -4,7 +4,7 @@ a slice of the real MNIST: two training steps on each, the model's shape
 taken from the data, eval and reconstruct on the same path, a shape that
 differs named with its fix, and malformed data refused with the file named.
 
-    test_data.py CASE      CASE: formats shape fashion baddata
+    test_data.py CASE      CASE: formats shape fashion baddata classify
 
 fashion trains on Fashion-MNIST as Debian's dataset-fashion-mnist installs
 it (/usr/share/datasets/fashion-mnist, or DCRW_FASHION_MNIST), and skips
@@ -13,6 +13,7 @@ written here with struct and zlib.
 """
 import gzip
 import os
+import re
 import struct
 import sys
 import zlib
@@ -267,8 +268,62 @@ def case_baddata(tmp):
         check(not os.path.exists(os.path.join(tmp, "run")), "a refused run left its folder")
 
 
+def case_classify(tmp):
+    """The attention classifier on labelled IDX files: it trains on the
+    labels, its held-out and test error are printed and agree with the
+    counts beside them, the glimpse picture has a frame per glimpse, and
+    data without labels (or with more classes than the model) is refused."""
+    sets = make_sets(tmp)
+    labelled, unlabelled = sets["idx-gz"][0], sets["npy-u8"][0]
+    small = ["--preset", "draw-classify", "--set", "glimpses=3", "--set", "enc_size=32",
+             "--set", "read_n=6", "--train-n", "120", "--valid", "30", "--batch", "20",
+             "--lr", "0.005", "--eval-every", "10"]
+    run_dir = os.path.join(tmp, "cls")
+    out = ok(["train", "--data", labelled, "--out", run_dir, "--steps", "60"] + small)
+    m = re.search(r"held-out \(30 images\): loss ([0-9.]+) nats, ([0-9.]+)% wrong", out)
+    check(m is not None, "classify: no held-out loss and error in: %s" % out[-400:])
+    steps = [l for l in out.splitlines() if l.startswith("step ")]
+    check(steps and all("loss " in l and "Lx" not in l for l in steps),
+          "classify: the progress lines do not show the loss alone: %s" % steps[-1:])
+    if m:
+        # 30 images: the error is a multiple of 1/30
+        wrong = float(m.group(2)) * 30 / 100
+        check(abs(wrong - round(wrong)) < 1e-6, "classify: %s%% of 30 images" % m.group(2))
+        # ten classes: chance is 2.30 nats; 60 steps of 20 images do better
+        check(float(m.group(1)) < 2.2, "classify: held-out loss %s after 60 steps" % m.group(1))
+    ckpt = os.path.join(run_dir, "checkpoint.safetensors")
+    f = info_fields(ok(["info", ckpt]))
+    check(f.get("preset") == "draw-classify", "classify: info says preset %s" % f.get("preset"))
+    out = ok(["eval", "--model", ckpt, "--data", labelled])
+    m = re.search(r"error\s+([0-9.]+)% \((\d+) of 40 wrong, standard error ([0-9.]+)%\)", out)
+    check(m is not None, "classify: eval prints no error: %s" % out)
+    if m:
+        check(abs(float(m.group(1)) - 100 * int(m.group(2)) / 40) < 0.006,
+              "classify: %s%% is not %s of 40" % (m.group(1), m.group(2)))
+    check("grey levels" in out, "classify: eval does not read grey levels: %s" % out)
+    if HAVE_PNG:
+        pic = os.path.join(tmp, "glimpses.png")
+        ok(["reconstruct", "--model", ckpt, "--data", labelled, "--n", "2", "--scale", "1",
+            "--out", pic])
+        with open(pic, "rb") as fh:
+            w, h = struct.unpack(">II", fh.read(24)[16:24])
+        # the image and one frame per glimpse, 28 pixels and a padding of 2 each
+        check((w, h) == (2 + 4 * 30, 2 + 2 * 30), "classify: picture is %dx%d" % (w, h))
+    for args, says in (
+            (["train", "--data", unlabelled, "--out", os.path.join(tmp, "nolab"), "--steps", "1"]
+             + small, ["image 0 has no label"]),
+            (["train", "--data", labelled, "--out", os.path.join(tmp, "few"), "--steps", "1",
+              "--set", "classes=3"] + small[:-2], ["has label", "3 classes"]),
+            (["eval", "--model", ckpt, "--data", labelled, "--importance", "2"],
+             ["not a classifier"])):
+        rc, out, err = run(args)
+        check(rc != 0, "%s: exit 0 on %s" % (args[0], " ".join(args[1:4])))
+        for s in says:
+            check(s in err, "%s: message lacks %r: %s" % (args[0], s, err.strip()))
+
+
 CASES = {"formats": case_formats, "shape": case_shape, "fashion": case_fashion,
-         "baddata": case_baddata}
+         "baddata": case_baddata, "classify": case_classify}
 
 
 def skip_reason():

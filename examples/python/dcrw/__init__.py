@@ -1,4 +1,5 @@
-"""libdcrw from Python: DRAW and DCRW sequential VAEs over NumPy arrays.
+"""libdcrw from Python: DRAW and DCRW sequential VAEs, and DRAW's attention
+classifier, over NumPy arrays.
 
 A pure-Python ctypes binding of include/dcrw/dcrw.h. The shared library is
 loaded from the path in the environment variable DCRW_LIBRARY, else from
@@ -15,6 +16,13 @@ this package was written for.
                 print(t.step(x).loss)
         images = m.sample(4, seed=1)
         m.save("model.safetensors")
+
+The classifier (preset "draw-classify") trains on labels:
+
+    with dcrw.Model.create("draw-classify", height=24, width=24, classes=4) as m:
+        with dcrw.Trainer(m) as t:
+            t.step_labels(x, labels)       # labels: integers [B] in [0, 4)
+        probs = m.classify(x)              # [B, 4]
 
 Errors of the library raise DcrwError (code, name, message from
 dcrw_last_error()); wrong shapes and types are refused before the call with
@@ -57,6 +65,7 @@ from ._ffi import (
 from .dataset import Dataset, channels_last
 from .model import (
     CONFIG_FIELDS,
+    Classification,
     Decoded,
     Encoded,
     ImageLosses,
@@ -145,6 +154,7 @@ __all__ = [
     "channels_last",
     "CONFIG_FIELDS",
     "TRAIN_FIELDS",
+    "Classification",
     "Dataset",
     "DcrwError",
     "Decoded",

@@ -17,8 +17,8 @@ import os
 # The major version of the C API this package was written against; the
 # library's soname carries the same number.
 EXPECTED_MAJOR = 0
-# the least minor version whose functions this package binds (0.4: the KL weight)
-LEAST_MINOR = 4
+# the least minor version whose functions this package binds (0.5: the classifier)
+LEAST_MINOR = 5
 
 # Status codes of dcrw.h, for comparing with DcrwError.code.
 OK = 0
@@ -37,6 +37,7 @@ PRESET_DRAW = 0
 PRESET_DRAW_NOATTN = 1
 PRESET_DCRW = 2
 PRESET_DCRW_NOREAD = 3
+PRESET_DRAW_CLASSIFY = 4
 
 ENCODER_LSTM = 0
 ENCODER_CNN = 1
@@ -271,6 +272,7 @@ c_u64 = ctypes.c_uint64
 c_str = ctypes.c_char_p
 f32p = ctypes.POINTER(ctypes.c_float)
 f64p = ctypes.POINTER(ctypes.c_double)
+i32p = ctypes.POINTER(ctypes.c_int32)
 # Handles are plain addresses on the Python side; c_void_p keeps them hashable
 # integers and lets None stand for NULL.
 handle = ctypes.c_void_p
@@ -343,6 +345,8 @@ dcrw_reconstruct_part = _fn(
 )
 dcrw_evaluate_images_part = _fn("dcrw_evaluate_images_part", c_int, [handle, c_int, f32p, c_u64, c_i64, f64p, f64p], True)
 dcrw_evaluate_iw = _fn("dcrw_evaluate_iw", c_int, [handle, c_int, f32p, c_int, c_u64, c_i64, f64p, f64p], True)
+dcrw_classify = _fn("dcrw_classify", c_int, [handle, c_int, f32p, f32p], True)
+dcrw_classify_windows = _fn("dcrw_classify_windows", c_int, [handle, c_int, f32p, f32p, f32p], True)
 
 dcrw_train_config_default = _fn("dcrw_train_config_default", c_int, [ctypes.POINTER(TrainConfig)], True)
 dcrw_trainer_create = _fn("dcrw_trainer_create", c_int, [handlep, handle, ctypes.POINTER(TrainConfig)], True)
@@ -353,6 +357,18 @@ dcrw_trainer_find_grad = _fn("dcrw_trainer_find_grad", c_int, [handle, c_str, ct
 dcrw_trainer_grads = _fn("dcrw_trainer_grads", f32p, [handle, ctypes.POINTER(c_size)], False)
 dcrw_trainer_apply = _fn("dcrw_trainer_apply", c_int, [handle], True)
 dcrw_trainer_step = _fn("dcrw_trainer_step", c_int, [handle, c_int, f32p, f32p, ctypes.POINTER(Loss)], True)
+dcrw_trainer_backward_labels = _fn(
+    "dcrw_trainer_backward_labels",
+    c_int,
+    [handle, c_int, f32p, i32p, f32p, ctypes.POINTER(Loss)],
+    True,
+)
+dcrw_trainer_step_labels = _fn(
+    "dcrw_trainer_step_labels",
+    c_int,
+    [handle, c_int, f32p, i32p, f32p, ctypes.POINTER(Loss)],
+    True,
+)
 dcrw_trainer_step_count = _fn("dcrw_trainer_step_count", c_u64, [handle], False)
 dcrw_trainer_set_learning_rate = _fn("dcrw_trainer_set_learning_rate", c_int, [handle, ctypes.c_float], True)
 dcrw_trainer_learning_rate = _fn("dcrw_trainer_learning_rate", ctypes.c_float, [handle], False)

@@ -449,6 +449,28 @@ def as_f32(a, name, shape_doc, ndims):
     return arr
 
 
+def as_labels(labels, B, name="labels"):
+    """`labels` as a C-contiguous int32 ndarray of shape (B,).
+
+    Integer arrays and lists of integers only: a float label (even 2.0) is a
+    TypeError, as integer() refuses it, and a value outside int32 a
+    ValueError before the conversion, which would wrap it around (2**32 + 1
+    would become the valid class 1). Whether a label is a class of the
+    model is the library's to say (its message names the image)."""
+    arr = np.asarray(labels)
+    if arr.dtype.kind not in "iu":
+        raise TypeError("%s: expected integers (B,) = (%d,), got dtype %s" % (name, B, arr.dtype))
+    if arr.shape != (B,):
+        raise ValueError("%s: expected shape (B,) = (%d,), got %s" % (name, B, arr.shape))
+    if arr.dtype != np.int32:
+        lo, hi = INT32
+        if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+            bad = int(arr.min()) if int(arr.min()) < lo else int(arr.max())
+            raise ValueError("%s: %d does not fit a 32-bit int" % (name, bad))
+        arr = arr.astype(np.int32)
+    return np.ascontiguousarray(arr)
+
+
 def fptr(arr):
     """float * for a float32 C-contiguous array, None (NULL) for None."""
     if arr is None:
@@ -460,3 +482,10 @@ def dptr(arr):
     if arr is None:
         return None
     return arr.ctypes.data_as(_ffi.f64p)
+
+
+def iptr(arr):
+    """int32_t * for an int32 C-contiguous array, None (NULL) for None."""
+    if arr is None:
+        return None
+    return arr.ctypes.data_as(_ffi.i32p)

@@ -1,4 +1,5 @@
-"""dcrw.Model: a DRAW or DCRW model and the operations over NumPy arrays."""
+"""dcrw.Model: a DRAW or DCRW model, or DRAW's attention classifier, and the
+operations over NumPy arrays."""
 
 import ctypes
 from collections import namedtuple
@@ -32,6 +33,7 @@ _PRESETS = {
     "draw-noattn": _ffi.PRESET_DRAW_NOATTN,
     "dcrw": _ffi.PRESET_DCRW,
     "dcrw-noread": _ffi.PRESET_DCRW_NOREAD,
+    "draw-classify": _ffi.PRESET_DRAW_CLASSIFY,
 }
 
 #: Model.precision's values, in dcrw_precision order.
@@ -48,6 +50,9 @@ Decoded = namedtuple("Decoded", "images canvases write_windows")
 #: Model.reconstruct(canvases=..., windows=...)'s result; unrequested fields
 #: and windows of an attention the model lacks are None.
 Reconstruction = namedtuple("Reconstruction", "images canvases read_windows write_windows")
+#: Model.classify_windows's result: probs [B, K] and the read window of
+#: every glimpse, windows [T, B, 5] = (gX, gY, delta, sigma2, gamma).
+Classification = namedtuple("Classification", "probs windows")
 
 
 def preset_value(preset):
@@ -123,10 +128,17 @@ class Model(Owner):
     Images are given as [B, P], [B, C, H, W], [B, H, W, C] (more than one
     channel) or [B, H, W] (one channel); images returned are [B, P].
 
+    A model made from the preset "draw-classify" (or with classify=True) is
+    the attention classifier of MODEL.md §9 (is_classifier): it has
+    classify() and classify_windows() and trains on labels
+    (Trainer.step_labels); the generative operations refuse it, and a
+    generative model refuses the classifier's, with the library's
+    DcrwError(EINVAL).
+
     The operations that do not train (encode, decode, sample, evaluate,
-    read, write, reconstruct) may run in several threads at once; ctypes
-    releases the GIL during each call. A trainer's step waits for them to
-    finish and they wait for it.
+    read, write, reconstruct, classify) may run in several threads at once;
+    ctypes releases the GIL during each call. A trainer's step waits for
+    them to finish and they wait for it.
 
     Ctrl-C interrupts a long operation at once: KeyboardInterrupt is raised
     while the library finishes the interrupted call in the background (the
@@ -172,9 +184,10 @@ class Model(Owner):
     @classmethod
     def create(cls, preset="draw", seed=0, **overrides):
         """A freshly initialised model of `preset` ("draw", "draw-noattn",
-        "dcrw", "dcrw-noread" or a DCRW_PRESET_* number) with MNIST defaults,
-        changed by `overrides` (dcrw_config field names, e.g. height=12,
-        glimpses=3; encoder="cnn"; read_attention=False).
+        "dcrw", "dcrw-noread", "draw-classify" or a DCRW_PRESET_* number)
+        with its defaults (MNIST's 1x28x28; the classifier's 1x100x100 with
+        classes=10), changed by `overrides` (dcrw_config field names, e.g.
+        height=12, glimpses=3; encoder="cnn"; read_attention=False).
         DcrwError(ECONFIG) names a field the library refuses."""
         cfg = _make_config(preset, overrides)
         seed = seed_int(seed)
@@ -196,6 +209,10 @@ class Model(Owner):
     def __repr__(self):
         state = "closed" if self._h is None else "%d parameters" % self._nfloats
         c = self._config
+        if self.is_classifier:
+            return "<dcrw.Model classifier T=%d K=%d %dx%dx%d, %s>" % (
+                c["glimpses"], c["classes"], c["channels"], c["height"], c["width"], state
+            )
         return "<dcrw.Model %s T=%d Z=%d %dx%dx%d, %s>" % (
             "cnn" if c["encoder"] == _ffi.ENCODER_CNN else "lstm",
             c["glimpses"],
@@ -225,6 +242,17 @@ class Model(Owner):
     @property
     def glimpses(self):
         return self._T
+
+    @property
+    def is_classifier(self):
+        """True for the attention classifier (MODEL.md §9, classify=True)."""
+        return bool(self._config["classify"])
+
+    @property
+    def num_classes(self):
+        """K, the classifier's classes (the rows of classify()); 0 for a
+        generative model."""
+        return self._config["classes"] if self.is_classifier else 0
 
     @property
     def precision(self):
@@ -424,6 +452,27 @@ class Model(Owner):
         out = _ffi.Loss()
         self._call(_ffi.dcrw_evaluate, B, fptr(x), fptr(eps), ctypes.byref(out), work=self._work(B))
         return Loss(out.loss, out.lx, out.lz)
+
+    def classify(self, x):
+        """The class probabilities of images x after the last glimpse,
+        float32 [B, K], each row summing to 1. DcrwError(EINVAL) for a
+        generative model."""
+        x, B = self._images(x)
+        probs = self._out(B, self.num_classes)
+        self._call(_ffi.dcrw_classify, B, fptr(x), fptr(probs), work=self._work(B))
+        return probs
+
+    def classify_windows(self, x):
+        """classify() and where the classifier looked: Classification(probs
+        [B, K], windows [T, B, 5]), the read window of every glimpse as
+        (gX, gY, delta, sigma2, gamma), centres 1-based, as reconstruct's
+        read_windows."""
+        x, B = self._images(x)
+        probs = self._out(B, self.num_classes)
+        windows = self._out(self._T, B, 5)
+        self._call(_ffi.dcrw_classify_windows, B, fptr(x), fptr(probs), fptr(windows),
+                   work=self._work(B))
+        return Classification(probs, windows)
 
     def read(self, x, xhat, h_dec=None):
         """The read operation: r [B, read_size] from images x, error images

@@ -8,9 +8,11 @@ from ._util import (
     INT64,
     Handle,
     Owner,
+    as_labels,
     c_string,
     fptr,
     integer,
+    iptr,
     leave_all,
     path_bytes,
     real,
@@ -105,7 +107,8 @@ class Trainer(Owner):
     def backward(self, x, eps=None):
         """Forward and backward on images x [B, P] or [B, C, H, W]; the
         gradients replace the previous ones. eps [T, B, Z] or None (noise
-        drawn from (seed, step count, image)). Returns Loss batch means."""
+        drawn from (seed, step count, image)). Returns Loss batch means.
+        A classifier trains with backward_labels() instead."""
         x, B, eps = self._batch(x, eps)
         out = _ffi.Loss()
         self._call(_ffi.dcrw_trainer_backward, B, fptr(x), fptr(eps), ctypes.byref(out), work=self._work(B))
@@ -123,6 +126,28 @@ class Trainer(Owner):
         self._call(_ffi.dcrw_trainer_backward_part, B, fptr(x), fptr(eps), first, total, ctypes.byref(out),
                    work=self._work(B))
         return Loss(out.loss, out.lx, out.lz)
+
+    def _labelled(self, fn, x, labels):
+        x, B = self.model._images(x)
+        labels = as_labels(labels, B)
+        out = _ffi.Loss()
+        # eps stays NULL: the classifier, the one model that takes labels,
+        # has no noise, and the library refuses any
+        self._call(fn, B, fptr(x), iptr(labels), None, ctypes.byref(out), work=self._work(B))
+        return Loss(out.loss, out.lx, out.lz)
+
+    def backward_labels(self, x, labels):
+        """backward() of the classifier (Model.is_classifier) on images x and
+        their classes `labels`, integers [B] in [0, K): the gradients of the
+        batch mean of -log p(label | x). Returns Loss(loss, lx=loss, lz=0).
+        DcrwError(EINVAL) for a label outside [0, K) (the message names the
+        image) and for a model that takes no labels."""
+        return self._labelled(_ffi.dcrw_trainer_backward_labels, x, labels)
+
+    def step_labels(self, x, labels):
+        """backward_labels() then apply(); returns the Loss of the batch
+        before the update."""
+        return self._labelled(_ffi.dcrw_trainer_step_labels, x, labels)
 
     def apply(self):
         """Clip the gradients and take one Adam step (step_count + 1)."""

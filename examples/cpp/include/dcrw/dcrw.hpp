@@ -7,6 +7,10 @@
 //   dcrw::Loss l = t.step(batch);          // batch: B*P floats
 //   std::vector<float> img = m.sample(8, 42);
 //
+// The attention classifier (preset "draw-classify") trains on labels:
+//   dcrw::Loss l = t.step_labels(batch, labels);   // labels: B int32 in [0, K)
+//   std::vector<float> p = m.classify(batch);      // B*K probabilities
+//
 // Every class is move-only and frees its handle in its destructor. A Trainer
 // shares the ownership of its Model's handle: the C model lives until both
 // the Model and every Trainer of it are gone, so a Trainer may outlive the
@@ -73,6 +77,8 @@ template <class T> class Span {
 };
 
 using Floats = Span<const float>;
+/// The class of each image of a batch, for the classifier.
+using Labels = Span<const std::int32_t>;
 
 /// Batch means in nats per image.
 struct Loss {
@@ -106,11 +112,20 @@ struct Reconstruction {
     std::vector<Window> read_windows, write_windows;
 };
 
+/// What the classifier made of a batch: probs B*K (row b: image b's class
+/// probabilities, summing to 1) and the read window of every glimpse and
+/// image, T*B (time-major).
+struct Classification {
+    std::vector<float> probs;
+    std::vector<Window> windows;
+};
+
 inline std::string version() {
     return dcrw_version_string();
 }
 
-/// The MNIST defaults of a preset by name ("draw", "draw-noattn", "dcrw", "dcrw-noread").
+/// The defaults of a preset by name ("draw", "draw-noattn", "dcrw", "dcrw-noread": MNIST's;
+/// "draw-classify": the classifier's 100x100, 10 classes).
 inline dcrw_config preset(const char *name) {
     dcrw_preset p;
     check(dcrw_preset_from_name(name, &p), "dcrw_preset_from_name");
@@ -171,6 +186,14 @@ class Model {
         return s;
     }
     std::size_t input_size() const noexcept { return dcrw_model_input_size(get()); }
+    /// Whether this is the attention classifier (MODEL.md §9): classify() and
+    /// Trainer::step_labels() take it, the generative operations refuse it.
+    bool is_classifier() const { return config().classify != 0; }
+    /// K, the classifier's classes; 0 for a generative model.
+    int num_classes() const {
+        const dcrw_config c = config();
+        return c.classify ? c.classes : 0;
+    }
     /// DCRW_PRECISION_FLOAT32 or DCRW_PRECISION_BF16 (the large products in
     /// bfloat16, on CPUs with AVX-512 BF16: dcrw_precision_supported()).
     int precision() const noexcept { return dcrw_model_precision(get()); }
@@ -291,6 +314,28 @@ class Model {
         for (std::size_t b = 0; b < out.size(); b++) out[b] = {lx[b] + lz[b], lx[b], lz[b]};
         return out;
     }
+    /// The class probabilities of images @p x (B*P floats), B*K floats;
+    /// dcrw::Error(DCRW_EINVAL) for a generative model.
+    std::vector<float> classify(Floats x) const {
+        const int B = batch_of(x.size(), input_size(), "x");
+        std::vector<float> probs(static_cast<std::size_t>(B) *
+                                 static_cast<std::size_t>(num_classes()));
+        float none;
+        check(dcrw_classify(get(), B, x.data(), out_or(probs, &none)), "dcrw_classify");
+        return probs;
+    }
+    /// classify() and the read window of every glimpse.
+    Classification classify_windows(Floats x) const {
+        const dcrw_sizes s = sizes();
+        const int B = batch_of(x.size(), s.input, "x");
+        std::vector<float> probs(static_cast<std::size_t>(B) *
+                                 static_cast<std::size_t>(num_classes()));
+        std::vector<float> w(s.glimpses * static_cast<std::size_t>(B) * 5);
+        float none;
+        check(dcrw_classify_windows(get(), B, x.data(), out_or(probs, &none), w.data()),
+              "dcrw_classify_windows");
+        return {std::move(probs), windows(w)};
+    }
     /// The read of images @p x and @p xhat (B*P each) placed by @p h_dec (B*D; empty without read
     /// attention).
     std::vector<float> read(Floats x, Floats xhat, Floats h_dec = {}) const {
@@ -338,6 +383,11 @@ class Model {
             out[i] = {w[5 * i], w[5 * i + 1], w[5 * i + 2], w[5 * i + 3], w[5 * i + 4]};
         return out;
     }
+
+    // A generative model has K = 0 and so an empty probs: a buffer that is
+    // not NULL lets the library refuse the model with its own message ("not
+    // a classifier") rather than for a NULL probs. It writes nothing then.
+    static float *out_or(std::vector<float> &v, float *none) { return v.empty() ? none : v.data(); }
 
     static int batch_of(std::size_t n, std::size_t per, const char *what) {
         if (per == 0 || n == 0 || n % per != 0 || n / per > 0x7fffffff)
@@ -399,6 +449,15 @@ class Trainer {
     Loss step(Floats x, Floats eps = {}) {
         return pass(dcrw_trainer_step, "dcrw_trainer_step", x, eps);
     }
+    /// backward() of the classifier: the gradients of the batch mean of
+    /// -log p(label | x) for images @p x (B*P floats) and their classes
+    /// @p labels (B, each in [0, K)). The Loss has lx = loss and lz = 0.
+    Loss backward_labels(Floats x, Labels labels) {
+        return labelled(dcrw_trainer_backward_labels, "dcrw_trainer_backward_labels", x, labels);
+    }
+    Loss step_labels(Floats x, Labels labels) {
+        return labelled(dcrw_trainer_step_labels, "dcrw_trainer_step_labels", x, labels);
+    }
     std::uint64_t step_count() const noexcept { return dcrw_trainer_step_count(t_); }
     /// The Adam step size; set it between steps for a schedule.
     float learning_rate() const noexcept { return dcrw_trainer_learning_rate(t_); }
@@ -446,6 +505,23 @@ class Trainer {
         dcrw_loss l;
         const int B = batch(x, eps);
         check(run(t_, B, x.data(), eps.empty() ? nullptr : eps.data(), &l), what);
+        return {l.loss, l.lx, l.lz};
+    }
+
+    // backward_labels or step_labels on a batch of x; a label outside
+    // [0, K) is the library's to refuse (its message names the image)
+    Loss labelled(int (*run)(dcrw_trainer *, int, const float *, const std::int32_t *,
+                             const float *, dcrw_loss *),
+                  const char *what, Floats x, Labels labels) {
+        const int B = batch(x, {});
+        if (labels.size() != static_cast<std::size_t>(B))
+            throw std::invalid_argument(
+                std::string("dcrw: labels must hold one class per image (") + std::to_string(B) +
+                "), has " + std::to_string(labels.size()));
+        dcrw_loss l;
+        // eps stays NULL: the classifier, the one model that takes labels,
+        // has no noise, and the library refuses any
+        check(run(t_, B, x.data(), labels.data(), nullptr, &l), what);
         return {l.loss, l.lx, l.lz};
     }
 

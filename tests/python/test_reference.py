@@ -1,0 +1,143 @@
+"""Two independent implementations agree on every generative golden file.
+
+tests/golden/reference.py is a float64 NumPy implementation of MODEL.md
+sections 1-7 written from the text alone; the golden files were made by a
+different one (PyTorch float64). Here the reference recomputes each file's
+loss, Lx and Lz (within 1e-6 of |loss|) and every coordinate of every
+gradient tensor by central differences with step 1e-6 (within 1e-4 of the
+tensor's largest magnitude; all coordinates, not a subset: the
+differences go through the forward many at a time and the five files take
+about 2 s). It also checks the batched differences against one-at-a-time
+perturbations, the §7 parameter shapes, and the hand-written safetensors
+reader and writer. Needs neither libdcrw nor the Python package."""
+
+import importlib.util
+import os
+import struct
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import GOLDEN_DIR, read_safetensors
+
+GOLDEN = [
+    "golden-draw-small",
+    "golden-draw-noattn-small",
+    "golden-dcrw-small",
+    "golden-dcrw-noread-small",
+    "golden-draw-canvas-small",
+]
+
+
+def load_reference():
+    """tests/golden/reference.py as a module, imported by path (no bytecode written)."""
+    path = os.path.join(GOLDEN_DIR, "reference.py")
+    spec = importlib.util.spec_from_file_location("dcrw_golden_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    saved = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = saved
+    return module
+
+
+ref = load_reference()
+
+
+def golden_path(name):
+    return os.path.join(GOLDEN_DIR, name + ".safetensors")
+
+
+def test_reference_covers_every_generative_golden_file():
+    assert [f[: -len(".safetensors")] for f in ref.GOLDEN_FILES] == GOLDEN
+    on_disk = sorted(f[: -len(".safetensors")] for f in os.listdir(GOLDEN_DIR)
+                     if f.startswith("golden-") and f.endswith(".safetensors"))
+    # every golden file but the classifier's (MODEL.md §9, outside the reference)
+    assert sorted(GOLDEN) == [f for f in on_disk if f != "golden-draw-classify-small"]
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_golden_file_agrees_with_reference(name):
+    r = ref.check_file(golden_path(name))
+    assert r["loss_err"] <= 1e-6, (r["loss"], r["file_loss"])
+    assert r["lx_err"] <= 1e-6 and r["lz_err"] <= 1e-6, (r["lx_err"], r["lz_err"])
+    for pname, err in r["grad_err"].items():
+        n, size = r["coords"][pname]
+        assert n == size, pname
+        assert err <= 1e-4, "%s %s: relative error %.3g" % (name, pname, err)
+    assert r["ok"]
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_batched_differences_equal_single_perturbations(name):
+    cfg, params, x, eps, _ = ref.load_golden(golden_path(name))
+    rng = np.random.default_rng(7)
+    for pname, value in params.items():
+        ks = rng.choice(value.size, size=min(2, value.size), replace=False)
+        _, batched = ref.fd_gradient(cfg, params, x, eps, pname, ks)
+        single = [ref.fd_gradient_one(cfg, params, x, eps, pname, k) for k in ks]
+        # the same perturbed forwards (bit-identical here; a BLAS may sum in
+        # another order, worth ~1e-14 of the loss, 5e-9 after dividing by 2e-6)
+        np.testing.assert_allclose(batched, single, rtol=0, atol=2e-8, err_msg=pname)
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_parameter_shapes_are_those_of_model_md(name):
+    tensors, meta = read_safetensors(golden_path(name))
+    cfg = ref.parse_config(meta)
+    shapes = {k: tuple(v.shape) for k, v in tensors.items()
+              if not k.startswith(("golden.", "grad."))}
+    assert shapes == dict(ref.param_shapes(cfg))
+
+
+@pytest.mark.parametrize("name", GOLDEN + ["golden-draw-classify-small"])
+def test_reader_agrees_with_conftest(name):
+    ours, ours_meta = ref.read_safetensors(golden_path(name))
+    theirs, theirs_meta = read_safetensors(golden_path(name))
+    assert ours_meta == theirs_meta
+    assert list(ours) == list(theirs)
+    for k in ours:
+        assert ours[k].dtype == np.float32
+        np.testing.assert_array_equal(ours[k], theirs[k])
+
+
+def test_writer_round_trip(tmp_path):
+    path = str(tmp_path / "t.safetensors")
+    tensors = [("b", np.arange(6, dtype=np.float64).reshape(2, 3) / 7),
+               ("a", np.array([1.5], dtype=np.float32)), ("e", np.zeros((0, 4)))]
+    meta = {"dcrw.format": "1", "note": "x y"}
+    ref.write_safetensors(path, tensors, meta)
+    with open(path, "rb") as fh:
+        blob = fh.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    assert n % 8 == 0 and blob[8 + n - 1:8 + n] in (b" ", b"}")
+    assert len(blob) == 8 + n + 4 * (6 + 1)
+    back, back_meta = ref.read_safetensors(path)
+    assert back_meta == meta and list(back) == ["b", "a", "e"]
+    for k, v in tensors:
+        np.testing.assert_array_equal(back[k], np.asarray(v, dtype=np.float32))
+    # and the conftest reader, written separately, reads it too
+    theirs, theirs_meta = read_safetensors(path)
+    assert theirs_meta == meta
+    np.testing.assert_array_equal(theirs["b"], back["b"])
+
+
+def test_classifier_is_refused():
+    _, meta = read_safetensors(golden_path("golden-draw-classify-small"))
+    with pytest.raises(ValueError, match="classifier"):
+        ref.parse_config(meta)
+
+
+def test_a_wrong_gradient_is_reported(tmp_path):
+    tensors, meta = ref.read_safetensors(golden_path("golden-dcrw-noread-small"))
+    g = tensors["grad.write.attn.bias"].copy()
+    g[2] += 1e-3 * np.max(np.abs(g))
+    tensors["grad.write.attn.bias"] = g
+    path = str(tmp_path / "bad.safetensors")
+    ref.write_safetensors(path, tensors, meta)
+    r = ref.check_file(path)
+    assert not r["ok"] and r["grad_worst"][0] == "write.attn.bias"
+    assert r["loss_err"] <= 1e-6

@@ -15,6 +15,14 @@ import pytest
 
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOLDEN_DIR = os.path.join(SOURCE_ROOT, "tests", "golden")
+# the golden files of the generative models (the classifier's has its own test)
+GOLDEN = [
+    "golden-draw-small",
+    "golden-draw-noattn-small",
+    "golden-dcrw-small",
+    "golden-dcrw-noread-small",
+    "golden-draw-canvas-small",
+]
 
 # Tiny configurations of the four generative presets: a few steps of
 # training take milliseconds, and every code path of the preset is still

@@ -9,15 +9,8 @@ import numpy as np
 import pytest
 
 import dcrw
-from conftest import GOLDEN_DIR, read_safetensors, rel_err
+from conftest import GOLDEN, GOLDEN_DIR, read_safetensors, rel_err
 
-GOLDEN = [
-    "golden-draw-small",
-    "golden-draw-noattn-small",
-    "golden-dcrw-small",
-    "golden-dcrw-noread-small",
-    "golden-draw-canvas-small",
-]
 
 
 @pytest.mark.parametrize("name", GOLDEN)

@@ -19,15 +19,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import GOLDEN_DIR, read_safetensors
+from conftest import GOLDEN, GOLDEN_DIR, read_safetensors
 
-GOLDEN = [
-    "golden-draw-small",
-    "golden-draw-noattn-small",
-    "golden-dcrw-small",
-    "golden-dcrw-noread-small",
-    "golden-draw-canvas-small",
-]
 
 
 def load_reference():

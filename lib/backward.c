@@ -78,8 +78,29 @@ static void read_backward(dcrw_pass *ps, int t, const float *x, const float *dr,
     gemm_nn(B, d->D, 5, p5, 5, m->p.ratt_w, d->D, 1.0f, dhn, d->D);
 }
 
-void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
-                        float inv_batch, float kl_weight) {
+/* A conditional model's label columns (MODEL.md §10): each step's dL/dq
+ * (or dL/dμ, dL/dlogσ) lands in the column of its image's label. */
+static void label_backward(const dcrw_pass *ps, const int32_t *labels, dcrw_views *g) {
+    const dcrw_dims *d = &ps->m->d;
+    const int B = ps->B, D = d->D, E = d->E, Z = d->Z, noread_cnn = d->cnn && !d->ra;
+    for (int t = 0; t < d->T; t++) {
+        const size_t at = (size_t)t * B;
+        dcrw_label_rows_backward(B, 4 * D, ps->gd + at * 4 * D, 4 * D, labels, g->dec_wih, d->Zw,
+                                 d->Z);
+        if (!d->cnn)
+            dcrw_label_rows_backward(B, 4 * E, ps->ge + at * 4 * E, 4 * E, labels, g->enc_wih,
+                                     d->Rin, d->R + D);
+        if (d->cnn && (!noread_cnn || t == 0)) {
+            /* dcrw-noread has one q(z|x): its gradients are in one slot */
+            const size_t off = noread_cnn ? 0 : at * Z;
+            dcrw_label_rows_backward(B, Z, ps->mu + off, Z, labels, g->mu_w, d->Qw, d->Q);
+            dcrw_label_rows_backward(B, Z, ps->ls + off, Z, labels, g->ls_w, d->Qw, d->Q);
+        }
+    }
+}
+
+void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, const float *eps,
+                        float *grad, float inv_batch, float kl_weight) {
     const dcrw_model *m = ps->m;
     const dcrw_dims *d = &m->d;
     const dcrw_views *p = &m->p;
@@ -111,7 +132,7 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
         /* decoder LSTM: dL/dq in place of the gates, then dz and the carry */
         float *gq = SLOT(ps, gd, t, BD * 4);
         dcrw_lstm_cell_backward(B, D, gq, SLOT(ps, sd, t, BD), SLOT(ps, td, t, BD), dh, ps->dsd);
-        pass_gemm_nn(ps, PW_DEC_WIH, B, Z, 4 * D, gq, 4 * D, p->dec_wih, Z, 0.0f, ps->dz, Z);
+        pass_gemm_nn(ps, PW_DEC_WIH, B, Z, 4 * D, gq, 4 * D, p->dec_wih, d->Zw, 0.0f, ps->dz, Z);
         pass_gemm_nn(ps, PW_DEC_WHH, B, D, 4 * D, gq, 4 * D, p->dec_whh, D, 0.0f, dhn, D);
 
         const float *eps_t = eps + (size_t)t * BZ;
@@ -124,8 +145,8 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
             for (size_t i = 0; i < BZ; i++) ps->dze[i] = ps->dz[i] * eps_t[i];
             float *mu = SLOT(ps, mu, t, BZ), *ls = SLOT(ps, ls, t, BZ);
             dcrw_latent_backward(BZ, mu, ls, ps->dz, ps->dze, kl_scale);
-            pass_gemm_nn(ps, PW_MU, B, Q, Z, mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
-            pass_gemm_nn(ps, PW_LS, B, Q, Z, ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
+            pass_gemm_nn(ps, PW_MU, B, Q, Z, mu, Z, p->mu_w, d->Qw, 0.0f, ps->de, Q);
+            pass_gemm_nn(ps, PW_LS, B, Q, Z, ls, Z, p->ls_w, d->Qw, 1.0f, ps->de, Q);
 
             /* dsrc: gradient of the encoder's image input, r_t or x̂_t */
             const float *dsrc;
@@ -166,10 +187,10 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
 
     if (noread_cnn) {
         dcrw_latent_backward(BZ, ps->mu, ps->ls, ps->gz, ps->gze, (float)T * kl_scale);
-        pass_gemm_nn(ps, PW_MU, B, Q, Z, ps->mu, Z, p->mu_w, Q, 0.0f, ps->de, Q);
-        pass_gemm_nn(ps, PW_LS, B, Q, Z, ps->ls, Z, p->ls_w, Q, 1.0f, ps->de, Q);
-        dcrw_dense_backward(B, Q, Z, ps->e, Q, p->mu_w, ps->mu, Z, NULL, 0, 0.0f, g.mu_w, g.mu_b);
-        dcrw_dense_backward(B, Q, Z, ps->e, Q, p->ls_w, ps->ls, Z, NULL, 0, 0.0f, g.ls_w, g.ls_b);
+        pass_gemm_nn(ps, PW_MU, B, Q, Z, ps->mu, Z, p->mu_w, d->Qw, 0.0f, ps->de, Q);
+        pass_gemm_nn(ps, PW_LS, B, Q, Z, ps->ls, Z, p->ls_w, d->Qw, 1.0f, ps->de, Q);
+        dcrw_dense_backward_weights(B, Q, Z, ps->e, Q, ps->mu, Z, g.mu_w, d->Qw, g.mu_b);
+        dcrw_dense_backward_weights(B, Q, Z, ps->e, Q, ps->ls, Z, g.ls_w, d->Qw, g.ls_b);
         dcrw_cnn_backward(&cs, x, p->conv1_w, p->conv2_w, ps->cs, ps->de, Q, NULL, g.conv1_w,
                           g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
     }
@@ -177,8 +198,7 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
     /* the deferred weight gradients: slots are time-major and contiguous, so
      * h_dec of steps 0..T−1 is hd[0 .. T·B) and of steps 1..T is hd[B ..) */
     const float *hd_prev = ps->hd, *hd_next = ps->hd + BD;
-    dcrw_dense_backward(TB, Z, 4 * D, ps->z, Z, NULL, ps->gd, 4 * D, NULL, 0, 0.0f, g.dec_wih,
-                        g.dec_b);
+    dcrw_dense_backward_weights(TB, Z, 4 * D, ps->z, Z, ps->gd, 4 * D, g.dec_wih, d->Zw, g.dec_b);
     dcrw_dense_backward(TB, D, 4 * D, hd_prev, D, NULL, ps->gd, 4 * D, NULL, 0, 0.0f, g.dec_whh,
                         NULL);
     dcrw_dense_backward(TB, D, d->Wout, hd_next, D, NULL, ps->w, d->Wout, NULL, 0, 0.0f, g.write_w,
@@ -191,8 +211,8 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
                             g.ratt_b);
     if (!noread_cnn) {
         const float *e_all = d->cnn ? ps->e : ps->he + BE;
-        dcrw_dense_backward(TB, Q, Z, e_all, Q, NULL, ps->mu, Z, NULL, 0, 0.0f, g.mu_w, g.mu_b);
-        dcrw_dense_backward(TB, Q, Z, e_all, Q, NULL, ps->ls, Z, NULL, 0, 0.0f, g.ls_w, g.ls_b);
+        dcrw_dense_backward_weights(TB, Q, Z, e_all, Q, ps->mu, Z, g.mu_w, d->Qw, g.mu_b);
+        dcrw_dense_backward_weights(TB, Q, Z, e_all, Q, ps->ls, Z, g.ls_w, d->Qw, g.ls_b);
     }
     if (!d->cnn) {
         gemm_tn(4 * E, Us, TB, ps->ge, 4 * E, ps->U, Us, 1.0f, g.enc_wih + ps->ucol, d->Rin);
@@ -206,4 +226,5 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *
             gemm_tn(4 * E, P, B, ps->xq, 4 * E, x, P, 1.0f, g.enc_wih, d->Rin);
         }
     }
+    if (d->K) label_backward(ps, labels, &g);
 }

@@ -18,7 +18,7 @@
 /* ---- the table ------------------------------------------------------------ */
 
 #define ROW(n, ty, lo, hi, use, opt, p0, p1, p2, p3, p4)                                           \
-    {#n,        "dcrw." #n, DCRW_FIELD_##ty, offsetof(dcrw_config, n), lo, hi,                     \
+    {#n,        "dcrw." #n, DCRW_FIELD_##ty,     offsetof(dcrw_config, n), lo, hi,                 \
      USE_##use, opt,        {p0, p1, p2, p3, p4}},
 const dcrw_field dcrw_config_fields[DCRW_NFIELDS] = {DCRW_CONFIG_FIELDS(ROW)};
 
@@ -67,8 +67,6 @@ int dcrw_config_uses(const dcrw_config *c, const dcrw_field *f) {
         return c->write_attention != 0 && !c->classify;
     case USE_GEN:
         return !c->classify;
-    case USE_CLASS:
-        return c->classify != 0;
     default:
         return 1;
     }
@@ -410,6 +408,10 @@ static int check_fields(const dcrw_config *c) {
     if (c->classify && (c->encoder != DCRW_ENCODER_LSTM || !c->read_attention))
         return dcrw_fail(DCRW_ECONFIG, "the classifier (classify = true) needs encoder = lstm and "
                                        "read_attention = true");
+    /* one class is no condition, and a classifier needs two to choose from */
+    if (c->classes == 1 || (c->classify && c->classes < 2))
+        return dcrw_fail(DCRW_ECONFIG, "classes = %d: a %s needs at least 2 classes",
+                         (int)c->classes, c->classify ? "classifier" : "conditional model");
     return DCRW_OK;
 }
 
@@ -462,6 +464,8 @@ int dcrw_dims_from_config(const dcrw_config *caller, dcrw_dims *d) {
     }
     r.D = cfg->dec_size;
     r.Z = cfg->z_size;
+    r.K = cfg->classes; /* MODEL.md §10: 0, or the conditional model's classes */
+    r.Zw = r.Z + r.K;
     r.wa = cfg->write_attention;
     r.Nw = r.wa ? cfg->write_n : 0;
     r.K1 = cnn ? cfg->conv1 : 0;
@@ -470,11 +474,11 @@ int dcrw_dims_from_config(const dcrw_config *caller, dcrw_dims *d) {
     if ((rc = check_count("the read r_t", R))) return rc;
     r.R = (int)R;
     if (!cnn) {
-        if ((rc = check_count("the encoder input", R + r.D))) return rc;
-        r.Rin = r.R + r.D;
+        if ((rc = check_count("the encoder input", R + r.D + r.K))) return rc;
+        r.Rin = r.R + r.D + r.K;
         if ((rc = check_count("enc.lstm.weight_ih", 4 * (int64_t)r.E * r.Rin))) return rc;
         if ((rc = check_count("enc.lstm.weight_hh", 4 * (int64_t)r.E * r.E))) return rc;
-        r.Q = r.E;
+        r.Q = r.Qw = r.E;
     } else {
         r.Cin = r.ra ? 2 * r.C : r.C;
         r.ch = r.ra ? r.Nr : r.H;
@@ -484,12 +488,13 @@ int dcrw_dims_from_config(const dcrw_config *caller, dcrw_dims *d) {
         if ((rc = check_count("the CNN activations", act * 9))) return rc;
         if ((rc = check_count("enc.conv2.weight", (int64_t)r.K2 * r.K1 * 9))) return rc;
         int64_t Q = F + (r.ra ? r.D : 0);
-        if ((rc = check_count("e_t", Q))) return rc;
+        if ((rc = check_count("e_t", Q + r.K))) return rc;
         r.F = (int)F;
         r.Q = (int)Q;
+        r.Qw = r.Q + r.K;
     }
-    if ((rc = check_count("q.mu.weight", (int64_t)r.Z * r.Q))) return rc;
-    if ((rc = check_count("dec.lstm.weight_hh", 4 * (int64_t)r.D * (r.D > r.Z ? r.D : r.Z))))
+    if ((rc = check_count("q.mu.weight", (int64_t)r.Z * r.Qw))) return rc;
+    if ((rc = check_count("dec.lstm.weight_hh", 4 * (int64_t)r.D * (r.D > r.Zw ? r.D : r.Zw))))
         return rc;
     int64_t Wout = r.wa ? (int64_t)r.C * r.Nw * r.Nw : P;
     if ((rc = check_count("write.weight", Wout * r.D))) return rc;

@@ -25,9 +25,8 @@
  *   (one more rule is code: read_n >= 4 with a CNN encoder).
  * USE: when the architecture uses the field: ALWAYS, LSTM or CNN (the
  *   encoder), READ or WRITE (the attention switches), GEN (the generative
- *   models: not the classifier) or CLASS (the classifier). An unused field
- *   is not validated, is 0 in a model's configuration and may be absent
- *   from a checkpoint.
+ *   models: not the classifier). An unused field is not validated, is 0 in
+ *   a model's configuration and may be absent from a checkpoint.
  * optional: 1 for a field added after checkpoint format 1 was fixed: it
  *   may be absent from a checkpoint (read as 0) and is written only when
  *   not 0, so files of models that do not use it stay byte-identical.
@@ -50,7 +49,7 @@
     X(write_attention, BOOL, 0, 1, GEN, 0, 1, 0, 1, 1, 0)                                          \
     X(canvas_init, FLOAT, -1e4, 1e4, GEN, 1, 0, 0, 0, 0, 0)                                        \
     X(classify, BOOL, 0, 1, ALWAYS, 1, 0, 0, 0, 0, 1)                                              \
-    X(classes, INT, 2, 65536, CLASS, 1, 0, 0, 0, 0, 10)
+    X(classes, INT, 0, 65536, ALWAYS, 1, 0, 0, 0, 0, 10)
 
 /* The presets, dcrw_preset's values. */
 #define DCRW_NPRESETS 5
@@ -60,7 +59,7 @@
 #define DCRW_CONFIG_SIZE_V1 64u
 _Static_assert(sizeof(dcrw_config) >= DCRW_CONFIG_SIZE_V1, "dcrw_config only grows");
 
-enum dcrw_field_use { USE_ALWAYS, USE_LSTM, USE_CNN, USE_READ, USE_WRITE, USE_GEN, USE_CLASS };
+enum dcrw_field_use { USE_ALWAYS, USE_LSTM, USE_CNN, USE_READ, USE_WRITE, USE_GEN };
 
 /* One row of the table. */
 typedef struct dcrw_field {

@@ -27,10 +27,37 @@ void dcrw_dense_forward(int B, int I, int O, const float *u, int ldu, const floa
     gemm_nt(B, O, I, u, ldu, A, I, beta, y, ldy);
 }
 
+void dcrw_dense_backward_weights(int B, int I, int O, const float *u, int ldu, const float *dy,
+                                 int lddy, float *dA, int ldA, float *da) {
+    gemm_tn(O, I, B, dy, lddy, u, ldu, 1.0f, dA, ldA);
+    if (da) dcrw_bias_rows_backward(B, O, dy, lddy, da);
+}
+
 void dcrw_dense_backward(int B, int I, int O, const float *u, int ldu, const float *A,
                          const float *dy, int lddy, float *du, int lddu, float beta_u, float *dA,
                          float *da) {
     if (du) gemm_nn(B, I, O, dy, lddy, A, I, beta_u, du, lddu);
-    if (dA) gemm_tn(O, I, B, dy, lddy, u, ldu, 1.0f, dA, I);
-    if (da) dcrw_bias_rows_backward(B, O, dy, lddy, da);
+    if (dA) {
+        dcrw_dense_backward_weights(B, I, O, u, ldu, dy, lddy, dA, I, da);
+    } else if (da) {
+        dcrw_bias_rows_backward(B, O, dy, lddy, da);
+    }
+}
+
+void dcrw_label_rows(int B, int O, const float *a, const float *A, int ldA, int col,
+                     const int32_t *labels, float *y, int ldy) {
+    for (int b = 0; b < B; b++) {
+        const float *w = A + col + labels[b];
+        float *row = y + (size_t)b * ldy;
+        for (int o = 0; o < O; o++) row[o] = a[o] + w[(size_t)o * ldA];
+    }
+}
+
+void dcrw_label_rows_backward(int B, int O, const float *dy, int lddy, const int32_t *labels,
+                              float *dA, int ldA, int col) {
+    for (int b = 0; b < B; b++) {
+        const float *row = dy + (size_t)b * lddy;
+        float *w = dA + col + labels[b];
+        for (int o = 0; o < O; o++) w[(size_t)o * ldA] += row[o];
+    }
 }

@@ -199,8 +199,7 @@ void dcrw_fb_read_forward(int B, int C, int N, int H, int W, const float *FX, co
         const float *fx = FX + (size_t)b * N * W, *fy = FY + (size_t)b * N * H;
         read_first(C, N, H, W, fx, x + b * P, xhat ? xhat + b * P : NULL, T);
         float *rb = r + (size_t)b * nc * NN;
-        for (int c = 0; c < nc; c++)
-            gemm_nn(N, N, H, fy, H, T + c * HN, N, 0.0f, rb + c * NN, N);
+        for (int c = 0; c < nc; c++) gemm_nn(N, N, H, fy, H, T + c * HN, N, 0.0f, rb + c * NN, N);
         float gm = gamma[b];
         for (size_t k = 0; k < nc * NN; k++) rb[k] *= gm;
     }
@@ -236,8 +235,7 @@ void dcrw_fb_read_backward(int B, int C, int N, int H, int W, const float *FX, c
         gemm_tn(N, W, CH, V, N, xb, W, 0.0f, dfx, W);
         if (hb) gemm_tn(N, W, CH, V + (size_t)CH * N, N, hb, W, 1.0f, dfx, W);
         if (dx) gemm_nn(CH, W, N, V, N, fx, W, 0.0f, dx + b * P, W);
-        if (dxhat && hb)
-            gemm_nn(CH, W, N, V + (size_t)CH * N, N, fx, W, 0.0f, dxhat + b * P, W);
+        if (dxhat && hb) gemm_nn(CH, W, N, V + (size_t)CH * N, N, fx, W, 0.0f, dxhat + b * P, W);
     }
 }
 

@@ -22,9 +22,41 @@ static void dense(const dcrw_pass *ps, int id, int B, int I, int O, const float 
     pass_gemm_nt(ps, id, B, O, I, u, ldu, W, I, 1.0f, y, ldy);
 }
 
-static void start(dcrw_pass *ps) {
+/* The q(z|·) layer `id` (mu or logsigma) on e [B×Q]: its bias, or for a
+ * conditional CNN encoder the label rows (bias + the label's column, §10),
+ * then the product with the weight's first Q columns. */
+static void latent_dense(const dcrw_pass *ps, int id, const float *e, int lde, const float *W,
+                         const float *a, const float *rows, float *y) {
+    const dcrw_dims *d = &ps->m->d;
+    if (rows)
+        dcrw_copy_rows(ps->B, d->Z, rows, d->Z, y, d->Z);
+    else
+        dcrw_bias_rows(ps->B, d->Z, a, y, d->Z);
+    pass_gemm_nt(ps, id, ps->B, d->Z, d->Q, e, lde, W, d->Qw, 1.0f, y, d->Z);
+}
+
+/* A conditional model's label rows (MODEL.md §10): the label's column of
+ * each weight that takes it, with that layer's bias, once per pass. */
+static void label_rows(dcrw_pass *ps, const int32_t *labels) {
+    const dcrw_dims *d = &ps->m->d;
+    const dcrw_views *p = &ps->m->p;
+    const int B = ps->B;
+    dcrw_label_rows(B, 4 * d->D, p->dec_b, p->dec_wih, d->Zw, d->Z, labels, ps->lrd, 4 * d->D);
+    if (d->cnn) {
+        dcrw_label_rows(B, d->Z, p->mu_b, p->mu_w, d->Qw, d->Q, labels, ps->lrm, d->Z);
+        dcrw_label_rows(B, d->Z, p->ls_b, p->ls_w, d->Qw, d->Q, labels, ps->lrs, d->Z);
+    } else {
+        /* without read attention they start the hoisted x rows */
+        float *rows = d->ra ? ps->lre : ps->xq;
+        dcrw_label_rows(B, 4 * d->E, p->enc_b, p->enc_wih, d->Rin, d->R + d->D, labels, rows,
+                        4 * d->E);
+    }
+}
+
+static void start(dcrw_pass *ps, const int32_t *labels) {
     const dcrw_dims *d = &ps->m->d;
     const size_t B = (size_t)ps->B;
+    if (d->K) label_rows(ps, labels);
     float *c0 = SLOT(ps, c, 0, B * d->P);
     for (size_t i = 0; i < B * d->P; i++) c0[i] = d->kappa;
     memset(SLOT(ps, hd, 0, B * d->D), 0, B * d->D * sizeof(float));
@@ -46,11 +78,12 @@ static void decoder_step(dcrw_pass *ps, int t, const float *z_t) {
     const int B = ps->B, D = d->D;
     const size_t BP = (size_t)B * d->P, BD = (size_t)B * D;
     float *g = SLOT(ps, gd, t, BD * 4), *h = SLOT(ps, hd, t + 1, BD);
-    pass_gemm_nt(ps, PW_DEC_WIH, B, 4 * D, d->Z, z_t, d->Z, p->dec_wih, d->Z, 0.0f, g, 4 * D);
+    pass_gemm_nt(ps, PW_DEC_WIH, B, 4 * D, d->Z, z_t, d->Z, p->dec_wih, d->Zw, 0.0f, g, 4 * D);
     pass_gemm_nt(ps, PW_DEC_WHH, B, 4 * D, D, SLOT(ps, hd, t, BD), D, p->dec_whh, D, 1.0f, g,
                  4 * D);
-    dcrw_lstm_cell_forward(B, D, g, p->dec_b, 0, SLOT(ps, sd, t, BD), SLOT(ps, sd, t + 1, BD),
-                           SLOT(ps, td, t, BD), h);
+    /* the bias, or a conditional model's label rows */
+    dcrw_lstm_cell_forward(B, D, g, d->K ? ps->lrd : p->dec_b, d->K ? 4 * D : 0,
+                           SLOT(ps, sd, t, BD), SLOT(ps, sd, t + 1, BD), SLOT(ps, td, t, BD), h);
 
     float *w = SLOT(ps, w, t, (size_t)B * d->Wout);
     dense(ps, PW_WRITE, B, D, d->Wout, h, D, p->write_w, p->write_b, w, d->Wout);
@@ -90,7 +123,8 @@ static void emit(dcrw_pass *ps, int t, const pass_outputs *out) {
                         out->write_windows + row * 5);
 }
 
-void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_outputs *out) {
+void dcrw_pass_forward(dcrw_pass *ps, const float *x, const int32_t *labels, const float *eps,
+                       const pass_outputs *out) {
     const dcrw_model *m = ps->m;
     const dcrw_dims *d = &m->d;
     const dcrw_views *p = &m->p;
@@ -101,19 +135,20 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pa
     /* the caller's rows of log p(z) − log q(z|x), summed over the steps */
     double *lw = out && out->log_ratio ? out->log_ratio + out->b0 : NULL;
     if (lw) memset(lw, 0, (size_t)B * sizeof *lw);
-    start(ps);
+    start(ps, labels);
 
     if (!d->cnn && !d->ra) {
-        /* the x columns of the encoder input are the same every step */
-        dcrw_bias_rows(B, 4 * E, p->enc_b, ps->xq, 4 * E);
+        /* the x columns of the encoder input are the same every step (a
+         * conditional model's label rows are there already) */
+        if (!d->K) dcrw_bias_rows(B, 4 * E, p->enc_b, ps->xq, 4 * E);
         pass_gemm_nt(ps, PW_ENC_X, B, 4 * E, P, x, P, p->enc_wih, d->Rin, 1.0f, ps->xq, 4 * E);
     }
     if (noread_cnn) {
         /* dcrw-noread: one CNN pass and one q(z|x) for all T draws */
         dcrw_cnn_forward(&cs, x, p->conv1_w, p->conv1_b, p->conv2_w, p->conv2_b, ps->e, Q, ps->cs,
                          ps->scratch);
-        dense(ps, PW_MU, B, Q, Z, ps->e, Q, p->mu_w, p->mu_b, ps->mu, Z);
-        dense(ps, PW_LS, B, Q, Z, ps->e, Q, p->ls_w, p->ls_b, ps->ls, Z);
+        latent_dense(ps, PW_MU, ps->e, Q, p->mu_w, p->mu_b, ps->lrm, ps->mu);
+        latent_dense(ps, PW_LS, ps->e, Q, p->ls_w, p->ls_b, ps->lrs, ps->ls);
         dcrw_latent_kl(B, Z, ps->mu, ps->ls, ps->lz);
         for (int b = 0; b < B; b++) ps->lz[b] *= T;
     }
@@ -155,8 +190,10 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pa
                              d->Rin, 0.0f, g, 4 * E);
                 pass_gemm_nt(ps, PW_ENC_WHH, B, 4 * E, E, SLOT(ps, he, t, BE), E, p->enc_whh, E,
                              1.0f, g, 4 * E);
-                /* the bias, or without read attention the hoisted x·W_xᵀ + b rows */
-                dcrw_lstm_cell_forward(B, E, g, d->ra ? p->enc_b : ps->xq, d->ra ? 0 : 4 * E,
+                /* the bias, or without read attention the hoisted x·W_xᵀ + b rows
+                 * (a conditional model's label rows in either case) */
+                const float *add = !d->ra ? ps->xq : d->K ? ps->lre : p->enc_b;
+                dcrw_lstm_cell_forward(B, E, g, add, add == p->enc_b ? 0 : 4 * E,
                                        SLOT(ps, se, t, BE), SLOT(ps, se, t + 1, BE),
                                        SLOT(ps, te, t, BE), SLOT(ps, he, t + 1, BE));
                 e = SLOT(ps, he, t + 1, BE);
@@ -171,8 +208,8 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pa
             }
             mu = SLOT(ps, mu, t, BZ);
             ls = SLOT(ps, ls, t, BZ);
-            dense(ps, PW_MU, B, Q, Z, e, lde, p->mu_w, p->mu_b, mu, Z);
-            dense(ps, PW_LS, B, Q, Z, e, lde, p->ls_w, p->ls_b, ls, Z);
+            latent_dense(ps, PW_MU, e, lde, p->mu_w, p->mu_b, ps->lrm, mu);
+            latent_dense(ps, PW_LS, e, lde, p->ls_w, p->ls_b, ps->lrs, ls);
             dcrw_latent_kl(B, Z, mu, ls, ps->lz);
         }
         float *z = SLOT(ps, z, t, BZ);
@@ -186,10 +223,11 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pa
     if (out && out->images) dcrw_sigmoid_array(BP, cT, out->images + (size_t)out->b0 * P);
 }
 
-void dcrw_pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out) {
+void dcrw_pass_generate(dcrw_pass *ps, const int32_t *labels, const float *z,
+                        const pass_outputs *out) {
     const dcrw_dims *d = &ps->m->d;
     const size_t BP = (size_t)ps->B * d->P, BZ = (size_t)ps->B * d->Z;
-    start(ps);
+    start(ps, labels);
     for (int t = 0; t < d->T; t++) {
         decoder_step(ps, t, z + (size_t)t * BZ);
         if (!out) continue;

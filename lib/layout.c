@@ -57,11 +57,11 @@ static void generative_shapes(dcrw_layout *lay, const dcrw_dims *d) {
         set_shape(lay, P_CONV2_W, 4, d->K2, d->K1, 3, 3);
         set_shape(lay, P_CONV2_B, 1, d->K2, 0, 0, 0);
     }
-    set_shape(lay, P_MU_W, 2, d->Z, d->Q, 0, 0);
+    set_shape(lay, P_MU_W, 2, d->Z, d->Qw, 0, 0);
     set_shape(lay, P_MU_B, 1, d->Z, 0, 0, 0);
-    set_shape(lay, P_LS_W, 2, d->Z, d->Q, 0, 0);
+    set_shape(lay, P_LS_W, 2, d->Z, d->Qw, 0, 0);
     set_shape(lay, P_LS_B, 1, d->Z, 0, 0, 0);
-    set_shape(lay, P_DEC_WIH, 2, 4 * (int64_t)d->D, d->Z, 0, 0);
+    set_shape(lay, P_DEC_WIH, 2, 4 * (int64_t)d->D, d->Zw, 0, 0);
     set_shape(lay, P_DEC_WHH, 2, 4 * (int64_t)d->D, d->D, 0, 0);
     set_shape(lay, P_DEC_B, 1, 4 * (int64_t)d->D, 0, 0, 0);
     if (d->ra) read_shapes(lay, d->D);

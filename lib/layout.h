@@ -46,12 +46,14 @@ typedef struct dcrw_dims {
     int Nr, Nw;      /* window sides (0 when the attention is off) */
     int K1, K2;      /* convolution channels (0 for an LSTM encoder) */
     int cnn, ra, wa; /* encoder is CNN; read / write attention */
-    int cls, K;      /* the classifier of MODEL.md §9, and its classes */
+    int cls, K;      /* the classifier of MODEL.md §9; the classes (§9, §10) */
     int R;           /* floats of one read: 2·C·Nr² or 2P (classifier: C·Nr²) */
-    int Rin;         /* encoder LSTM input: R + D (classifier: R) */
+    int Rin;         /* encoder LSTM input: R + D + K (classifier: R) */
     int Cin, ch, cw; /* CNN input channels and side (Nr×Nr, or H×W) */
     int F;           /* CNN features: K2·⌊⌊ch/2⌋/2⌋·⌊⌊cw/2⌋/2⌋ */
-    int Q;           /* size of e_t */
+    int Q;           /* size of e_t (without the label) */
+    int Qw;          /* columns of q.mu.weight: Q, + K for a conditional CNN encoder */
+    int Zw;          /* columns of dec.lstm.weight_ih: Z + K */
     int Wout;        /* dense_write outputs: C·Nw² or P */
     float kappa;     /* canvas_init */
 } dcrw_dims;

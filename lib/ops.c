@@ -68,8 +68,7 @@ enum call_kind { CALL_PASS, CALL_DECODER, CALL_CLASSIFY };
 /* Take the calling thread's workspace for m and B (or make one), its
  * weights packed from their values now (a const model's parameters can
  * still be written between calls): all of them, or those generation uses. */
-static int call_begin(call **out, const char *fn, const dcrw_model *m, int B,
-                      enum call_kind kind) {
+static int call_begin(call **out, const char *fn, const dcrw_model *m, int B, enum call_kind kind) {
     *out = NULL;
     if (!m) return dcrw_fail(DCRW_EINVAL, "%s: model is NULL", fn);
     if (B < 1) return dcrw_fail(DCRW_EINVAL, "%s: batch size must be >= 1, got %d", fn, B);
@@ -124,24 +123,43 @@ static int check_part(const char *fn, int B, int64_t first) {
     return DCRW_OK;
 }
 
-/* Check the arguments of a pass over x with the caller's eps (or none),
- * then take the workspace. */
-static int prepare(const char *fn, const dcrw_model *m, int B, const float *x, const float *eps,
-                   enum call_kind kind, call **c) {
+/* A conditional model (MODEL.md §10) needs a label for every image, in
+ * [0, K); the others take none. */
+static int check_labels(const char *fn, const dcrw_model *m, int B, const int32_t *labels) {
+    const int cond = m->d.K && !m->d.cls;
+    if (cond && !labels)
+        return dcrw_fail(DCRW_EINVAL,
+                         "%s: the model is conditional: give each image's label "
+                         "(dcrw_decode_labels, dcrw_reconstruct_labels, dcrw_evaluate_labels)",
+                         fn);
+    if (!cond && labels)
+        return dcrw_fail(DCRW_EINVAL, "%s: the model takes no labels (it is not conditional)", fn);
+    for (int b = 0; labels && b < B; b++)
+        if (labels[b] < 0 || labels[b] >= m->d.K)
+            return dcrw_fail(DCRW_EINVAL, "%s: label %d of image %d is not in [0, %d)", fn,
+                             (int)labels[b], b, m->d.K);
+    return DCRW_OK;
+}
+
+/* Check the arguments of a pass over x with the caller's eps (or none)
+ * and labels, then take the workspace. */
+static int prepare(const char *fn, const dcrw_model *m, int B, const float *x,
+                   const int32_t *labels, const float *eps, enum call_kind kind, call **c) {
     if (!x) return dcrw_fail(DCRW_EINVAL, "%s: x is NULL", fn);
     if (!m || B < 1) return call_begin(c, fn, m, B, kind); /* reports which */
-    int rc = dcrw_check_images(fn, x, (size_t)B * m->d.P);
+    int rc = kind == CALL_CLASSIFY ? DCRW_OK : check_labels(fn, m, B, labels);
+    if (!rc) rc = dcrw_check_images(fn, x, (size_t)B * m->d.P);
     if (rc) return rc;
     if (eps && !dcrw_all_finite(eps, (size_t)m->d.T * B * m->d.Z))
         return dcrw_fail(DCRW_ENUMERIC, "%s: eps is not finite", fn);
     return call_begin(c, fn, m, B, kind);
 }
 
-static int forward(const char *fn, const dcrw_model *m, int B, const float *x, runner_noise noise,
-                   const pass_outputs *out, call **c) {
-    int rc = prepare(fn, m, B, x, noise.eps, CALL_PASS, c);
+static int forward(const char *fn, const dcrw_model *m, int B, const float *x,
+                   const int32_t *labels, runner_noise noise, const pass_outputs *out, call **c) {
+    int rc = prepare(fn, m, B, x, labels, noise.eps, CALL_PASS, c);
     if (rc) return rc;
-    dcrw_runner_forward((*c)->r, x, NULL, noise, out);
+    dcrw_runner_forward((*c)->r, x, labels, noise, out);
     return DCRW_OK;
 }
 
@@ -168,9 +186,9 @@ static int check_outputs(const char *fn, const dcrw_model *m, int B, const pass_
 
 /* a forward pass whose results all go to the caller's buffers */
 static int forward_to(const char *fn, const dcrw_model *m, int B, const float *x,
-                      runner_noise noise, const pass_outputs *out) {
+                      const int32_t *labels, runner_noise noise, const pass_outputs *out) {
     call *c;
-    int rc = forward(fn, m, B, x, noise, out, &c);
+    int rc = forward(fn, m, B, x, labels, noise, out, &c);
     if (rc) return rc;
     call_end(c);
     return check_outputs(fn, m, B, out);
@@ -182,7 +200,7 @@ static int encode(const char *fn, const dcrw_model *m, int B, const float *x, ru
     out.z = z;
     out.mu = mu;
     out.logsigma = logsigma;
-    return forward_to(fn, m, B, x, noise, &out);
+    return forward_to(fn, m, B, x, NULL, noise, &out);
 }
 
 int dcrw_encode(const dcrw_model *m, int B, const float *x, const float *eps, float *z, float *mu,
@@ -200,14 +218,14 @@ int dcrw_encode_part(const dcrw_model *m, int B, const float *x, uint64_t seed, 
 }
 
 static int reconstruct(const char *fn, const dcrw_model *m, int B, const float *x,
-                       runner_noise noise, float *images, float *canvases, float *read_windows,
-                       float *write_windows) {
+                       const int32_t *labels, runner_noise noise, float *images, float *canvases,
+                       float *read_windows, float *write_windows) {
     pass_outputs out = {0};
     out.canvases = canvases;
     out.images = images;
     out.read_windows = read_windows;
     out.write_windows = write_windows;
-    return forward_to(fn, m, B, x, noise, &out);
+    return forward_to(fn, m, B, x, labels, noise, &out);
 }
 
 int dcrw_reconstruct(const dcrw_model *m, int B, const float *x, const float *eps, float *images,
@@ -218,8 +236,9 @@ int dcrw_reconstruct(const dcrw_model *m, int B, const float *x, const float *ep
 int dcrw_reconstruct_windows(const dcrw_model *m, int B, const float *x, const float *eps,
                              float *images, float *canvases, float *read_windows,
                              float *write_windows) {
-    return reconstruct("dcrw_reconstruct", m, B, x, noise_of(eps, 0, DCRW_STREAM_POSTERIOR, 0),
-                       images, canvases, read_windows, write_windows);
+    return reconstruct("dcrw_reconstruct", m, B, x, NULL,
+                       noise_of(eps, 0, DCRW_STREAM_POSTERIOR, 0), images, canvases, read_windows,
+                       write_windows);
 }
 
 int dcrw_reconstruct_part(const dcrw_model *m, int B, const float *x, uint64_t seed, int64_t first,
@@ -227,9 +246,20 @@ int dcrw_reconstruct_part(const dcrw_model *m, int B, const float *x, uint64_t s
                           float *write_windows) {
     int rc = check_part("dcrw_reconstruct_part", B, first);
     if (rc) return rc;
-    return reconstruct("dcrw_reconstruct_part", m, B, x,
+    return reconstruct("dcrw_reconstruct_part", m, B, x, NULL,
                        noise_of(NULL, seed, DCRW_STREAM_POSTERIOR, first), images, canvases,
                        read_windows, write_windows);
+}
+
+int dcrw_reconstruct_labels(const dcrw_model *m, int B, const float *x, const int32_t *labels,
+                            uint64_t seed, int64_t first, float *images, float *canvases,
+                            float *read_windows, float *write_windows) {
+    const char *fn = "dcrw_reconstruct_labels";
+    int rc = check_part(fn, B, first);
+    if (!rc && !labels) rc = dcrw_fail(DCRW_EINVAL, "%s: labels is NULL", fn);
+    if (rc) return rc;
+    return reconstruct(fn, m, B, x, labels, noise_of(NULL, seed, DCRW_STREAM_POSTERIOR, first),
+                       images, canvases, read_windows, write_windows);
 }
 
 /* Finite but huge parameters (a diverged run) can make an image's loss
@@ -245,10 +275,10 @@ static int check_losses(const char *fn, const dcrw_runner *r, int64_t first) {
 }
 
 static int evaluate_images(const char *fn, const dcrw_model *m, int B, const float *x,
-                           runner_noise noise, double *lx, double *lz) {
+                           const int32_t *labels, runner_noise noise, double *lx, double *lz) {
     if (!lx && !lz) return dcrw_fail(DCRW_EINVAL, "%s: lx and lz are NULL", fn);
     call *c;
-    int rc = forward(fn, m, B, x, noise, NULL, &c);
+    int rc = forward(fn, m, B, x, labels, noise, NULL, &c);
     if (rc) return rc;
     if (lx) memcpy(lx, c->r->lx, (size_t)B * sizeof(double));
     if (lz) memcpy(lz, c->r->lz, (size_t)B * sizeof(double));
@@ -259,7 +289,7 @@ static int evaluate_images(const char *fn, const dcrw_model *m, int B, const flo
 
 int dcrw_evaluate_images(const dcrw_model *m, int B, const float *x, const float *eps, double *lx,
                          double *lz) {
-    return evaluate_images("dcrw_evaluate_images", m, B, x,
+    return evaluate_images("dcrw_evaluate_images", m, B, x, NULL,
                            noise_of(eps, 0, DCRW_STREAM_POSTERIOR, 0), lx, lz);
 }
 
@@ -267,15 +297,25 @@ int dcrw_evaluate_images_part(const dcrw_model *m, int B, const float *x, uint64
                               int64_t first, double *lx, double *lz) {
     int rc = check_part("dcrw_evaluate_images_part", B, first);
     if (rc) return rc;
-    return evaluate_images("dcrw_evaluate_images_part", m, B, x,
+    return evaluate_images("dcrw_evaluate_images_part", m, B, x, NULL,
                            noise_of(NULL, seed, DCRW_STREAM_POSTERIOR, first), lx, lz);
+}
+
+int dcrw_evaluate_labels(const dcrw_model *m, int B, const float *x, const int32_t *labels,
+                         uint64_t seed, int64_t first, double *lx, double *lz) {
+    const char *fn = "dcrw_evaluate_labels";
+    int rc = check_part(fn, B, first);
+    if (!rc && !labels) rc = dcrw_fail(DCRW_EINVAL, "%s: labels is NULL", fn);
+    if (rc) return rc;
+    return evaluate_images(fn, m, B, x, labels, noise_of(NULL, seed, DCRW_STREAM_POSTERIOR, first),
+                           lx, lz);
 }
 
 int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps, dcrw_loss *out) {
     if (!out) return dcrw_fail(DCRW_EINVAL, "dcrw_evaluate: out is NULL");
     call *c;
-    int rc =
-        forward("dcrw_evaluate", m, B, x, noise_of(eps, 0, DCRW_STREAM_POSTERIOR, 0), NULL, &c);
+    int rc = forward("dcrw_evaluate", m, B, x, NULL, noise_of(eps, 0, DCRW_STREAM_POSTERIOR, 0),
+                     NULL, &c);
     if (rc) return rc;
     double lx = 0, lz = 0;
     for (int b = 0; b < B; b++) {
@@ -297,7 +337,7 @@ int dcrw_evaluate(const dcrw_model *m, int B, const float *x, const float *eps, 
 static int classify(const char *fn, const dcrw_model *m, int B, const float *x, float *probs,
                     float *windows) {
     call *c;
-    int rc = prepare(fn, m, B, x, NULL, CALL_CLASSIFY, &c);
+    int rc = prepare(fn, m, B, x, NULL, NULL, CALL_CLASSIFY, &c);
     if (rc) return rc;
     pass_outputs out = {0};
     out.probs = probs;
@@ -374,7 +414,7 @@ int dcrw_evaluate_iw(const dcrw_model *m, int B, const float *x, int K, uint64_t
     int rc = check_part(fn, B, first);
     if (rc) return rc;
     call *c;
-    if ((rc = prepare(fn, m, B, x, NULL, CALL_PASS, &c))) return rc;
+    if ((rc = prepare(fn, m, B, x, NULL, NULL, CALL_PASS, &c))) return rc;
     /* per image: this sample's log p(z) − log q(z|x), and the running
      * log-sum-exp of the log-weights (its largest term, and the sum) */
     double *tmp = dcrw_calloc((size_t)B, 3 * sizeof *tmp);
@@ -393,20 +433,21 @@ int dcrw_evaluate_iw(const dcrw_model *m, int B, const float *x, int K, uint64_t
 
 /* ---- generation ----------------------------------------------------------- */
 
-static int decode(const char *fn, const dcrw_model *m, int B, const float *z, runner_noise noise,
-                  float *images, float *canvases, float *write_windows) {
+static int decode(const char *fn, const dcrw_model *m, int B, const int32_t *labels, const float *z,
+                  runner_noise noise, float *images, float *canvases, float *write_windows) {
     if (m && B >= 1 && !images && !canvases && !write_windows)
         return dcrw_fail(DCRW_EINVAL, "%s: no output buffer", fn);
     if (m && B >= 1 && z && !dcrw_all_finite(z, (size_t)m->d.T * B * m->d.Z))
         return dcrw_fail(DCRW_ENUMERIC, "%s: z is not finite", fn);
+    int rc = m && B >= 1 && !m->d.cls ? check_labels(fn, m, B, labels) : DCRW_OK;
     call *c;
-    int rc = call_begin(&c, fn, m, B, CALL_DECODER);
+    if (!rc) rc = call_begin(&c, fn, m, B, CALL_DECODER);
     if (rc) return rc;
     pass_outputs out = {0};
     out.canvases = canvases;
     out.images = images;
     out.write_windows = write_windows;
-    dcrw_runner_generate(c->r, noise, &out);
+    dcrw_runner_generate(c->r, labels, noise, &out);
     call_end(c);
     return check_outputs(fn, m, B, &out);
 }
@@ -419,16 +460,28 @@ int dcrw_decode(const dcrw_model *m, int B, const float *z, uint64_t seed, float
 int dcrw_decode_windows(const dcrw_model *m, int B, const float *z, uint64_t seed, float *images,
                         float *canvases, float *write_windows) {
     /* z = NULL: the prior N(0, I), drawn like noise */
-    return decode("dcrw_decode", m, B, z, noise_of(z, seed, DCRW_STREAM_PRIOR, 0), images, canvases,
-                  write_windows);
+    return decode("dcrw_decode", m, B, NULL, z, noise_of(z, seed, DCRW_STREAM_PRIOR, 0), images,
+                  canvases, write_windows);
 }
 
 int dcrw_decode_part(const dcrw_model *m, int B, uint64_t seed, int64_t first, float *images,
                      float *canvases, float *write_windows) {
     int rc = check_part("dcrw_decode_part", B, first);
     if (rc) return rc;
-    return decode("dcrw_decode_part", m, B, NULL, noise_of(NULL, seed, DCRW_STREAM_PRIOR, first),
-                  images, canvases, write_windows);
+    return decode("dcrw_decode_part", m, B, NULL, NULL,
+                  noise_of(NULL, seed, DCRW_STREAM_PRIOR, first), images, canvases, write_windows);
+}
+
+int dcrw_decode_labels(const dcrw_model *m, int B, const int32_t *labels, const float *z,
+                       uint64_t seed, int64_t first, float *images, float *canvases,
+                       float *write_windows) {
+    const char *fn = "dcrw_decode_labels";
+    int rc = check_part(fn, B, first);
+    if (!rc && !labels) rc = dcrw_fail(DCRW_EINVAL, "%s: labels is NULL", fn);
+    if (rc) return rc;
+    /* z = NULL: the prior, drawn as dcrw_decode_part draws it */
+    return decode(fn, m, B, labels, z, noise_of(z, seed, DCRW_STREAM_PRIOR, first), images,
+                  canvases, write_windows);
 }
 
 /* ---- read and write: one attention step ---------------------------------- */

@@ -120,6 +120,14 @@ int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int 
         reserve(&cv, &ps->td, sT, b, D);
         reserve(&cv, &ps->w, sT, b, (size_t)d->Wout);
         reserve(&cv, &ps->eps, T, b, Z);
+        if (d->K) {
+            reserve(&cv, &ps->lrd, b, 4 * D, 1);
+            if (!d->cnn && d->ra) reserve(&cv, &ps->lre, b, 4 * E, 1);
+            if (d->cnn) {
+                reserve(&cv, &ps->lrm, b, Z, 1);
+                reserve(&cv, &ps->lrs, b, Z, 1);
+            }
+        }
     } else {
         reserve(&cv, &ps->y, b, (size_t)d->K, 1);
     }
@@ -182,7 +190,8 @@ int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int 
                      &ps->waux,  &ps->eps,  &ps->scratch, &lx,      &lz,      &ps->dc,  &ps->dh,
                      &ps->dhn,   &ps->dsd,  &ps->dhe,     &ps->dse, &ps->du,  &ps->de,  &ps->dr,
                      &ps->dxhat, &ps->dz,   &ps->dze,     &ps->gz,  &ps->gze, &ps->dp5, &ps->dFX,
-                     &ps->dFY,   &ps->dg,   &ps->dw,      &ps->y,   &ps->dy};
+                     &ps->dFY,   &ps->dg,   &ps->dw,      &ps->y,   &ps->dy,  &ps->lrd, &ps->lre,
+                     &ps->lrm,   &ps->lrs};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) place(all[i], base);
     ps->lx = (double *)(void *)lx;
     ps->lz = (double *)(void *)lz;
@@ -256,7 +265,7 @@ static int weight_spec_of(const dcrw_model *m, int id, weight_spec *s) {
     const int lstm = !d->cnn, Us = enc_row_floats(d);
     weight_spec none = {NULL, 0, 0, 0},
                 all[PW_COUNT] = {
-                    {p->dec_wih, d->Z, 4 * d->D, d->Z},
+                    {p->dec_wih, d->Z, 4 * d->D, d->Zw},
                     {p->dec_whh, d->D, 4 * d->D, d->D},
                     {p->write_w, d->D, d->Wout, d->D},
                     {p->watt_w, d->D, 5, d->D},
@@ -264,8 +273,8 @@ static int weight_spec_of(const dcrw_model *m, int id, weight_spec *s) {
                     {lstm ? p->enc_wih + enc_row_col(d) : NULL, Us, 4 * d->E, d->Rin},
                     {lstm && !d->ra ? p->enc_wih : NULL, d->P, 4 * d->E, d->Rin},
                     {p->enc_whh, d->E, 4 * d->E, d->E},
-                    {p->mu_w, d->Q, d->Z, d->Q},
-                    {p->ls_w, d->Q, d->Z, d->Q},
+                    {p->mu_w, d->Q, d->Z, d->Qw},
+                    {p->ls_w, d->Q, d->Z, d->Qw},
                 };
     *s = all[id].w ? all[id] : none;
     return s->w != NULL;

@@ -111,8 +111,13 @@ typedef struct dcrw_pass {
     float *wp5, *wFX, *wFY, *wg, *waux; /* write attention, T slots */
     float *eps;                         /* T×B×Z, noise drawn by the library */
     float *y;                           /* the classifier's logits, B×K */
-    float *scratch;                     /* the modules' scratch */
-    double *lx, *lz;                    /* per image, B each */
+    /* a conditional model's label rows (MODEL.md §10, lib/dense.h): bias +
+     * the label's column, per image, for the decoder (B×4D), the LSTM
+     * encoder with read attention (B×4E; without it they go into xq) and
+     * the CNN encoder's mu and logsigma layers (B×Z) */
+    float *lrd, *lre, *lrm, *lrs;
+    float *scratch;  /* the modules' scratch */
+    double *lx, *lz; /* per image, B each */
 
     /* backward only */
     float *dc, *dh, *dhn, *dsd, *dhe, *dse, *de, *dr, *dxhat, *du, *dz, *dze;
@@ -141,20 +146,23 @@ typedef struct pass_outputs {
     float *probs;             /* B×K, the classifier's p(k | x) */
 } pass_outputs;
 
-/* The forward pass of §4 on x [B×P] with noise eps [T×B×Z]; ps->lx and
- * ps->lz receive each image's Lx and Lz. */
-void dcrw_pass_forward(dcrw_pass *ps, const float *x, const float *eps, const pass_outputs *out);
+/* The forward pass of §4 on x [B×P] with noise eps [T×B×Z] (and a
+ * conditional model's labels [B], §10; NULL otherwise); ps->lx and ps->lz
+ * receive each image's Lx and Lz. */
+void dcrw_pass_forward(dcrw_pass *ps, const float *x, const int32_t *labels, const float *eps,
+                       const pass_outputs *out);
 
-/* Generation (§6) from z [T×B×Z]. */
-void dcrw_pass_generate(dcrw_pass *ps, const float *z, const pass_outputs *out);
+/* Generation (§6) from z [T×B×Z] (with labels, as the forward). */
+void dcrw_pass_generate(dcrw_pass *ps, const int32_t *labels, const float *z,
+                        const pass_outputs *out);
 
 /* Backward of inv_batch·Σ (Lx + kl_weight·Lz) over this pass's images (the
  * batch mean of the bound when inv_batch = 1/B of the whole batch and
  * kl_weight = 1) after dcrw_pass_forward (keep = 1) on the same x and eps;
  * gradients are ADDED into grad, laid out like the parameters (zero it
  * first for a fresh step). */
-void dcrw_pass_backward(dcrw_pass *ps, const float *x, const float *eps, float *grad,
-                        float inv_batch, float kl_weight);
+void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, const float *eps,
+                        float *grad, float inv_batch, float kl_weight);
 
 /* The classifier of MODEL.md §9 (lib/classify.c), over the same workspace:
  * the forward on x [B×P], with ps->lx receiving each image's −log p(label)

@@ -145,27 +145,27 @@ static void run_chunk(void *ctx, int i) {
     } else {
         eps = chunk_noise(r, i, j->noise);
         if (j->what == GENERATE) {
-            dcrw_pass_generate(ps, eps, j->out ? &o : NULL);
+            dcrw_pass_generate(ps, labels, eps, j->out ? &o : NULL);
             return;
         }
-        dcrw_pass_forward(ps, x, eps, j->out ? &o : NULL);
+        dcrw_pass_forward(ps, x, labels, eps, j->out ? &o : NULL);
     }
     memcpy(r->lx + r->b0[i], ps->lx, (size_t)ps->B * sizeof(double));
     memcpy(r->lz + r->b0[i], ps->lz, (size_t)ps->B * sizeof(double));
     if (g && r->m->d.cls)
         dcrw_classify_backward(ps, x, labels, g, j->inv_total);
     else if (g)
-        dcrw_pass_backward(ps, x, eps, g, j->inv_total, j->kl_weight);
+        dcrw_pass_backward(ps, x, labels, eps, g, j->inv_total, j->kl_weight);
 }
 
-void dcrw_runner_forward(dcrw_runner *r, const float *x, const int32_t *labels,
-                         runner_noise noise, const pass_outputs *out) {
+void dcrw_runner_forward(dcrw_runner *r, const float *x, const int32_t *labels, runner_noise noise,
+                         const pass_outputs *out) {
     job j = {r, x, labels, noise, out, NULL, 0.0f, 0.0f, FORWARD};
     dcrw_pool_run(r->pool, r->n, run_chunk, &j);
 }
 
-void dcrw_runner_backward(dcrw_runner *r, const float *x, const int32_t *labels,
-                          runner_noise noise, float inv_total, float kl_weight, float *grad) {
+void dcrw_runner_backward(dcrw_runner *r, const float *x, const int32_t *labels, runner_noise noise,
+                          float inv_total, float kl_weight, float *grad) {
     job j = {r, x, labels, noise, NULL, grad, inv_total, kl_weight, BACKWARD};
     dcrw_pool_run(r->pool, r->n, run_chunk, &j);
     if (r->n > 1) {
@@ -174,7 +174,8 @@ void dcrw_runner_backward(dcrw_runner *r, const float *x, const int32_t *labels,
     }
 }
 
-void dcrw_runner_generate(dcrw_runner *r, runner_noise noise, const pass_outputs *out) {
-    job j = {r, NULL, NULL, noise, out, NULL, 0.0f, 0.0f, GENERATE};
+void dcrw_runner_generate(dcrw_runner *r, const int32_t *labels, runner_noise noise,
+                          const pass_outputs *out) {
+    job j = {r, NULL, labels, noise, out, NULL, 0.0f, 0.0f, GENERATE};
     dcrw_pool_run(r->pool, r->n, run_chunk, &j);
 }

@@ -47,19 +47,21 @@ typedef struct runner_noise {
     uint64_t seed, stream, first;
 } runner_noise;
 
-/* Forward of §4 (§9 for a classifier, with labels [B] or NULL); r->lx,
- * r->lz get each image's losses; out (may be NULL) receives whole-batch
- * outputs. */
-void dcrw_runner_forward(dcrw_runner *r, const float *x, const int32_t *labels,
-                         runner_noise noise, const pass_outputs *out);
+/* Forward of §4 (§9 for a classifier; labels [B] for a classifier or a
+ * conditional model, §10, NULL otherwise); r->lx, r->lz get each image's
+ * losses; out (may be NULL) receives whole-batch outputs. */
+void dcrw_runner_forward(dcrw_runner *r, const float *x, const int32_t *labels, runner_noise noise,
+                         const pass_outputs *out);
 
 /* Forward and backward of inv_total·Σ (Lx + kl_weight·Lz) over the batch
  * (inv_total = 1/B: the batch mean; a classifier's labels [B] give its
  * Lx); grad (laid out like the parameters) is overwritten. */
-void dcrw_runner_backward(dcrw_runner *r, const float *x, const int32_t *labels,
-                          runner_noise noise, float inv_total, float kl_weight, float *grad);
+void dcrw_runner_backward(dcrw_runner *r, const float *x, const int32_t *labels, runner_noise noise,
+                          float inv_total, float kl_weight, float *grad);
 
-/* Generation from z [T×B×Z] or the prior (noise.eps = NULL). */
-void dcrw_runner_generate(dcrw_runner *r, runner_noise noise, const pass_outputs *out);
+/* Generation from z [T×B×Z] or the prior (noise.eps = NULL), with a
+ * conditional model's labels [B] (NULL otherwise). */
+void dcrw_runner_generate(dcrw_runner *r, const int32_t *labels, runner_noise noise,
+                          const pass_outputs *out);
 
 #endif

@@ -128,18 +128,20 @@ int dcrw_trainer_backward(dcrw_trainer *t, int B, const float *x, const float *e
 }
 
 /* The backward of the public calls: labels (NULL for none) go with a
- * model that takes them, the classifier; the models that do not refuse
- * them. */
-static int backward(dcrw_trainer *t, int B, const float *x, const int32_t *labels,
-                    const float *eps, int64_t first, int64_t B_total, dcrw_loss *out) {
+ * model that takes them, the classifier or a conditional model (MODEL.md
+ * §9, §10); the others refuse them. */
+static int backward(dcrw_trainer *t, int B, const float *x, const int32_t *labels, const float *eps,
+                    int64_t first, int64_t B_total, dcrw_loss *out) {
     DCRW_CHECK_ARG(t, "dcrw_trainer_backward: trainer is NULL");
-    if (t->m->d.cls && !labels)
-        return dcrw_fail(DCRW_EINVAL, "dcrw_trainer_backward: the model is a classifier: it "
-                                      "trains on labels (dcrw_trainer_backward_labels)");
-    if (!t->m->d.cls && labels)
+    const int takes = t->m->d.K > 0;
+    if (takes && !labels)
         return dcrw_fail(DCRW_EINVAL,
-                         "dcrw_trainer_backward_labels: the model takes no labels (it is not "
-                         "a classifier)");
+                         "dcrw_trainer_backward: the model is %s: it trains on "
+                         "labels (dcrw_trainer_backward_labels)",
+                         t->m->d.cls ? "a classifier" : "conditional");
+    if (!takes && labels)
+        return dcrw_fail(DCRW_EINVAL, "dcrw_trainer_backward_labels: the model takes no labels "
+                                      "(neither a classifier nor conditional)");
     if (t->m->d.cls && eps)
         return dcrw_fail(DCRW_EINVAL,
                          "dcrw_trainer_backward_labels: eps must be NULL for a classifier");

@@ -12,9 +12,15 @@
 #include "testutil.h"
 
 static const char *const golden_files[] = {
-    "golden/golden-draw-small.safetensors",        "golden/golden-draw-noattn-small.safetensors",
-    "golden/golden-dcrw-small.safetensors",        "golden/golden-dcrw-noread-small.safetensors",
+    "golden/golden-draw-small.safetensors",
+    "golden/golden-draw-noattn-small.safetensors",
+    "golden/golden-dcrw-small.safetensors",
+    "golden/golden-dcrw-noread-small.safetensors",
     "golden/golden-draw-canvas-small.safetensors",
+    /* class-conditional (MODEL.md §10), from tests/golden/reference.py */
+    "golden/golden-draw-cond-small.safetensors",
+    "golden/golden-dcrw-cond-small.safetensors",
+    "golden/golden-dcrw-noread-cond-small.safetensors",
 };
 
 static float scalar(const st_file *f, const char *name) {
@@ -39,13 +45,22 @@ START_TEST(test_golden_gradients) {
     float *x = tu_st_floats(&f, "golden.x", NULL);
     float *eps = tu_st_floats(&f, "golden.eps", NULL);
     ck_assert_ptr_nonnull(eps);
+    /* a conditional model's labels, stored as floats */
+    size_t nl = 0;
+    float *lf = tu_st_floats(&f, "golden.labels", &nl);
+    int32_t labels[64];
+    ck_assert_uint_le(nl, 64);
+    for (size_t b = 0; b < nl; b++) labels[b] = (int32_t)lf[b];
+    free(lf);
 
     dcrw_train_config tc;
     dcrw_train_config_default(&tc);
     dcrw_trainer *t;
     ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
     dcrw_loss loss;
-    ck_assert_msg(dcrw_trainer_backward(t, B, x, eps, &loss) == DCRW_OK, "%s", dcrw_last_error());
+    const int rc = nl ? dcrw_trainer_backward_labels(t, B, x, labels, eps, &loss)
+                      : dcrw_trainer_backward(t, B, x, eps, &loss);
+    ck_assert_msg(rc == DCRW_OK, "%s", dcrw_last_error());
     const double ref_loss = scalar(&f, "golden.loss"), ref_lx = scalar(&f, "golden.lx"),
                  ref_lz = scalar(&f, "golden.lz");
     printf("%s: loss %.6f (ref %.6f) lx %.6f (ref %.6f) lz %.6f (ref %.6f)\n", golden_files[_i],
@@ -76,10 +91,13 @@ START_TEST(test_golden_gradients) {
     }
     ck_assert_int_eq(checked, (int)dcrw_model_param_count(m));
 
-    /* the const evaluation agrees with the trainer's forward */
+    /* the const evaluation agrees with the trainer's forward (the labelled
+     * calls draw their own noise) */
     dcrw_loss ev;
-    ck_assert_int_eq(dcrw_evaluate(m, B, x, eps, &ev), DCRW_OK);
-    ck_assert(fabs(ev.loss - loss.loss) <= 1e-6 * fabs(loss.loss));
+    if (!nl) {
+        ck_assert_int_eq(dcrw_evaluate(m, B, x, eps, &ev), DCRW_OK);
+        ck_assert(fabs(ev.loss - loss.loss) <= 1e-6 * fabs(loss.loss));
+    }
 
     dcrw_trainer_destroy(t);
     dcrw_model_destroy(m);

@@ -210,6 +210,41 @@ static bool has(const std::string &s, const char *part) {
     return s.find(part) != std::string::npos;
 }
 
+// A class-conditional model: its samples follow the label, steps on labels
+// learn, and the calls without labels are refused.
+static void conditional() {
+    dcrw::Model model = dcrw::Model::create("dcrw", 3, [](dcrw_config &c) {
+        c.height = c.width = 8;
+        c.glimpses = 2;
+        c.dec_size = 8;
+        c.z_size = 3;
+        c.read_n = 5;
+        c.write_n = 3;
+        c.conv1 = 3;
+        c.conv2 = 4;
+        c.classes = 3;
+    });
+    expect(model.is_conditional() && !model.is_classifier() && model.num_classes() == 3,
+           "conditional: K = 3");
+    const std::vector<std::int32_t> labels = {0, 1, 2, 1};
+    const std::vector<float> a = model.sample_labels(labels, 5);
+    expect(a == model.sample_labels(labels, 5), "conditional: the same seed, the same images");
+    const std::vector<std::int32_t> tail = {1};
+    const std::vector<float> one = model.sample_labels(tail, 5, 3);
+    const std::size_t P = model.input_size();
+    bool same = true;
+    for (std::size_t i = 0; i < P; i++) same = same && std::fabs(one[i] - a[3 * P + i]) < 1e-5;
+    expect(same, "conditional: an image is keyed by its index, not its batch");
+    std::string e = error_of([&] { model.sample(2, 1); }, DCRW_EINVAL);
+    expect(has(e, "conditional"), "conditional: sampling without labels throws: " + e);
+    dcrw::Trainer trainer(model);
+    const std::vector<float> x = binary_images(4, P, 3);
+    const dcrw::Loss first = trainer.step_labels(x, labels);
+    dcrw::Loss last = first;
+    for (int i = 0; i < 30; i++) last = trainer.step_labels(x, labels);
+    expect(last.loss < first.loss, "conditional: steps on labels learn a batch");
+}
+
 static void classifier() {
     dcrw::Model model = small_classifier(2);
     expect(model.is_classifier() && model.num_classes() == 3, "classifier: K = 3");
@@ -338,6 +373,7 @@ int main() {
         per_image_losses("dcrw");
         per_image_losses("draw");
         classifier();
+        conditional();
         datasets(dir);
     } catch (const std::exception &err) {
         std::fprintf(stderr, "error: %s\n", err.what());

@@ -60,6 +60,7 @@ typedef struct eval_job {
     uint64_t seed;
     long K;
     int T, Z;           /* the model's glimpses and latent size */
+    int K_classes;      /* a conditional model's classes, else 0 */
     int glimpse_kl;     /* --glimpse-kl */
     const char *kl_svg; /* --glimpse-kl-svg */
 } eval_job;
@@ -76,6 +77,7 @@ typedef struct eval_sums {
 typedef struct eval_buffers {
     float *x;
     size_t *idx;
+    int32_t labels[EVAL_BATCH];
     double *lx, *lz;
     float *mu, *ls; /* [T×B×Z], with --glimpse-kl */
 } eval_buffers;
@@ -132,7 +134,19 @@ static int evaluate_batch(const eval_job *j, eval_buffers *e, size_t first, int 
     for (int b = 0; b < nb; b++) e->idx[b] = first + (size_t)b;
     /* keyed by image index: the same bits as binarizing the split once */
     int rc = dcrw_dataset_batch(j->d, e->idx, nb, j->binarize, CLI_EVAL_BINARIZE_SEED, e->x);
-    if (rc == DCRW_OK)
+    /* a conditional model: the bound on -log p(x | label) */
+    for (int b = 0; j->K_classes && b < nb; b++) {
+        e->labels[b] = dcrw_dataset_label(j->d, e->idx[b]);
+        if (e->labels[b] < 0 || e->labels[b] >= j->K_classes) {
+            cli_error("image %zu has no label of the model's %d classes: a conditional model is "
+                      "evaluated on labelled images",
+                      e->idx[b], j->K_classes);
+            return -1;
+        }
+    }
+    if (rc == DCRW_OK && j->K_classes)
+        rc = dcrw_evaluate_labels(j->m, nb, e->x, e->labels, j->seed, (int64_t)first, e->lx, e->lz);
+    else if (rc == DCRW_OK)
         rc = dcrw_evaluate_images_part(j->m, nb, e->x, j->seed, (int64_t)first, e->lx, e->lz);
     if (rc == DCRW_OK && j->glimpse_kl)
         rc = dcrw_encode_part(j->m, nb, e->x, j->seed, (int64_t)first, NULL, e->mu, e->ls);
@@ -253,8 +267,8 @@ static int classify_all(const eval_job *j, const char *model_path, cli_split spl
         for (int b = 0; rc == DCRW_OK && b < nb; b++) {
             const int label = dcrw_dataset_label(j->d, idx[b]);
             if (label < 0 || label >= K) {
-                cli_error("image %zu has %s: a classifier is evaluated on labelled images",
-                          idx[b], label < 0 ? "no label" : "a label beyond the model's classes");
+                cli_error("image %zu has %s: a classifier is evaluated on labelled images", idx[b],
+                          label < 0 ? "no label" : "a label beyond the model's classes");
                 rc = DCRW_EINVAL;
                 break;
             }
@@ -319,6 +333,7 @@ static int load_job(const cli_shared *o, eval_job *j, dcrw_model **m, dcrw_datas
     j->seed = o->seed;
     j->T = cfg.glimpses;
     j->Z = cfg.z_size;
+    j->K_classes = cfg.classify ? 0 : cfg.classes;
     return 0;
 }
 

@@ -117,6 +117,10 @@ static int load_inputs(recon_job *j) {
     if (choose_glimpses(j) != 0 || cli_load_split(j->o.data, j->o.split, &j->d) != 0) return -1;
     if (j->cfg.classify && !(j->o.given & CLI_SHARED(CLI_OPT_BINARIZE)))
         j->o.binarize = DCRW_BINARIZE_NONE;
+    if (j->use_mean && j->cfg.classes && !j->cfg.classify) {
+        cli_error("--mean: not for a class-conditional model (its reconstructions draw z)");
+        return -1;
+    }
     if (cli_check_shape(j->d, &j->cfg, "--data",
                         "reconstruct with a model trained on such images") != 0)
         return -1;
@@ -163,7 +167,16 @@ static int reconstruct_images(recon_job *j) {
     }
     /* else the noise of an image is keyed by its index in the split, as in
      * dcrw eval with the same seed */
-    if (rc == DCRW_OK && j->use_mean)
+    if (rc == DCRW_OK && j->cfg.classes) {
+        /* a conditional model reconstructs each image given its label (the
+         * library names an image without one) */
+        int32_t *labels = malloc(n * sizeof *labels);
+        for (size_t i = 0; labels && i < n; i++) labels[i] = dcrw_dataset_label(j->d, idx[i]);
+        rc = labels ? dcrw_reconstruct_labels(j->m, (int)n, j->x, labels, j->o.seed,
+                                              (int64_t)j->first, NULL, j->canvases, j->rw, j->ww)
+                    : DCRW_ENOMEM;
+        free(labels);
+    } else if (rc == DCRW_OK && j->use_mean)
         rc = dcrw_reconstruct_windows(j->m, (int)n, j->x, zeros, NULL, j->canvases, j->rw, j->ww);
     else if (rc == DCRW_OK)
         rc = dcrw_reconstruct_part(j->m, (int)n, j->x, j->o.seed, (int64_t)j->first, NULL,

@@ -26,21 +26,26 @@ static void usage(FILE *f) {
                "  --windows W        write: draw each glimpse's write window (green) on the\n"
                "                     --glimpses rows; none (default). Samples have no read window\n"
                "  --gif FILE.gif     an animation of the grid's canvases over the glimpses\n"
+               "  --label L          a class-conditional model (dcrw train --conditional): draw\n"
+               "                     class L; by default sample i is of class i mod K, so a grid\n"
+               "                     of K columns has one class a column\n"
                "  --n N              number of samples (default 64)\n"
                "  --seed N           seed of the latents (default 1)\n"
                "  --scale K          pixel upscaling, 1..16 (default 2)\n"
                "  --precision P      float32 (default) or bf16 products (AVX-512 BF16)\n");
 }
 
-enum { O_GIF = CLI_OPT_OWN, O_WINDOWS };
+enum { O_GIF = CLI_OPT_OWN, O_WINDOWS, O_LABEL };
 
-static const cli_opt opts[] = {{"gif", 1, O_GIF}, {"windows", 1, O_WINDOWS}, {NULL, 0, 0}};
+static const cli_opt opts[] = {
+    {"gif", 1, O_GIF}, {"windows", 1, O_WINDOWS}, {"label", 1, O_LABEL}, {NULL, 0, 0}};
 
 /* What dcrw sample draws, and from what. */
 typedef struct sample_job {
     cli_shared o;    /* --model --out --glimpses --n --seed --scale */
     const char *gif; /* --gif */
     int windows;     /* --windows: CLI_WINDOW_WRITE or 0 */
+    long label;      /* --label, or -1 */
     dcrw_model *m;
     dcrw_config cfg;
     size_t P;        /* floats per image */
@@ -59,6 +64,7 @@ static int sample_option(int id, const char *val, void *ctx) {
         j->gif = val;
         return 0;
     }
+    if (id == O_LABEL) return cli_parse_int("label", val, 0, 65535, &j->label);
     if (cli_parse_windows(val, &j->windows) != 0) return -1;
     if (j->windows & CLI_WINDOW_READ) {
         cli_error("--windows: a sample from the prior has no read window; use write or none");
@@ -111,6 +117,8 @@ static int plan_pictures(sample_job *j) {
     j->cw = j->cfg.width * (int)j->o.scale;
     j->ch = j->cfg.height * (int)j->o.scale;
     j->cols = (int)ceil(sqrt((double)n));
+    /* one class a column, when the classes take turns */
+    if (j->cfg.classes && j->label < 0 && n >= j->cfg.classes) j->cols = j->cfg.classes;
     j->rows = (int)((n + j->cols - 1) / j->cols);
     int gw = 0, gh = 0;
     if (cli_grid_size(j->cols, j->rows, j->cw, j->ch, PAD, &gw, &gh) != 0) return -1;
@@ -140,7 +148,22 @@ static int draw_samples(sample_job *j) {
         cli_error("out of memory for %ld x %d canvases", j->o.n, j->cfg.glimpses);
         return CLI_FAIL;
     }
-    int rc = dcrw_decode_windows(j->m, (int)j->o.n, NULL, j->o.seed, NULL, j->canvases, j->ww);
+    int rc;
+    if (j->cfg.classes) {
+        /* a conditional model: the class asked for, or one class a column */
+        int32_t *labels = malloc((size_t)j->o.n * sizeof *labels);
+        if (!labels) {
+            cli_error("out of memory");
+            return CLI_FAIL;
+        }
+        for (long i = 0; i < j->o.n; i++)
+            labels[i] = (int32_t)(j->label >= 0 ? j->label : i % j->cfg.classes);
+        rc = dcrw_decode_labels(j->m, (int)j->o.n, labels, NULL, j->o.seed, 0, NULL, j->canvases,
+                                j->ww);
+        free(labels);
+    } else {
+        rc = dcrw_decode_windows(j->m, (int)j->o.n, NULL, j->o.seed, NULL, j->canvases, j->ww);
+    }
     if (rc != DCRW_OK) {
         cli_lib_error(rc, "sampling failed");
         return CLI_FAIL;
@@ -218,6 +241,18 @@ static int run_sample(sample_job *j) {
         return CLI_BAD;
     j->cfg.size = sizeof j->cfg;
     dcrw_model_config(j->m, &j->cfg);
+    if (j->cfg.classify) {
+        cli_error("%s is a classifier: it does not draw images (dcrw reconstruct shows where it "
+                  "looks)",
+                  j->o.model);
+        return CLI_BAD;
+    }
+    if (j->label >= 0 && j->label >= j->cfg.classes) {
+        cli_error(j->cfg.classes ? "--label %ld: the model has %d classes"
+                                 : "--label %ld: the model is not class-conditional",
+                  j->label, (int)j->cfg.classes);
+        return CLI_BAD;
+    }
     if (plan_pictures(j) != 0) return CLI_BAD;
     int status = draw_samples(j);
     if (status == CLI_OK && j->o.out) status = write_png(j);
@@ -236,6 +271,7 @@ int cmd_sample(int argc, char **argv) {
     j.o.n_max = 10000;
     j.o.seed = 1;
     j.o.scale = 2;
+    j.label = -1;
     int status = cli_parse_args(&sample_command, argc, argv, &j.o, &j);
     if (status >= 0) return status;
     j.o.model = cli_model_path(j.o.model);

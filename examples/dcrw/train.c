@@ -48,6 +48,9 @@ static void usage(FILE *f) {
             "                       X * 2^(-step/N) (default 0: constant)\n"
             "  --precision P        float32 (default) or bf16: the large products in bfloat16\n"
             "                       (AVX-512 BF16), float32 sums and master weights\n"
+            "  --conditional        a class-conditional model (doc/MODEL.md §10): the labels\n"
+            "                       of the data (K classes) join the decoder's and encoder's\n"
+            "                       inputs; dcrw sample --label L then draws class L\n"
             "  --kl-warmup N        KL warm-up: the gradient of Lx + w*Lz with w rising from\n"
             "                       1/N to 1 over the first N steps (default 0: w = 1); the\n"
             "                       losses printed and logged stay the true bound\n"
@@ -93,7 +96,8 @@ enum {
     O_TRAIN_N,
     O_EVAL_EVERY,
     O_CKPT_MIN,
-    O_PROGRESS
+    O_PROGRESS,
+    O_CONDITIONAL
 };
 
 static const cli_opt opts[] = {{"preset", 1, O_PRESET},
@@ -115,6 +119,7 @@ static const cli_opt opts[] = {{"preset", 1, O_PRESET},
                                {"eval-every", 1, O_EVAL_EVERY},
                                {"checkpoint-minutes", 1, O_CKPT_MIN},
                                {"progress-seconds", 1, O_PROGRESS},
+                               {"conditional", 0, O_CONDITIONAL},
                                {NULL, 0, 0}};
 
 typedef struct parse_ctx {
@@ -125,7 +130,9 @@ typedef struct parse_ctx {
 static int parse_preset(const char *val, run_flags *f) {
     dcrw_preset p;
     if (dcrw_preset_from_name(val, &p) != DCRW_OK) {
-        cli_error("--preset: unknown preset '%s' (draw, draw-noattn, dcrw, dcrw-noread)", val);
+        cli_error("--preset: unknown preset '%s' (draw, draw-noattn, dcrw, dcrw-noread, "
+                  "draw-classify)",
+                  val);
         return -1;
     }
     snprintf(f->preset, sizeof f->preset, "%s", dcrw_preset_name(p));
@@ -177,6 +184,11 @@ static int parse_run_option(int id, const char *val, run_flags *f, train_opts *o
     case O_TRAIN_N:
         *name = "train-n";
         return cli_parse_int(*name, val, 1, INT_MAX, &f->train_n);
+    case O_CONDITIONAL:
+        /* recorded in run.json as the configuration's classes */
+        *name = "conditional";
+        o->conditional = 1;
+        return 0;
     }
     return 1;
 }

@@ -43,6 +43,7 @@ typedef struct train_opts {
     const char *sets[256];
     int nset, budget_given, preset_given;
     int binarize_given; /* else a classifier reads grey levels (--binarize none) */
+    int conditional;    /* --conditional: classes from the data's labels */
     /* an option a resumed run may not change: the run is a function of it */
     const char *fixed_name;
     uint64_t steps;
@@ -67,6 +68,7 @@ typedef struct trainer_run {
     int fresh;  /* the trainer starts from step 0 (a new run, or a run without checkpoint) */
     int channels_from_data; /* the configuration takes the data's channels */
     int size_from_data;     /* SIZE_HEIGHT, SIZE_WIDTH: and these of the data's sizes */
+    int classes_from_data;  /* --conditional: the classes are the data's labels */
     dcrw_model *m;
     dcrw_trainer *t;
     dcrw_dataset *train;

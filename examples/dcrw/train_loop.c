@@ -17,16 +17,19 @@
 #define EPOCH_KEY 0x65706f6368730000ull
 
 /* The held-out loss of one batch, summed into *sum: the bound of each image
- * (noise keyed by its index in the training set), or for a classifier
- * −log p(label) and, into *wrong, the images whose most probable class is
- * not their label. */
+ * (noise keyed by its index in the training set; given its label for a
+ * conditional model), or for a classifier −log p(label) and, into *wrong,
+ * the images whose most probable class is not their label. */
 static int held_out_batch(const dcrw_model *m, const held_out *h, size_t first, int nb, float *x,
-                          double *lx, double *lz, float *probs, int K, double *sum,
-                          double *wrong) {
+                          double *lx, double *lz, float *probs, int K, double *sum, double *wrong) {
     size_t idx[100];
+    int32_t labels[100];
     for (int b = 0; b < nb; b++) idx[b] = first + (size_t)b;
+    for (int b = 0; b < nb; b++) labels[b] = dcrw_dataset_label(h->d, idx[b]);
     int rc = dcrw_dataset_batch(h->d, idx, nb, h->binarize, CLI_EVAL_BINARIZE_SEED, x);
-    if (rc == DCRW_OK && !probs)
+    if (rc == DCRW_OK && !probs && K)
+        rc = dcrw_evaluate_labels(m, nb, x, labels, CLI_EVAL_NOISE_SEED, (int64_t)first, lx, lz);
+    else if (rc == DCRW_OK && !probs)
         rc = dcrw_evaluate_images_part(m, nb, x, CLI_EVAL_NOISE_SEED, (int64_t)first, lx, lz);
     if (rc == DCRW_OK && probs) rc = dcrw_classify(m, nb, x, probs);
     for (int b = 0; rc == DCRW_OK && b < nb; b++) {
@@ -35,9 +38,8 @@ static int held_out_batch(const dcrw_model *m, const held_out *h, size_t first, 
             continue;
         }
         const float *p = probs + (size_t)b * K;
-        const int label = dcrw_dataset_label(h->d, idx[b]);
-        *sum -= log(p[label]);
-        *wrong += cli_argmax(p, K) != label;
+        *sum -= log(p[labels[b]]);
+        *wrong += cli_argmax(p, K) != labels[b];
     }
     return rc;
 }
@@ -54,11 +56,11 @@ static int held_out_bound(const dcrw_model *m, const held_out *h, int interrupt_
     size_t P = dcrw_model_input_size(m);
     dcrw_config cfg = {.size = sizeof cfg};
     dcrw_model_config(m, &cfg);
-    const int K = cfg.classify ? cfg.classes : 0;
+    const int K = cfg.classes;
     float *x = malloc((size_t)B * P * sizeof *x);
-    float *probs = K ? malloc((size_t)B * K * sizeof *probs) : NULL;
+    float *probs = cfg.classify ? malloc((size_t)B * K * sizeof *probs) : NULL;
     double *lx = malloc((size_t)B * sizeof *lx), *lz = malloc((size_t)B * sizeof *lz);
-    int rc = (x && lx && lz && (!K || probs)) ? DCRW_OK : DCRW_ENOMEM, result = 0;
+    int rc = (x && lx && lz && (!cfg.classify || probs)) ? DCRW_OK : DCRW_ENOMEM, result = 0;
     double sum = 0.0, wrong = 0.0;
     for (size_t i = 0; rc == DCRW_OK && i < h->n; i += (size_t)B) {
         if (cli_stop_requests() >= interrupt_at) {
@@ -78,7 +80,7 @@ static int held_out_bound(const dcrw_model *m, const held_out *h, int interrupt_
     free(lx);
     free(lz);
     *out = h->n ? sum / (double)h->n : NAN;
-    *error = K && h->n ? wrong / (double)h->n : NAN;
+    *error = cfg.classify && h->n ? wrong / (double)h->n : NAN;
     if (rc == DCRW_OK && result == 0 && !isfinite(*out)) {
         /* finite per image, but too large to sum */
         cli_error("the held-out bound is not a finite number");
@@ -206,8 +208,9 @@ static int train_step(trainer_run *tr, loop_state *L, uint64_t s, dcrw_loss *los
     if (rc == DCRW_OK && f->kl_warmup > 0)
         rc = dcrw_trainer_set_kl_weight(tr->t,
                                         (float)fmin(1.0, (double)(s + 1) / (double)f->kl_warmup));
-    if (rc == DCRW_OK && f->cfg.classify) {
-        /* one process (train_setup.c): the part is the whole batch */
+    if (rc == DCRW_OK && f->cfg.classes) {
+        /* the classifier or a conditional model: one process
+         * (train_setup.c), so the part is the whole batch */
         for (int b = 0; b < L->Bp; b++) L->labels[b] = dcrw_dataset_label(tr->train, idx[b]);
         rc = dcrw_trainer_backward_labels(tr->t, L->Bp, L->x, L->labels, NULL, loss);
     } else if (rc == DCRW_OK) {
@@ -396,8 +399,8 @@ static int finish_run(trainer_run *tr, loop_state *L, int status) {
            cli_now() - L->start,
            L->train_time > 0 ? (double)(s - L->first) * L->B / L->train_time : 0.0);
     if (!isnan(L->last_error))
-        printf("held-out (%zu images): loss %.4f nats, %.2f%% wrong\n", tr->valid.n,
-               L->last_valid, 100.0 * L->last_error);
+        printf("held-out (%zu images): loss %.4f nats, %.2f%% wrong\n", tr->valid.n, L->last_valid,
+               100.0 * L->last_error);
     else if (!isnan(L->last_valid))
         printf("held-out bound (%zu images): %.3f nats\n", tr->valid.n, L->last_valid);
     cli_flush_stdout();

@@ -83,6 +83,12 @@ static int new_run_flags(trainer_run *tr, const train_opts *o) {
         return -1;
     /* the classifier looks at the images as they are, as in DRAW's §4.1 */
     if (f->cfg.classify && !o->binarize_given) f->binarize = DCRW_BINARIZE_NONE;
+    if (o->conditional && (f->cfg.classify || o->init)) {
+        cli_error("--conditional: %s", f->cfg.classify ? "the classifier takes labels already"
+                                                       : "the model of --init has its classes");
+        return -1;
+    }
+    tr->classes_from_data = o->conditional;
     struct stat st;
     if (stat(o->out, &st) == 0 && !S_ISDIR(st.st_mode)) {
         cli_error("--out %s: exists and is not a folder", o->out);
@@ -116,23 +122,33 @@ static int session_flags(run_flags *f, const train_opts *o) {
     return 0;
 }
 
-/* A classifier's data: every image labelled with one of its K classes. */
-static int check_labels(const dcrw_dataset *d, int K) {
+/* A model that takes labels: every image labelled with one of its K
+ * classes (K = 0: as many as the labels say, into *K). */
+static int check_labels(const dcrw_dataset *d, int32_t *K) {
     const size_t n = dcrw_dataset_count(d);
+    const int32_t want = *K;
     for (size_t i = 0; i < n; i++) {
         const int l = dcrw_dataset_label(d, i);
         if (l < 0) {
-            cli_error("--data: image %zu has no label (the classifier trains on labelled data: "
-                      "IDX images with their labels file, or a folder of class folders)",
-                      i);
+            cli_error("--data: image %zu has no label (%s trains on labelled data: IDX images "
+                      "with their labels file, or a folder of class folders)",
+                      i, want ? "a model that takes labels" : "--conditional");
             return -1;
         }
-        if (l >= K) {
+        if (!want) {
+            if (l >= *K) *K = l + 1;
+            continue;
+        }
+        if (l >= want) {
             cli_error("--data: image %zu has label %d, but the model has %d classes (--set "
                       "classes=N)",
-                      i, l, K);
+                      i, l, (int)want);
             return -1;
         }
+    }
+    if (*K < 2) {
+        cli_error("--data: the labels name %d class; --conditional needs at least 2", (int)*K);
+        return -1;
     }
     return 0;
 }
@@ -182,9 +198,12 @@ static int load_training_data(trainer_run *tr) {
             cli_error("--batch %ld: fewer images than the %d processes", f->batch, dist_size());
         return -1;
     }
-    if (f->cfg.classify && check_labels(tr->train, f->cfg.classes) != 0) return -1;
-    if (f->cfg.classify && dist_size() > 1) {
-        if (dist_rank() == 0) cli_error("the classifier trains in one process (no mpirun)");
+    if (tr->classes_from_data) f->cfg.classes = 0;
+    if ((f->cfg.classes || tr->classes_from_data) && check_labels(tr->train, &f->cfg.classes) != 0)
+        return -1;
+    if (f->cfg.classes && dist_size() > 1) {
+        if (dist_rank() == 0)
+            cli_error("a model that takes labels trains in one process (no mpirun)");
         return -1;
     }
     held_out v = {tr->train, count - (size_t)f->valid, (size_t)f->valid, f->binarize};

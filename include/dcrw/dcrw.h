@@ -220,12 +220,12 @@ DCRW_API void dcrw_workspace_release(void);
 
 /** The architectures of MODEL.md §2 and §9. Append-only. */
 typedef enum dcrw_preset {
-    DCRW_PRESET_DRAW = 0,          /**< LSTM encoder, read N=2, write N=5, T=64 */
-    DCRW_PRESET_DRAW_NOATTN = 1,   /**< LSTM encoder, no attention, T=64 */
-    DCRW_PRESET_DCRW = 2,          /**< CNN encoder through a read window N=7, write N=5, T=10 */
-    DCRW_PRESET_DCRW_NOREAD = 3,   /**< CNN encoder on the whole image once, write N=5, T=10 */
-    DCRW_PRESET_DRAW_CLASSIFY = 4  /**< the attention classifier: 100×100, read N=12, T=8,
-                                        K=10 (MODEL.md §9). Since 0.5. */
+    DCRW_PRESET_DRAW = 0,         /**< LSTM encoder, read N=2, write N=5, T=64 */
+    DCRW_PRESET_DRAW_NOATTN = 1,  /**< LSTM encoder, no attention, T=64 */
+    DCRW_PRESET_DCRW = 2,         /**< CNN encoder through a read window N=7, write N=5, T=10 */
+    DCRW_PRESET_DCRW_NOREAD = 3,  /**< CNN encoder on the whole image once, write N=5, T=10 */
+    DCRW_PRESET_DRAW_CLASSIFY = 4 /**< the attention classifier: 100×100, read N=12, T=8,
+                                       K=10 (MODEL.md §9). Since 0.5. */
 } dcrw_preset;
 
 /** Values of dcrw_config::encoder: an LSTM encoder (DRAW) or a CNN (DCRW). */
@@ -258,8 +258,9 @@ typedef struct dcrw_config {
     float canvas_init;       /**< κ, the initial canvas logit (MODEL.md §4); finite, default 0 */
     int32_t classify;        /**< 1: the attention classifier of MODEL.md §9 (an LSTM encoder
                                   with read attention and no decoder). Since 0.5. */
-    int32_t classes;         /**< K, the classifier's classes, 2..65536 (classifier only).
-                                  Since 0.5. */
+    int32_t classes;         /**< K, the classes: the classifier's (2..65536), or for a
+                                  generative model 0 (unconditional, the default) or the
+                                  labels it is conditioned on (MODEL.md §10). Since 0.5. */
 } dcrw_config;
 
 /**
@@ -761,6 +762,38 @@ DCRW_API int dcrw_classify_windows(const dcrw_model *m, int B, const float *x, f
                                    float *windows);
 /** @} */
 
+/** @name Class-conditional models
+ * A generative model whose configuration has classes = K >= 2 (MODEL.md
+ * §10) takes a label per image, in [0, K), which joins the decoder's and
+ * the encoder's inputs. The calls above refuse such a model (DCRW_EINVAL
+ * naming these); these take the labels [B] beside the images, and draw the
+ * noise of image b from (@p seed, @p first + b) as the *_part calls do. They
+ * refuse a model that takes no labels. Since 0.5. @{ */
+
+/**
+ * Generation (MODEL.md §6) of images of the given classes: dcrw_decode_part()
+ * with @p labels [B]; @p z [T×B×Z] may be NULL (the prior, drawn from
+ * @p seed and @p first + b).
+ * @return as dcrw_decode(); DCRW_EINVAL also for NULL @p labels, a label
+ *         outside [0, K) (the message names the image), a model that is
+ *         not conditional.
+ */
+DCRW_API int dcrw_decode_labels(const dcrw_model *m, int B, const int32_t *labels, const float *z,
+                                uint64_t seed, int64_t first, float *images, float *canvases,
+                                float *write_windows);
+
+/** dcrw_reconstruct_part() with @p labels [B]. @return as dcrw_decode_labels(). */
+DCRW_API int dcrw_reconstruct_labels(const dcrw_model *m, int B, const float *x,
+                                     const int32_t *labels, uint64_t seed, int64_t first,
+                                     float *images, float *canvases, float *read_windows,
+                                     float *write_windows);
+
+/** dcrw_evaluate_images_part() with @p labels [B]: the bound on −log p(x | y).
+ * @return as dcrw_decode_labels(), and as dcrw_evaluate_images_part(). */
+DCRW_API int dcrw_evaluate_labels(const dcrw_model *m, int B, const float *x, const int32_t *labels,
+                                  uint64_t seed, int64_t first, double *lx, double *lz);
+/** @} */
+
 /* ------------------------------------------------------------------------ */
 /** @name Trainer
  * A trainer holds the gradients, the Adam moments, the step count and the
@@ -870,23 +903,24 @@ DCRW_API int dcrw_trainer_step(dcrw_trainer *t, int B, const float *x, const flo
 /**
  * dcrw_trainer_backward() for a model that takes labels: the classifier
  * (MODEL.md §9), whose loss is the batch mean of −log p(label | x),
- * reported in out->loss and out->lx (out->lz = 0). @p labels [B] are the
- * classes, each in [0, K); @p eps must be NULL for a classifier (it has no
- * noise). dcrw_trainer_backward() and dcrw_trainer_step() refuse a
- * classifier, and these refuse a model that takes no labels. Since 0.5.
+ * reported in out->loss and out->lx (out->lz = 0), or a conditional model
+ * (§10), whose loss is the bound on −log p(x | label). @p labels [B] are
+ * the classes, each in [0, K); @p eps is as in dcrw_trainer_backward() and
+ * must be NULL for a classifier (it has no noise). dcrw_trainer_backward()
+ * and dcrw_trainer_step() refuse these models, and these refuse a model
+ * that takes no labels. Since 0.5.
  * @return as dcrw_trainer_backward(); DCRW_EINVAL also for a NULL @p labels
  *         or a label outside [0, K) (the message names the image).
  */
 DCRW_API int dcrw_trainer_backward_labels(dcrw_trainer *t, int B, const float *x,
-                                          const int32_t *labels, const float *eps,
-                                          dcrw_loss *out);
+                                          const int32_t *labels, const float *eps, dcrw_loss *out);
 
 /**
  * dcrw_trainer_backward_labels() then dcrw_trainer_apply(). Since 0.5.
  * @return the first failure of the two.
  */
-DCRW_API int dcrw_trainer_step_labels(dcrw_trainer *t, int B, const float *x,
-                                      const int32_t *labels, const float *eps, dcrw_loss *out);
+DCRW_API int dcrw_trainer_step_labels(dcrw_trainer *t, int B, const float *x, const int32_t *labels,
+                                      const float *eps, dcrw_loss *out);
 
 /** @return the number of applied steps; 0 for NULL. */
 DCRW_API uint64_t dcrw_trainer_step_count(const dcrw_trainer *t);

@@ -1,18 +1,21 @@
 #!/usr/bin/python3
 """An independent float64 NumPy reference of libdcrw's generative models.
 
-Written literally from doc/MODEL.md sections 1-7 (the four generative presets
-draw, draw-noattn, dcrw and dcrw-noread, with canvas_init); it imports only
-NumPy and the standard library, nothing from the project. It provides
+Written literally from doc/MODEL.md sections 1-7 and 10 (the four generative
+presets draw, draw-noattn, dcrw and dcrw-noread, with canvas_init, and their
+class-conditional forms); it imports only NumPy and the standard library,
+nothing from the project. It provides
 
-- forward(config, params, x, eps) -> (loss, lx, lz): the batch means of
-  L = Lx + Lz, Lx and Lz of MODEL.md §5 for images x [B, P] and noise
-  eps [T, B, Z]; config is the `dcrw.*` metadata of a checkpoint (with or
-  without the `dcrw.` prefix, strings or Python values), params a dict of
-  float64 arrays by the names of §7;
+- forward(config, params, x, eps, labels=None) -> (loss, lx, lz): the batch
+  means of L = Lx + Lz, Lx and Lz of MODEL.md §5 for images x [B, P] and
+  noise eps [T, B, Z]; config is the `dcrw.*` metadata of a checkpoint (with
+  or without the `dcrw.` prefix, strings or Python values), params a dict of
+  float64 arrays by the names of §7; labels [B] (integers in [0, K)) are
+  required when the configuration's `classes` K >= 2 (§10) and refused when
+  it is 0;
 - fd_gradient / fd_gradients: d loss / d parameter by central finite
   differences (step 1e-6) in float64, so the gradients depend on the forward
-  text alone;
+  text alone (labels=... as for forward);
 - read_safetensors / write_safetensors: a hand-written safetensors reader and
   writer (u64 LE header length, JSON header padded with spaces to a multiple
   of 8, raw little-endian F32 data);
@@ -28,7 +31,9 @@ differences use this to perturb many coordinates at once; each variant is
 still the plain forward below, and the tests compare it with one-at-a-time
 perturbations.
 
-Run from anywhere (checks the five generative golden files by default):
+Run from anywhere (checks the eight generative golden files by default:
+the five unconditional ones and the three class-conditional ones made by
+make_conditional_golden.py):
 
     /usr/bin/python3 tests/golden/reference.py --check [FILE...]
     /usr/bin/python3 tests/golden/reference.py --check --coords 200 FILE
@@ -36,12 +41,13 @@ Run from anywhere (checks the five generative golden files by default):
 
 (-v prints every tensor's error; --coords checks a fixed random subset of
 each larger gradient tensor; --step changes the finite-difference step.)
-The five files take about 2 s, every coordinate of every gradient included.
+The five unconditional files take about 2 s, every coordinate of every
+gradient included.
 
 Each layer's input is assembled in one function (encoder_lstm_input,
 cnn_encoder_output, decoder_input) with its size in one more
 (encoder_lstm_input_size, encoder_output_size, decoder_input_size), so that
-a further input such as a one-hot label is added in one place per layer.
+the one-hot label of §10 is added in one place per layer (append_label).
 
 The exit status is 0 only if every file agrees: the loss within 1e-6 of
 |loss| (and Lx, Lz within 1e-6 of |loss|), every gradient tensor within
@@ -66,6 +72,12 @@ GOLDEN_FILES = [
     "golden-dcrw-small.safetensors",
     "golden-dcrw-noread-small.safetensors",
     "golden-draw-canvas-small.safetensors",
+]
+# the class-conditional ones (MODEL.md §10), made by make_conditional_golden.py
+GOLDEN_COND_FILES = [
+    "golden-draw-cond-small.safetensors",
+    "golden-dcrw-cond-small.safetensors",
+    "golden-dcrw-noread-cond-small.safetensors",
 ]
 
 # ---------------------------------------------------------------- configuration
@@ -98,10 +110,13 @@ def parse_config(meta):
     for k in BOOL_KEYS:
         cfg[k] = _as_bool(raw.get(k, "false"))
     cfg["canvas_init"] = float(raw.get("canvas_init", 0.0))
+    cfg["classes"] = int(raw.get("classes", 0))  # K of §10; 0: unconditional
     if cfg["classify"]:
         raise ValueError("the attention classifier (MODEL.md §9) is outside this reference")
     if cfg["encoder"] not in ("lstm", "cnn"):
         raise ValueError("encoder must be lstm or cnn, not %r" % cfg["encoder"])
+    if cfg["classes"] != 0 and cfg["classes"] < 2:
+        raise ValueError("classes must be 0 (unconditional) or >= 2, not %d" % cfg["classes"])
     return cfg
 
 
@@ -123,22 +138,26 @@ def cnn_output_size(cfg, h, w):
 
 
 def encoder_lstm_input_size(cfg):
-    """Rin of §7: the length of encoder_lstm_input's result."""
-    return read_size(cfg) + cfg["dec_size"]
+    """Rin of §7 (+ K of §10): the length of encoder_lstm_input's result."""
+    return read_size(cfg) + cfg["dec_size"] + cfg["classes"]
 
 
 def encoder_output_size(cfg):
-    """Q of §7: the length of e_t (see encoder_lstm_input / cnn_encoder_output)."""
+    """Q of §7 (+ K of §10 for a CNN encoder): the length of e_t (see
+    encoder_lstm_input / cnn_encoder_output). An LSTM encoder's e_t = h_t^enc
+    has no label: §10 gives ŷ to that encoder's input, not to e_t."""
     if cfg["encoder"] == "lstm":
         return cfg["enc_size"]
     if cfg["read_attention"]:
-        return cnn_output_size(cfg, cfg["read_n"], cfg["read_n"]) + cfg["dec_size"]
-    return cnn_output_size(cfg, cfg["height"], cfg["width"])
+        q = cnn_output_size(cfg, cfg["read_n"], cfg["read_n"]) + cfg["dec_size"]
+    else:
+        q = cnn_output_size(cfg, cfg["height"], cfg["width"])
+    return q + cfg["classes"]
 
 
 def decoder_input_size(cfg):
-    """The decoder LSTM's input length (see decoder_input): Z."""
-    return cfg["z_size"]
+    """The decoder LSTM's input length (see decoder_input): Z (+ K, §10)."""
+    return cfg["z_size"] + cfg["classes"]
 
 
 def param_shapes(cfg):
@@ -166,6 +185,18 @@ def param_shapes(cfg):
     out = C * cfg["write_n"] ** 2 if cfg["write_attention"] else image_size(cfg)
     shapes += [("write.weight", (out, D)), ("write.bias", (out,))]
     return shapes
+
+
+def label_weights(cfg):
+    """The weights whose last K columns multiply ŷ (§10), in §7's order; none
+    when K = 0. q.mu / q.logsigma take ŷ only with a CNN encoder (an LSTM
+    encoder's e_t = h_t^enc: the label enters through its input instead)."""
+    if cfg["classes"] == 0:
+        return []
+    names = ["enc.lstm.weight_ih"] if cfg["encoder"] == "lstm" else []
+    if cfg["encoder"] == "cnn":
+        names += ["q.mu.weight", "q.logsigma.weight"]
+    return names + ["dec.lstm.weight_ih"]
 
 
 def check_params(cfg, params):
@@ -211,7 +242,7 @@ def lstm(p, prefix, u, h, s):
     S = q.shape[-1] // 4
     i = sigmoid(q[..., 0:S])
     f = sigmoid(q[..., S:2 * S])
-    g = np.tanh(q[..., 2 * S:3 * S])
+    g = np.tanh(np.ascontiguousarray(q[..., 2 * S:3 * S]))  # see attention()
     o = sigmoid(q[..., 3 * S:4 * S])
     s_new = f * s + i * g
     h_new = o * np.tanh(s_new)
@@ -266,7 +297,11 @@ def attention(cfg, p, prefix, h, N):
     """§3.4: (γ, FX, FY) of the attention layer `prefix` from the decoder state h."""
     H, W = cfg["height"], cfg["width"]
     v = dense(p[prefix + ".weight"], p[prefix + ".bias"], h)
-    gx_t, gy_t, log_sigma2, log_delta_t, log_gamma = (v[..., k] for k in range(5))
+    # contiguous copies: NumPy may compute exp of a strided view with libm or
+    # with its SIMD code depending on where the arrays lie in memory (the two
+    # differ in the last bit), which would make the results vary from run to run
+    gx_t, gy_t, log_sigma2, log_delta_t, log_gamma = (
+        np.ascontiguousarray(v[..., k]) for k in range(5))
     gx = (W + 1) / 2 * (gx_t + 1)
     gy = (H + 1) / 2 * (gy_t + 1)
     if N == 1:
@@ -313,38 +348,59 @@ def write(cfg, p, h):
 
 
 # --------------------------------------------------------------- input assembly
-# One function per layer input, so that a further input (a one-hot label y,
-# for example) is appended in exactly one place each, together with the size
-# functions above (encoder_lstm_input_size, encoder_output_size,
-# decoder_input_size).
+# One function per layer input; the one-hot label ŷ of §10 (None for an
+# unconditional model) is appended last in each, matching the size functions
+# above (encoder_lstm_input_size, encoder_output_size, decoder_input_size).
 
 
-def encoder_lstm_input(r, h_dec):
-    """§4: the encoder LSTM's input [r_t, h_{t-1}^dec]."""
-    return concat(r, h_dec)
+def one_hot(cfg, labels, B):
+    """ŷ [B, K] of §10 for integer labels [B] in [0, K), or None when K = 0."""
+    K = cfg["classes"]
+    if K == 0:
+        if labels is not None:
+            raise ValueError("labels given to an unconditional model (classes = 0)")
+        return None
+    if labels is None:
+        raise ValueError("a conditional model (classes = %d) needs labels" % K)
+    labels = np.asarray(labels)
+    ints = np.rint(labels).astype(np.int64)
+    if labels.shape != (B,) or np.any(ints != labels) or np.any((ints < 0) | (ints >= K)):
+        raise ValueError("labels must be %d integers in [0, %d), not %r" % (B, K, labels))
+    return np.eye(K)[ints]
 
 
-def cnn_encoder_output(features, h_dec):
-    """§4: e_t = [CNN(r_t), h_{t-1}^dec] with read attention (h_dec given),
-    e = CNN(x) without it (h_dec None)."""
+def append_label(parts, yhat):
+    """[parts..., ŷ] (§10), or [parts...] without a label."""
+    return concat(*parts) if yhat is None else concat(*parts, yhat)
+
+
+def encoder_lstm_input(r, h_dec, yhat=None):
+    """§4, §10: the encoder LSTM's input [r_t, h_{t-1}^dec(, ŷ)]."""
+    return append_label((r, h_dec), yhat)
+
+
+def cnn_encoder_output(features, h_dec, yhat=None):
+    """§4, §10: e_t = [CNN(r_t), h_{t-1}^dec(, ŷ)] with read attention (h_dec
+    given), e = [CNN(x)(, ŷ)] without it (h_dec None)."""
     if h_dec is None:
-        return features
-    return concat(features, h_dec)
+        return append_label((features,), yhat)
+    return append_label((features, h_dec), yhat)
 
 
-def decoder_input(z):
-    """§4: the decoder LSTM's input z_t."""
-    return z
+def decoder_input(z, yhat=None):
+    """§4, §10: the decoder LSTM's input [z_t(, ŷ)]."""
+    return append_label((z,), yhat)
 
 
 # ---------------------------------------------------------------- forward and loss
 
 
-def forward(cfg, params, x, eps):
+def forward(cfg, params, x, eps, labels=None):
     """§4 and §5: (loss, Lx, Lz), each the mean over the batch.
 
     cfg: a configuration (parse_config's result or raw `dcrw.*` metadata);
-    params: {name: float64 array} of §7; x [B, P]; eps [T, B, Z]. Parameters
+    params: {name: float64 array} of §7; x [B, P]; eps [T, B, Z]; labels [B]
+    integers in [0, K) when cfg's classes K >= 2 (§10), else None. Parameters
     may carry leading variant dimensions (see the module docstring); then
     the results are arrays of those dimensions, else Python floats."""
     cfg = parse_config(cfg)  # idempotent: accepts raw metadata or a parsed configuration
@@ -356,31 +412,33 @@ def forward(cfg, params, x, eps):
     C, Nr = cfg["channels"], cfg["read_n"]
     assert P == image_size(cfg), (P, image_size(cfg))
     assert eps.shape == (T, B, cfg["z_size"]), eps.shape
+    yhat = one_hot(cfg, labels, B)  # [B, K] or None
 
     c = np.full((B, P), cfg["canvas_init"])  # c_0 = κ
     h_dec, s_dec = np.zeros((B, D)), np.zeros((B, D))
     h_enc, s_enc = np.zeros((B, E)), np.zeros((B, E))
     lstm_encoder = cfg["encoder"] == "lstm"
     if not lstm_encoder and not cfg["read_attention"]:
-        e_once = cnn_encoder_output(cnn(p, as_image(cfg, x)), None)  # once, Cin = C
+        e_once = cnn_encoder_output(cnn(p, as_image(cfg, x)), None, yhat)  # once, Cin = C
     lz = 0.0
     for t in range(T):
         if lstm_encoder or cfg["read_attention"]:  # r_t is unused by dcrw-noread
             xhat = x - sigmoid(c)
             r = read(cfg, p, x, xhat, h_dec)
         if lstm_encoder:
-            h_enc, s_enc = lstm(p, "enc.lstm", encoder_lstm_input(r, h_dec), h_enc, s_enc)
+            u = encoder_lstm_input(r, h_dec, yhat)
+            h_enc, s_enc = lstm(p, "enc.lstm", u, h_enc, s_enc)
             e = h_enc
         elif cfg["read_attention"]:
             img = r.reshape(r.shape[:-1] + (2 * C, Nr, Nr))  # x_1..x_C, then x̂_1..x̂_C
-            e = cnn_encoder_output(cnn(p, img), h_dec)
+            e = cnn_encoder_output(cnn(p, img), h_dec, yhat)
         else:
             e = e_once
         mu = dense(p["q.mu.weight"], p["q.mu.bias"], e)
         logsigma = dense(p["q.logsigma.weight"], p["q.logsigma.bias"], e)
         sigma = np.exp(logsigma)
         z = mu + sigma * eps[t]
-        h_dec, s_dec = lstm(p, "dec.lstm", decoder_input(z), h_dec, s_dec)
+        h_dec, s_dec = lstm(p, "dec.lstm", decoder_input(z, yhat), h_dec, s_dec)
         c = c + write(cfg, p, h_dec)
         lz = lz + np.sum(0.5 * (mu ** 2 + sigma ** 2 - 2 * logsigma - 1), axis=-1)
     lx = np.sum(softplus(c) - x * c, axis=-1)  # [..., B]
@@ -394,10 +452,12 @@ def forward(cfg, params, x, eps):
 # ------------------------------------------------------------ finite differences
 
 
-def fd_gradient(cfg, params, x, eps, name, coords=None, step=FD_STEP, budget=2_000_000):
+def fd_gradient(cfg, params, x, eps, name, coords=None, step=FD_STEP, budget=2_000_000,
+                labels=None):
     """Central differences of the batch-mean loss w.r.t. params[name].
 
-    coords: flat indices to differentiate (default all); returns the flat
+    coords: flat indices to differentiate (default all); labels as for
+    forward (required by a conditional model); returns the flat
     indices and the derivatives. Many coordinates go through one forward as
     variants (2 per coordinate, ±step), as many as keep the perturbed
     tensors within `budget` values."""
@@ -415,26 +475,27 @@ def fd_gradient(cfg, params, x, eps, name, coords=None, step=FD_STEP, budget=2_0
         stack[2 * rows + 1, ks] -= step
         variant = dict(params)
         variant[name] = stack.reshape((2 * m, 1) + base.shape)  # the 1 broadcasts over B
-        loss = forward(cfg, variant, x, eps)[0]
+        loss = forward(cfg, variant, x, eps, labels)[0]
         grads[start:start + m] = (loss[0::2] - loss[1::2]) / (2 * step)
     return coords, grads
 
 
-def fd_gradient_one(cfg, params, x, eps, name, k, step=FD_STEP):
+def fd_gradient_one(cfg, params, x, eps, name, k, step=FD_STEP, labels=None):
     """d loss / d params[name].flat[k], perturbing one coordinate (self-check)."""
     up, down = dict(params), dict(params)
     for variant, sign in ((up, 1.0), (down, -1.0)):
         v = np.array(params[name], dtype=np.float64)
         v.flat[k] += sign * step
         variant[name] = v
-    return (forward(cfg, up, x, eps)[0] - forward(cfg, down, x, eps)[0]) / (2 * step)
+    return (forward(cfg, up, x, eps, labels)[0]
+            - forward(cfg, down, x, eps, labels)[0]) / (2 * step)
 
 
-def fd_gradients(cfg, params, x, eps, step=FD_STEP):
+def fd_gradients(cfg, params, x, eps, step=FD_STEP, labels=None):
     """{name: d loss / d params[name]} for every parameter, full tensors."""
     out = {}
     for name, value in params.items():
-        _, g = fd_gradient(cfg, params, x, eps, name, step=step)
+        _, g = fd_gradient(cfg, params, x, eps, name, step=step, labels=labels)
         out[name] = g.reshape(np.shape(value))
     return out
 
@@ -487,7 +548,8 @@ def write_safetensors(path, tensors, metadata=None):
 def load_golden(path):
     """(cfg, params, x, eps, reference) of a golden file, all float64.
 
-    reference holds loss, lx, lz (floats) and grads {name: array}."""
+    reference holds loss, lx, lz (floats), grads {name: array} and labels
+    (the int array of golden.labels, stored as F32, or None without it)."""
     tensors, meta = read_safetensors(path)
     cfg = parse_config(meta)
     f64 = {k: v.astype(np.float64) for k, v in tensors.items()}
@@ -495,7 +557,9 @@ def load_golden(path):
     check_params(cfg, params)
     ref = {"loss": float(f64["golden.loss"][0]), "lx": float(f64["golden.lx"][0]),
            "lz": float(f64["golden.lz"][0]),
-           "grads": {k: f64["grad." + k] for k in params}}
+           "grads": {k: f64["grad." + k] for k in params}, "labels": None}
+    if "golden.labels" in f64:
+        ref["labels"] = np.rint(f64["golden.labels"]).astype(np.int64)
     return cfg, params, f64["golden.x"], f64["golden.eps"], ref
 
 
@@ -513,7 +577,8 @@ def check_file(path, max_coords=None, seed=0, step=FD_STEP):
     1e-4 brings every tensor to the file's float32 rounding (~3e-7)."""
     t0 = time.time()
     cfg, params, x, eps, ref = load_golden(path)
-    loss, lx, lz = forward(cfg, params, x, eps)
+    labels = ref["labels"]
+    loss, lx, lz = forward(cfg, params, x, eps, labels)
     scale = abs(ref["loss"])
     result = {"path": path, "loss": loss, "file_loss": ref["loss"],
               "loss_err": abs(loss - ref["loss"]) / scale,
@@ -525,7 +590,7 @@ def check_file(path, max_coords=None, seed=0, step=FD_STEP):
         coords = None
         if max_coords is not None and value.size > max_coords:
             coords = np.sort(rng.choice(value.size, size=max_coords, replace=False))
-        ks, g = fd_gradient(cfg, params, x, eps, name, coords, step=step)
+        ks, g = fd_gradient(cfg, params, x, eps, name, coords, step=step, labels=labels)
         denom = float(np.max(np.abs(gref)))
         diff = float(np.max(np.abs(g - gref[ks])))
         result["grad_err"][name] = diff / denom if denom > 0 else diff
@@ -540,14 +605,15 @@ def check_file(path, max_coords=None, seed=0, step=FD_STEP):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", nargs="*", metavar="FILE", required=True,
-                    help="golden files to recompute (default: the five generative ones)")
+                    help="golden files to recompute (default: the eight generative ones)")
     ap.add_argument("--coords", type=int, default=None,
                     help="check at most this many coordinates of each gradient tensor")
     ap.add_argument("--step", type=float, default=FD_STEP,
                     help="finite-difference step (default: %(default)g)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every tensor's error")
     args = ap.parse_args(argv)
-    files = args.check or [os.path.join(GOLDEN_DIR, f) for f in GOLDEN_FILES]
+    files = args.check or [os.path.join(GOLDEN_DIR, f)
+                           for f in GOLDEN_FILES + GOLDEN_COND_FILES]
     ok, t0 = True, time.time()
     for path in files:
         try:

@@ -4,7 +4,7 @@ a slice of the real MNIST: two training steps on each, the model's shape
 taken from the data, eval and reconstruct on the same path, a shape that
 differs named with its fix, and malformed data refused with the file named.
 
-    test_data.py CASE      CASE: formats shape fashion baddata classify
+    test_data.py CASE      CASE: formats shape fashion baddata classify conditional
 
 fashion trains on Fashion-MNIST as Debian's dataset-fashion-mnist installs
 it (/usr/share/datasets/fashion-mnist, or DCRW_FASHION_MNIST), and skips
@@ -322,8 +322,50 @@ def case_classify(tmp):
             check(s in err, "%s: message lacks %r: %s" % (args[0], s, err.strip()))
 
 
+def case_conditional(tmp):
+    """A class-conditional model: its classes are the data's labels, run.json
+    and the checkpoint record them, sample draws a class a column or the one
+    asked for, eval and reconstruct take each image's label, and data
+    without labels is refused."""
+    sets = make_sets(tmp)
+    labelled, unlabelled = sets["idx-gz"][0], sets["npy-u8"][0]
+    run_dir = os.path.join(tmp, "cond")
+    ok(["train", "--data", labelled, "--out", run_dir, "--conditional"] + TINY)
+    ckpt = os.path.join(run_dir, "checkpoint.safetensors")
+    f = info_fields(ok(["info", ckpt]))
+    check(f.get("classes") == "10", "conditional: info says classes %s" % f.get("classes"))
+    with open(os.path.join(run_dir, "run.json")) as fh:
+        check(re.search(r'"classes":\s*"10"', fh.read()), "conditional: run.json lacks classes")
+    # a resumed run continues on its labels
+    ok(["train", "--resume", run_dir, "--steps", "3"])
+    out = ok(["eval", "--model", ckpt, "--data", labelled, "--n", "20"])
+    check("L " in out, "conditional: eval prints no bound: %s" % out)
+    if HAVE_PNG:
+        pic = os.path.join(tmp, "s.png")
+        ok(["sample", "--model", ckpt, "--n", "20", "--scale", "1", "--out", pic])
+        with open(pic, "rb") as fh:
+            w, h = struct.unpack(">II", fh.read(24)[16:24])
+        # ten columns, a class each, and two rows, of 28 pixels and a padding of 2
+        check((w, h) == (2 + 10 * 30, 2 + 2 * 30), "conditional: sample grid is %dx%d" % (w, h))
+        ok(["sample", "--model", ckpt, "--n", "4", "--label", "7", "--out", pic])
+        ok(["reconstruct", "--model", ckpt, "--data", labelled, "--n", "2", "--out", pic])
+    for args, says in (
+            (["sample", "--model", ckpt, "--label", "10", "--out", os.path.join(tmp, "x.png")],
+             ["--label 10", "10 classes"]),
+            (["sample", "--model", SHIPPED, "--label", "1", "--out", os.path.join(tmp, "y.png")],
+             ["not class-conditional"]),
+            (["train", "--data", unlabelled, "--out", os.path.join(tmp, "nolab"), "--conditional"]
+             + TINY, ["image 0 has no label", "--conditional"]),
+            (["train", "--data", labelled, "--out", os.path.join(tmp, "both"), "--conditional",
+              "--preset", "draw-classify", "--steps", "1"], ["--conditional", "classifier"])):
+        rc, out, err = run(args)
+        check(rc != 0, "%s: exit 0 on %s" % (args[0], " ".join(args[1:4])))
+        for s in says:
+            check(s in err, "%s: message lacks %r: %s" % (args[0], s, err.strip()))
+
+
 CASES = {"formats": case_formats, "shape": case_shape, "fashion": case_fashion,
-         "baddata": case_baddata, "classify": case_classify}
+         "baddata": case_baddata, "classify": case_classify, "conditional": case_conditional}
 
 
 def skip_reason():

@@ -346,6 +346,18 @@ dcrw_reconstruct_part = _fn(
 dcrw_evaluate_images_part = _fn("dcrw_evaluate_images_part", c_int, [handle, c_int, f32p, c_u64, c_i64, f64p, f64p], True)
 dcrw_evaluate_iw = _fn("dcrw_evaluate_iw", c_int, [handle, c_int, f32p, c_int, c_u64, c_i64, f64p, f64p], True)
 dcrw_classify = _fn("dcrw_classify", c_int, [handle, c_int, f32p, f32p], True)
+dcrw_decode_labels = _fn(
+    "dcrw_decode_labels", c_int, [handle, c_int, i32p, f32p, c_u64, c_i64, f32p, f32p, f32p], True
+)
+dcrw_reconstruct_labels = _fn(
+    "dcrw_reconstruct_labels",
+    c_int,
+    [handle, c_int, f32p, i32p, c_u64, c_i64, f32p, f32p, f32p, f32p],
+    True,
+)
+dcrw_evaluate_labels = _fn(
+    "dcrw_evaluate_labels", c_int, [handle, c_int, f32p, i32p, c_u64, c_i64, f64p, f64p], True
+)
 dcrw_classify_windows = _fn("dcrw_classify_windows", c_int, [handle, c_int, f32p, f32p, f32p], True)
 
 dcrw_train_config_default = _fn("dcrw_train_config_default", c_int, [ctypes.POINTER(TrainConfig)], True)

@@ -12,11 +12,13 @@ from ._util import (
     Handle,
     Owner,
     as_f32,
+    as_labels,
     batch_int,
     c_string,
     dptr,
     fptr,
     integer,
+    iptr,
     path_bytes,
     real,
     seed_int,
@@ -249,10 +251,17 @@ class Model(Owner):
         return bool(self._config["classify"])
 
     @property
+    def is_conditional(self):
+        """True for a class-conditional generative model (MODEL.md §10): its
+        operations take a label per image (decode_labels, reconstruct_labels,
+        evaluate_labels, Trainer.step_labels)."""
+        return bool(self._config["classes"]) and not self.is_classifier
+
+    @property
     def num_classes(self):
-        """K, the classifier's classes (the rows of classify()); 0 for a
-        generative model."""
-        return self._config["classes"] if self.is_classifier else 0
+        """K: the classifier's classes (the rows of classify()), or the
+        labels a conditional model takes; 0 for an unconditional model."""
+        return self._config["classes"]
 
     @property
     def precision(self):
@@ -452,6 +461,53 @@ class Model(Owner):
         out = _ffi.Loss()
         self._call(_ffi.dcrw_evaluate, B, fptr(x), fptr(eps), ctypes.byref(out), work=self._work(B))
         return Loss(out.loss, out.lx, out.lz)
+
+    # ---- a class-conditional model (MODEL.md §10)
+    def decode_labels(self, labels, z=None, *, seed=0, first=0, canvases=False, windows=False):
+        """decode() of images of the classes `labels`, integers [B] in [0, K):
+        images [B, P], or Decoded(...) with canvases or windows set. With z
+        None the prior is drawn from `seed`, image b keyed by first + b, so
+        an image does not depend on the batch it is in."""
+        shape = np.shape(labels)
+        labels = as_labels(labels, batch_int(shape[0] if len(shape) == 1 else 0))
+        B = labels.shape[0]
+        z = self._tbz(z, "z", B)
+        images = self._out(B, self._P)
+        cv = self._out(self._T, B, self._P) if canvases else None
+        ww = self._out(self._T, B, 5) if windows and self._config["write_attention"] else None
+        self._call(_ffi.dcrw_decode_labels, B, iptr(labels), fptr(z), seed_int(seed),
+                   integer(first, "first", 0, 2**62), fptr(images), fptr(cv), fptr(ww),
+                   work=self._work(B))
+        if not canvases and not windows:
+            return images
+        return Decoded(images, cv, ww)
+
+    def reconstruct_labels(self, x, labels, *, seed=0, first=0, canvases=False, windows=False):
+        """reconstruct() of images x given their classes `labels` [B]; the
+        noise is drawn from `seed`, image b keyed by first + b."""
+        x, B = self._images(x)
+        labels = as_labels(labels, B)
+        images = self._out(B, self._P)
+        cv = self._out(self._T, B, self._P) if canvases else None
+        rw = self._out(self._T, B, 5) if windows and self._config["read_attention"] else None
+        ww = self._out(self._T, B, 5) if windows and self._config["write_attention"] else None
+        self._call(_ffi.dcrw_reconstruct_labels, B, fptr(x), iptr(labels), seed_int(seed),
+                   integer(first, "first", 0, 2**62), fptr(images), fptr(cv), fptr(rw), fptr(ww),
+                   work=self._work(B))
+        if not canvases and not windows:
+            return images
+        return Reconstruction(images, cv, rw, ww)
+
+    def evaluate_labels(self, x, labels, *, seed=0, first=0):
+        """The bound on -log p(x | label) of each image: ImageLosses(lx, lz),
+        float64 arrays [B]; the noise as reconstruct_labels()."""
+        x, B = self._images(x)
+        labels = as_labels(labels, B)
+        lx = np.empty(B, dtype=np.float64)
+        lz = np.empty(B, dtype=np.float64)
+        self._call(_ffi.dcrw_evaluate_labels, B, fptr(x), iptr(labels), seed_int(seed),
+                   integer(first, "first", 0, 2**62), dptr(lx), dptr(lz), work=self._work(B))
+        return ImageLosses(lx, lz)
 
     def classify(self, x):
         """The class probabilities of images x after the last glimpse,

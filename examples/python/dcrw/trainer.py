@@ -127,27 +127,29 @@ class Trainer(Owner):
                    work=self._work(B))
         return Loss(out.loss, out.lx, out.lz)
 
-    def _labelled(self, fn, x, labels):
+    def _labelled(self, fn, x, labels, eps):
         x, B = self.model._images(x)
         labels = as_labels(labels, B)
+        eps = self.model._tbz(eps, "eps", B)
         out = _ffi.Loss()
-        # eps stays NULL: the classifier, the one model that takes labels,
-        # has no noise, and the library refuses any
-        self._call(fn, B, fptr(x), iptr(labels), None, ctypes.byref(out), work=self._work(B))
+        self._call(fn, B, fptr(x), iptr(labels), fptr(eps), ctypes.byref(out), work=self._work(B))
         return Loss(out.loss, out.lx, out.lz)
 
-    def backward_labels(self, x, labels):
-        """backward() of the classifier (Model.is_classifier) on images x and
-        their classes `labels`, integers [B] in [0, K): the gradients of the
-        batch mean of -log p(label | x). Returns Loss(loss, lx=loss, lz=0).
+    def backward_labels(self, x, labels, eps=None):
+        """backward() of a model that takes labels on images x and their
+        classes `labels`, integers [B] in [0, K): the classifier
+        (Model.is_classifier), with the gradients of the batch mean of
+        -log p(label | x) and Loss(loss, lx=loss, lz=0); or a conditional
+        model (Model.is_conditional), with those of the bound on
+        -log p(x | label), eps as in backward() (a classifier takes none).
         DcrwError(EINVAL) for a label outside [0, K) (the message names the
         image) and for a model that takes no labels."""
-        return self._labelled(_ffi.dcrw_trainer_backward_labels, x, labels)
+        return self._labelled(_ffi.dcrw_trainer_backward_labels, x, labels, eps)
 
-    def step_labels(self, x, labels):
+    def step_labels(self, x, labels, eps=None):
         """backward_labels() then apply(); returns the Loss of the batch
         before the update."""
-        return self._labelled(_ffi.dcrw_trainer_step_labels, x, labels)
+        return self._labelled(_ffi.dcrw_trainer_step_labels, x, labels, eps)
 
     def apply(self):
         """Clip the gradients and take one Adam step (step_count + 1)."""

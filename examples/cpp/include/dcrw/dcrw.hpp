@@ -189,11 +189,14 @@ class Model {
     /// Whether this is the attention classifier (MODEL.md §9): classify() and
     /// Trainer::step_labels() take it, the generative operations refuse it.
     bool is_classifier() const { return config().classify != 0; }
-    /// K, the classifier's classes; 0 for a generative model.
-    int num_classes() const {
+    /// Whether this is a class-conditional generative model (MODEL.md §10):
+    /// sample_labels() and Trainer::step_labels() take it.
+    bool is_conditional() const {
         const dcrw_config c = config();
-        return c.classify ? c.classes : 0;
+        return c.classes != 0 && !c.classify;
     }
+    /// K: the classifier's classes, or a conditional model's; 0 otherwise.
+    int num_classes() const { return config().classes; }
     /// DCRW_PRECISION_FLOAT32 or DCRW_PRECISION_BF16 (the large products in
     /// bfloat16, on CPUs with AVX-512 BF16: dcrw_precision_supported()).
     int precision() const noexcept { return dcrw_model_precision(get()); }
@@ -241,6 +244,18 @@ class Model {
         if (n < 1) throw std::invalid_argument("dcrw::Model::sample: n must be >= 1");
         std::vector<float> out(static_cast<std::size_t>(n) * input_size());
         check(dcrw_decode(get(), n, nullptr, seed, out.data(), nullptr), "dcrw_decode");
+        return out;
+    }
+    /// A conditional model's images of the classes @p labels (one per image,
+    /// in [0, K)), drawn from @p seed; image b keyed by @p first + b.
+    std::vector<float> sample_labels(Labels labels, std::uint64_t seed,
+                                     std::int64_t first = 0) const {
+        if (labels.empty()) throw std::invalid_argument("dcrw::Model::sample_labels: no labels");
+        const int B = static_cast<int>(labels.size());
+        std::vector<float> out(static_cast<std::size_t>(B) * input_size());
+        check(dcrw_decode_labels(get(), B, labels.data(), nullptr, seed, first, out.data(), nullptr,
+                                 nullptr),
+              "dcrw_decode_labels");
         return out;
     }
     /// The images of latents @p z (T*B*Z floats).
@@ -452,11 +467,12 @@ class Trainer {
     /// backward() of the classifier: the gradients of the batch mean of
     /// -log p(label | x) for images @p x (B*P floats) and their classes
     /// @p labels (B, each in [0, K)). The Loss has lx = loss and lz = 0.
-    Loss backward_labels(Floats x, Labels labels) {
-        return labelled(dcrw_trainer_backward_labels, "dcrw_trainer_backward_labels", x, labels);
+    Loss backward_labels(Floats x, Labels labels, Floats eps = {}) {
+        return labelled(dcrw_trainer_backward_labels, "dcrw_trainer_backward_labels", x, labels,
+                        eps);
     }
-    Loss step_labels(Floats x, Labels labels) {
-        return labelled(dcrw_trainer_step_labels, "dcrw_trainer_step_labels", x, labels);
+    Loss step_labels(Floats x, Labels labels, Floats eps = {}) {
+        return labelled(dcrw_trainer_step_labels, "dcrw_trainer_step_labels", x, labels, eps);
     }
     std::uint64_t step_count() const noexcept { return dcrw_trainer_step_count(t_); }
     /// The Adam step size; set it between steps for a schedule.
@@ -508,20 +524,19 @@ class Trainer {
         return {l.loss, l.lx, l.lz};
     }
 
-    // backward_labels or step_labels on a batch of x; a label outside
-    // [0, K) is the library's to refuse (its message names the image)
+    // backward_labels or step_labels on a batch of x (eps: a conditional
+    // model's noise, or empty); a label outside [0, K) is the library's to
+    // refuse (its message names the image)
     Loss labelled(int (*run)(dcrw_trainer *, int, const float *, const std::int32_t *,
                              const float *, dcrw_loss *),
-                  const char *what, Floats x, Labels labels) {
-        const int B = batch(x, {});
+                  const char *what, Floats x, Labels labels, Floats eps) {
+        const int B = batch(x, eps);
         if (labels.size() != static_cast<std::size_t>(B))
             throw std::invalid_argument(
                 std::string("dcrw: labels must hold one class per image (") + std::to_string(B) +
                 "), has " + std::to_string(labels.size()));
         dcrw_loss l;
-        // eps stays NULL: the classifier, the one model that takes labels,
-        // has no noise, and the library refuses any
-        check(run(t_, B, x.data(), labels.data(), nullptr, &l), what);
+        check(run(t_, B, x.data(), labels.data(), eps.empty() ? nullptr : eps.data(), &l), what);
         return {l.loss, l.lx, l.lz};
     }
 

@@ -888,6 +888,17 @@ def case_shipped(tmp):
     e = parse_eval(ok(["eval", "--model", SHIPPED, "--data", MNIST, "--n", "1000"]))
     check(e["L"] is not None and abs(e["L"] - float(m.group(1))) <= 1.0,
           "bound on 1,000 test images %r, RESULTS.md says %s" % (e["L"], m.group(1)))
+    # the shipped draw model likewise
+    draw = os.path.join(os.path.dirname(SHIPPED), "draw-mnist.safetensors")
+    out = ok(["info", draw])
+    check(info_fields(out).get("preset") == "draw" and "optimizer state  no" in out,
+          "a draw model without optimizer state:\n%s" % out)
+    m = re.search(r"^Shipped draw model on the first 1,000 test images:.*?L = ([\d.]+)", text,
+                  re.M)
+    if check(m is not None, "doc/RESULTS.md states the draw model's bound on 1,000 images"):
+        e = parse_eval(ok(["eval", "--model", draw, "--data", MNIST, "--n", "1000"]))
+        check(e["L"] is not None and abs(e["L"] - float(m.group(1))) <= 1.0,
+              "draw: bound on 1,000 test images %r, RESULTS.md says %s" % (e["L"], m.group(1)))
 
 
 def case_badinput(tmp):

@@ -153,23 +153,7 @@ START_TEST(test_finite_differences) {
     dcrw_trainer *t;
     ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
     fd_ctx ctx = {t, B, x, labels};
-    classify_loss(&ctx);
-    size_t checked = 0;
-    for (size_t i = 0; i < dcrw_model_param_count(m); i++) {
-        const char *name;
-        ck_assert_int_eq(dcrw_model_param(m, i, &name, NULL, NULL, NULL), DCRW_OK);
-        float *p, *gr;
-        size_t cnt;
-        ck_assert_int_eq(dcrw_model_find_param(m, name, &p, &cnt), DCRW_OK);
-        ck_assert_int_eq(dcrw_trainer_find_grad(t, name, &gr, NULL), DCRW_OK);
-        /* the check's own backward calls overwrite the gradients: a copy */
-        float *g0 = malloc(cnt * sizeof *g0);
-        memcpy(g0, gr, cnt * sizeof *g0);
-        tu_fd o = tu_fd_f32(10, rng_key(29, i, 0));
-        checked += tu_fd_check_f(name, classify_loss, &ctx, p, cnt, g0, &o).checked;
-        free(g0);
-        classify_loss(&ctx);
-    }
+    const size_t checked = tu_fd_check_model("classifier", m, t, classify_loss, &ctx, 10, 29);
     ck_assert_uint_ge(checked, 50);
     dcrw_trainer_destroy(t);
     dcrw_model_destroy(m);

@@ -15,36 +15,8 @@
 /* Small conditional models of three architectures: draw (LSTM encoder,
  * both windows), dcrw (CNN through the read window) and dcrw-noread. */
 static dcrw_config conditional(int which) {
-    dcrw_config c;
-    switch (which) {
-    case 0:
-        dcrw_config_preset(&c, DCRW_PRESET_DRAW);
-        c.height = 6;
-        c.width = 7;
-        c.read_n = 2;
-        c.write_n = 3;
-        c.enc_size = 7;
-        break;
-    case 1:
-        dcrw_config_preset(&c, DCRW_PRESET_DCRW);
-        c.height = c.width = 8;
-        c.read_n = 5;
-        c.write_n = 3;
-        c.conv1 = 3;
-        c.conv2 = 4;
-        break;
-    default:
-        dcrw_config_preset(&c, DCRW_PRESET_DCRW_NOREAD);
-        c.height = 9;
-        c.width = 8;
-        c.write_n = 2;
-        c.conv1 = 3;
-        c.conv2 = 4;
-        break;
-    }
-    c.glimpses = 3;
-    c.dec_size = 6;
-    c.z_size = 3;
+    static const int arch[3] = {0, 2, 3}; /* of tu_tiny_config */
+    dcrw_config c = tu_tiny_config(arch[which]);
     c.classes = 4;
     return c;
 }
@@ -80,30 +52,10 @@ START_TEST(test_finite_differences) {
     dcrw_trainer *t;
     ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
     fd_ctx ctx = {t, B, x, eps, labels};
+    char what[32];
+    snprintf(what, sizeof what, "conditional %d", _i);
+    const size_t checked = tu_fd_check_model(what, m, t, labelled_loss, &ctx, 8, 31);
     labelled_loss(&ctx);
-    const int has_cnn = c.encoder == DCRW_ENCODER_CNN;
-    size_t checked = 0;
-    for (size_t i = 0; i < dcrw_model_param_count(m); i++) {
-        const char *name;
-        ck_assert_int_eq(dcrw_model_param(m, i, &name, NULL, NULL, NULL), DCRW_OK);
-        float *p, *gr;
-        size_t cnt;
-        ck_assert_int_eq(dcrw_model_find_param(m, name, &p, &cnt), DCRW_OK);
-        ck_assert_int_eq(dcrw_trainer_find_grad(t, name, &gr, NULL), DCRW_OK);
-        float *g0 = malloc(cnt * sizeof *g0);
-        memcpy(g0, gr, cnt * sizeof *g0);
-        tu_fd o = tu_fd_f32(8, rng_key(31, (uint64_t)_i, i));
-        /* as test_model: the CNN's kinks, in its own parameters and in the
-         * read attention that feeds it */
-        if (strncmp(name, "enc.conv", 8) == 0 || (has_cnn && strncmp(name, "read.attn", 9) == 0)) {
-            o.h = 1e-3;
-            o.precise = 0;
-            o.kinks = 1;
-        }
-        checked += tu_fd_check_f(name, labelled_loss, &ctx, p, cnt, g0, &o).checked;
-        free(g0);
-        labelled_loss(&ctx);
-    }
     ck_assert_uint_ge(checked, 40);
 
     /* the label columns: only those of the labels in the batch (0 and 3)

@@ -9,65 +9,7 @@
 #include "rng.h"
 #include "testutil.h"
 
-/* tiny configurations of every preset, and odd shapes */
-static dcrw_config tiny(int which) {
-    dcrw_config c;
-    switch (which) {
-    case 0: /* draw */
-        dcrw_config_preset(&c, DCRW_PRESET_DRAW);
-        c.height = c.width = 6;
-        c.read_n = 2;
-        c.write_n = 3;
-        c.enc_size = 7;
-        break;
-    case 1: /* draw-noattn */
-        dcrw_config_preset(&c, DCRW_PRESET_DRAW_NOATTN);
-        c.height = c.width = 5;
-        c.enc_size = 6;
-        break;
-    case 2: /* dcrw */
-        dcrw_config_preset(&c, DCRW_PRESET_DCRW);
-        c.height = c.width = 8;
-        c.read_n = 5;
-        c.write_n = 3;
-        c.conv1 = 3;
-        c.conv2 = 4;
-        break;
-    case 3: /* dcrw-noread */
-        dcrw_config_preset(&c, DCRW_PRESET_DCRW_NOREAD);
-        c.height = 9;
-        c.width = 8;
-        c.write_n = 2;
-        c.conv1 = 3;
-        c.conv2 = 4;
-        break;
-    case 4: /* draw, two channels, non-square, black canvas */
-        dcrw_config_preset(&c, DCRW_PRESET_DRAW);
-        c.channels = 2;
-        c.height = 5;
-        c.width = 7;
-        c.read_n = 3;
-        c.write_n = 1;
-        c.enc_size = 5;
-        c.canvas_init = -2.0f;
-        break;
-    default: /* dcrw, three channels, N_w larger than the image */
-        dcrw_config_preset(&c, DCRW_PRESET_DCRW);
-        c.channels = 3;
-        c.height = 6;
-        c.width = 7;
-        c.read_n = 4;
-        c.write_n = 8;
-        c.conv1 = 2;
-        c.conv2 = 3;
-        break;
-    }
-    c.glimpses = 3;
-    c.dec_size = 8;
-    c.z_size = 3;
-    return c;
-}
-#define NTINY 6
+#define NTINY TU_NTINY
 
 static void normal_fill(float *x, size_t n, uint64_t seed) {
     uint64_t key = rng_key(seed, 5, 0);
@@ -102,7 +44,7 @@ static double model_lx(void *ctx) {
  * centred start, so that their gradients are generic; and a batch of B
  * images and their noise. */
 static dcrw_model *perturbed_model(int i, uint64_t seed) {
-    dcrw_config c = tiny(i);
+    dcrw_config c = tu_tiny_config(i);
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 100 + seed + (uint64_t)i), DCRW_OK);
     float *w;
@@ -125,7 +67,7 @@ static void make_batch(const dcrw_model *m, int B, uint64_t seed, float **x, flo
 }
 
 /* Every parameter tensor against finite differences of the float loss
- * through the public API (tu_fd_check_f at float precision, 8 coordinates
+ * through the public API (tu_fd_check_model: float precision, 8 coordinates
  * a tensor). The CNN's max-pool and ReLU have kinks the five-point
  * difference's ±2h = ±2e-2 crosses often, in the CNN's own parameters and
  * in the read attention that feeds it its patches: there a central
@@ -135,8 +77,7 @@ static void make_batch(const dcrw_model *m, int B, uint64_t seed, float **x, flo
 START_TEST(test_finite_differences) {
     dcrw_model *m = perturbed_model(_i, 0);
     const int B = 3;
-    float *x, *eps, *w;
-    size_t n;
+    float *x, *eps;
     make_batch(m, B, 0, &x, &eps);
 
     dcrw_train_config tc;
@@ -148,24 +89,9 @@ START_TEST(test_finite_differences) {
     ck_assert(fabs(l.loss - eval_loss(m, B, x, eps)) < 1e-6 * l.loss);
 
     model_ctx ctx = {m, B, x, eps};
-    const int has_cnn = dcrw_model_find_param(m, "enc.conv1.weight", &w, &n) == DCRW_OK;
-    size_t checked = 0;
-    for (size_t i = 0; i < dcrw_model_param_count(m); i++) {
-        const char *name;
-        float *p, *g;
-        size_t cnt;
-        dcrw_model_param(m, i, &name, NULL, NULL, &p);
-        dcrw_trainer_find_grad(t, name, &g, &cnt);
-        tu_fd o = tu_fd_f32(8, rng_key(13, i, 0));
-        if (strncmp(name, "enc.conv", 8) == 0 || (has_cnn && strncmp(name, "read.attn", 9) == 0)) {
-            o.h = 1e-3;
-            o.precise = 0;
-            o.kinks = 1;
-        }
-        char what[96];
-        snprintf(what, sizeof what, "config %d %s", _i, name);
-        checked += tu_fd_check_f(what, model_loss, &ctx, p, cnt, g, &o).checked;
-    }
+    char what[32];
+    snprintf(what, sizeof what, "config %d", _i);
+    const size_t checked = tu_fd_check_model(what, m, t, model_loss, &ctx, 8, 13);
     ck_assert_uint_ge(checked, 4 * 10);
     dcrw_trainer_destroy(t);
     dcrw_model_destroy(m);
@@ -177,7 +103,7 @@ END_TEST
 /* decode(encode(x)) draws what reconstruct draws, and its last canvas
  * scores what evaluate reports */
 START_TEST(test_encode_decode_consistent) {
-    dcrw_config c = tiny(_i);
+    dcrw_config c = tu_tiny_config(_i);
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 200 + _i), DCRW_OK);
     const int B = 4, P = (int)dcrw_model_input_size(m), T = c.glimpses, Z = c.z_size;
@@ -230,7 +156,7 @@ START_TEST(test_encode_decode_consistent) {
 END_TEST
 
 START_TEST(test_generation) {
-    dcrw_config c = tiny(_i);
+    dcrw_config c = tu_tiny_config(_i);
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 300 + _i), DCRW_OK);
     const int B = 5, P = (int)dcrw_model_input_size(m), T = c.glimpses;
@@ -250,7 +176,7 @@ END_TEST
 
 /* N steps straight equal k steps, save, resume in a fresh trainer, N − k */
 START_TEST(test_resume_bit_exact) {
-    dcrw_config c = tiny(_i);
+    dcrw_config c = tu_tiny_config(_i);
     const int B = 4, N = 6, K = 2;
     dcrw_model *m1, *m2;
     ck_assert_int_eq(dcrw_model_create(&m1, &c, 400), DCRW_OK);
@@ -299,7 +225,7 @@ START_TEST(test_resume_bit_exact) {
     ck_assert_uint_eq(dcrw_model_param_floats(m3), n);
 
     /* resuming into a model of another shape is refused, nothing changes */
-    dcrw_config other = tiny((_i + 1) % NTINY);
+    dcrw_config other = tu_tiny_config((_i + 1) % NTINY);
     dcrw_model *m4;
     dcrw_trainer *t4;
     ck_assert_int_eq(dcrw_model_create(&m4, &other, 1), DCRW_OK);
@@ -322,7 +248,7 @@ END_TEST
 
 /* one Adam step by hand: clip then update with bias correction */
 START_TEST(test_adam_by_hand) {
-    dcrw_config c = tiny(1);
+    dcrw_config c = tu_tiny_config(1);
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
     const int B = 2, P = (int)dcrw_model_input_size(m);
@@ -421,7 +347,7 @@ END_TEST
 
 /* a rate changed between steps scales that step's Adam update, and only it */
 START_TEST(test_set_learning_rate) {
-    dcrw_config c = tiny(1);
+    dcrw_config c = tu_tiny_config(1);
     dcrw_model *ma, *mb;
     ck_assert_int_eq(dcrw_model_create(&ma, &c, 1), DCRW_OK);
     ck_assert_int_eq(dcrw_model_create(&mb, &c, 1), DCRW_OK);
@@ -463,7 +389,7 @@ START_TEST(test_set_learning_rate) {
 END_TEST
 
 START_TEST(test_nonfinite_leaves_model) {
-    dcrw_config c = tiny(_i);
+    dcrw_config c = tu_tiny_config(_i);
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 500), DCRW_OK);
     const int B = 3, P = (int)dcrw_model_input_size(m);
@@ -537,7 +463,7 @@ START_TEST(test_nonfinite_leaves_model) {
 END_TEST
 
 START_TEST(test_bad_arguments) {
-    dcrw_config c = tiny(0);
+    dcrw_config c = tu_tiny_config(0);
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
     const int P = (int)dcrw_model_input_size(m);
@@ -593,7 +519,7 @@ END_TEST
 
 /* with zero attention weights the windows are the biases' decoding, by hand */
 START_TEST(test_windows_by_hand) {
-    dcrw_config c = tiny(4); /* draw, 5×7, N_r = 3, N_w = 1 */
+    dcrw_config c = tu_tiny_config(4); /* draw, 5×7, N_r = 3, N_w = 1 */
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
     float *w, *b;
@@ -634,7 +560,7 @@ END_TEST
 /* the batch split over threads changes nothing but summation order: noise
  * drawn by the library follows each image's index, not its chunk */
 START_TEST(test_threads_agree) {
-    dcrw_config c = tiny(_i);
+    dcrw_config c = tu_tiny_config(_i);
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 600 + _i), DCRW_OK);
     const int B = 7, P = (int)dcrw_model_input_size(m);
@@ -671,7 +597,7 @@ END_TEST
 /* data parallelism: the parts of a batch, each on its own trainer, sum to
  * the whole batch's gradient, and the library's noise follows the image */
 START_TEST(test_backward_parts) {
-    dcrw_config c = tiny(_i);
+    dcrw_config c = tu_tiny_config(_i);
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 700 + _i), DCRW_OK);
     const int B = 7, P = (int)dcrw_model_input_size(m);
@@ -713,7 +639,7 @@ END_TEST
  * refused there and then, and the trainer is exactly as before it, so its
  * checkpoint is byte for byte the one saved before the step. */
 START_TEST(test_moment_overflow) {
-    dcrw_config c = tiny(1);
+    dcrw_config c = tu_tiny_config(1);
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
     const int B = 2, P = (int)dcrw_model_input_size(m);
@@ -770,7 +696,7 @@ END_TEST
  * that reports a number for it says DCRW_ENUMERIC, per image as for the
  * batch mean, rather than handing back NaN or infinity. */
 START_TEST(test_overflow_reported) {
-    dcrw_config c = tiny(1); /* draw-noattn: the write adds W·h + b to the canvas */
+    dcrw_config c = tu_tiny_config(1); /* draw-noattn: the write adds W·h + b to the canvas */
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
     const int B = 2, P = (int)dcrw_model_input_size(m), D = c.dec_size;
@@ -803,7 +729,7 @@ END_TEST
 /* A part at the very end of the int64 range is refused with a message
  * that names it without computing its last index (which would overflow). */
 START_TEST(test_backward_part_extremes) {
-    dcrw_config c = tiny(1);
+    dcrw_config c = tu_tiny_config(1);
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
     const int P = (int)dcrw_model_input_size(m);

@@ -254,3 +254,89 @@ tu_fd_result tu_fd_check_f(const char *name, tu_loss_fn loss, void *ctx, float *
                            const float *grad, const tu_fd *o) {
     return fd_check(name, loss, ctx, (fd_param){NULL, x}, n, grad, o);
 }
+
+size_t tu_fd_check_model(const char *what, dcrw_model *m, dcrw_trainer *t, tu_loss_fn loss,
+                         void *ctx, size_t nmax, uint64_t seed) {
+    const int has_cnn = dcrw_model_find_param(m, "enc.conv1.weight", NULL, NULL) == DCRW_OK;
+    size_t checked = 0;
+    for (size_t i = 0; i < dcrw_model_param_count(m); i++) {
+        const char *name;
+        float *p, *g;
+        size_t cnt;
+        ck_assert_int_eq(dcrw_model_param(m, i, &name, NULL, NULL, &p), DCRW_OK);
+        loss(ctx);
+        ck_assert_int_eq(dcrw_trainer_find_grad(t, name, &g, &cnt), DCRW_OK);
+        /* the check's own calls of loss may overwrite the trainer's */
+        float *g0 = malloc(cnt * sizeof *g0);
+        memcpy(g0, g, cnt * sizeof *g0);
+        tu_fd o = tu_fd_f32(nmax, seed ^ ((uint64_t)i << 20));
+        if (strncmp(name, "enc.conv", 8) == 0 || (has_cnn && strncmp(name, "read.attn", 9) == 0)) {
+            o.h = 1e-3;
+            o.precise = 0;
+            o.kinks = 1;
+        }
+        char label[160];
+        snprintf(label, sizeof label, "%s %s", what, name);
+        checked += tu_fd_check_f(label, loss, ctx, p, cnt, g0, &o).checked;
+        free(g0);
+    }
+    return checked;
+}
+
+dcrw_config tu_tiny_config(int which) {
+    dcrw_config c;
+    switch (which) {
+    case 0: /* draw */
+        dcrw_config_preset(&c, DCRW_PRESET_DRAW);
+        c.height = c.width = 6;
+        c.read_n = 2;
+        c.write_n = 3;
+        c.enc_size = 7;
+        break;
+    case 1: /* draw-noattn */
+        dcrw_config_preset(&c, DCRW_PRESET_DRAW_NOATTN);
+        c.height = c.width = 5;
+        c.enc_size = 6;
+        break;
+    case 2: /* dcrw */
+        dcrw_config_preset(&c, DCRW_PRESET_DCRW);
+        c.height = c.width = 8;
+        c.read_n = 5;
+        c.write_n = 3;
+        c.conv1 = 3;
+        c.conv2 = 4;
+        break;
+    case 3: /* dcrw-noread */
+        dcrw_config_preset(&c, DCRW_PRESET_DCRW_NOREAD);
+        c.height = 9;
+        c.width = 8;
+        c.write_n = 2;
+        c.conv1 = 3;
+        c.conv2 = 4;
+        break;
+    case 4: /* draw, two channels, non-square, black canvas */
+        dcrw_config_preset(&c, DCRW_PRESET_DRAW);
+        c.channels = 2;
+        c.height = 5;
+        c.width = 7;
+        c.read_n = 3;
+        c.write_n = 1;
+        c.enc_size = 5;
+        c.canvas_init = -2.0f;
+        break;
+    default: /* dcrw, three channels, N_w larger than the image */
+        dcrw_config_preset(&c, DCRW_PRESET_DCRW);
+        c.channels = 3;
+        c.height = 6;
+        c.width = 7;
+        c.read_n = 4;
+        c.write_n = 8;
+        c.conv1 = 2;
+        c.conv2 = 3;
+        break;
+    }
+    c.glimpses = 3;
+    c.dec_size = 8;
+    c.z_size = 3;
+    return c;
+}

@@ -126,6 +126,24 @@ tu_fd_result tu_fd_check(const char *name, tu_loss_fn loss, void *ctx, double *x
 tu_fd_result tu_fd_check_f(const char *name, tu_loss_fn loss, void *ctx, float *x, size_t n,
                            const float *grad, const tu_fd *o);
 
+/* Every parameter tensor of m against finite differences of loss (a loss
+ * of the whole model through the public API), nmax coordinates a tensor
+ * drawn from seed, at float precision (tu_fd_f32); where a CNN encoder's
+ * max-pool and ReLU put kinks (its own tensors, and the read attention that
+ * feeds it its patches) a central difference with h = 1e-3 and kinks
+ * skipped. The analytic gradient of each tensor is read from t after a
+ * call of loss at the unperturbed parameters (so a loss that runs the
+ * trainer's backward serves too). Returns the coordinates compared. */
+size_t tu_fd_check_model(const char *what, dcrw_model *m, dcrw_trainer *t, tu_loss_fn loss,
+                         void *ctx, size_t nmax, uint64_t seed);
+
+/* Tiny configurations of every preset and some odd shapes, which = 0 ..
+ * TU_NTINY − 1: draw, draw-noattn, dcrw, dcrw-noread, then draw with two
+ * channels, a non-square image and a black canvas, and dcrw with three
+ * channels and a write window larger than the image. */
+#define TU_NTINY 6
+dcrw_config tu_tiny_config(int which);
+
 /* Run a suite and return the process exit status (0 if all passed). */
 int tu_run(Suite *s);
 

@@ -78,24 +78,34 @@ static void read_backward(dcrw_pass *ps, int t, const float *x, const float *dr,
     gemm_nn(B, d->D, 5, p5, 5, m->p.ratt_w, d->D, 1.0f, dhn, d->D);
 }
 
-/* A conditional model's label columns (MODEL.md §10): each step's dL/dq
- * (or dL/dμ, dL/dlogσ) lands in the column of its image's label. */
-static void label_backward(const dcrw_pass *ps, const int32_t *labels, dcrw_views *g) {
+/* rows [B×n] of every step's slot of `all` (T slots, time-major), summed */
+static void sum_steps(int T, int B, int n, const float *all, float *sum) {
+    const size_t Bn = (size_t)B * n;
+    memcpy(sum, all, Bn * sizeof(float));
+    for (int t = 1; t < T; t++) add_rows(B, n, all + (size_t)t * Bn, n, sum, n);
+}
+
+/* A conditional model's label columns (MODEL.md §10): the gradients of the
+ * label's column of each weight are its layer's dL/dq (or dL/dμ, dL/dlogσ)
+ * summed over the steps, put in the column of each image's label. The
+ * label rows of the forward are spent, so they hold the sums. */
+static void label_backward(dcrw_pass *ps, const int32_t *labels, dcrw_views *g) {
     const dcrw_dims *d = &ps->m->d;
-    const int B = ps->B, D = d->D, E = d->E, Z = d->Z, noread_cnn = d->cnn && !d->ra;
-    for (int t = 0; t < d->T; t++) {
-        const size_t at = (size_t)t * B;
-        dcrw_label_rows_backward(B, 4 * D, ps->gd + at * 4 * D, 4 * D, labels, g->dec_wih, d->Zw,
-                                 d->Z);
-        if (!d->cnn)
-            dcrw_label_rows_backward(B, 4 * E, ps->ge + at * 4 * E, 4 * E, labels, g->enc_wih,
-                                     d->Rin, d->R + D);
-        if (d->cnn && (!noread_cnn || t == 0)) {
-            /* dcrw-noread has one q(z|x): its gradients are in one slot */
-            const size_t off = noread_cnn ? 0 : at * Z;
-            dcrw_label_rows_backward(B, Z, ps->mu + off, Z, labels, g->mu_w, d->Qw, d->Q);
-            dcrw_label_rows_backward(B, Z, ps->ls + off, Z, labels, g->ls_w, d->Qw, d->Q);
-        }
+    const int B = ps->B, D = d->D, E = d->E, Z = d->Z, T = d->T;
+    sum_steps(T, B, 4 * D, ps->gd, ps->lrd);
+    dcrw_label_rows_backward(B, 4 * D, ps->lrd, 4 * D, labels, g->dec_wih, d->Zw, d->Z);
+    if (!d->cnn) {
+        /* without read attention xq holds the sum already (the x columns') */
+        if (d->ra) sum_steps(T, B, 4 * E, ps->ge, ps->lre);
+        dcrw_label_rows_backward(B, 4 * E, d->ra ? ps->lre : ps->xq, 4 * E, labels, g->enc_wih,
+                                 d->Rin, d->R + D);
+    } else {
+        /* dcrw-noread has one q(z|x): its gradients are in one slot */
+        const int steps = d->ra ? T : 1;
+        sum_steps(steps, B, Z, ps->mu, ps->lrm);
+        sum_steps(steps, B, Z, ps->ls, ps->lrs);
+        dcrw_label_rows_backward(B, Z, ps->lrm, Z, labels, g->mu_w, d->Qw, d->Q);
+        dcrw_label_rows_backward(B, Z, ps->lrs, Z, labels, g->ls_w, d->Qw, d->Q);
     }
 }
 

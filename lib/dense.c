@@ -55,9 +55,10 @@ void dcrw_label_rows(int B, int O, const float *a, const float *A, int ldA, int 
 
 void dcrw_label_rows_backward(int B, int O, const float *dy, int lddy, const int32_t *labels,
                               float *dA, int ldA, int col) {
-    for (int b = 0; b < B; b++) {
-        const float *row = dy + (size_t)b * lddy;
-        float *w = dA + col + labels[b];
-        for (int o = 0; o < O; o++) w[(size_t)o * ldA] += row[o];
+    /* row by row of dA: its K label columns sit together, where image by
+     * image would touch O rows of dA for every image */
+    for (int o = 0; o < O; o++) {
+        float *w = dA + (size_t)o * ldA + col;
+        for (int b = 0; b < B; b++) w[labels[b]] += dy[(size_t)b * lddy + o];
     }
 }

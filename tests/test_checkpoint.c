@@ -228,7 +228,9 @@ START_TEST(test_saved_metadata) {
 END_TEST
 
 /* Every field of the configuration is in a checkpoint's metadata under
- * dcrw.NAME, as the text dcrw_config_get() gives, and comes back equal. */
+ * dcrw.NAME, as the text dcrw_config_get() gives, and comes back equal;
+ * the fields added after format 1 only when they are not 0 (so the files
+ * of models that do not use them stay as they were). */
 START_TEST(test_metadata_every_field) {
     for (int p = 0; p < 4; p++) {
         dcrw_config c = small_config((dcrw_preset)p);
@@ -248,6 +250,11 @@ START_TEST(test_metadata_every_field) {
             snprintf(key, sizeof key, "dcrw.%s", name);
             ck_assert_int_eq(dcrw_config_get(&mc, name, text, sizeof text), DCRW_OK);
             const char *v = dcrw_st_meta(&f, key);
+            const dcrw_field *row = dcrw_config_find_field(name);
+            if (row->optional && dcrw_config_number(&mc, row) == 0) {
+                ck_assert_msg(!v, "%s = %s is written though 0", key, v);
+                continue;
+            }
             ck_assert_msg(v && !strcmp(v, text), "%s = %s, expected %s", key, v ? v : "(absent)",
                           text);
         }
@@ -319,6 +326,9 @@ START_TEST(test_resume_refuses_changed_field) {
             const char *name;
             int type;
             dcrw_config_field(i, &name, &type, NULL, NULL, NULL);
+            /* classify = 1 alone is no valid configuration (it takes other
+             * fields); a classifier's file is another model's altogether */
+            if (!strcmp(name, "classify")) continue;
             char text[32], value[32];
             dcrw_config_get(&base, name, text, sizeof text);
             if (type == DCRW_FIELD_FLOAT)

@@ -63,14 +63,14 @@ START_TEST(test_presets) {
     ck_assert(!c.read_attention && c.write_attention);
     ck_assert_int_eq(c.glimpses, 10);
 
-    for (int p = 0; p < 4; p++) {
+    for (int p = 0; p < 5; p++) {
         c = preset((dcrw_preset)p);
         ck_assert_int_eq(dcrw_config_validate(&c), DCRW_OK);
         dcrw_preset back;
         ck_assert_int_eq(dcrw_preset_from_name(dcrw_preset_name((dcrw_preset)p), &back), DCRW_OK);
         ck_assert_int_eq(back, p);
     }
-    ck_assert_int_eq(dcrw_config_preset(&c, (dcrw_preset)4), DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_config_preset(&c, (dcrw_preset)5), DCRW_EINVAL);
     ck_assert_int_eq(dcrw_config_preset(NULL, DCRW_PRESET_DRAW), DCRW_EINVAL);
     dcrw_preset out;
     ck_assert_int_eq(dcrw_preset_from_name("drawx", &out), DCRW_ENOTFOUND);
@@ -242,7 +242,7 @@ END_TEST
  * one float. */
 START_TEST(test_field_enumeration) {
     const int n = dcrw_config_field_count();
-    ck_assert_int_eq(n, 15);
+    ck_assert_int_eq(n, 17);
     size_t expect = offsetof(dcrw_config, channels);
     for (int i = 0; i < n; i++) {
         const char *name;

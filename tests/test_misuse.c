@@ -103,7 +103,7 @@ START_TEST(test_config_preset) {
     dcrw_config c;
     EXPECT(dcrw_config_preset(NULL, DCRW_PRESET_DRAW), DCRW_EINVAL);
     EXPECT(dcrw_config_preset(&c, (dcrw_preset)-1), DCRW_EINVAL);
-    EXPECT(dcrw_config_preset(&c, (dcrw_preset)4), DCRW_EINVAL);
+    EXPECT(dcrw_config_preset(&c, (dcrw_preset)5), DCRW_EINVAL);
     EXPECT(dcrw_config_preset(&c, (dcrw_preset)INT_MAX), DCRW_EINVAL);
 }
 END_TEST
@@ -133,7 +133,7 @@ START_TEST(test_preset_names) {
     EXPECT(dcrw_preset_from_name("DRAW", &p), DCRW_ENOTFOUND);
     ck_assert_int_eq(p, DCRW_PRESET_DCRW); /* untouched on failure */
     ck_assert_ptr_null(dcrw_preset_name((dcrw_preset)-1));
-    ck_assert_ptr_null(dcrw_preset_name((dcrw_preset)4));
+    ck_assert_ptr_null(dcrw_preset_name((dcrw_preset)5));
 }
 END_TEST
 
@@ -190,12 +190,12 @@ START_TEST(test_model_queries) {
     /* the size-first convention: a size below the first dcrw_config (64
      * bytes) is refused and nothing is written; a larger one (a newer
      * header's struct) gets the fields this library has, and is told how
-     * many bytes that is */
+     * many bytes that is; 0.1's 64 bytes get 64 */
     union {
         dcrw_config c;
         unsigned char b[sizeof(dcrw_config) + 32];
     } u;
-    const uint32_t small[] = {0, 4, 63, (uint32_t)sizeof(dcrw_config) - 4};
+    const uint32_t small[] = {0, 4, 60, 63};
     for (size_t k = 0; k < sizeof small / sizeof small[0]; k++) {
         memset(&u, 0xA5, sizeof u);
         u.c.size = small[k];
@@ -203,6 +203,11 @@ START_TEST(test_model_queries) {
         ck_assert_uint_eq(u.c.size, small[k]);
         for (size_t i = sizeof u.c.size; i < sizeof u; i++) ck_assert_uint_eq(u.b[i], 0xA5);
     }
+    memset(&u, 0xA5, sizeof u);
+    u.c.size = 64;
+    EXPECT(dcrw_model_config(m, &u.c), DCRW_OK);
+    ck_assert_uint_eq(u.c.size, 64);
+    for (size_t i = 64; i < sizeof u; i++) ck_assert_uint_eq(u.b[i], 0xA5);
     memset(&u, 0xA5, sizeof u);
     u.c.size = sizeof u;
     EXPECT(dcrw_model_config(m, &u.c), DCRW_OK);

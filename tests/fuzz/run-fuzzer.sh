@@ -8,7 +8,9 @@ corpus=$2
 shift 2
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/dcrw-fuzz-XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
-"$fuzzer" -artifact_prefix="$scratch/" "$@" "$scratch" "$corpus" 2>"$scratch/log" || {
+# libFuzzer's own exit status for a failure is 77, which meson reads as a
+# skipped test: a failure must fail
+"$fuzzer" -artifact_prefix="$scratch/" -error_exitcode=1 "$@" "$scratch" "$corpus" 2>"$scratch/log" || {
     status=$?
     tail -n 60 "$scratch/log" >&2
     for f in "$scratch"/crash-* "$scratch"/leak-* "$scratch"/oom-* "$scratch"/timeout-*; do

@@ -187,6 +187,8 @@ int cli_load_model(const char *path, dcrw_model **out);
  * the library's.) */
 /* A key from two values, e.g. (seed, step), for dcrw_dataset_batch(). */
 uint64_t cli_key(uint64_t a, uint64_t b);
+/* Uniform in [0, n) from the splitmix64 stream at *state, unbiased. */
+uint64_t cli_below(uint64_t *state, uint64_t n);
 /* Fisher-Yates permutation of 0..n-1 from @p seed */
 void cli_permutation(size_t *perm, size_t n, uint64_t seed);
 

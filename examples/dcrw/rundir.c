@@ -169,6 +169,7 @@ static const json_key keys[] = {
     {"binarize", J_INT, F(binarize), 0, 2, 0},
     {"valid", J_LONG, F(valid), 0, INT_MAX, 0},
     {"train_n", J_LONG, F(train_n), 0, INT_MAX, 0},
+    {"clutter", J_LONG, F(clutter), 0, RUN_CLUTTER_MAX, 1},
     {"data", J_PATH, F(data), 0, 0, 0},
     {"steps", J_U64, F(steps), 0, 0, 0},
     {"epochs", J_LONG, F(epochs), 0, RUN_EPOCHS_MAX, 0},
@@ -495,6 +496,8 @@ int rundir_read_flags(const rundir *rd, run_flags *f) {
     /* absent before 0.4, which had no KL warm-up and float32 alone */
     f->kl_warmup = 0;
     f->precision = DCRW_PRECISION_FLOAT32;
+    /* absent before 0.6, which had no fresh canvases */
+    f->clutter = 0;
     f->cfg_given = 0;
     f->nset = 0;
     int rc = root && cJSON_IsObject(root) ? get_flags(root, f, &e) : -1;

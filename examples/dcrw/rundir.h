@@ -23,6 +23,7 @@
 #define RUN_CLIP_MAX 1e30
 #define RUN_EPOCHS_MAX 1000000L
 #define RUN_MINUTES_MAX 1e7
+#define RUN_CLUTTER_MAX 4096L
 /* counts that must survive a trip through a JSON number (a double) */
 #define RUN_COUNT_MAX 9007199254740992.0
 
@@ -51,7 +52,8 @@ typedef struct run_flags {
     long threads;
     int binarize;
     long valid, train_n;
-    char *data; /* absolute path of --data */
+    long clutter; /* --clutter SIDE: fresh cluttered canvases (clutter.h), 0: off */
+    char *data;   /* absolute path of --data */
     /* --init: the model file as given, and what identifies the model it
      * held (its parameter floats and their FNV-1a hash), so that a start
      * killed before its first checkpoint begins again from that model;

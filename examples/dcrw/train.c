@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clutter.h"
 #include "common.h"
 #include "dist.h"
 #include "train.h"
@@ -69,6 +70,10 @@ static void usage(FILE *f) {
             "  --valid N            hold out the last N training images for the periodic\n"
             "                       evaluation (default 5000; 0: train on all, no evaluation)\n"
             "  --train-n N          train on the first N images only (default: all the rest)\n"
+            "  --clutter SIDE       train on cluttered canvases made afresh at every use: each\n"
+            "                       image at a random place on a SIDExSIDE black canvas with\n"
+            "                       8 fragments (8x8) of other training images (DRAW's\n"
+            "                       cluttered MNIST with SIDE 100); grey levels only\n"
             "Reporting:\n"
             "  --eval-every N       held-out bound every N steps and at the end (default 500)\n"
             "  --checkpoint-minutes M  save every M minutes (default 5) and at the end\n"
@@ -97,7 +102,8 @@ enum {
     O_EVAL_EVERY,
     O_CKPT_MIN,
     O_PROGRESS,
-    O_CONDITIONAL
+    O_CONDITIONAL,
+    O_CLUTTER
 };
 
 static const cli_opt opts[] = {{"preset", 1, O_PRESET},
@@ -120,6 +126,7 @@ static const cli_opt opts[] = {{"preset", 1, O_PRESET},
                                {"checkpoint-minutes", 1, O_CKPT_MIN},
                                {"progress-seconds", 1, O_PROGRESS},
                                {"conditional", 0, O_CONDITIONAL},
+                               {"clutter", 1, O_CLUTTER},
                                {NULL, 0, 0}};
 
 typedef struct parse_ctx {
@@ -189,6 +196,9 @@ static int parse_run_option(int id, const char *val, run_flags *f, train_opts *o
         *name = "conditional";
         o->conditional = 1;
         return 0;
+    case O_CLUTTER:
+        *name = "clutter";
+        return cli_parse_int(*name, val, CLUTTER_FRAGMENT, RUN_CLUTTER_MAX, &f->clutter);
     }
     return 1;
 }

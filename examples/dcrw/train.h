@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "clutter.h"
 #include "common.h"
 #include "rundir.h"
 
@@ -59,6 +60,7 @@ typedef struct held_out {
     const dcrw_dataset *d;
     size_t first, n;
     int binarize;
+    const clutter *canvases; /* --clutter: the images on fixed canvases */
 } held_out;
 
 typedef struct trainer_run {
@@ -73,6 +75,7 @@ typedef struct trainer_run {
     dcrw_trainer *t;
     dcrw_dataset *train;
     size_t ntrain;
+    clutter canvases; /* --clutter */
     held_out valid;
     FILE *log;
     double wall_offset; /* the wall time of the log's last kept row */

@@ -26,7 +26,11 @@ static int held_out_batch(const dcrw_model *m, const held_out *h, size_t first, 
     int32_t labels[100];
     for (int b = 0; b < nb; b++) idx[b] = first + (size_t)b;
     for (int b = 0; b < nb; b++) labels[b] = dcrw_dataset_label(h->d, idx[b]);
-    int rc = dcrw_dataset_batch(h->d, idx, nb, h->binarize, CLI_EVAL_BINARIZE_SEED, x);
+    int rc = DCRW_OK;
+    if (h->canvases)
+        clutter_batch(h->canvases, idx, nb, CLUTTER_FIXED_USE, x);
+    else
+        rc = dcrw_dataset_batch(h->d, idx, nb, h->binarize, CLI_EVAL_BINARIZE_SEED, x);
     if (rc == DCRW_OK && !probs && K)
         rc = dcrw_evaluate_labels(m, nb, x, labels, CLI_EVAL_NOISE_SEED, (int64_t)first, lx, lz);
     else if (rc == DCRW_OK && !probs)
@@ -199,7 +203,11 @@ static int train_step(trainer_run *tr, loop_state *L, uint64_t s, dcrw_loss *los
     /* binarization is keyed by the image, so gathering a share gives the
      * bits the whole batch would have */
     const size_t *idx = L->perm + pos * (uint64_t)L->B + (uint64_t)L->off;
-    int rc = dcrw_dataset_batch(tr->train, idx, L->Bp, f->binarize,
+    int rc = DCRW_OK;
+    if (f->clutter)
+        clutter_batch(&tr->canvases, idx, L->Bp, epoch, L->x);
+    else
+        rc = dcrw_dataset_batch(tr->train, idx, L->Bp, f->binarize,
                                 cli_key(f->seed ^ BINARIZE_KEY, s), L->x);
     double t0 = cli_now();
     memset(loss, 0, sizeof *loss);

@@ -159,15 +159,27 @@ static int load_training_data(trainer_run *tr) {
     if (cli_load_split(f->data, SPLIT_TRAIN, &tr->train) != 0) return -1;
     int dc = 0, dh = 0, dw = 0;
     dcrw_dataset_shape(tr->train, &dc, &dh, &dw);
+    if (f->clutter && f->binarize != DCRW_BINARIZE_NONE) {
+        cli_error("--clutter makes grey canvases: give --binarize none");
+        return -1;
+    }
+    /* the model sees the canvases, not the images */
+    const int ih = f->clutter ? (int)f->clutter : dh, iw = f->clutter ? (int)f->clutter : dw;
     if (tr->channels_from_data) f->cfg.channels = dc;
-    if (tr->size_from_data & SIZE_HEIGHT) f->cfg.height = dh;
-    if (tr->size_from_data & SIZE_WIDTH) f->cfg.width = dw;
+    if (tr->size_from_data & SIZE_HEIGHT) f->cfg.height = ih;
+    if (tr->size_from_data & SIZE_WIDTH) f->cfg.width = iw;
     /* the shape first: a --set that contradicts the data is named as such,
      * not as a configuration the sizes of the data make invalid */
     const char *fix = tr->resume   ? "give the --data the run was trained on"
                       : tr->f.init ? "the model of --init has its %s: give data of its shape"
                                    : "drop --set %s: a new model takes its size from the data";
-    if (cli_check_shape(tr->train, &f->cfg, "--data", fix) != 0) return -1;
+    if (f->clutter && (f->cfg.channels != dc || f->cfg.height != ih || f->cfg.width != iw)) {
+        cli_error("--clutter %ld makes %dx%ldx%ld canvases (CxHxW) but the model takes %dx%dx%d",
+                  f->clutter, dc, f->clutter, f->clutter, (int)f->cfg.channels, (int)f->cfg.height,
+                  (int)f->cfg.width);
+        return -1;
+    }
+    if (!f->clutter && cli_check_shape(tr->train, &f->cfg, "--data", fix) != 0) return -1;
     int rc = dcrw_config_validate(&f->cfg);
     if (rc != DCRW_OK) {
         cli_lib_error(rc, "the model configuration is invalid for %dx%dx%d images (CxHxW)", dc, dh,
@@ -206,7 +218,11 @@ static int load_training_data(trainer_run *tr) {
             cli_error("a model that takes labels trains in one process (no mpirun)");
         return -1;
     }
-    held_out v = {tr->train, count - (size_t)f->valid, (size_t)f->valid, f->binarize};
+    /* the fragments come from the training images alone */
+    if (f->clutter && clutter_init(&tr->canvases, tr->train, tr->ntrain, (int)f->clutter, f->seed))
+        return -1;
+    held_out v = {tr->train, count - (size_t)f->valid, (size_t)f->valid, f->binarize,
+                  f->clutter ? &tr->canvases : NULL};
     tr->valid = v;
     return 0;
 }

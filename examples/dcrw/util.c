@@ -547,8 +547,7 @@ uint64_t cli_key(uint64_t a, uint64_t b) {
     return mix(mix(a) ^ (b * 0xd1b54a32d192ed03ull));
 }
 
-/* uniform in [0, n) from the splitmix64 stream at *state, unbiased */
-static uint64_t below(uint64_t *state, uint64_t n) {
+uint64_t cli_below(uint64_t *state, uint64_t n) {
     if (n <= 1) return 0;
     /* reject the top partial range so every value is equally likely */
     uint64_t limit = UINT64_MAX - UINT64_MAX % n, v;
@@ -566,7 +565,7 @@ void cli_permutation(size_t *perm, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i++) perm[i] = i;
     uint64_t state = mix(seed);
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)below(&state, i);
+        size_t j = (size_t)cli_below(&state, i);
         size_t t = perm[i - 1];
         perm[i - 1] = perm[j];
         perm[j] = t;

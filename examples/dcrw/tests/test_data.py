@@ -5,6 +5,7 @@ taken from the data, eval and reconstruct on the same path, a shape that
 differs named with its fix, and malformed data refused with the file named.
 
     test_data.py CASE      CASE: formats shape fashion baddata classify conditional
+                                 clutter
 
 fashion trains on Fashion-MNIST as Debian's dataset-fashion-mnist installs
 it (/usr/share/datasets/fashion-mnist, or DCRW_FASHION_MNIST), and skips
@@ -364,8 +365,53 @@ def case_conditional(tmp):
             check(s in err, "%s: message lacks %r: %s" % (args[0], s, err.strip()))
 
 
+def case_clutter(tmp):
+    """--clutter SIDE: the classifier trains on canvases made afresh, its
+    model takes SIDE x SIDE images, run.json records it, a resumed run sees
+    the canvases the straight one did (identical checkpoints), the held-out
+    error is printed, and what cannot work is refused before any folder."""
+    sets = make_sets(tmp)
+    labelled = sets["idx-gz"][0]
+    small = ["--preset", "draw-classify", "--set", "glimpses=2", "--set", "enc_size=16",
+             "--set", "read_n=4", "--train-n", "100", "--valid", "20", "--batch", "20",
+             "--clutter", "40", "--eval-every", "4", "--data", labelled]
+    straight, part = os.path.join(tmp, "straight"), os.path.join(tmp, "part")
+    out = ok(["train", "--out", straight, "--steps", "12"] + small)
+    check(re.search(r"held-out \(20 images\): loss [0-9.]+ nats, [0-9.]+% wrong", out),
+          "clutter: no held-out error in: %s" % out[-300:])
+    ckpt = os.path.join(straight, "checkpoint.safetensors")
+    f = info_fields(ok(["info", ckpt]))
+    check((f.get("height"), f.get("width")) == ("40", "40"),
+          "clutter: the model takes %sx%s images" % (f.get("height"), f.get("width")))
+    with open(os.path.join(straight, "run.json")) as fh:
+        check(re.search(r'"clutter":\s*40', fh.read()), "clutter: run.json lacks clutter")
+    # steps 1-5 are epoch 0, 6-10 epoch 1: the resumed run crosses a change
+    # of canvases
+    ok(["train", "--out", part, "--steps", "7"] + small)
+    rc, _, err = run(["train", "--resume", part, "--steps", "12", "--clutter", "50"])
+    check(rc == 2 and "--clutter cannot change" in err, "clutter: resume changes it: %s" % err)
+    ok(["train", "--resume", part, "--steps", "12"])
+    with open(ckpt, "rb") as a, open(os.path.join(part, "checkpoint.safetensors"), "rb") as b:
+        check(a.read() == b.read(), "clutter: 12 straight steps and 7 + 5 resumed differ")
+    # a model of the canvases' shape does not read the plain images
+    rc, _, err = run(["eval", "--model", ckpt, "--data", labelled])
+    check(rc != 0 and "40" in err, "clutter: eval on 28x28 images: exit %d %s" % (rc, err))
+    for args, says in (
+            (["--binarize", "dynamic"], ["--binarize none"]),
+            (["--clutter", "20"], ["--clutter 20", "larger than the canvas"]),
+            (["--clutter", "4"], ["--clutter"])):
+        rc, _, err = run(["train", "--out", os.path.join(tmp, "bad"), "--steps", "1"]
+                         + small + args)
+        check(rc != 0, "clutter: exit 0 with %s" % " ".join(args))
+        for s in says:
+            check(s in err, "clutter: message lacks %r: %s" % (s, err.strip()))
+        check(not os.path.exists(os.path.join(tmp, "bad", "run.json")),
+              "clutter: a refused run left its run file")
+
+
 CASES = {"formats": case_formats, "shape": case_shape, "fashion": case_fashion,
-         "baddata": case_baddata, "classify": case_classify, "conditional": case_conditional}
+         "baddata": case_baddata, "classify": case_classify, "conditional": case_conditional,
+         "clutter": case_clutter}
 
 
 def skip_reason():

@@ -67,6 +67,19 @@ static void bf16_pairs_c(const float *src, int kc, uint32_t *dst) {
     }
 }
 
+/* The words of a panel row of B = W: column c pairs r0[c] (low half) with
+ * r1[c] (0 when r1 is NULL), for c < nc; 0 in the BF16_NR - nc past them. */
+static void bf16_rows_c(const float *r0, const float *r1, int nc, uint32_t *dst) {
+    for (int c = 0; c < BF16_NR; c++) {
+        uint32_t word = 0;
+        if (c < nc) {
+            word = dcrw_bf16_round(r0[c]);
+            if (r1) word |= (uint32_t)dcrw_bf16_round(r1[c]) << 16;
+        }
+        dst[c] = word;
+    }
+}
+
 /* ---- portable path ------------------------------------------------------ */
 
 static void bf16_c_tile(int m, int kp, const uint32_t *a, size_t lda, const uint32_t *b, float *c,
@@ -105,6 +118,20 @@ static BF16_FN void bf16_pairs_hw(const float *src, int kc, uint32_t *dst) {
         const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
         const int words = (n0 + (n1 > 0 ? n1 : 0) + 1) / 2;
         _mm512_mask_storeu_epi32(dst + k / 2, (__mmask16)((1u << words) - 1u), v);
+    }
+}
+
+/* bf16_rows_c(), sixteen columns at a time: both rows converted, widened to
+ * words and the second shifted into the high halves */
+static BF16_FN void bf16_rows_hw(const float *r0, const float *r1, int nc, uint32_t *dst) {
+    for (int c = 0; c < BF16_NR; c += 16) {
+        const int n = nc - c < 0 ? 0 : nc - c < 16 ? nc - c : 16;
+        const __mmask16 m = (__mmask16)((1u << n) - 1u);
+        const __m512 a = _mm512_maskz_loadu_ps(m, r0 + c);
+        const __m512 b = r1 ? _mm512_maskz_loadu_ps(m, r1 + c) : _mm512_setzero_ps();
+        const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
+        const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
+        _mm512_storeu_si512((void *)(dst + c), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
     }
 }
 
@@ -178,6 +205,10 @@ static void bf16_pairs_hw(const float *src, int kc, uint32_t *dst) {
     bf16_pairs_c(src, kc, dst);
 }
 
+static void bf16_rows_hw(const float *r0, const float *r1, int nc, uint32_t *dst) {
+    bf16_rows_c(r0, r1, nc, dst);
+}
+
 static void bf16_hw_tile(int m, int kp, const uint32_t *a, size_t lda, const uint32_t *b, float *c,
                          size_t ldc, int nc, float beta) {
     bf16_c_tile(m, kp, a, lda, b, c, ldc, nc, beta);
@@ -242,19 +273,15 @@ void dcrw_bf16_pack_part(int trans, int k, int n, const float *w, int ldw, uint3
             }
             continue;
         }
-        /* B = W: the pairs are rows 2p and 2p + 1 of W */
+        /* B = W: the pairs are rows 2p and 2p + 1 of W, a panel row each */
+        const int nc = n - j0 < BF16_NR ? n - j0 : BF16_NR;
         for (int p = 0; p < kp; p++) {
-            const float *r0 = w + (size_t)(2 * p) * (size_t)ldw;
+            const float *r0 = w + (size_t)(2 * p) * (size_t)ldw + (size_t)j0;
             const float *r1 = 2 * p + 1 < k ? r0 + ldw : NULL;
-            for (int c = 0; c < BF16_NR; c++) {
-                const int j = j0 + c;
-                uint32_t word = 0;
-                if (j < n) {
-                    word = dcrw_bf16_round(r0[j]);
-                    if (r1) word |= (uint32_t)dcrw_bf16_round(r1[j]) << 16;
-                }
-                pan[(size_t)p * BF16_NR + (size_t)c] = word;
-            }
+            if (hw)
+                bf16_rows_hw(r0, r1, nc, pan + (size_t)p * BF16_NR);
+            else
+                bf16_rows_c(r0, r1, nc, pan + (size_t)p * BF16_NR);
         }
     }
 }

@@ -212,6 +212,29 @@ START_TEST(test_pack_parts) {
     ck_assert_uint_eq(one[32 + 3] & 0xffff, dcrw_bf16_round(w[3 * K + 2]));
     ck_assert_uint_eq(one[(size_t)38 * 32] >> 16, 0);   /* K = 77 is odd */
     ck_assert_uint_eq(one[(size_t)6 * 32 * 39 + 8], 0); /* column 200 of 7 panels */
+    /* B = W (K×N, the backward's): the same words from rows 2p and 2p + 1,
+     * whichever conversion made them and in however many parts */
+    const int had = dcrw_bf16_use_hardware(0);
+    dcrw_bf16_pack_part(0, K, N, w, N, one, 0, 1);
+    for (int hw = 0; hw < 2; hw++) {
+        dcrw_bf16_use_hardware(hw);
+        for (int parts = 1; parts <= 4; parts++) {
+            memset(many, 0xa5, words * 4);
+            for (int p = 0; p < parts; p++) dcrw_bf16_pack_part(0, K, N, w, N, many, p, parts);
+            ck_assert_msg(memcmp(one, many, words * 4) == 0, "B = W: %d parts, hardware %d", parts,
+                          hw);
+        }
+    }
+    dcrw_bf16_use_hardware(had);
+    for (int p = 0; p < 39; p++)
+        for (int j = 0; j < 224; j++) {
+            const uint32_t word =
+                one[(size_t)(j / 32) * 32 * 39 + (size_t)p * 32 + (size_t)(j % 32)];
+            const uint32_t lo = j < N ? dcrw_bf16_round(w[(size_t)(2 * p) * N + j]) : 0;
+            const uint32_t hi =
+                j < N && 2 * p + 1 < K ? dcrw_bf16_round(w[(size_t)(2 * p + 1) * N + j]) : 0;
+            ck_assert_msg(word == (lo | hi << 16), "B = W: pair row %d column %d", p, j);
+        }
     free(w);
     free(one);
     free(many);

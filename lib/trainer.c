@@ -209,6 +209,13 @@ int dcrw_trainer_backward_labels(dcrw_trainer *t, int B, const float *x, const i
     return backward(t, B, x, labels, eps, 0, B, out);
 }
 
+int dcrw_trainer_backward_labels_part(dcrw_trainer *t, int B, const float *x, const int32_t *labels,
+                                      const float *eps, int64_t first, int64_t B_total,
+                                      dcrw_loss *out) {
+    DCRW_CHECK_ARG(labels, "dcrw_trainer_backward_labels_part: labels is NULL");
+    return backward(t, B, x, labels, eps, first, B_total, out);
+}
+
 int dcrw_trainer_find_grad(dcrw_trainer *t, const char *name, float **data, size_t *count) {
     DCRW_CHECK_ARG(t && name, "dcrw_trainer_find_grad: NULL argument");
     float *p;

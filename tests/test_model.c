@@ -594,10 +594,38 @@ START_TEST(test_threads_agree) {
 }
 END_TEST
 
+/* The tiny configurations, then two that take labels: the classifier and
+ * a conditional dcrw. */
+static dcrw_config parts_config(int i) {
+    if (i < NTINY) return tu_tiny_config(i);
+    dcrw_config c = {.size = sizeof c};
+    if (i == NTINY) {
+        dcrw_config_preset(&c, DCRW_PRESET_DRAW_CLASSIFY);
+        c.height = 7;
+        c.width = 9;
+        c.glimpses = 3;
+        c.enc_size = 6;
+        c.read_n = 3;
+        c.classes = 4;
+        return c;
+    }
+    c = tu_tiny_config(2);
+    c.classes = 3;
+    return c;
+}
+
+/* One part of a batch: labels[first..] with a model that takes them. */
+static int backward_part(dcrw_trainer *t, int n, const float *x, const int32_t *labels,
+                         int64_t first, int64_t total, dcrw_loss *out) {
+    return labels
+               ? dcrw_trainer_backward_labels_part(t, n, x, labels + first, NULL, first, total, out)
+               : dcrw_trainer_backward_part(t, n, x, NULL, first, total, out);
+}
+
 /* data parallelism: the parts of a batch, each on its own trainer, sum to
  * the whole batch's gradient, and the library's noise follows the image */
 START_TEST(test_backward_parts) {
-    dcrw_config c = tu_tiny_config(_i);
+    dcrw_config c = parts_config(_i);
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 700 + _i), DCRW_OK);
     const int B = 7, P = (int)dcrw_model_input_size(m);
@@ -610,22 +638,33 @@ START_TEST(test_backward_parts) {
     dcrw_trainer *whole, *part;
     ck_assert_int_eq(dcrw_trainer_create(&whole, m, &tc), DCRW_OK);
     ck_assert_int_eq(dcrw_trainer_create(&part, m, &tc), DCRW_OK);
+    /* one more than the batch: a part past its end is refused before any
+     * label is read, but a test must not rely on it */
+    int32_t labels[8], *lab = c.classes ? labels : NULL;
+    for (int b = 0; b < 8; b++) labels[b] = (b * 5) % (c.classes ? c.classes : 1);
     dcrw_loss lw, l0, l1;
-    ck_assert_int_eq(dcrw_trainer_backward(whole, B, x, NULL, &lw), DCRW_OK);
+    ck_assert_int_eq(lab ? dcrw_trainer_backward_labels(whole, B, x, lab, NULL, &lw)
+                         : dcrw_trainer_backward(whole, B, x, NULL, &lw),
+                     DCRW_OK);
     size_t n;
     const float *gw = dcrw_trainer_grads(whole, &n);
     float *sum = calloc(n, 4);
-    ck_assert_int_eq(dcrw_trainer_backward_part(part, 3, x, NULL, 0, B, &l0), DCRW_OK);
+    ck_assert_int_eq(backward_part(part, 3, x, lab, 0, B, &l0), DCRW_OK);
     const float *gp = dcrw_trainer_grads(part, NULL);
     for (size_t i = 0; i < n; i++) sum[i] = gp[i];
-    ck_assert_int_eq(dcrw_trainer_backward_part(part, 4, x + 3 * P, NULL, 3, B, &l1), DCRW_OK);
+    ck_assert_int_eq(backward_part(part, 4, x + 3 * P, lab, 3, B, &l1), DCRW_OK);
     for (size_t i = 0; i < n; i++) sum[i] += gp[i];
     ck_assert(fabs((3 * l0.loss + 4 * l1.loss) / B - lw.loss) < 1e-6 * lw.loss);
     double err = tu_rel_err(sum, gw, n, 1e-6);
     ck_assert_msg(err < 1e-5, "parts sum to the whole within %g", err);
-    ck_assert_int_eq(dcrw_trainer_backward_part(part, 4, x, NULL, 4, B, NULL), DCRW_EINVAL);
-    ck_assert_int_eq(dcrw_trainer_backward_part(part, 4, x, NULL, -1, B, NULL), DCRW_EINVAL);
-    ck_assert_int_eq(dcrw_trainer_backward_part(part, 4, x, NULL, 0, 3, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(backward_part(part, 4, x, lab, 4, B, NULL), DCRW_EINVAL);
+    ck_assert_int_eq(backward_part(part, 3, x, lab, 0, 2, NULL), DCRW_EINVAL);
+    /* labels go with the models that take them, and only there */
+    ck_assert_int_eq(lab ? dcrw_trainer_backward_part(part, 3, x, NULL, 0, B, NULL)
+                         : dcrw_trainer_backward_labels_part(part, 3, x, labels, NULL, 0, B, NULL),
+                     DCRW_EINVAL);
+    ck_assert_int_eq(dcrw_trainer_backward_labels_part(part, 3, x, NULL, NULL, 0, B, NULL),
+                     DCRW_EINVAL);
     dcrw_trainer_destroy(whole);
     dcrw_trainer_destroy(part);
     dcrw_model_destroy(m);
@@ -771,7 +810,7 @@ int main(void) {
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_windows_by_hand);
     tcase_add_loop_test(tc, test_threads_agree, 0, NTINY);
-    tcase_add_loop_test(tc, test_backward_parts, 0, NTINY);
+    tcase_add_loop_test(tc, test_backward_parts, 0, NTINY + 2);
     tcase_add_test(tc, test_moment_overflow);
     tcase_add_test(tc, test_overflow_reported);
     tcase_add_test(tc, test_backward_part_extremes);

@@ -217,10 +217,10 @@ static int train_step(trainer_run *tr, loop_state *L, uint64_t s, dcrw_loss *los
         rc = dcrw_trainer_set_kl_weight(tr->t,
                                         (float)fmin(1.0, (double)(s + 1) / (double)f->kl_warmup));
     if (rc == DCRW_OK && f->cfg.classes) {
-        /* the classifier or a conditional model: one process
-         * (train_setup.c), so the part is the whole batch */
+        /* the classifier or a conditional model: this process's labels */
         for (int b = 0; b < L->Bp; b++) L->labels[b] = dcrw_dataset_label(tr->train, idx[b]);
-        rc = dcrw_trainer_backward_labels(tr->t, L->Bp, L->x, L->labels, NULL, loss);
+        rc = dcrw_trainer_backward_labels_part(tr->t, L->Bp, L->x, L->labels, NULL, L->off, L->B,
+                                               loss);
     } else if (rc == DCRW_OK) {
         rc = dcrw_trainer_backward_part(tr->t, L->Bp, L->x, NULL, L->off, L->B, loss);
     }

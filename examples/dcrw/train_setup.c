@@ -213,11 +213,6 @@ static int load_training_data(trainer_run *tr) {
     if (tr->classes_from_data) f->cfg.classes = 0;
     if ((f->cfg.classes || tr->classes_from_data) && check_labels(tr->train, &f->cfg.classes) != 0)
         return -1;
-    if (f->cfg.classes && dist_size() > 1) {
-        if (dist_rank() == 0)
-            cli_error("a model that takes labels trains in one process (no mpirun)");
-        return -1;
-    }
     /* the fragments come from the training images alone */
     if (f->clutter && clutter_init(&tr->canvases, tr->train, tr->ntrain, (int)f->clutter, f->seed))
         return -1;

@@ -121,7 +121,7 @@ extern "C" {
 /** Changes when the ABI breaks; the soname's number. */
 #define DCRW_VERSION_MAJOR 0
 /** Changes when functions are added. */
-#define DCRW_VERSION_MINOR 5
+#define DCRW_VERSION_MINOR 6
 /** Changes for fixes that leave the API alone. */
 #define DCRW_VERSION_PATCH 0
 /** (major << 16) | (minor << 8) | patch */
@@ -914,6 +914,19 @@ DCRW_API int dcrw_trainer_step(dcrw_trainer *t, int B, const float *x, const flo
  */
 DCRW_API int dcrw_trainer_backward_labels(dcrw_trainer *t, int B, const float *x,
                                           const int32_t *labels, const float *eps, dcrw_loss *out);
+
+/**
+ * dcrw_trainer_backward_part() for a model that takes labels: images
+ * [@p first, @p first + B) of a batch of @p B_total, with their @p labels,
+ * as dcrw_trainer_backward_labels() takes them, so that the processes of a
+ * data-parallel run of the classifier or a conditional model each compute
+ * their part (the sum of the parts' gradients is the whole batch's, and a
+ * conditional model's noise follows the image as there). Since 0.6.
+ * @return as dcrw_trainer_backward_labels() and dcrw_trainer_backward_part().
+ */
+DCRW_API int dcrw_trainer_backward_labels_part(dcrw_trainer *t, int B, const float *x,
+                                               const int32_t *labels, const float *eps,
+                                               int64_t first, int64_t B_total, dcrw_loss *out);
 
 /**
  * dcrw_trainer_backward_labels() then dcrw_trainer_apply(). Since 0.5.

@@ -77,6 +77,25 @@ def test_golden_loss_and_gradients():
         assert not np.array_equal(m.flat_params, before)
 
 
+def test_parts_sum_to_the_golden_batch():
+    """backward_labels_part over two parts of the golden batch: the parts'
+    gradients sum to the golden gradients, their losses to the mean."""
+    ref, x, labels = golden()
+    B, cut = len(labels), len(labels) // 2
+    with dcrw.Model.load(GOLDEN) as m, dcrw.Trainer(m) as t:
+        l0 = t.backward_labels_part(x[:cut], labels[:cut], 0, B)
+        g = t.grads.astype(np.float64)
+        l1 = t.backward_labels_part(x[cut:], labels[cut:], cut, B)
+        g += t.grads
+        flat = np.concatenate([ref["grad." + n].ravel() for n in m.param_names])
+        assert rel_err(g, flat) < 1e-4
+        mean = (cut * l0.loss + (B - cut) * l1.loss) / B
+        ref_loss = float(ref["golden.loss"][0])
+        assert abs(mean - ref_loss) <= 1e-5 * ref_loss
+        with pytest.raises(dcrw.DcrwError, match="not within a batch"):
+            t.backward_labels_part(x[cut:], labels[cut:], cut + 1, B)
+
+
 def test_probabilities_sum_to_one(rng):
     with dcrw.Model.create("draw-classify", seed=4, **TINY_CLASSIFY) as m:
         # larger attention weights than the initialisation's, so that the

@@ -67,10 +67,10 @@ def ok(args, k=None, **kw):
     return out
 
 
-def train(tmp, name, steps, threads, k=None, batch=50, extra=()):
+def train(tmp, name, steps, threads, k=None, batch=50, extra=(), small=SMALL):
     d = os.path.join(tmp, name)
     out = ok(["train", "--data", MNIST, "--out", d, "--steps", str(steps),
-              "--threads", str(threads), "--batch", str(batch)] + SMALL + list(extra), k)
+              "--threads", str(threads), "--batch", str(batch)] + small + list(extra), k)
     return d, out
 
 
@@ -159,6 +159,23 @@ def case_equal(tmp):
     ta, _ = tensors(one)
     tb, _ = tensors(other)
     check(any(ta[n] != tb[n] for n in ta), "another seed gives other parameters")
+
+
+def case_labels(tmp):
+    """The models that take labels split a batch as the others: the
+    classifier (on fresh cluttered canvases, keyed by the image, so a
+    process draws its share's canvases) and a conditional dcrw, each the
+    same on 2 processes as on 2 threads."""
+    classifier = ["--preset", "draw-classify", "--set", "glimpses=2", "--set", "enc_size=16",
+                  "--set", "read_n=4", "--clutter", "40", "--train-n", "500", "--valid", "200",
+                  "--lr", "0.01", "--eval-every", "10"]
+    for what, small in (("classifier", classifier), ("conditional", SMALL + ["--conditional"])):
+        one, _ = train(tmp, what + "-one", 20, threads=2, batch=51, small=small)
+        two, out = train(tmp, what + "-two", 20, threads=1, k=2, batch=51, small=small)
+        check("2 processes share each batch: 26 images and 25" in out or "processes share" in out,
+              "%s: the split is reported" % what)
+        same_params(one, two, "%s: 1 process x 2 threads vs 2 processes x 1 thread" % what)
+        same_losses(one, two, what, 20)
 
 
 def case_uneven(tmp):
@@ -381,7 +398,7 @@ def case_badinput(tmp):
 
 CASES = {"equal": case_equal, "tolerance": case_tolerance, "uneven": case_uneven,
          "resume": case_resume, "kill": case_kill, "signal": case_signal,
-         "badinput": case_badinput}
+         "badinput": case_badinput, "labels": case_labels}
 
 
 def no_mpirun():

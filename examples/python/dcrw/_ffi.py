@@ -18,7 +18,7 @@ import os
 # library's soname carries the same number.
 EXPECTED_MAJOR = 0
 # the least minor version whose functions this package binds (0.5: the classifier)
-LEAST_MINOR = 5
+LEAST_MINOR = 6
 
 # Status codes of dcrw.h, for comparing with DcrwError.code.
 OK = 0
@@ -373,6 +373,12 @@ dcrw_trainer_backward_labels = _fn(
     "dcrw_trainer_backward_labels",
     c_int,
     [handle, c_int, f32p, i32p, f32p, ctypes.POINTER(Loss)],
+    True,
+)
+dcrw_trainer_backward_labels_part = _fn(
+    "dcrw_trainer_backward_labels_part",
+    c_int,
+    [handle, c_int, f32p, i32p, f32p, ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(Loss)],
     True,
 )
 dcrw_trainer_step_labels = _fn(

@@ -127,12 +127,12 @@ class Trainer(Owner):
                    work=self._work(B))
         return Loss(out.loss, out.lx, out.lz)
 
-    def _labelled(self, fn, x, labels, eps):
+    def _labelled(self, fn, x, labels, eps, part=()):
         x, B = self.model._images(x)
         labels = as_labels(labels, B)
         eps = self.model._tbz(eps, "eps", B)
         out = _ffi.Loss()
-        self._call(fn, B, fptr(x), iptr(labels), fptr(eps), ctypes.byref(out), work=self._work(B))
+        self._call(fn, B, fptr(x), iptr(labels), fptr(eps), *part, ctypes.byref(out), work=self._work(B))
         return Loss(out.loss, out.lx, out.lz)
 
     def backward_labels(self, x, labels, eps=None):
@@ -145,6 +145,14 @@ class Trainer(Owner):
         DcrwError(EINVAL) for a label outside [0, K) (the message names the
         image) and for a model that takes no labels."""
         return self._labelled(_ffi.dcrw_trainer_backward_labels, x, labels, eps)
+
+    def backward_labels_part(self, x, labels, first, total, eps=None):
+        """backward_labels() over images first .. first + B - 1 of a global
+        batch of `total`, as backward_part() (data parallelism for the
+        classifier and conditional models). Needs libdcrw 0.6."""
+        first = integer(first, "first", *INT64)
+        total = integer(total, "total", *INT64)
+        return self._labelled(_ffi.dcrw_trainer_backward_labels_part, x, labels, eps, (first, total))
 
     def step_labels(self, x, labels, eps=None):
         """backward_labels() then apply(); returns the Loss of the batch

@@ -125,15 +125,7 @@ static double classify_loss(void *p) {
 /* A classifier of its own (2 channels, odd window) rather than the golden
  * one: the check does not lean on the file. */
 START_TEST(test_finite_differences) {
-    dcrw_config c;
-    dcrw_config_preset(&c, DCRW_PRESET_DRAW_CLASSIFY);
-    c.channels = 2;
-    c.height = 9;
-    c.width = 11;
-    c.glimpses = 3;
-    c.enc_size = 7;
-    c.read_n = 3;
-    c.classes = 5;
+    dcrw_config c = tu_tiny_classifier();
     dcrw_model *m;
     ck_assert_msg(dcrw_model_create(&m, &c, 5) == DCRW_OK, "%s", dcrw_last_error());
     const int B = 4;

@@ -283,6 +283,19 @@ size_t tu_fd_check_model(const char *what, dcrw_model *m, dcrw_trainer *t, tu_lo
     return checked;
 }
 
+dcrw_config tu_tiny_classifier(void) {
+    dcrw_config c = {.size = sizeof c};
+    dcrw_config_preset(&c, DCRW_PRESET_DRAW_CLASSIFY);
+    c.channels = 2;
+    c.height = 9;
+    c.width = 11;
+    c.glimpses = 3;
+    c.enc_size = 7;
+    c.read_n = 3;
+    c.classes = 5;
+    return c;
+}
+
 dcrw_config tu_tiny_config(int which) {
     dcrw_config c;
     switch (which) {

@@ -143,6 +143,9 @@ size_t tu_fd_check_model(const char *what, dcrw_model *m, dcrw_trainer *t, tu_lo
  * channels and a write window larger than the image. */
 #define TU_NTINY 6
 dcrw_config tu_tiny_config(int which);
+/* A tiny attention classifier: 2 channels of 9×11, an odd window (3×3), 3
+ * glimpses, 7 cells, 5 classes. */
+dcrw_config tu_tiny_classifier(void);
 
 /* Run a suite and return the process exit status (0 if all passed). */
 int tu_run(Suite *s);

@@ -199,8 +199,8 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, co
         dcrw_latent_backward(BZ, ps->mu, ps->ls, ps->gz, ps->gze, (float)T * kl_scale);
         pass_gemm_nn(ps, PW_MU, B, Q, Z, ps->mu, Z, p->mu_w, d->Qw, 0.0f, ps->de, Q);
         pass_gemm_nn(ps, PW_LS, B, Q, Z, ps->ls, Z, p->ls_w, d->Qw, 1.0f, ps->de, Q);
-        dcrw_dense_backward_weights(B, Q, Z, ps->e, Q, ps->mu, Z, g.mu_w, d->Qw, g.mu_b);
-        dcrw_dense_backward_weights(B, Q, Z, ps->e, Q, ps->ls, Z, g.ls_w, d->Qw, g.ls_b);
+        pass_weights_backward(ps, B, Q, Z, ps->e, Q, ps->mu, Z, g.mu_w, d->Qw, g.mu_b);
+        pass_weights_backward(ps, B, Q, Z, ps->e, Q, ps->ls, Z, g.ls_w, d->Qw, g.ls_b);
         dcrw_cnn_backward(&cs, x, p->conv1_w, p->conv2_w, ps->cs, ps->de, Q, NULL, g.conv1_w,
                           g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
     }
@@ -208,32 +208,26 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, co
     /* the deferred weight gradients: slots are time-major and contiguous, so
      * h_dec of steps 0..T−1 is hd[0 .. T·B) and of steps 1..T is hd[B ..) */
     const float *hd_prev = ps->hd, *hd_next = ps->hd + BD;
-    dcrw_dense_backward_weights(TB, Z, 4 * D, ps->z, Z, ps->gd, 4 * D, g.dec_wih, d->Zw, g.dec_b);
-    dcrw_dense_backward(TB, D, 4 * D, hd_prev, D, NULL, ps->gd, 4 * D, NULL, 0, 0.0f, g.dec_whh,
-                        NULL);
-    dcrw_dense_backward(TB, D, d->Wout, hd_next, D, NULL, ps->w, d->Wout, NULL, 0, 0.0f, g.write_w,
-                        g.write_b);
-    if (d->wa)
-        dcrw_dense_backward(TB, D, 5, hd_next, D, NULL, ps->wp5, 5, NULL, 0, 0.0f, g.watt_w,
-                            g.watt_b);
-    if (d->ra)
-        dcrw_dense_backward(TB, D, 5, hd_prev, D, NULL, ps->rp5, 5, NULL, 0, 0.0f, g.ratt_w,
-                            g.ratt_b);
+    pass_weights_backward(ps, TB, Z, 4 * D, ps->z, Z, ps->gd, 4 * D, g.dec_wih, d->Zw, g.dec_b);
+    pass_weights_backward(ps, TB, D, 4 * D, hd_prev, D, ps->gd, 4 * D, g.dec_whh, D, NULL);
+    pass_weights_backward(ps, TB, D, d->Wout, hd_next, D, ps->w, d->Wout, g.write_w, D, g.write_b);
+    if (d->wa) pass_weights_backward(ps, TB, D, 5, hd_next, D, ps->wp5, 5, g.watt_w, D, g.watt_b);
+    if (d->ra) pass_weights_backward(ps, TB, D, 5, hd_prev, D, ps->rp5, 5, g.ratt_w, D, g.ratt_b);
     if (!noread_cnn) {
         const float *e_all = d->cnn ? ps->e : ps->he + BE;
-        dcrw_dense_backward_weights(TB, Q, Z, e_all, Q, ps->mu, Z, g.mu_w, d->Qw, g.mu_b);
-        dcrw_dense_backward_weights(TB, Q, Z, e_all, Q, ps->ls, Z, g.ls_w, d->Qw, g.ls_b);
+        pass_weights_backward(ps, TB, Q, Z, e_all, Q, ps->mu, Z, g.mu_w, d->Qw, g.mu_b);
+        pass_weights_backward(ps, TB, Q, Z, e_all, Q, ps->ls, Z, g.ls_w, d->Qw, g.ls_b);
     }
     if (!d->cnn) {
-        gemm_tn(4 * E, Us, TB, ps->ge, 4 * E, ps->U, Us, 1.0f, g.enc_wih + ps->ucol, d->Rin);
-        dcrw_dense_backward(TB, E, 4 * E, ps->he, E, NULL, ps->ge, 4 * E, NULL, 0, 0.0f, g.enc_whh,
-                            g.enc_b);
+        pass_weights_backward(ps, TB, Us, 4 * E, ps->U, Us, ps->ge, 4 * E, g.enc_wih + ps->ucol,
+                              d->Rin, NULL);
+        pass_weights_backward(ps, TB, E, 4 * E, ps->he, E, ps->ge, 4 * E, g.enc_whh, E, g.enc_b);
         if (!d->ra) {
             /* the hoisted x columns: Σ_t dq_t, then one product with x */
             memset(ps->xq, 0, BE * 4 * sizeof(float));
             for (int t = 0; t < T; t++)
                 add_rows(B, 4 * E, ps->ge + (size_t)t * BE * 4, 4 * E, ps->xq, 4 * E);
-            gemm_tn(4 * E, P, B, ps->xq, 4 * E, x, P, 1.0f, g.enc_wih, d->Rin);
+            pass_weights_backward(ps, B, P, 4 * E, x, P, ps->xq, 4 * E, g.enc_wih, d->Rin, NULL);
         }
     }
     if (d->K) label_backward(ps, labels, &g);

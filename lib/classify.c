@@ -119,9 +119,7 @@ void dcrw_classify_backward(dcrw_pass *ps, const float *x, const int32_t *labels
 
     /* the deferred weight gradients: slots are time-major and contiguous,
      * so h of steps 0..T−1 (each step's input state) is he[0 .. T·B) */
-    dcrw_dense_backward(TB, R, 4 * E, ps->r, R, NULL, ps->ge, 4 * E, NULL, 0, 0.0f, g.enc_wih,
-                        g.enc_b);
-    dcrw_dense_backward(TB, E, 4 * E, ps->he, E, NULL, ps->ge, 4 * E, NULL, 0, 0.0f, g.enc_whh,
-                        NULL);
+    pass_weights_backward(ps, TB, R, 4 * E, ps->r, R, ps->ge, 4 * E, g.enc_wih, R, g.enc_b);
+    pass_weights_backward(ps, TB, E, 4 * E, ps->he, E, ps->ge, 4 * E, g.enc_whh, E, NULL);
     dcrw_dense_backward(TB, E, 5, ps->he, E, NULL, ps->rp5, 5, NULL, 0, 0.0f, g.ratt_w, g.ratt_b);
 }

@@ -170,6 +170,7 @@ int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int 
         } else {
             reserve(&cv, &ps->dy, b, (size_t)d->K, 1);
         }
+        reserve(&cv, &ps->tnb, dcrw_bf16_tn_words(), 1, 1); /* words, as floats */
     }
     size_t bytes;
     if (cv.overflow || dcrw_mul_size(cv.total, sizeof(float), &bytes)) {
@@ -191,7 +192,7 @@ int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int 
                      &ps->dhn,   &ps->dsd,  &ps->dhe,     &ps->dse, &ps->du,  &ps->de,  &ps->dr,
                      &ps->dxhat, &ps->dz,   &ps->dze,     &ps->gz,  &ps->gze, &ps->dp5, &ps->dFX,
                      &ps->dFY,   &ps->dg,   &ps->dw,      &ps->y,   &ps->dy,  &ps->lrd, &ps->lre,
-                     &ps->lrm,   &ps->lrs};
+                     &ps->lrm,   &ps->lrs,  &ps->tnb};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) place(all[i], base);
     ps->lx = (double *)(void *)lx;
     ps->lz = (double *)(void *)lz;
@@ -339,6 +340,7 @@ int dcrw_pass_weights_create(pass_weights **out, const dcrw_model *m, int path, 
         if (bf16 && backward && bf16_backward_weight(i))
             dcrw_bf16_describe(&pw->bn[i], s.n, s.k, (uint32_t *)(void *)(pw->block + off[2][i]));
     }
+    pw->bf16_grads = bf16 && backward;
     *out = pw;
     return DCRW_OK;
 }

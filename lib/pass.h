@@ -53,8 +53,9 @@ enum pass_weight {
  *
  * A model of bfloat16 precision (dcrw_model_set_precision) has its large
  * weights packed for dcrw_bf16_gemm as well, both ways: B = Wᵀ for the
- * forward's X·Wᵀ and B = W for the backward's dY·W. The attention's
- * 5-output products and the weight gradients stay float32. */
+ * forward's X·Wᵀ and B = W for the backward's dY·W, and its large weight
+ * gradients dYᵀ·X are bf16 products too (dcrw_bf16_gemm_tn, no pack kept).
+ * The attention's 5-output products stay float32. */
 typedef struct pass_weights {
     const dcrw_model *m;
     int path;             /* the pgemm_path of b[], or -1: none (OpenBLAS) */
@@ -62,6 +63,7 @@ typedef struct pass_weights {
     float *buf[PW_COUNT]; /* where b[i] is packed, in block */
     bf16_b bt[PW_COUNT];  /* bf16 B = Wᵀ; bt[i].n = 0: none (float32) */
     bf16_b bn[PW_COUNT];  /* bf16 B = W, for a backward */
+    int bf16_grads;       /* 1: the large weight gradients in bf16 */
     unsigned char *block;
     size_t bytes;
 } pass_weights;
@@ -122,6 +124,7 @@ typedef struct dcrw_pass {
     /* backward only */
     float *dc, *dh, *dhn, *dsd, *dhe, *dse, *de, *dr, *dxhat, *du, *dz, *dze;
     float *gz, *gze, *dp5, *dFX, *dFY, *dg, *dw, *dy;
+    float *tnb; /* dcrw_bf16_tn_words() words for the bf16 weight gradients */
 
     void *block;
     size_t bytes; /* of the block: what the pass keeps, for the benchmark */

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "dense.h"
 #include "gemm.h"
 #include "pass.h"
 #include "pgemm.h"
@@ -48,6 +49,25 @@ static inline void pass_gemm_nn(const dcrw_pass *ps, int id, int M, int N, int K
         dcrw_pgemm(M, 0, A, lda, &v, beta, C, ldc);
     } else {
         gemm_nn(M, N, K, A, lda, W, ldw, beta, C, ldc);
+    }
+}
+
+/* Below this many outputs a bf16 model's weight gradient stays float32:
+ * the attention's 5 and the write patch's 25 are a small share of a step,
+ * and their gradients the most sensitive. */
+#define PASS_BF16_GRAD_MIN_OUT 64
+
+/* dA[O×I] += dYᵀ·U over n rows (da += the column sums of dY, if da): a
+ * deferred weight gradient, in bf16 for a bf16 model's large ones,
+ * otherwise by sgemm (dcrw_dense_backward_weights) */
+static inline void pass_weights_backward(const dcrw_pass *ps, int n, int I, int O, const float *u,
+                                         int ldu, const float *dy, int lddy, float *dA, int ldA,
+                                         float *da) {
+    if (ps->pw && ps->pw->bf16_grads && O >= PASS_BF16_GRAD_MIN_OUT) {
+        dcrw_bf16_gemm_tn(O, I, n, dy, lddy, u, ldu, 1.0f, dA, ldA, (uint32_t *)(void *)ps->tnb);
+        if (da) dcrw_bias_rows_backward(n, O, dy, lddy, da);
+    } else {
+        dcrw_dense_backward_weights(n, I, O, u, ldu, dy, lddy, dA, ldA, da);
     }
 }
 

@@ -286,17 +286,42 @@ void dcrw_bf16_pack_part(int trans, int k, int n, const float *w, int ldw, uint3
     }
 }
 
-/* ---- the product ---------------------------------------------------------------- */
+/* ---- the products ---------------------------------------------------------------- */
+
+/* C = beta·C over M × n (beta = 0 only writes): a product with k = 0 */
+static void bf16_scale(int M, int n, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < n; j++) {
+            float *v = C + (size_t)i * ldc + j;
+            *v = beta == 0.0f ? 0.0f : beta * *v;
+        }
+}
+
+/* C[mc × n] = bk·C + ap·(one k block of B): ap holds mc rows of kp pairs,
+ * the block's panels start at bp, `pstride` words apart */
+static void bf16_block(int hw, int mc, int kp, const uint32_t *ap, const uint32_t *bp,
+                       size_t pstride, int n, float bk, float *C, int ldc) {
+    /* tiles of equal size: 50 rows are 5 of 10, not 4 of 12 and one of 2 */
+    const int tiles = (mc + BF16_MR - 1) / BF16_MR, base = mc / tiles, extra = mc % tiles;
+    for (int j0 = 0; j0 < n; j0 += BF16_NR, bp += pstride) {
+        const int nc = n - j0 < BF16_NR ? n - j0 : BF16_NR;
+        for (int t = 0, i = 0; t < tiles; t++) {
+            const int m = base + (t < extra);
+            float *c = C + (size_t)i * (size_t)ldc + j0;
+            if (hw)
+                bf16_hw_tile(m, kp, ap + (size_t)i * kp, (size_t)kp, bp, c, (size_t)ldc, nc, bk);
+            else
+                bf16_c_tile(m, kp, ap + (size_t)i * kp, (size_t)kp, bp, c, (size_t)ldc, nc, bk);
+            i += m;
+        }
+    }
+}
 
 void dcrw_bf16_gemm(int M, const float *A, int lda, const bf16_b *B, float beta, float *C,
                     int ldc) {
     if (M < 1 || B->n < 1) return;
     if (B->k < 1) {
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < B->n; j++) {
-                float *v = C + (size_t)i * ldc + j;
-                *v = beta == 0.0f ? 0.0f : beta * *v;
-            }
+        bf16_scale(M, B->n, beta, C, ldc);
         return;
     }
     const int hw = dcrw_bf16_hardware() && !atomic_load(&bf16_hardware_off);
@@ -308,26 +333,59 @@ void dcrw_bf16_gemm(int M, const float *A, int lda, const bf16_b *B, float beta,
         const float bk = k0 ? 1.0f : beta;
         for (int i0 = 0; i0 < M; i0 += BF16_MC) {
             const int mc = M - i0 < BF16_MC ? M - i0 : BF16_MC;
-            for (int i = 0; i < mc; i++) {
+            for (int i = 0; i < mc; i++)
                 bf16_pairs(hw, A + (size_t)(i0 + i) * (size_t)lda + k0, kc, ap + (size_t)i * kp);
-            }
-            /* tiles of equal size: 50 rows are 5 of 10, not 4 of 12 and one of 2 */
-            const int tiles = (mc + BF16_MR - 1) / BF16_MR, base = mc / tiles, extra = mc % tiles;
-            for (int j0 = 0; j0 < B->n; j0 += BF16_NR) {
-                const int nc = B->n - j0 < BF16_NR ? B->n - j0 : BF16_NR;
-                const uint32_t *bp =
-                    B->panels + (size_t)j0 * (size_t)kp_all + (size_t)(k0 / 2) * BF16_NR;
-                for (int t = 0, i = 0; t < tiles; t++) {
-                    const int m = base + (t < extra);
-                    float *c = C + (size_t)(i0 + i) * (size_t)ldc + j0;
-                    if (hw)
-                        bf16_hw_tile(m, kp, ap + (size_t)i * kp, (size_t)kp, bp, c, (size_t)ldc, nc,
-                                     bk);
-                    else
-                        bf16_c_tile(m, kp, ap + (size_t)i * kp, (size_t)kp, bp, c, (size_t)ldc, nc,
-                                    bk);
-                    i += m;
-                }
+            bf16_block(hw, mc, kp, ap, B->panels + (size_t)(k0 / 2) * BF16_NR,
+                       (size_t)BF16_NR * (size_t)kp_all, B->n, bk, C + (size_t)i0 * (size_t)ldc,
+                       ldc);
+        }
+    }
+}
+
+/* mc columns of A [kc × ·] as rows of pairs along k: ap[i·kp + p] pairs
+ * A[2p][i] (low half) with A[2p + 1][i], converted two rows at a time as
+ * a panel row of B = W is, then spread across the rows of ap */
+static void bf16_pairs_t(int hw, const float *A, int lda, int kc, int mc, uint32_t *ap, int kp) {
+    uint32_t words[BF16_NR] __attribute__((aligned(64)));
+    for (int p = 0; p < kp; p++) {
+        const float *r0 = A + (size_t)(2 * p) * (size_t)lda;
+        const float *r1 = 2 * p + 1 < kc ? r0 + lda : NULL;
+        for (int c0 = 0; c0 < mc; c0 += BF16_NR) {
+            const int nc = mc - c0 < BF16_NR ? mc - c0 : BF16_NR;
+            if (hw)
+                bf16_rows_hw(r0 + c0, r1 ? r1 + c0 : NULL, nc, words);
+            else
+                bf16_rows_c(r0 + c0, r1 ? r1 + c0 : NULL, nc, words);
+            for (int c = 0; c < nc; c++) ap[(size_t)(c0 + c) * kp + p] = words[c];
+        }
+    }
+}
+
+size_t dcrw_bf16_tn_words(void) {
+    return (size_t)BF16_TN_NC * (BF16_KC / 2);
+}
+
+void dcrw_bf16_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float beta, float *C, int ldc, uint32_t *work) {
+    if (M < 1 || N < 1) return;
+    if (K < 1) {
+        bf16_scale(M, N, beta, C, ldc);
+        return;
+    }
+    const int hw = dcrw_bf16_hardware() && !atomic_load(&bf16_hardware_off);
+    uint32_t ap[BF16_MC * (BF16_KC / 2)] __attribute__((aligned(64)));
+    for (int n0 = 0; n0 < N; n0 += BF16_TN_NC) {
+        const int nn = N - n0 < BF16_TN_NC ? N - n0 : BF16_TN_NC;
+        for (int k0 = 0; k0 < K; k0 += BF16_KC) {
+            const int kc = K - k0 < BF16_KC ? K - k0 : BF16_KC, kp = (kc + 1) / 2;
+            const float bk = k0 ? 1.0f : beta;
+            /* this k block of B, packed once for every block of A's columns */
+            dcrw_bf16_pack_part(0, kc, nn, B + (size_t)k0 * (size_t)ldb + n0, ldb, work, 0, 1);
+            for (int i0 = 0; i0 < M; i0 += BF16_MC) {
+                const int mc = M - i0 < BF16_MC ? M - i0 : BF16_MC;
+                bf16_pairs_t(hw, A + (size_t)k0 * (size_t)lda + i0, lda, kc, mc, ap, kp);
+                bf16_block(hw, mc, kp, ap, work, (size_t)BF16_NR * (size_t)kp, nn, bk,
+                           C + (size_t)i0 * (size_t)ldc + n0, ldc);
             }
         }
     }

@@ -61,4 +61,16 @@ void dcrw_bf16_describe(bf16_b *out, int k, int n, const uint32_t *buf);
  * beta = 0 only writes C. Uses 36 KiB of stack. */
 void dcrw_bf16_gemm(int M, const float *A, int lda, const bf16_b *B, float beta, float *C, int ldc);
 
+/* Columns of B a dcrw_bf16_gemm_tn packs at a time, and the words of the
+ * workspace it needs for them. */
+#define BF16_TN_NC 320
+size_t dcrw_bf16_tn_words(void);
+/* C[M×N] = beta·C + bf16(A)ᵀ·bf16(B), A [K×M] (stride lda) and B [K×N]
+ * (stride ldb) read in place: the weight gradients dYᵀ·X over the T·B rows
+ * of a step. The same sums as dcrw_bf16_gemm of Aᵀ by B (k blocks of
+ * BF16_KC, in order). work: dcrw_bf16_tn_words() words, 64-byte aligned;
+ * uses 36 KiB of stack besides. */
+void dcrw_bf16_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float beta, float *C, int ldc, uint32_t *work);
+
 #endif

@@ -241,6 +241,102 @@ START_TEST(test_pack_parts) {
 }
 END_TEST
 
+/* C = beta·C + bf16(A)ᵀ·bf16(B) of the weight gradients (A [K×M], B [K×N],
+ * read in place): against the float64 reference, the hardware path against
+ * the portable one, and both against dcrw_bf16_gemm of the transposed A,
+ * which the header says sums the same way. Strides wider than the matrices
+ * hold NaN (A, B) and a sentinel (C). */
+static const int tn_shapes[][3] = {
+    {1, 1, 1},       {3, 5, 2},      {12, 32, 192}, {13, 33, 193},  {64, 100, 400},
+    {100, 264, 385}, {97, 330, 200}, {130, 641, 7}, {1024, 40, 96},
+};
+#define NTN (int)(sizeof tn_shapes / sizeof tn_shapes[0])
+
+static float *run_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                     float beta, const float *C0, int ldc) {
+    float *C = malloc((size_t)M * ldc * sizeof(float));
+    memcpy(C, C0, (size_t)M * ldc * sizeof(float));
+    if (beta == 0.0f)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = NAN;
+    uint32_t *work = aligned_alloc(64, dcrw_bf16_tn_words() * 4);
+    dcrw_bf16_gemm_tn(M, N, K, A, lda, B, ldb, beta, C, ldc, work);
+    free(work);
+    return C;
+}
+
+START_TEST(test_products_tn) {
+    const int M = tn_shapes[_i][0], N = tn_shapes[_i][1], K = tn_shapes[_i][2];
+    const int lda = M + 3, ldb = N + 5, ldc = N + 7;
+    float *A = malloc((size_t)K * lda * sizeof(float)),
+          *B = malloc((size_t)K * ldb * sizeof(float));
+    float *At = malloc((size_t)M * K * sizeof(float)),
+          *C0 = malloc((size_t)M * ldc * sizeof(float));
+    tu_fill_uniform(A, (size_t)K * lda, -1.0f, 1.0f, 300 + (uint64_t)_i);
+    tu_fill_uniform(B, (size_t)K * ldb, -1.0f, 1.0f, 400 + (uint64_t)_i);
+    tu_fill_uniform(C0, (size_t)M * ldc, -1.0f, 1.0f, 500 + (uint64_t)_i);
+    for (int k = 0; k < K; k++) {
+        for (int c = M; c < lda; c++) A[(size_t)k * lda + c] = NAN;
+        for (int c = N; c < ldb; c++) B[(size_t)k * ldb + c] = NAN;
+        for (int i = 0; i < M; i++) At[(size_t)i * K + k] = A[(size_t)k * lda + i];
+    }
+    for (int i = 0; i < M; i++)
+        for (int c = N; c < ldc; c++) C0[(size_t)i * ldc + c] = SENTINEL;
+    const size_t words = dcrw_bf16_pack_words(K, N);
+    uint32_t *packed = aligned_alloc(64, (words * 4 + 63) / 64 * 64);
+    const int had = dcrw_bf16_use_hardware(1);
+    const double u = ldexp(1.0, -24), n = K + 2.0, gamma = n * u / (1.0 - n * u);
+    for (int b = 0; b < 2; b++) {
+        const float beta = b ? 1.0f : 0.0f;
+        dcrw_bf16_use_hardware(0);
+        float *c_path = run_tn(M, N, K, A, lda, B, ldb, beta, C0, ldc);
+        for (int i = 0; i < M; i++) {
+            for (int j = 0; j < N; j++) {
+                double r = beta != 0.0f ? (double)C0[(size_t)i * ldc + j] : 0.0, sa = fabs(r);
+                for (int k = 0; k < K; k++) {
+                    const double p =
+                        rounded(A[(size_t)k * lda + i]) * rounded(B[(size_t)k * ldb + j]);
+                    r += p;
+                    sa += fabs(p);
+                }
+                const double got = c_path[(size_t)i * ldc + j];
+                ck_assert_msg(fabs(got - r) <= gamma * sa + 1e-35,
+                              "tn M=%d N=%d K=%d beta=%g: C[%d][%d] = %.9g, reference %.9g", M, N,
+                              K, (double)beta, i, j, got, r);
+            }
+            for (int c = N; c < ldc; c++)
+                ck_assert_msg(c_path[(size_t)i * ldc + c] == SENTINEL, "tn: C[%d][%d] overwritten",
+                              i, c);
+        }
+        /* the same sums as the product of Aᵀ by B packed as B = W */
+        dcrw_bf16_pack_part(0, K, N, B, ldb, packed, 0, 1);
+        bf16_b Bp;
+        dcrw_bf16_describe(&Bp, K, N, packed);
+        float *nt = malloc((size_t)M * ldc * sizeof(float));
+        memcpy(nt, C0, (size_t)M * ldc * sizeof(float));
+        dcrw_bf16_gemm(M, At, K, &Bp, beta, nt, ldc);
+        ck_assert_msg(memcmp(nt, c_path, (size_t)M * ldc * sizeof(float)) == 0,
+                      "tn M=%d N=%d K=%d: not the bits of dcrw_bf16_gemm of Aᵀ", M, N, K);
+        if (dcrw_bf16_hardware()) {
+            dcrw_bf16_use_hardware(1);
+            float *hw = run_tn(M, N, K, A, lda, B, ldb, beta, C0, ldc);
+            ck_assert_msg(memcmp(hw, c_path, (size_t)M * ldc * sizeof(float)) == 0,
+                          "tn M=%d N=%d K=%d beta=%g: hardware and portable bits differ", M, N, K,
+                          (double)beta);
+            free(hw);
+        }
+        free(nt);
+        free(c_path);
+    }
+    dcrw_bf16_use_hardware(had);
+    free(packed);
+    free(A);
+    free(B);
+    free(At);
+    free(C0);
+}
+END_TEST
+
 /* ---- a model of bfloat16 precision ---------------------------------------- */
 
 static dcrw_config medium(int i) {
@@ -363,6 +459,7 @@ int main(void) {
     tcase_add_test(tc, test_round_by_hand);
     tcase_add_loop_test(tc, test_products, 0, NSHAPES);
     tcase_add_test(tc, test_pack_parts);
+    tcase_add_loop_test(tc, test_products_tn, 0, NTN);
     tcase_add_loop_test(tc, test_model_bf16, 0, 4);
     suite_add_tcase(s, tc);
     return tu_run(s);

@@ -123,7 +123,7 @@ extern "C" {
 /** Changes when functions are added. */
 #define DCRW_VERSION_MINOR 6
 /** Changes for fixes that leave the API alone. */
-#define DCRW_VERSION_PATCH 0
+#define DCRW_VERSION_PATCH 1
 /** (major << 16) | (minor << 8) | patch */
 #define DCRW_VERSION ((DCRW_VERSION_MAJOR << 16) | (DCRW_VERSION_MINOR << 8) | DCRW_VERSION_PATCH)
 
@@ -491,10 +491,11 @@ DCRW_API int dcrw_model_sizes(const dcrw_model *m, dcrw_sizes *out);
 typedef enum dcrw_precision {
     DCRW_PRECISION_FLOAT32 = 0, /**< float32 throughout (the default; MODEL.md exactly) */
     /** The large products with the weights (every one but the attention's
-     * 5-output dense layers, forward X·Wᵀ and backward dY·W) take their two
-     * operands rounded to bfloat16 (8 significant bits, round to nearest
-     * even) and sum in float32; everything else, the weight gradients and
-     * the parameters and Adam moments (the master copy) stay float32. With
+     * 5-output dense layers, forward X·Wᵀ and backward dY·W) and, since
+     * 0.6.1, the large weight gradients dYᵀ·X take their two operands
+     * rounded to bfloat16 (8 significant bits, round to nearest even) and
+     * sum in float32; everything else, the parameters and Adam moments (the
+     * master copy) stay float32. With
      * AVX-512 BF16 these products do twice the multiply-adds per
      * instruction; the numbers differ from float32 by the roundings (about
      * 2⁻⁹ relative per operand), deterministically. */

@@ -127,7 +127,8 @@ double bf16_peak_per_core(void) {
 typedef enum pass_kind { FWD, BWD, DW } pass_kind;
 
 /* FWD: Y[M×n] = β·Y + X[M×k]·Wᵀ (W [n×k]); BWD: dX[M×n] = β·dX + dY[M×k]·W
- * (W [k×n]); DW: dW[n×k] += dYᵀ·X over T·M rows (dY [TM×n], X [TM×k]) */
+ * (W [k×n]); DW: dW[n×k] += dYᵀ·X over T·M rows (dY [TM×n], X [TM×k]), or
+ * over M rows where once is set (the x columns and dcrw-noread's q) */
 typedef struct product {
     const char *name;
     pass_kind kind;
@@ -135,6 +136,7 @@ typedef struct product {
     float beta;
     int uses;    /* calls per training step and thread */
     int weights; /* weights of this shape, each packed once per step */
+    int once;    /* DW: over the M rows of the batch, not T·M */
 } product;
 
 static int add(product *out, int n, product p) {
@@ -158,28 +160,39 @@ static int step_products(const dcrw_config *c, product *o) {
         qT = 1; /* dcrw-noread: q(z|x) once per batch */
     }
     int n = 0;
-    n = add(o, n, (product){"dec.lstm.weight_ih", FWD, 4 * D, Z, 0, T, 1});
-    n = add(o, n, (product){"dec.lstm.weight_hh", FWD, 4 * D, D, 1, T, 1});
-    n = add(o, n, (product){"write.weight", FWD, Wout, D, 1, T, 1});
-    if (wa) n = add(o, n, (product){"write.attn.weight", FWD, 5, D, 1, T, 1});
-    if (ra) n = add(o, n, (product){"read.attn.weight", FWD, 5, D, 1, T, 1});
-    n = add(o, n, (product){"q.mu,logsigma.weight", FWD, Z, Q, 1, 2 * qT, 2});
+    n = add(o, n, (product){"dec.lstm.weight_ih", FWD, 4 * D, Z, 0, T, 1, 0});
+    n = add(o, n, (product){"dec.lstm.weight_hh", FWD, 4 * D, D, 1, T, 1, 0});
+    n = add(o, n, (product){"write.weight", FWD, Wout, D, 1, T, 1, 0});
+    if (wa) n = add(o, n, (product){"write.attn.weight", FWD, 5, D, 1, T, 1, 0});
+    if (ra) n = add(o, n, (product){"read.attn.weight", FWD, 5, D, 1, T, 1, 0});
+    n = add(o, n, (product){"q.mu,logsigma.weight", FWD, Z, Q, 1, 2 * qT, 2, 0});
     if (!cnn) {
-        n = add(o, n, (product){"enc.lstm.weight_ih", FWD, 4 * E, Us, 0, T, 1});
-        n = add(o, n, (product){"enc.lstm.weight_hh", FWD, 4 * E, E, 1, T, 1});
-        if (!ra) n = add(o, n, (product){"enc.lstm.weight_ih x", FWD, 4 * E, P, 1, 1, 1});
+        n = add(o, n, (product){"enc.lstm.weight_ih", FWD, 4 * E, Us, 0, T, 1, 0});
+        n = add(o, n, (product){"enc.lstm.weight_hh", FWD, 4 * E, E, 1, T, 1, 0});
+        if (!ra) n = add(o, n, (product){"enc.lstm.weight_ih x", FWD, 4 * E, P, 1, 1, 1, 0});
     }
-    n = add(o, n, (product){"dec.lstm.weight_ih", BWD, Z, 4 * D, 0, T, 1});
-    n = add(o, n, (product){"dec.lstm.weight_hh", BWD, D, 4 * D, 0, T, 1});
-    n = add(o, n, (product){"write.weight", BWD, D, Wout, 1, T, 1});
-    if (wa) n = add(o, n, (product){"write.attn.weight", BWD, D, 5, 1, T, 1});
-    if (ra) n = add(o, n, (product){"read.attn.weight", BWD, D, 5, 1, T, 1});
-    n = add(o, n, (product){"q.mu,logsigma.weight", BWD, Q, Z, 1, 2 * qT, 2});
+    n = add(o, n, (product){"dec.lstm.weight_ih", BWD, Z, 4 * D, 0, T, 1, 0});
+    n = add(o, n, (product){"dec.lstm.weight_hh", BWD, D, 4 * D, 0, T, 1, 0});
+    n = add(o, n, (product){"write.weight", BWD, D, Wout, 1, T, 1, 0});
+    if (wa) n = add(o, n, (product){"write.attn.weight", BWD, D, 5, 1, T, 1, 0});
+    if (ra) n = add(o, n, (product){"read.attn.weight", BWD, D, 5, 1, T, 1, 0});
+    n = add(o, n, (product){"q.mu,logsigma.weight", BWD, Q, Z, 1, 2 * qT, 2, 0});
     if (!cnn) {
-        n = add(o, n, (product){"enc.lstm.weight_hh", BWD, E, 4 * E, 0, T, 1});
-        n = add(o, n, (product){"enc.lstm.weight_ih", BWD, Us, 4 * E, 0, T, 1});
+        n = add(o, n, (product){"enc.lstm.weight_hh", BWD, E, 4 * E, 0, T, 1, 0});
+        n = add(o, n, (product){"enc.lstm.weight_ih", BWD, Us, 4 * E, 0, T, 1, 0});
     }
-    n = add(o, n, (product){"grad dec.lstm.weight_hh", DW, 4 * D, D, 1, 1, 0});
+    /* the weight gradients, one product each after the time loop */
+    n = add(o, n, (product){"dec.lstm.weight_ih", DW, 4 * D, Z, 1, 1, 0, 0});
+    n = add(o, n, (product){"dec.lstm.weight_hh", DW, 4 * D, D, 1, 1, 0, 0});
+    n = add(o, n, (product){"write.weight", DW, Wout, D, 1, 1, 0, 0});
+    if (wa) n = add(o, n, (product){"write.attn.weight", DW, 5, D, 1, 1, 0, 0});
+    if (ra) n = add(o, n, (product){"read.attn.weight", DW, 5, D, 1, 1, 0, 0});
+    n = add(o, n, (product){"q.mu,logsigma.weight", DW, Z, Q, 1, 2, 0, qT == 1});
+    if (!cnn) {
+        n = add(o, n, (product){"enc.lstm.weight_ih", DW, 4 * E, Us, 1, 1, 0, 0});
+        n = add(o, n, (product){"enc.lstm.weight_hh", DW, 4 * E, E, 1, 1, 0, 0});
+        if (!ra) n = add(o, n, (product){"enc.lstm.weight_ih x", DW, 4 * E, P, 1, 1, 0, 1});
+    }
     return n;
 }
 
@@ -204,10 +217,11 @@ static float *random_floats(size_t n, uint64_t seed) {
     return x;
 }
 
-/* the bf16 kernel packs Wᵀ (forward) or W (backward); weight gradients
- * stay float32 */
+/* the bf16 kernel packs Wᵀ (forward) or W (backward); a weight gradient
+ * reads its operands in place */
 static void pack_bf16(operands *o) {
     const product *p = o->p;
+    if (p->kind == DW) return;
     if (p->kind == FWD)
         dcrw_bf16_pack_part(1, p->k, p->n, o->W, p->k, o->bbuf, 0, 1);
     else
@@ -216,7 +230,11 @@ static void pack_bf16(operands *o) {
 }
 
 static void run_bf16(operands *o) {
-    dcrw_bf16_gemm(o->M, o->A, o->p->k, &o->bb, o->p->beta, o->Y, o->p->n);
+    const product *p = o->p;
+    if (p->kind == DW)
+        dcrw_bf16_gemm_tn(p->n, p->k, o->inner, o->A, p->n, o->W, p->k, 1.0f, o->Y, p->k, o->bbuf);
+    else
+        dcrw_bf16_gemm(o->M, o->A, p->k, &o->bb, p->beta, o->Y, p->n);
 }
 
 static double per_call_bf16(operands *o, int reps) {
@@ -302,8 +320,8 @@ static timing time_product(operands *o, int rounds) {
 }
 
 static timing measure(const product *p, int M, int T, pgemm_path path, int rounds) {
-    operands o = {p,    M,           T * M, path, NULL, NULL, NULL, NULL, {NULL, 0, 0, 0, path},
-                  NULL, {NULL, 0, 0}};
+    operands o = {p,    M,    p->once ? M : T * M,   path, NULL,        NULL,
+                  NULL, NULL, {NULL, 0, 0, 0, path}, NULL, {NULL, 0, 0}};
     size_t na, nw, ny, nb = 1;
     if (p->kind == DW) {
         na = (size_t)o.inner * p->n, nw = (size_t)o.inner * p->k, ny = (size_t)p->n * p->k;
@@ -315,10 +333,13 @@ static timing measure(const product *p, int M, int T, pgemm_path path, int round
     o.W = random_floats(nw, 2);
     o.Y = random_floats(ny, 3);
     o.buf = random_floats(nb, 4);
-    /* the products a bf16 model takes in bf16 (lib/pass.c): forward, all but
-     * the attention's 5 outputs; backward, inner sizes from 64 */
+    /* the products a bf16 model takes in bf16 (lib/pass.c, lib/pass_internal.h):
+     * forward, all but the attention's 5 outputs; backward, inner sizes
+     * from 64; weight gradients, from 64 outputs */
     if (dcrw_bf16_hardware() && ((p->kind == FWD && p->n > 5) || (p->kind == BWD && p->k >= 64)))
         o.bbuf = (uint32_t *)(void *)random_floats(dcrw_bf16_pack_words(p->k, p->n), 5);
+    if (dcrw_bf16_hardware() && p->kind == DW && p->n >= 64)
+        o.bbuf = (uint32_t *)(void *)random_floats(dcrw_bf16_tn_words(), 5);
     const timing t = time_product(&o, rounds);
     dcrw_free(o.A), dcrw_free(o.W), dcrw_free(o.Y), dcrw_free(o.buf), dcrw_free(o.bbuf);
     return t;
@@ -335,7 +356,8 @@ static void preset_rows(const char *name, int M, pgemm_path path, int rounds) {
     for (int i = 0; i < n; i++) {
         const product *p = &prods[i];
         const timing t = measure(p, M, c.glimpses, path, rounds);
-        const int rows = p->kind == DW ? p->n : M, inner = p->kind == DW ? c.glimpses * M : p->k;
+        const int rows = p->kind == DW ? p->n : M;
+        const int inner = p->kind == DW ? (p->once ? M : c.glimpses * M) : p->k;
         const int cols = p->kind == DW ? p->k : p->n;
         const double flops = 2.0 * rows * cols * inner;
         const double pack = p->kind == FWD ? t.pack : 0.0;

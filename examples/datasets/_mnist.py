@@ -45,9 +45,10 @@ def load(folder, split):
     return x, y
 
 
-def arguments(doc, out_help, seed_of, train=60000, test=10000, what="canvases"):
+def arguments(doc, out_help, seed_of, train=60000, test=10000, what="canvases", extra=None):
     """The command line every script shares: --out, --mnist, --seed and the
-    size of each split (None: all of MNIST's)."""
+    size of each split (None: all of MNIST's); extra(parser) adds a
+    script's own."""
     import argparse
 
     def size(default, split):
@@ -59,6 +60,8 @@ def arguments(doc, out_help, seed_of, train=60000, test=10000, what="canvases"):
     p.add_argument("--seed", type=int, default=1, help="seed of %s (default 1)" % seed_of)
     p.add_argument("--train", type=int, default=train, help=size(train, "training"))
     p.add_argument("--test", type=int, default=test, help=size(test, "test"))
+    if extra:
+        extra(p)
     return p.parse_args()
 
 

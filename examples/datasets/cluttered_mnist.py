@@ -12,7 +12,11 @@ ubyte.gz and OUT/t10k-labels-idx1-ubyte.gz (10000 from its test digits), so
 that `dcrw train --data OUT` reads the folder as it reads MNIST's. A
 canvas's digit and its clutter come from the same split, the clutter from
 other images than the digit. Everything comes from --seed alone, so the same
-seed writes the same bytes. Needs Python 3 and NumPy; MNIST is read from
+seed writes the same bytes.
+
+--test-from-train N makes the test canvases from the last N training digits
+instead (the digits `dcrw train --valid N` holds out), to score a model on
+digits of MNIST's training split that it never saw, drawn by this script. Needs Python 3 and NumPy; MNIST is read from
 data/mnist (examples/fetch-mnist.sh) or --mnist DIR.
 """
 
@@ -73,9 +77,23 @@ def write_idx_gz(path, array):
 
 
 def main():
-    args = _mnist.arguments(__doc__, "folder to write the IDX files into", "digits and clutter")
+    def extra(p):
+        p.add_argument("--test-from-train", type=int, default=0, metavar="N",
+                       help="make the test canvases from the last N training digits")
+
+    args = _mnist.arguments(__doc__, "folder to write the IDX files into", "digits and clutter",
+                            extra=extra)
+    tail = args.test_from_train
+    if tail < 0 or tail == 1:
+        sys.exit("--test-from-train needs at least 2 digits")
     os.makedirs(args.out, exist_ok=True)
     for split, n, digits, labels, rng in _mnist.splits(args):
+        if split == "train":
+            train = digits, labels
+        elif tail:
+            if tail > len(train[0]):
+                sys.exit(f"--test-from-train {tail}: MNIST has {len(train[0])} training digits")
+            digits, labels = train[0][-tail:], train[1][-tail:]
         x, pick = canvases(rng, digits, n)
         images, label_file = (os.path.join(args.out, name + ".gz") for name in _mnist.NAMES[split])
         write_idx_gz(images, x)

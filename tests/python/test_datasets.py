@@ -330,3 +330,20 @@ def test_cluttered_mnist_script(tmp_path):
             ink = (d.images > 0).sum(axis=1)
             # the digit alone has at least MNIST's least ink; fragments add more
             assert (ink >= least_ink).all() and ink.mean() > least_ink + 40
+    # --test-from-train: the same training canvases, test canvases of the
+    # last two training digits (their labels, not the other classes)
+    run_script("cluttered_mnist.py", "--out", str(tmp_path / "t"), "--seed", "1", "--train", "40",
+               "--test", "12", "--test-from-train", "2")
+    for n in names[2:]:
+        assert (tmp_path / "t" / n).read_bytes() == (tmp_path / "a" / n).read_bytes()
+    assert (tmp_path / "t" / names[0]).read_bytes() != (tmp_path / "a" / names[0]).read_bytes()
+    with open(os.path.join(MNIST, "train-labels-idx1-ubyte"), "rb") as f:
+        tail_labels = set(np.frombuffer(f.read()[8:], np.uint8)[-2:].tolist())
+    with dcrw.load_dataset(str(tmp_path / "t"), "test") as d:
+        assert len(d) == 12 and set(d.labels.tolist()) <= tail_labels
+    import subprocess
+    import sys
+
+    bad = subprocess.run([sys.executable, os.path.join(SCRIPTS, "cluttered_mnist.py"), "--out",
+                          str(tmp_path / "u"), "--test-from-train", "1"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "at least 2" in bad.stderr

@@ -361,6 +361,44 @@ static double norm_of(const float *v, size_t n) {
     return sqrt(s);
 }
 
+/* The gradients of a batch in float32 and in bf16 (labels for a model that
+ * takes them): each parameter's close in direction (cosine > 0.99) and
+ * size (within 5%), and not all equal (the bf16 products were taken).
+ * Leaves the model in float32. */
+static void grads_close(dcrw_model *m, dcrw_trainer *t, int B, const float *x,
+                        const int32_t *labels, int config) {
+    const size_t n = dcrw_model_param_floats(m);
+    float *g[2];
+    for (int prec = 0; prec < 2; prec++) {
+        ck_assert_int_eq(dcrw_model_set_precision(m, prec), DCRW_OK);
+        if (labels)
+            ck_assert_int_eq(dcrw_trainer_backward_labels(t, B, x, labels, NULL, NULL), DCRW_OK);
+        else
+            ck_assert_int_eq(dcrw_trainer_backward(t, B, x, NULL, NULL), DCRW_OK);
+        g[prec] = malloc(n * sizeof(float));
+        memcpy(g[prec], dcrw_trainer_grads(t, NULL), n * sizeof(float));
+    }
+    ck_assert_int_eq(dcrw_model_set_precision(m, DCRW_PRECISION_FLOAT32), DCRW_OK);
+    ck_assert_msg(memcmp(g[0], g[1], n * sizeof(float)) != 0, "config %d: bf16 changed nothing",
+                  config);
+    for (size_t i = 0; i < dcrw_model_param_count(m); i++) {
+        const char *name;
+        float *p;
+        size_t cnt;
+        ck_assert_int_eq(dcrw_model_param(m, i, &name, NULL, NULL, &p), DCRW_OK);
+        dcrw_model_find_param(m, name, &p, &cnt);
+        const size_t at = (size_t)(p - dcrw_model_params(m, NULL));
+        double dot = 0, n32 = norm_of(g[0] + at, cnt), n16 = norm_of(g[1] + at, cnt);
+        for (size_t k = 0; k < cnt; k++) dot += (double)g[0][at + k] * g[1][at + k];
+        if (n32 == 0) continue;
+        ck_assert_msg(dot / (n32 * n16) > 0.99 && fabs(n16 / n32 - 1) < 0.05,
+                      "config %d %s: cosine %.4f, norm ratio %.4f", config, name, dot / (n32 * n16),
+                      n16 / n32);
+    }
+    free(g[0]);
+    free(g[1]);
+}
+
 /* bf16 products move the loss and the gradients by their roundings (a few
  * parts in a thousand), deterministically, the same whatever the batch an
  * image is in; float32 again gives float32's numbers bit for bit. */
@@ -412,28 +450,7 @@ START_TEST(test_model_bf16) {
     dcrw_train_config_default(&tc);
     dcrw_trainer *t;
     ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
-    const size_t n = dcrw_model_param_floats(m);
-    float *g[2];
-    for (int prec = 0; prec < 2; prec++) {
-        ck_assert_int_eq(dcrw_model_set_precision(m, prec), DCRW_OK);
-        ck_assert_int_eq(dcrw_trainer_backward(t, B, x, NULL, NULL), DCRW_OK);
-        g[prec] = malloc(n * sizeof(float));
-        memcpy(g[prec], dcrw_trainer_grads(t, NULL), n * sizeof(float));
-    }
-    for (size_t i = 0; i < dcrw_model_param_count(m); i++) {
-        const char *name;
-        float *p;
-        size_t cnt;
-        ck_assert_int_eq(dcrw_model_param(m, i, &name, NULL, NULL, &p), DCRW_OK);
-        dcrw_model_find_param(m, name, &p, &cnt);
-        const size_t at = (size_t)(p - dcrw_model_params(m, NULL));
-        double dot = 0, n32 = norm_of(g[0] + at, cnt), n16 = norm_of(g[1] + at, cnt);
-        for (size_t k = 0; k < cnt; k++) dot += (double)g[0][at + k] * g[1][at + k];
-        if (n32 == 0) continue;
-        ck_assert_msg(dot / (n32 * n16) > 0.99 && fabs(n16 / n32 - 1) < 0.05,
-                      "config %d %s: cosine %.4f, norm ratio %.4f", _i, name, dot / (n32 * n16),
-                      n16 / n32);
-    }
+    grads_close(m, t, B, x, NULL, _i);
     /* back to float32: float32's numbers exactly */
     double again_x[24], again_z[24];
     ck_assert_int_eq(dcrw_model_set_precision(m, DCRW_PRECISION_FLOAT32), DCRW_OK);
@@ -444,8 +461,34 @@ START_TEST(test_model_bf16) {
     ck_assert_int_eq(dcrw_model_set_precision(NULL, DCRW_PRECISION_FLOAT32), DCRW_EINVAL);
     ck_assert_int_eq(dcrw_model_precision(NULL), DCRW_PRECISION_FLOAT32);
     ck_assert_int_eq(dcrw_model_precision(m), DCRW_PRECISION_FLOAT32);
-    free(g[0]);
-    free(g[1]);
+    free(x);
+    dcrw_trainer_destroy(t);
+    dcrw_model_destroy(m);
+}
+END_TEST
+
+/* The classifier's weight gradients (its encoder LSTM's, 4E = 320 outputs,
+ * are bf16 products) as close to float32's as the generative models'. */
+START_TEST(test_classifier_bf16) {
+    if (!dcrw_bf16_hardware()) return;
+    dcrw_config c = {.size = sizeof c};
+    dcrw_config_preset(&c, DCRW_PRESET_DRAW_CLASSIFY);
+    c.height = c.width = 20;
+    c.glimpses = 4;
+    c.enc_size = 80;
+    c.read_n = 5;
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 11), DCRW_OK);
+    const int B = 24, P = (int)dcrw_model_input_size(m);
+    float *x = malloc((size_t)B * P * sizeof(float));
+    tu_fill_uniform(x, (size_t)B * P, 0.0f, 1.0f, 41);
+    int32_t labels[24];
+    for (int b = 0; b < B; b++) labels[b] = (b * 7 + 3) % (int)c.classes;
+    dcrw_train_config tc;
+    dcrw_train_config_default(&tc);
+    dcrw_trainer *t;
+    ck_assert_int_eq(dcrw_trainer_create(&t, m, &tc), DCRW_OK);
+    grads_close(m, t, B, x, labels, 4);
     free(x);
     dcrw_trainer_destroy(t);
     dcrw_model_destroy(m);
@@ -461,6 +504,7 @@ int main(void) {
     tcase_add_test(tc, test_pack_parts);
     tcase_add_loop_test(tc, test_products_tn, 0, NTN);
     tcase_add_loop_test(tc, test_model_bf16, 0, 4);
+    tcase_add_test(tc, test_classifier_bf16);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -16,8 +16,10 @@ seed writes the same bytes.
 
 --test-from-train N makes the test canvases from the last N training digits
 instead (the digits `dcrw train --valid N` holds out), to score a model on
-digits of MNIST's training split that it never saw, drawn by this script. Needs Python 3 and NumPy; MNIST is read from
-data/mnist (examples/fetch-mnist.sh) or --mnist DIR.
+digits of MNIST's training split that it never saw, drawn by this script.
+
+Needs Python 3 and NumPy; MNIST is read from data/mnist
+(examples/fetch-mnist.sh) or --mnist DIR.
 """
 
 import gzip

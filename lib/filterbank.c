@@ -77,14 +77,15 @@ static double grid(int i, int N) {
 
 /* One filterbank F [N×L] over pixels 1..L centred at g. Each exponential
  * is computed once, in double, kept for the normalisation (L <= 4096 is
- * guaranteed by the configuration limits). */
-static void filter_rows(int N, int L, double g, double delta, double sigma2, float *F, float *m,
-                        float *flag) {
+ * guaranteed by the configuration limits). The exponentials have a loop of
+ * their own, which vectorises; the sum follows in the same order, since
+ * a vectorised sum would reassociate it. */
+static DCRW_VECTOR_CLONES void filter_rows(int N, int L, double g, double delta, double sigma2,
+                                           float *F, float *m, float *flag) {
     double e[4096];
     const double inv2s2 = 1.0 / (2.0 * sigma2);
     for (int i = 0; i < N; i++) {
         double mu = g + grid(i, N) * delta;
-        double s = 0.0;
         float *row = F + (size_t)i * L;
         for (int a = 0; a < L; a++) {
             /* the exponent in double (it can exceed float's range); below
@@ -93,8 +94,9 @@ static void filter_rows(int N, int L, double g, double delta, double sigma2, flo
             double d = (a + 1) - mu;
             double arg = -(d * d) * inv2s2;
             e[a] = arg < -87.0 ? 0.0 : (double)vexpf((float)arg);
-            s += e[a];
         }
+        double s = 0.0;
+        for (int a = 0; a < L; a++) s += e[a];
         double den = s >= FB_FLOOR ? s : FB_FLOOR;
         double inv = 1.0 / den;
         for (int a = 0; a < L; a++) row[a] = (float)(e[a] * inv);

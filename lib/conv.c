@@ -260,36 +260,54 @@ void dcrw_conv3x3_relu_backward(int B, int Cin, int K, int H, int W, const float
 
 /* ---- 2×2 max-pool ---- */
 
-/* compiled for AVX2 too, where the selects below run 8 windows at a time */
+/* The first maximum of a 2×2 window in row-major order (strict >), and
+ * its place 0..3; selects, not branches: the maxima are unpredictable. */
+static inline float pool_window(const float *r0, const float *r1, uint8_t *where) {
+    float best = r0[0];
+    int idx = 0, c;
+    c = r0[1] > best;
+    best = c ? r0[1] : best;
+    idx = c ? 1 : idx;
+    c = r1[0] > best;
+    best = c ? r1[0] : best;
+    idx = c ? 2 : idx;
+    c = r1[1] > best;
+    best = c ? r1[1] : best;
+    idx = c ? 3 : idx;
+    *where = (uint8_t)idx;
+    return best;
+}
+
+/* Planes under 8 output columns (the encoder's 7×7 → 3×3 and 3×3 → 1×1)
+ * run with the planes innermost: a loop along their rows would run three
+ * times or once. Larger planes run row by row, which streams each plane
+ * once. Either way each output is the same selection. */
 DCRW_VECTOR_CLONES void dcrw_maxpool2_forward(int B, int C, int H, int W, const float *in,
                                               float *out, uint8_t *arg) {
     if (B <= 0 || C <= 0 || H <= 0 || W <= 0) return;
     const int Ho = H / 2, Wo = W / 2;
     if (Ho == 0 || Wo == 0) return;
-    const size_t planes = (size_t)B * C;
+    const size_t planes = (size_t)B * C, HW = (size_t)H * W, HoWo = (size_t)Ho * Wo;
+    if (Wo < 8) {
+        for (int y = 0; y < Ho; y++)
+            for (int x = 0; x < Wo; x++) {
+                const size_t o = (size_t)y * Wo + x, i = (size_t)(2 * y) * W + 2 * x;
+                for (size_t pl = 0; pl < planes; pl++) {
+                    const float *r0 = in + pl * HW + i;
+                    out[pl * HoWo + o] = pool_window(r0, r0 + W, arg + pl * HoWo + o);
+                }
+            }
+        return;
+    }
     for (size_t pl = 0; pl < planes; pl++) {
-        const float *src = in + pl * H * W;
-        float *dst = out + pl * Ho * Wo;
-        uint8_t *a = arg + pl * Ho * Wo;
+        const float *src = in + pl * HW;
+        float *dst = out + pl * HoWo;
+        uint8_t *a = arg + pl * HoWo;
         for (int y = 0; y < Ho; y++) {
             const float *r0 = src + (size_t)(2 * y) * W, *r1 = r0 + W;
-            for (int x = 0; x < Wo; x++) {
-                /* strict > keeps the first maximum in row-major window order */
-                float best = r0[2 * x];
-                int idx = 0, c;
-                /* selects, not branches: the maxima are unpredictable */
-                c = r0[2 * x + 1] > best;
-                best = c ? r0[2 * x + 1] : best;
-                idx = c ? 1 : idx;
-                c = r1[2 * x] > best;
-                best = c ? r1[2 * x] : best;
-                idx = c ? 2 : idx;
-                c = r1[2 * x + 1] > best;
-                best = c ? r1[2 * x + 1] : best;
-                idx = c ? 3 : idx;
-                dst[(size_t)y * Wo + x] = best;
-                a[(size_t)y * Wo + x] = (uint8_t)idx;
-            }
+            for (int x = 0; x < Wo; x++)
+                dst[(size_t)y * Wo + x] =
+                    pool_window(r0 + 2 * x, r1 + 2 * x, a + (size_t)y * Wo + x);
         }
     }
 }

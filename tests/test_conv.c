@@ -350,38 +350,45 @@ END_TEST
 /* ---- maxpool2 ---- */
 
 START_TEST(test_pool_forward_backward) {
-    const int B = 2, C = 3, H = 5, W = 7, Ho = 2, Wo = 3;
-    const size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * Ho * Wo;
-    float *in = frand(nin, -1, 1, 7);
-    float *out = falloc(nout), *g = frand(nout, -1, 1, 8), *din = falloc(nin);
-    uint8_t *arg = malloc(nout), ref_arg[2 * 3 * 2 * 3];
-    double *ind = to_d(in, nin), ref[2 * 3 * 2 * 3];
-    naive_pool(B, C, H, W, ind, ref, ref_arg);
-    dcrw_maxpool2_forward(B, C, H, W, in, out, arg);
-    for (size_t i = 0; i < nout; i++) {
-        ck_assert_float_eq(out[i], (float)ref[i]); /* a max is exact */
-        ck_assert_uint_eq(arg[i], ref_arg[i]);
-    }
-    fill(din, nin, NAN);
-    dcrw_maxpool2_backward(B, C, H, W, g, arg, din);
-    for (int p = 0; p < B * C; p++)
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                float want = 0;
-                int oy = y / 2, ox = x / 2;
-                if (oy < Ho && ox < Wo) {
-                    size_t o = ((size_t)p * Ho + oy) * Wo + ox;
-                    if (ref_arg[o] == (y % 2) * 2 + x % 2) want = g[o];
+    /* 5×7 planes take the planes-innermost order, 9×18 the row order;
+     * odd sizes drop the last row and column */
+    const int shapes[2][2] = {{5, 7}, {9, 18}};
+    for (int t = 0; t < 2; t++) {
+        const int B = 2, C = 3, H = shapes[t][0], W = shapes[t][1], Ho = H / 2, Wo = W / 2;
+        const size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * Ho * Wo;
+        float *in = frand(nin, -1, 1, 7);
+        float *out = falloc(nout), *g = frand(nout, -1, 1, 8), *din = falloc(nin);
+        uint8_t *arg = malloc(nout), *ref_arg = malloc(nout);
+        double *ind = to_d(in, nin), *ref = malloc(nout * sizeof *ref);
+        naive_pool(B, C, H, W, ind, ref, ref_arg);
+        dcrw_maxpool2_forward(B, C, H, W, in, out, arg);
+        for (size_t i = 0; i < nout; i++) {
+            ck_assert_float_eq(out[i], (float)ref[i]); /* a max is exact */
+            ck_assert_uint_eq(arg[i], ref_arg[i]);
+        }
+        fill(din, nin, NAN);
+        dcrw_maxpool2_backward(B, C, H, W, g, arg, din);
+        for (int p = 0; p < B * C; p++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    float want = 0;
+                    int oy = y / 2, ox = x / 2;
+                    if (oy < Ho && ox < Wo) {
+                        size_t o = ((size_t)p * Ho + oy) * Wo + ox;
+                        if (ref_arg[o] == (y % 2) * 2 + x % 2) want = g[o];
+                    }
+                    /* a dropped last row or column gets 0 */
+                    ck_assert_float_eq(din[((size_t)p * H + y) * W + x], want);
                 }
-                /* the dropped row 4 and column 6 get 0 */
-                ck_assert_float_eq(din[((size_t)p * H + y) * W + x], want);
-            }
-    free(in);
-    free(out);
-    free(g);
-    free(din);
-    free(arg);
-    free(ind);
+        free(in);
+        free(out);
+        free(g);
+        free(din);
+        free(arg);
+        free(ref_arg);
+        free(ind);
+        free(ref);
+    }
 }
 END_TEST
 

@@ -261,21 +261,20 @@ void dcrw_conv3x3_relu_backward(int B, int Cin, int K, int H, int W, const float
 /* ---- 2×2 max-pool ---- */
 
 /* The first maximum of a 2×2 window in row-major order (strict >), and
- * its place 0..3; selects, not branches: the maxima are unpredictable. */
+ * its place 0..3. The place is the last strict improvement, worked out
+ * from the comparisons by arithmetic, and the maximum read at that place:
+ * as selects, the compiler made them branches, which the unpredictable
+ * maxima mispredict. */
 static inline float pool_window(const float *r0, const float *r1, uint8_t *where) {
-    float best = r0[0];
-    int idx = 0, c;
-    c = r0[1] > best;
-    best = c ? r0[1] : best;
-    idx = c ? 1 : idx;
-    c = r1[0] > best;
-    best = c ? r1[0] : best;
-    idx = c ? 2 : idx;
-    c = r1[1] > best;
-    best = c ? r1[1] : best;
-    idx = c ? 3 : idx;
+    const int c1 = r0[1] > r0[0];
+    const float b1 = c1 ? r0[1] : r0[0];
+    const int c2 = r1[0] > b1;
+    const float b2 = c2 ? r1[0] : b1;
+    const int c3 = r1[1] > b2;
+    const int idx = 2 * (c2 | c3) + (c3 | (c1 & !c2));
+    const float v[4] = {r0[0], r0[1], r1[0], r1[1]};
     *where = (uint8_t)idx;
-    return best;
+    return v[idx];
 }
 
 /* Planes under 8 output columns (the encoder's 7×7 → 3×3 and 3×3 → 1×1)

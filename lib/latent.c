@@ -14,13 +14,22 @@ void dcrw_latent_sample(size_t n, const float *mu, const float *logsigma, const 
     for (size_t i = 0; i < n; i++) z[i] = mu[i] + sigma_of(logsigma[i]) * eps[i];
 }
 
+/* The terms of a row first, in a loop that vectorises, then their sum in
+ * order (a vectorised sum would reassociate it). */
+DCRW_VECTOR_CLONES
 void dcrw_latent_kl(int B, int Z, const float *mu, const float *logsigma, double *kl) {
+    enum { CHUNK = 256 };
+    double t[CHUNK];
     for (int b = 0; b < B; b++) {
         const float *m = mu + (size_t)b * Z, *l = logsigma + (size_t)b * Z;
         double acc = 0.0;
-        for (int j = 0; j < Z; j++) {
-            double s = sigma_of(l[j]);
-            acc += 0.5 * ((double)m[j] * m[j] + s * s - 2.0 * l[j] - 1.0);
+        for (int j0 = 0; j0 < Z; j0 += CHUNK) {
+            const int n = Z - j0 < CHUNK ? Z - j0 : CHUNK;
+            for (int j = 0; j < n; j++) {
+                const double s = sigma_of(l[j0 + j]), mj = m[j0 + j];
+                t[j] = 0.5 * (mj * mj + s * s - 2.0 * l[j0 + j] - 1.0);
+            }
+            for (int j = 0; j < n; j++) acc += t[j];
         }
         kl[b] += acc;
     }

@@ -277,17 +277,19 @@ static inline float pool_window(const float *r0, const float *r1, uint8_t *where
     return v[idx];
 }
 
-/* Planes under 8 output columns (the encoder's 7×7 → 3×3 and 3×3 → 1×1)
- * run with the planes innermost: a loop along their rows would run three
- * times or once. Larger planes run row by row, which streams each plane
- * once. Either way each output is the same selection. */
+/* Planes of fewer than 4 output columns (the encoder's 7×7 → 3×3 and
+ * 3×3 → 1×1 of a glimpse) run with the planes innermost: a loop along
+ * their rows would run three times or once. Larger planes (28×28 → 14×14
+ * → 7×7 of the whole image) run row by row, which streams each plane once;
+ * the other order would sweep all planes once per output position. Either
+ * way each output is the same selection. */
 DCRW_VECTOR_CLONES void dcrw_maxpool2_forward(int B, int C, int H, int W, const float *in,
                                               float *out, uint8_t *arg) {
     if (B <= 0 || C <= 0 || H <= 0 || W <= 0) return;
     const int Ho = H / 2, Wo = W / 2;
     if (Ho == 0 || Wo == 0) return;
     const size_t planes = (size_t)B * C, HW = (size_t)H * W, HoWo = (size_t)Ho * Wo;
-    if (Wo < 8) {
+    if (Wo < 4) {
         for (int y = 0; y < Ho; y++)
             for (int x = 0; x < Wo; x++) {
                 const size_t o = (size_t)y * Wo + x, i = (size_t)(2 * y) * W + 2 * x;

@@ -283,8 +283,8 @@ static inline float pool_window(const float *r0, const float *r1, uint8_t *where
  * → 7×7 of the whole image) run row by row, which streams each plane once;
  * the other order would sweep all planes once per output position. Either
  * way each output is the same selection. */
-DCRW_VECTOR_CLONES void dcrw_maxpool2_forward(int B, int C, int H, int W, const float *in,
-                                              float *out, uint8_t *arg) {
+static DCRW_VECTOR_CLONES void maxpool2_forward(int B, int C, int H, int W, const float *in,
+                                                float *out, uint8_t *arg) {
     if (B <= 0 || C <= 0 || H <= 0 || W <= 0) return;
     const int Ho = H / 2, Wo = W / 2;
     if (Ho == 0 || Wo == 0) return;
@@ -311,6 +311,11 @@ DCRW_VECTOR_CLONES void dcrw_maxpool2_forward(int B, int C, int H, int W, const 
                     pool_window(r0 + 2 * x, r1 + 2 * x, a + (size_t)y * Wo + x);
         }
     }
+}
+
+/* a plain symbol: the clones' ifunc stays inside this file */
+void dcrw_maxpool2_forward(int B, int C, int H, int W, const float *in, float *out, uint8_t *arg) {
+    maxpool2_forward(B, C, H, W, in, out, arg);
 }
 
 void dcrw_maxpool2_backward(int B, int C, int H, int W, const float *dout, const uint8_t *arg,

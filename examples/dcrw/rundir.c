@@ -163,6 +163,7 @@ static const json_key keys[] = {
     {"lr", J_DOUBLE, F(lr), RUN_LR_MIN, RUN_LR_MAX, 0},
     {"lr_halflife", J_DOUBLE, F(lr_halflife), 0, RUN_HALFLIFE_MAX, 1},
     {"kl_warmup", J_LONG, F(kl_warmup), 0, RUN_COUNT_MAX, 1},
+    {"lr_warmup", J_LONG, F(lr_warmup), 0, RUN_COUNT_MAX, 1},
     {"precision", J_INT, F(precision), 0, 1, 1},
     {"clip", J_DOUBLE, F(clip), 0, RUN_CLIP_MAX, 0},
     {"seed", J_U64, F(seed), 0, 0, 0},
@@ -496,6 +497,8 @@ int rundir_read_flags(const rundir *rd, run_flags *f) {
     /* absent before 0.4, which had no KL warm-up and float32 alone */
     f->kl_warmup = 0;
     f->precision = DCRW_PRECISION_FLOAT32;
+    /* absent before 0.6.3, which had no warm-up of the rate */
+    f->lr_warmup = 0;
     /* absent before 0.6, which had no fresh canvases */
     f->clutter = 0;
     f->cfg_given = 0;

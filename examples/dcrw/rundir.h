@@ -47,6 +47,7 @@ typedef struct run_flags {
     long batch;
     double lr, lr_halflife, clip;
     long kl_warmup; /* steps of KL warm-up, 0 for none */
+    long lr_warmup; /* steps of the rate's linear warm-up, 0 for none */
     int precision;  /* dcrw_precision of the products */
     uint64_t seed;
     long threads;

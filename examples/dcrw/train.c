@@ -47,6 +47,8 @@ static void usage(FILE *f) {
             "  --lr X               Adam learning rate (default 0.001)\n"
             "  --lr-halflife N      decay the rate smoothly, halving it every N steps:\n"
             "                       X * 2^(-step/N) (default 0: constant)\n"
+            "  --lr-warmup W        raise the rate linearly over the first W steps, X/W to X\n"
+            "                       (times the decay, if any; default 0: none)\n"
             "  --precision P        float32 (default) or bf16: the large products in bfloat16\n"
             "                       (AVX-512 BF16), float32 sums and master weights\n"
             "  --conditional        a class-conditional model (doc/MODEL.md §10): the labels\n"
@@ -93,6 +95,7 @@ enum {
     O_LR,
     O_LR_HALFLIFE,
     O_KL_WARMUP,
+    O_LR_WARMUP,
     O_PRECISION,
     O_CLIP,
     O_THREADS,
@@ -116,6 +119,7 @@ static const cli_opt opts[] = {{"preset", 1, O_PRESET},
                                {"lr", 1, O_LR},
                                {"lr-halflife", 1, O_LR_HALFLIFE},
                                {"kl-warmup", 1, O_KL_WARMUP},
+                               {"lr-warmup", 1, O_LR_WARMUP},
                                {"precision", 1, O_PRECISION},
                                {"clip", 1, O_CLIP},
                                {"threads", 1, O_THREADS},
@@ -176,6 +180,9 @@ static int parse_run_option(int id, const char *val, run_flags *f, train_opts *o
     case O_KL_WARMUP:
         *name = "kl-warmup";
         return cli_parse_int(*name, val, 0, RUN_COUNT_MAX, &f->kl_warmup);
+    case O_LR_WARMUP:
+        *name = "lr-warmup";
+        return cli_parse_int(*name, val, 0, RUN_COUNT_MAX, &f->lr_warmup);
     case O_PRECISION:
         *name = "precision";
         return cli_parse_precision(*name, val, &f->precision);

@@ -193,6 +193,15 @@ static void step_failed(loop_state *L, int rc, uint64_t s, const char *where) {
 /* Step s + 1 on every process: this process's share of the batch, the
  * gradients summed across processes, one update. CLI_OK, or CLI_FAIL after
  * a message with the trainer's state untouched. */
+/* The rate of step s (counted from 0): X * min(1, (s + 1) / W) * 2^(-s / N).
+ * The warm-up starts above zero so that the first step moves. */
+static double step_rate(const run_flags *f, uint64_t s) {
+    double r = f->lr;
+    if (f->lr_warmup > 0) r *= fmin(1.0, (double)(s + 1) / (double)f->lr_warmup);
+    if (f->lr_halflife > 0) r *= exp2(-(double)s / f->lr_halflife);
+    return fmax(r, (double)FLT_MIN);
+}
+
 static int train_step(trainer_run *tr, loop_state *L, uint64_t s, dcrw_loss *loss, double *dt) {
     const run_flags *f = &tr->f;
     uint64_t epoch = s / L->spe, pos = s % L->spe;
@@ -243,10 +252,10 @@ static int train_step(trainer_run *tr, loop_state *L, uint64_t s, dcrw_loss *los
         failed = failed || sums[2] > 0;
     }
     if (failed) return CLI_FAIL;
-    /* a pure function of the step count, so a resumed run decays alike */
-    if (f->lr_halflife > 0)
-        dcrw_trainer_set_learning_rate(
-            tr->t, (float)fmax(f->lr * exp2(-(double)s / f->lr_halflife), (double)FLT_MIN));
+    /* a pure function of the step count, so a resumed run follows the
+     * same schedule */
+    if (f->lr_halflife > 0 || f->lr_warmup > 0)
+        dcrw_trainer_set_learning_rate(tr->t, (float)step_rate(f, s));
     /* the summed gradients are the same everywhere, so is this outcome */
     rc = dcrw_trainer_apply(tr->t);
     *dt = cli_now() - t0;

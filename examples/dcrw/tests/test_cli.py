@@ -247,7 +247,7 @@ def write_format1(run_dir, with_halflife):
         v = info[k]
         old[k] = words[v] if v in words else float(v) if k == "canvas_init" else int(v)
     for k, v in flags.items():
-        if k not in ("format", "preset", "set", "kl_warmup", "precision") and \
+        if k not in ("format", "preset", "set", "kl_warmup", "lr_warmup", "precision") and \
                 (with_halflife or k != "lr_halflife"):
             old[k] = v
     with open(rj, "w") as f:
@@ -366,6 +366,27 @@ def case_resume(tmp):
                           "--steps", "1", "--lr-halflife", bad])
         check(rc == 2 and not os.path.exists(os.path.join(tmp, "bad")),
               "--lr-halflife %s is refused" % bad)
+    # the rate's warm-up is a function of the step too: after 8 of 16 steps
+    # of warm-up, halving every 2, the last update used 0.01 * 8/16 * 2^(-7/2)
+    ramp = train_small(tmp, "ramp", 8, ["--lr-warmup", "16", "--lr-halflife", "2"])
+    rpart = train_small(tmp, "rpart", 3, ["--lr-warmup", "16", "--lr-halflife", "2"])
+    check(json.load(open(os.path.join(ramp, "run.json"))).get("lr_warmup") == 16,
+          "run.json records --lr-warmup")
+    rc, _, err = run(["train", "--resume", rpart, "--steps", "8", "--lr-warmup", "2"])
+    check(rc == 2 and "lr-warmup" in err, "resume refuses a new --lr-warmup")
+    ok(["train", "--resume", rpart, "--steps", "8"])
+    ra = open(os.path.join(ramp, "checkpoint.safetensors"), "rb").read()
+    check(ra == open(os.path.join(rpart, "checkpoint.safetensors"), "rb").read(),
+          "a warm-up of the rate resumed after 3 steps equals the straight one")
+    check(ra != da, "the warm-up of the rate changes the run")
+    meta = json.loads(ra[8:8 + struct.unpack("<Q", ra[:8])[0]])["__metadata__"]
+    lr = float(meta["dcrw.train.learning_rate"])
+    check(abs(lr - 0.01 * 0.5 * 2 ** -3.5) < 1e-8, "warmed-up rate after 8 steps: %g" % lr)
+    for bad in ("-1", "x", "2.5"):
+        rc, _, err = run(["train", "--data", MNIST, "--out", os.path.join(tmp, "bad"),
+                          "--steps", "1", "--lr-warmup", bad])
+        check(rc == 2 and not os.path.exists(os.path.join(tmp, "bad")),
+              "--lr-warmup %s is refused" % bad)
     # a different seed gives a different run
     other = train_small(tmp, "other", 23, ["--seed", "2"])
     check(open(os.path.join(other, "checkpoint.safetensors"), "rb").read() != a,

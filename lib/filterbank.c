@@ -117,32 +117,41 @@ void dcrw_fb_filters_forward(int B, int N, int H, int W, const float *p5, float 
     }
 }
 
-/* Backward of one filterbank: adds dL/dg, dL/dδ and dL/d(log σ²). */
-static void filter_rows_backward(int N, int L, double g, double delta, double sigma2,
-                                 const float *F, const float *m, const float *flag, const float *dF,
-                                 double *dg, double *ddelta, double *dlogs2) {
+/* Backward of one filterbank: adds dL/dg, dL/dδ and dL/d(log σ²).
+ * With F = e/m, the gradient through the normalisation of pixel a is
+ * t_a = (dF_a − Σ dF·F)·F_a, and μ and σ² enter e only by (a − μ)²/(2σ²).
+ * The terms get a loop of their own, free of divisions and branches, which
+ * vectorises; the sums follow in order, since a vectorised sum would
+ * reassociate them. */
+static DCRW_VECTOR_CLONES void filter_rows_backward(int N, int L, double g, double delta,
+                                                    double sigma2, const float *F,
+                                                    const float *flag, const float *dF, double *dg,
+                                                    double *ddelta, double *dlogs2) {
+    double tm[4096], ts[4096];
     for (int i = 0; i < N; i++) {
         const float *row = F + (size_t)i * L;
         const float *drow = dF + (size_t)i * L;
-        double den = m[i];
         double dot = 0.0;
         if (flag[i] != 0.0f)
             for (int a = 0; a < L; a++) dot += (double)drow[a] * row[a];
         double mu = g + grid(i, N) * delta;
+        for (int a = 0; a < L; a++) {
+            double t = ((double)drow[a] - dot) * row[a];
+            double d = (a + 1) - mu;
+            /* F = 0 carries no gradient; the select also keeps 0·(a − μ)²
+             * = 0·inf out when μ is far off */
+            tm[a] = row[a] != 0.0f ? t * d : 0.0;
+            ts[a] = row[a] != 0.0f ? t * (d * d) : 0.0;
+        }
         double dmu = 0.0, ds = 0.0;
         for (int a = 0; a < L; a++) {
-            /* EX = 0 carries no gradient; skipping it also keeps
-             * 0·(a − μ)² = 0·inf out when μ is far off. */
-            if (row[a] == 0.0f) continue;
-            double e = (double)row[a] * den;
-            double t = ((double)drow[a] - dot) / den * e;
-            double d = (a + 1) - mu;
-            dmu += t * d / sigma2;
-            ds += t * (d * d) / (2.0 * sigma2);
+            dmu += tm[a];
+            ds += ts[a];
         }
+        dmu /= sigma2;
         *dg += dmu;
         *ddelta += dmu * grid(i, N);
-        *dlogs2 += ds;
+        *dlogs2 += ds / (2.0 * sigma2);
     }
 }
 
@@ -154,10 +163,10 @@ void dcrw_fb_filters_backward(int B, int N, int H, int W, const float *p5, const
         fb_geom g = geom(N, H, W, p);
         const float *ab = aux + (size_t)b * 4 * N;
         double dgX = 0.0, dgY = 0.0, ddelta = 0.0, dlogs2 = 0.0;
-        filter_rows_backward(N, W, g.gX, g.delta, g.sigma2, FX + (size_t)b * N * W, ab, ab + 2 * N,
+        filter_rows_backward(N, W, g.gX, g.delta, g.sigma2, FX + (size_t)b * N * W, ab + 2 * N,
                              dFX + (size_t)b * N * W, &dgX, &ddelta, &dlogs2);
-        filter_rows_backward(N, H, g.gY, g.delta, g.sigma2, FY + (size_t)b * N * H, ab + N,
-                             ab + 3 * N, dFY + (size_t)b * N * H, &dgY, &ddelta, &dlogs2);
+        filter_rows_backward(N, H, g.gY, g.delta, g.sigma2, FY + (size_t)b * N * H, ab + 3 * N,
+                             dFY + (size_t)b * N * H, &dgY, &ddelta, &dlogs2);
         float *dp = dp5 + (size_t)b * 5;
         dp[0] = sat(dgX * (W + 1) / 2.0);
         dp[1] = sat(dgY * (H + 1) / 2.0);

@@ -176,8 +176,8 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, co
             } else {
                 add_rows(B, D, ps->de + d->F, Q, dhn, D);
                 dcrw_cnn_backward(&cs, SLOT(ps, r, t, (size_t)B * d->R), p->conv1_w, p->conv2_w,
-                                  SLOT(ps, cs, t, ps->cnn_saved), ps->de, Q, ps->dr, g.conv1_w,
-                                  g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
+                                  pass_conv2x(ps), SLOT(ps, cs, t, ps->cnn_saved), ps->de, Q,
+                                  ps->dr, g.conv1_w, g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
                 dsrc = ps->dr;
                 ldsrc = d->R;
             }
@@ -201,8 +201,8 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, co
         pass_gemm_nn(ps, PW_LS, B, Q, Z, ps->ls, Z, p->ls_w, d->Qw, 1.0f, ps->de, Q);
         pass_weights_backward(ps, B, Q, Z, ps->e, Q, ps->mu, Z, g.mu_w, d->Qw, g.mu_b);
         pass_weights_backward(ps, B, Q, Z, ps->e, Q, ps->ls, Z, g.ls_w, d->Qw, g.ls_b);
-        dcrw_cnn_backward(&cs, x, p->conv1_w, p->conv2_w, ps->cs, ps->de, Q, NULL, g.conv1_w,
-                          g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
+        dcrw_cnn_backward(&cs, x, p->conv1_w, p->conv2_w, pass_conv2x(ps), ps->cs, ps->de, Q, NULL,
+                          g.conv1_w, g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
     }
 
     /* the deferred weight gradients: slots are time-major and contiguous, so

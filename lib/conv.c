@@ -339,6 +339,107 @@ void dcrw_maxpool2_backward(int B, int C, int H, int W, const float *dout, const
     }
 }
 
+/* ---- stage 2 as one product with an expanded weight ---- */
+
+/* Where the second pool leaves one pixel per channel (a glimpse's 3×3 or
+ * 2×2 planes), only the conv2 outputs of its 2×2 window are ever read: the
+ * floor pool drops the rest. Those U = 4 outputs of an image are then one
+ * product of the image's K1·H2·W2 inputs with an expanded weight
+ * Wx [K2·U × K1·H2·W2] that holds w2's taps where they reach and 0
+ * elsewhere. Its multiply-adds (K1·H2W2·K2·U) are at most those of im2col
+ * (K1·9·K2·H2W2) whenever U <= 9, it needs no im2col or col2im, and its
+ * output is already [B×K2×U], the layout the pool reads. */
+typedef struct dense2 {
+    int H, W;   /* conv2's input plane, H2×W2 */
+    int Hu, Wu; /* the outputs the pool reads */
+    int U, In;  /* Hu·Wu, and K1·H·W */
+} dense2;
+
+static int dense2_of(const cnn_shape *s, dense2 *g) {
+    g->H = s->H / 2, g->W = s->W / 2;
+    g->Hu = g->H / 2 * 2, g->Wu = g->W / 2 * 2;
+    g->U = g->Hu * g->Wu;
+    g->In = s->K1 * g->H * g->W;
+    return g->U > 0 && g->U <= 9;
+}
+
+size_t dcrw_cnn_wx_floats(const cnn_shape *s) {
+    dense2 g;
+    if (!s || s->K1 <= 0 || s->K2 <= 0 || !dense2_of(s, &g)) return 0;
+    return sz_mul(sz_mul((size_t)s->K2, (size_t)g.U), (size_t)g.In);
+}
+
+void dcrw_cnn_wx_build(const cnn_shape *s, const float *w2, float *wx, int part, int parts) {
+    dense2 g;
+    if (!dcrw_cnn_wx_floats(s) || parts <= 0) return;
+    dense2_of(s, &g);
+    const int rows = s->K2 * g.U, lo = (int)((long long)rows * part / parts),
+              hi = (int)((long long)rows * (part + 1) / parts);
+    for (int r = lo; r < hi; r++) {
+        const int k = r / g.U, uy = r % g.U / g.Wu, ux = r % g.U % g.Wu;
+        float *row = wx + (size_t)r * g.In;
+        memset(row, 0, (size_t)g.In * sizeof *row);
+        for (int c = 0; c < s->K1; c++)
+            for (int dy = 0; dy < 3; dy++)
+                for (int dx = 0; dx < 3; dx++) {
+                    const int qy = uy + dy - 1, qx = ux + dx - 1;
+                    if (qy < 0 || qy >= g.H || qx < 0 || qx >= g.W) continue;
+                    row[((size_t)c * g.H + qy) * g.W + qx] =
+                        w2[(((size_t)k * s->K1 + c) * 3 + dy) * 3 + dx];
+                }
+    }
+}
+
+/* a2 [B×K2×U] = ReLU(p1·Wxᵀ + b2) */
+static DCRW_VECTOR_CLONES void dense2_forward(const cnn_shape *s, const dense2 *g, const float *p1,
+                                              const float *wx, const float *b2, float *a2) {
+    const int N = s->K2 * g->U;
+    gemm_nt(s->B, N, g->In, p1, g->In, wx, g->In, 0.0f, a2, N);
+    for (int b = 0; b < s->B; b++)
+        for (int k = 0; k < s->K2; k++) {
+            float *v = a2 + (size_t)b * N + (size_t)k * g->U;
+            for (int u = 0; u < g->U; u++) {
+                const float y = v[u] + b2[k];
+                v[u] = y > 0.0f ? y : 0.0f;
+            }
+        }
+}
+
+/* From dL/da2 [B×K2×U] (overwritten by dL/d(pre-activation)): dp1
+ * (overwritten, NULL skips), dw2 and db2 (+=). dWx [K2·U × In] is scratch,
+ * folded back onto w2's taps. */
+static void dense2_backward(const cnn_shape *s, const dense2 *g, const float *p1, const float *wx,
+                            const float *a2, float *da2, float *dp1, float *dw2, float *db2,
+                            float *dwx) {
+    const int N = s->K2 * g->U;
+    for (size_t i = 0; i < (size_t)s->B * N; i++) da2[i] = a2[i] > 0.0f ? da2[i] : 0.0f;
+    if (db2)
+        for (int k = 0; k < s->K2; k++) {
+            double acc = 0.0;
+            for (int b = 0; b < s->B; b++)
+                for (int u = 0; u < g->U; u++) acc += da2[(size_t)b * N + (size_t)k * g->U + u];
+            db2[k] += (float)acc;
+        }
+    if (dw2) {
+        gemm_tn(N, g->In, s->B, da2, N, p1, g->In, 0.0f, dwx, g->In);
+        /* each output u reads input q through tap (q − u + 1): the taps
+         * that reach fold back, one (u, tap) pair at a time */
+        const size_t HW = (size_t)g->H * g->W;
+        for (int u = 0; u < g->U; u++)
+            for (int dy = 0; dy < 3; dy++)
+                for (int dx = 0; dx < 3; dx++) {
+                    const int qy = u / g->Wu + dy - 1, qx = u % g->Wu + dx - 1;
+                    if (qy < 0 || qy >= g->H || qx < 0 || qx >= g->W) continue;
+                    for (int k = 0; k < s->K2; k++) {
+                        const float *src = dwx + ((size_t)k * g->U + u) * g->In + qy * g->W + qx;
+                        float *dst = dw2 + (size_t)k * s->K1 * 9 + dy * 3 + dx;
+                        for (int c = 0; c < s->K1; c++) dst[(size_t)c * 9] += src[c * HW];
+                    }
+                }
+    }
+    if (dp1) gemm_nn(s->B, g->In, N, da2, N, wx, g->In, 0.0f, dp1, g->In);
+}
+
 /* ---- the two-stage encoder ---- */
 
 /* Layout of `saved`, each region rounded up to CONV_ALIGN_FLOATS:
@@ -393,8 +494,10 @@ static size_t cnn_scratch_g2(const cnn_shape *s, const cnn_layout *L) {
 
 size_t dcrw_cnn_scratch_floats(const cnn_shape *s) {
     const cnn_layout L = cnn_layout_of(s);
-    const size_t conv = sz_max(dcrw_conv3x3_scratch_floats(s->B, s->Cin, s->K1, s->H, s->W),
-                               dcrw_conv3x3_scratch_floats(s->B, s->K1, s->K2, L.H2, L.W2));
+    /* the dense stage 2's dWx lives where the convolutions' scratch is */
+    const size_t conv = sz_max(sz_max(dcrw_conv3x3_scratch_floats(s->B, s->Cin, s->K1, s->H, s->W),
+                                      dcrw_conv3x3_scratch_floats(s->B, s->K1, s->K2, L.H2, L.W2)),
+                               dcrw_cnn_wx_floats(s));
     return sz_add(sz_add(cnn_scratch_g1(s, &L), cnn_scratch_g2(s, &L)), conv);
 }
 
@@ -403,8 +506,8 @@ static int cnn_shape_ok(const cnn_shape *s) {
 }
 
 void dcrw_cnn_forward(const cnn_shape *s, const float *in, const float *w1, const float *b1,
-                      const float *w2, const float *b2, float *out, int ldout, float *saved,
-                      float *scratch) {
+                      const float *w2, const float *wx, const float *b2, float *out, int ldout,
+                      float *saved, float *scratch) {
     if (!cnn_shape_ok(s)) return;
     const cnn_layout L = cnn_layout_of(s);
     const int F = dcrw_cnn_out_features(s);
@@ -414,18 +517,25 @@ void dcrw_cnn_forward(const cnn_shape *s, const float *in, const float *w1, cons
 
     dcrw_conv3x3_relu_forward(s->B, s->Cin, s->K1, s->H, s->W, in, w1, b1, a1, conv_scratch);
     dcrw_maxpool2_forward(s->B, s->K1, s->H, s->W, a1, p1, arg1);
-    dcrw_conv3x3_relu_forward(s->B, s->K1, s->K2, L.H2, L.W2, p1, w2, b2, a2, conv_scratch);
+    dense2 g;
+    const int dense = dense2_of(s, &g) && wx;
+    /* the dense stage's a2 holds the planes the pool reads, Hu×Wu */
+    const int H2 = dense ? g.Hu : L.H2, W2 = dense ? g.Wu : L.W2;
+    if (dense)
+        dense2_forward(s, &g, p1, wx, b2, a2);
+    else
+        dcrw_conv3x3_relu_forward(s->B, s->K1, s->K2, L.H2, L.W2, p1, w2, b2, a2, conv_scratch);
     if (F == 0) return;
     /* one image at a time, so each pooled image lands in its strided row */
-    const size_t a2_img = (size_t)s->K2 * L.H2 * L.W2;
+    const size_t a2_img = (size_t)s->K2 * H2 * W2;
     for (int b = 0; b < s->B; b++)
-        dcrw_maxpool2_forward(1, s->K2, L.H2, L.W2, a2 + b * a2_img, out + (size_t)b * ldout,
+        dcrw_maxpool2_forward(1, s->K2, H2, W2, a2 + b * a2_img, out + (size_t)b * ldout,
                               arg2 + (size_t)b * F);
 }
 
 void dcrw_cnn_backward(const cnn_shape *s, const float *in, const float *w1, const float *w2,
-                       const float *saved, const float *dout, int lddout, float *din, float *dw1,
-                       float *db1, float *dw2, float *db2, float *scratch) {
+                       const float *wx, const float *saved, const float *dout, int lddout,
+                       float *din, float *dw1, float *db1, float *dw2, float *db2, float *scratch) {
     if (!cnn_shape_ok(s)) return;
     const cnn_layout L = cnn_layout_of(s);
     const int F = dcrw_cnn_out_features(s);
@@ -435,18 +545,24 @@ void dcrw_cnn_backward(const cnn_shape *s, const float *in, const float *w1, con
     float *g1 = scratch, *g2 = scratch + cnn_scratch_g1(s, &L);
     float *conv_scratch = g2 + cnn_scratch_g2(s, &L);
 
+    dense2 g;
+    const int dense = dense2_of(s, &g) && wx;
+    const int H2 = dense ? g.Hu : L.H2, W2 = dense ? g.Wu : L.W2;
     float *da2 = g1;
-    const size_t a2_img = (size_t)s->K2 * L.H2 * L.W2;
+    const size_t a2_img = (size_t)s->K2 * H2 * W2;
     if (F == 0) {
         memset(da2, 0, (size_t)s->B * a2_img * sizeof *da2);
     } else {
         for (int b = 0; b < s->B; b++)
-            dcrw_maxpool2_backward(1, s->K2, L.H2, L.W2, dout + (size_t)b * lddout,
+            dcrw_maxpool2_backward(1, s->K2, H2, W2, dout + (size_t)b * lddout,
                                    arg2 + (size_t)b * F, da2 + b * a2_img);
     }
     float *dp1 = g2;
-    dcrw_conv3x3_relu_backward(s->B, s->K1, s->K2, L.H2, L.W2, p1, w2, a2, da2, dp1, dw2, db2,
-                               conv_scratch);
+    if (dense)
+        dense2_backward(s, &g, p1, wx, a2, da2, dp1, dw2, db2, conv_scratch);
+    else
+        dcrw_conv3x3_relu_backward(s->B, s->K1, s->K2, L.H2, L.W2, p1, w2, a2, da2, dp1, dw2, db2,
+                                   conv_scratch);
     float *da1 = g1;
     dcrw_maxpool2_backward(s->B, s->K1, s->H, s->W, dp1, arg1, da1);
     dcrw_conv3x3_relu_backward(s->B, s->Cin, s->K1, s->H, s->W, in, w1, a1, da1, din, dw1, db1,

@@ -21,16 +21,26 @@ size_t dcrw_cnn_saved_floats(const cnn_shape *s);
 /* floats of scratch either direction needs */
 size_t dcrw_cnn_scratch_floats(const cnn_shape *s);
 
-/* in [B×Cin×H×W] -> out rows of F floats at stride ldout. */
+/* Floats of the expanded conv2 weight, or 0 where stage 2 has no dense
+ * form: where the second pool leaves one pixel of a plane of at most 3×3,
+ * the four conv2 outputs it reads are one product with it (lib/conv.c). */
+size_t dcrw_cnn_wx_floats(const cnn_shape *s);
+/* That weight from w2, part `part` of `parts` of its rows (threads
+ * 0 .. parts − 1 together build all of it). */
+void dcrw_cnn_wx_build(const cnn_shape *s, const float *w2, float *wx, int part, int parts);
+
+/* in [B×Cin×H×W] -> out rows of F floats at stride ldout. wx: the expanded
+ * conv2 weight of w2, or NULL for im2col; backward must be given the same
+ * choice as the forward whose `saved` it reads. */
 void dcrw_cnn_forward(const cnn_shape *s, const float *in, const float *w1, const float *b1,
-                      const float *w2, const float *b2, float *out, int ldout, float *saved,
-                      float *scratch);
+                      const float *w2, const float *wx, const float *b2, float *out, int ldout,
+                      float *saved, float *scratch);
 
 /* dout rows of F at stride lddout -> din [B×Cin×H×W] overwritten (NULL to
  * skip: the input is data), dw1, db1, dw2, db2 accumulated (+=). */
 void dcrw_cnn_backward(const cnn_shape *s, const float *in, const float *w1, const float *w2,
-                       const float *saved, const float *dout, int lddout, float *din, float *dw1,
-                       float *db1, float *dw2, float *db2, float *scratch);
+                       const float *wx, const float *saved, const float *dout, int lddout,
+                       float *din, float *dw1, float *db1, float *dw2, float *db2, float *scratch);
 
 /* The single layers, also used by the tests. */
 

@@ -145,8 +145,8 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const int32_t *labels, con
     }
     if (noread_cnn) {
         /* dcrw-noread: one CNN pass and one q(z|x) for all T draws */
-        dcrw_cnn_forward(&cs, x, p->conv1_w, p->conv1_b, p->conv2_w, p->conv2_b, ps->e, Q, ps->cs,
-                         ps->scratch);
+        dcrw_cnn_forward(&cs, x, p->conv1_w, p->conv1_b, p->conv2_w, pass_conv2x(ps), p->conv2_b,
+                         ps->e, Q, ps->cs, ps->scratch);
         latent_dense(ps, PW_MU, ps->e, Q, p->mu_w, p->mu_b, ps->lrm, ps->mu);
         latent_dense(ps, PW_LS, ps->e, Q, p->ls_w, p->ls_b, ps->lrs, ps->ls);
         dcrw_latent_kl(B, Z, ps->mu, ps->ls, ps->lz);
@@ -200,8 +200,8 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const int32_t *labels, con
                 lde = E;
             } else {
                 float *et = SLOT(ps, e, t, (size_t)B * Q);
-                dcrw_cnn_forward(&cs, r, p->conv1_w, p->conv1_b, p->conv2_w, p->conv2_b, et, Q,
-                                 SLOT(ps, cs, t, ps->cnn_saved), ps->scratch);
+                dcrw_cnn_forward(&cs, r, p->conv1_w, p->conv1_b, p->conv2_w, pass_conv2x(ps),
+                                 p->conv2_b, et, Q, SLOT(ps, cs, t, ps->cnn_saved), ps->scratch);
                 dcrw_copy_rows(B, D, hdp, D, et + d->F, Q);
                 e = et;
                 lde = Q;

@@ -299,6 +299,25 @@ static int carve_bytes(size_t *total, size_t n, size_t *off) {
     return dcrw_add_size(*total, n & ~(size_t)63, total);
 }
 
+static atomic_int conv2x_on = 1;
+
+int dcrw_pass_set_conv2x(int on) {
+    return atomic_exchange(&conv2x_on, on != 0);
+}
+
+/* The floats of m's expanded conv2 weight, 0 if its CNN has no dense
+ * stage 2 (or m no CNN) */
+static size_t conv2x_floats(const dcrw_model *m) {
+    const dcrw_dims *d = &m->d;
+    if (!d->cnn || !atomic_load(&conv2x_on)) return 0;
+    const cnn_shape cs = {1, d->Cin, d->ch, d->cw, d->K1, d->K2};
+    return dcrw_cnn_wx_floats(&cs);
+}
+
+int dcrw_pass_weights_wanted(const dcrw_model *m, int path) {
+    return path >= 0 || m->precision == DCRW_PRECISION_BF16 || conv2x_floats(m) > 0;
+}
+
 int dcrw_pass_weights_create(pass_weights **out, const dcrw_model *m, int path, int backward) {
     *out = NULL;
     pass_weights *pw = dcrw_calloc(1, sizeof *pw);
@@ -320,6 +339,11 @@ int dcrw_pass_weights_create(pass_weights **out, const dcrw_model *m, int path, 
         if (bf16 && backward && bf16_backward_weight(i))
             overflow |= carve_bytes(&total, dcrw_bf16_pack_words(s.n, s.k) * 4, &off[2][i]);
     }
+    size_t off_conv2x = 0;
+    const size_t n_conv2x = conv2x_floats(m);
+    if (n_conv2x)
+        overflow |= n_conv2x > SIZE_MAX / sizeof(float) ||
+                    carve_bytes(&total, n_conv2x * sizeof(float), &off_conv2x);
     if (overflow) {
         dcrw_free(pw);
         return dcrw_fail(DCRW_EINVAL, "the packed weights' size overflows");
@@ -340,6 +364,7 @@ int dcrw_pass_weights_create(pass_weights **out, const dcrw_model *m, int path, 
         if (bf16 && backward && bf16_backward_weight(i))
             dcrw_bf16_describe(&pw->bn[i], s.n, s.k, (uint32_t *)(void *)(pw->block + off[2][i]));
     }
+    if (n_conv2x) pw->conv2x = (float *)(void *)(pw->block + off_conv2x);
     pw->bf16_grads = bf16 && backward;
     *out = pw;
     return DCRW_OK;
@@ -352,6 +377,11 @@ void dcrw_pass_weights_destroy(pass_weights *pw) {
 }
 
 void dcrw_pass_weights_pack(pass_weights *pw, int decoder_only, int part, int parts) {
+    if (pw->conv2x && !decoder_only) {
+        const dcrw_dims *d = &pw->m->d;
+        const cnn_shape cs = {1, d->Cin, d->ch, d->cw, d->K1, d->K2};
+        dcrw_cnn_wx_build(&cs, pw->m->p.conv2_w, pw->conv2x, part, parts);
+    }
     for (int i = 0; i < PW_COUNT; i++) {
         weight_spec s;
         if (!weight_spec_of(pw->m, i, &s)) continue;

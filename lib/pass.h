@@ -55,7 +55,10 @@ enum pass_weight {
  * weights packed for dcrw_bf16_gemm as well, both ways: B = Wᵀ for the
  * forward's X·Wᵀ and B = W for the backward's dY·W, and its large weight
  * gradients dYᵀ·X are bf16 products too (dcrw_bf16_gemm_tn, no pack kept).
- * The attention's 5-output products stay float32. */
+ * The attention's 5-output products stay float32.
+ *
+ * A CNN encoder whose second stage has a dense form keeps its expanded
+ * conv2 weight here too, built with the packs (lib/conv.h). */
 typedef struct pass_weights {
     const dcrw_model *m;
     int path;             /* the pgemm_path of b[], or -1: none (OpenBLAS) */
@@ -64,6 +67,7 @@ typedef struct pass_weights {
     bf16_b bt[PW_COUNT];  /* bf16 B = Wᵀ; bt[i].n = 0: none (float32) */
     bf16_b bn[PW_COUNT];  /* bf16 B = W, for a backward */
     int bf16_grads;       /* 1: the large weight gradients in bf16 */
+    float *conv2x;        /* the CNN's expanded conv2 weight, or NULL (lib/conv.h) */
     unsigned char *block;
     size_t bytes;
 } pass_weights;
@@ -75,12 +79,19 @@ int dcrw_pass_gemm_path(void);
 /* For tests and the benchmark: a supported path, or -1 for OpenBLAS alone;
  * workspaces created afterwards follow it. Returns the previous choice. */
 int dcrw_pass_set_gemm_path(int path);
+/* For tests and the benchmark: 0 keeps the CNN's second stage on im2col
+ * where it has a dense form; workspaces created afterwards follow it.
+ * Returns the previous choice (1 by default). */
+int dcrw_pass_set_conv2x(int on);
 
 /* Buffers for m's weights packed for path (a pgemm_path, or -1 for none)
  * and, for a model of bfloat16 precision, in bf16 (with the backward's
  * packs too when backward); DCRW_ENOMEM. Their values come with
  * dcrw_pass_weights_pack. */
 int dcrw_pass_weights_create(pass_weights **out, const dcrw_model *m, int path, int backward);
+/* Whether m's operations keep a pass_weights for gemm path `path`: packs, a
+ * bf16 model's, or an expanded conv2 weight */
+int dcrw_pass_weights_wanted(const dcrw_model *m, int path);
 void dcrw_pass_weights_destroy(pass_weights *pw);
 /* Pack part `part` of `parts` of every weight from the model's current
  * values (threads i = 0 .. parts − 1 together pack all of them); with

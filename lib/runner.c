@@ -30,7 +30,7 @@ int dcrw_runner_create(dcrw_runner **out, const dcrw_model *m, int B, int thread
     r->lz = r->lx + B;
     const int path = dcrw_pass_gemm_path();
     r->precision = m->precision;
-    if (path >= 0 || m->precision == DCRW_PRECISION_BF16) {
+    if (dcrw_pass_weights_wanted(m, path)) {
         int rc = dcrw_pass_weights_create(&r->pw, m, path, backward);
         if (rc) {
             dcrw_runner_destroy(r);

@@ -447,6 +447,17 @@ START_TEST(test_cnn_sizes) {
     ck_assert_int_eq(dcrw_cnn_out_features(&s), 12);
     s = (cnn_shape){1, 1, 3, 3, 2, 3}; /* 3×3 → 1×1 → 0×0 */
     ck_assert_int_eq(dcrw_cnn_out_features(&s), 0);
+    /* the dense stage 2: where pool 2 leaves one pixel of a plane of at
+     * most 3×3, four outputs of K2 channels from K1·H2·W2 inputs */
+    ck_assert_uint_eq(dcrw_cnn_wx_floats(&s), 0);
+    s = (cnn_shape){100, 2, 7, 7, 32, 64}; /* 3×3 planes */
+    ck_assert_uint_eq(dcrw_cnn_wx_floats(&s), 64 * 4 * 32 * 9);
+    s = (cnn_shape){4, 1, 5, 4, 3, 2}; /* 2×2 planes */
+    ck_assert_uint_eq(dcrw_cnn_wx_floats(&s), 2 * 4 * 3 * 4);
+    s = (cnn_shape){3, 1, 9, 11, 2, 3}; /* 4×5 → 2×2 pixels: im2col */
+    ck_assert_uint_eq(dcrw_cnn_wx_floats(&s), 0);
+    s = (cnn_shape){3, 1, 28, 28, 32, 64};
+    ck_assert_uint_eq(dcrw_cnn_wx_floats(&s), 0);
 }
 END_TEST
 
@@ -455,9 +466,12 @@ typedef struct cnn_data {
     int F, ld;
     size_t nin, nw1, nw2, nsaved, nscr;
     float *in, *w1, *b1, *w2, *b2, *out, *saved, *scr;
+    float *wx; /* the expanded conv2 weight, or NULL: im2col */
 } cnn_data;
 
-static cnn_data cnn_make(cnn_shape s, uint64_t seed) {
+/* dense: with the expanded conv2 weight where the shape has one (built in
+ * three parts, as three threads would) */
+static cnn_data cnn_make(cnn_shape s, uint64_t seed, int dense) {
     cnn_data d;
     d.s = s;
     d.F = dcrw_cnn_out_features(&s);
@@ -481,7 +495,14 @@ static cnn_data cnn_make(cnn_shape s, uint64_t seed) {
     fill(d.out, (size_t)s.B * d.ld, 12345.0f);
     fill(d.saved, d.nsaved, NAN);
     fill(d.scr, d.nscr, NAN);
-    dcrw_cnn_forward(&s, d.in, d.w1, d.b1, d.w2, d.b2, d.out, d.ld, d.saved, d.scr);
+    const size_t nwx = dcrw_cnn_wx_floats(&s);
+    d.wx = NULL;
+    if (dense && nwx) {
+        d.wx = falloc(nwx);
+        fill(d.wx, nwx, NAN);
+        for (int part = 0; part < 3; part++) dcrw_cnn_wx_build(&s, d.w2, d.wx, part, 3);
+    }
+    dcrw_cnn_forward(&s, d.in, d.w1, d.b1, d.w2, d.wx, d.b2, d.out, d.ld, d.saved, d.scr);
     return d;
 }
 
@@ -494,6 +515,7 @@ static void cnn_free(cnn_data *d) {
     free(d->out);
     free(d->saved);
     free(d->scr);
+    free(d->wx);
 }
 
 static const cnn_shape cnn_cases[] = {
@@ -504,8 +526,8 @@ static const cnn_shape cnn_cases[] = {
 };
 #define N_CNN_CASES (sizeof cnn_cases / sizeof cnn_cases[0])
 
-static void check_cnn_forward(cnn_shape s, uint64_t seed) {
-    cnn_data d = cnn_make(s, seed);
+static void check_cnn_forward(cnn_shape s, uint64_t seed, int dense) {
+    cnn_data d = cnn_make(s, seed, dense);
     ck_assert_int_gt(d.F, 0);
     double *in = to_d(d.in, d.nin), *w1 = to_d(d.w1, d.nw1), *b1 = to_d(d.b1, (size_t)s.K1);
     double *w2 = to_d(d.w2, d.nw2), *b2 = to_d(d.b2, (size_t)s.K2);
@@ -533,21 +555,23 @@ static void check_cnn_forward(cnn_shape s, uint64_t seed) {
     cnn_free(&d);
 }
 
+/* _i / 2: the case; _i % 2: with the dense stage 2 where it has one */
 START_TEST(test_cnn_forward) {
-    check_cnn_forward(cnn_cases[_i], 500 + 10 * (uint64_t)_i);
+    check_cnn_forward(cnn_cases[_i / 2], 500 + 10 * (uint64_t)(_i / 2), _i % 2);
 }
 END_TEST
 
 /* the two preset sizes, at full width: dcrw (read patches 2×7×7, B = 100)
  * and dcrw-noread (28×28 images) */
 START_TEST(test_cnn_forward_presets) {
-    check_cnn_forward((cnn_shape){100, 2, 7, 7, 32, 64}, 600);
-    check_cnn_forward((cnn_shape){3, 1, 28, 28, 32, 64}, 610);
+    check_cnn_forward((cnn_shape){100, 2, 7, 7, 32, 64}, 600, 0);
+    check_cnn_forward((cnn_shape){100, 2, 7, 7, 32, 64}, 600, 1);
+    check_cnn_forward((cnn_shape){3, 1, 28, 28, 32, 64}, 610, 0);
 }
 END_TEST
 
-static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck) {
-    cnn_data d = cnn_make(s, seed);
+static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck, int dense) {
+    cnn_data d = cnn_make(s, seed, dense);
     const int ldd = d.F + 2;
     const size_t nout = (size_t)s.B * d.F;
     float *R = frand(nout, -1, 1, seed + 7);
@@ -564,7 +588,8 @@ static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck) {
     fill(dw2, d.nw2, 0);
     fill(db2, (size_t)s.K2, 0);
     fill(d.scr, d.nscr, NAN);
-    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.saved, dout, ldd, din, dw1, db1, dw2, db2, d.scr);
+    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.wx, d.saved, dout, ldd, din, dw1, db1, dw2, db2,
+                      d.scr);
 
     fd_ctx x = {0};
     x.is_cnn = 1;
@@ -590,8 +615,8 @@ static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck) {
             fill(e_w1, d.nw1, 0), fill(e_b1, (size_t)s.K1, 0);
             fill(e_w2, d.nw2, 0), fill(e_b2, (size_t)s.K2, 0);
         }
-        dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.saved, dout, ldd, NULL, e_w1, e_b1, e_w2, e_b2,
-                          d.scr);
+        dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.wx, d.saved, dout, ldd, NULL, e_w1, e_b1, e_w2,
+                          e_b2, d.scr);
         if (rep == 0) {
             ck_assert(tu_rel_err(e_w1, dw1, d.nw1, 1e-3) < 1e-6);
             ck_assert(tu_rel_err(e_b1, db1, (size_t)s.K1, 1e-3) < 1e-6);
@@ -630,21 +655,24 @@ static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck) {
 }
 
 START_TEST(test_cnn_backward_fd) {
-    check_cnn_backward(cnn_cases[_i], 700 + 10 * (uint64_t)_i, 1000);
+    check_cnn_backward(cnn_cases[_i / 2], 700 + 10 * (uint64_t)(_i / 2), 1000, _i % 2);
 }
 END_TEST
 
 /* the dcrw preset's widths on a small batch, sampled */
 START_TEST(test_cnn_backward_fd_wide) {
-    check_cnn_backward((cnn_shape){3, 2, 7, 7, 32, 64}, 800, 40);
+    check_cnn_backward((cnn_shape){3, 2, 7, 7, 32, 64}, 800, 40, 0);
+    check_cnn_backward((cnn_shape){3, 2, 7, 7, 32, 64}, 800, 40, 1);
 }
 END_TEST
 
 /* the saved activations are all backward reads: a forward of other data in
  * between (into another saved buffer, same scratch) changes nothing */
 START_TEST(test_cnn_saved_is_state) {
-    cnn_shape s = {3, 2, 8, 8, 3, 4};
-    cnn_data d = cnn_make(s, 900), e = cnn_make(s, 950);
+    /* 8×8: im2col in both stages; 6×6: the dense stage 2 */
+    cnn_shape s = {3, 2, _i ? 6 : 8, _i ? 6 : 8, 3, 4};
+    cnn_data d = cnn_make(s, 900, _i), e = cnn_make(s, 950, _i);
+    ck_assert(!_i || d.wx);
     const size_t nout = (size_t)s.B * d.F;
     float *R = frand(nout, -1, 1, 990);
     float *g1 = falloc(d.nw2), *g2 = falloc(d.nw2), *din1 = falloc(d.nin), *din2 = falloc(d.nin);
@@ -654,9 +682,9 @@ START_TEST(test_cnn_saved_is_state) {
     fill(v1, d.nw1, 0);
     fill(c1, (size_t)s.K1, 0);
     fill(c2, (size_t)s.K2, 0);
-    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.saved, R, d.F, din1, v1, c1, g1, c2, d.scr);
-    dcrw_cnn_forward(&s, e.in, e.w1, e.b1, e.w2, e.b2, e.out, e.ld, e.saved, d.scr);
-    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.saved, R, d.F, din2, v1, c1, g2, c2, d.scr);
+    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.wx, d.saved, R, d.F, din1, v1, c1, g1, c2, d.scr);
+    dcrw_cnn_forward(&s, e.in, e.w1, e.b1, e.w2, e.wx, e.b2, e.out, e.ld, e.saved, d.scr);
+    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.wx, d.saved, R, d.F, din2, v1, c1, g2, c2, d.scr);
     ck_assert(tu_rel_err(g2, g1, d.nw2, 1e-3) < 1e-6);
     ck_assert(tu_rel_err(din2, din1, d.nin, 1e-3) < 1e-6);
     free(v1);
@@ -691,11 +719,11 @@ int main(void) {
     tc = tcase_create("cnn");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cnn_sizes);
-    tcase_add_loop_test(tc, test_cnn_forward, 0, (int)N_CNN_CASES);
+    tcase_add_loop_test(tc, test_cnn_forward, 0, 2 * (int)N_CNN_CASES);
     tcase_add_test(tc, test_cnn_forward_presets);
-    tcase_add_loop_test(tc, test_cnn_backward_fd, 0, (int)N_CNN_CASES);
+    tcase_add_loop_test(tc, test_cnn_backward_fd, 0, 2 * (int)N_CNN_CASES);
     tcase_add_test(tc, test_cnn_backward_fd_wide);
-    tcase_add_test(tc, test_cnn_saved_is_state);
+    tcase_add_loop_test(tc, test_cnn_saved_is_state, 0, 2);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

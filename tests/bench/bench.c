@@ -290,6 +290,22 @@ static void ab_preset(dcrw_preset preset, const run_args *args) {
     dcrw_model_destroy(m);
 }
 
+/* side 0 the CNN's second stage by im2col, side 1 as one dense product */
+static void ab_conv_setup(int k) {
+    dcrw_pass_set_conv2x(k);
+}
+
+static void ab_conv_preset(dcrw_preset preset, const run_args *args) {
+    dcrw_config c;
+    dcrw_config_preset(&c, preset);
+    dcrw_model *m;
+    if (dcrw_model_create(&m, &c, 1) != DCRW_OK) exit(1);
+    dcrw_model *const models[2] = {m, m};
+    ab_compare(preset, args, models, ab_conv_setup);
+    dcrw_pass_set_conv2x(1);
+    dcrw_model_destroy(m);
+}
+
 /* float32 against bf16 products: two models with the same parameters. */
 static void ab_precision_preset(dcrw_preset preset, const run_args *args) {
     dcrw_config c;
@@ -398,7 +414,7 @@ static int path_from_name(const char *name, pgemm_path *p) {
 int main(int argc, char **argv) {
     int steps = 10, B = 100, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *presets = "draw,draw-noattn,dcrw,dcrw-noread";
-    int products = 1, train = 1, rows = 0, model_sgemm = 0, ab = 0, ab_prec = 0;
+    int products = 1, train = 1, rows = 0, model_sgemm = 0, ab = 0, ab_prec = 0, ab_conv = 0;
     int precision = DCRW_PRECISION_FLOAT32, scaling = 0;
     pgemm_path path = dcrw_pgemm_path_best();
     for (int i = 1; i < argc; i++) {
@@ -427,6 +443,8 @@ int main(int argc, char **argv) {
             scaling = 1;
         else if (!strcmp(argv[i], "--ab-precision") && i + 1 < argc)
             ab_prec = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--ab-conv") && i + 1 < argc)
+            ab_conv = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc &&
                  (!strcmp(argv[i + 1], "float32") || !strcmp(argv[i + 1], "bf16")))
             precision = !strcmp(argv[++i], "bf16") ? DCRW_PRECISION_BF16 : DCRW_PRECISION_FLOAT32;
@@ -435,12 +453,13 @@ int main(int argc, char **argv) {
                     "usage: %s [--steps N] [--batch B] [--threads N] [--presets a,b] "
                     "[--pgemm c|avx2|avx512] [--no-products | --products-only] [--rows M] "
                     "[--model-products packed|sgemm] [--ab N] [--precision float32|bf16] "
-                    "[--ab-precision N] [--scaling]\n",
+                    "[--ab-precision N] [--ab-conv N] [--scaling]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (steps < 1 || B < 1 || threads < 1 || rows < 0 || ab < 0 || ab_prec < 0) return 2;
+    if (steps < 1 || B < 1 || threads < 1 || rows < 0 || ab < 0 || ab_prec < 0 || ab_conv < 0)
+        return 2;
     if (!dcrw_precision_supported(precision)) {
         fprintf(stderr, "--precision bf16: this CPU has no AVX-512 BF16\n");
         return 2;
@@ -481,6 +500,9 @@ int main(int argc, char **argv) {
         return ab_table(presets, &(run_args){B, threads, ab_prec, peak, fma_core * threads, 0},
                         dcrw_precision_supported(DCRW_PRECISION_BF16),
                         "no AVX-512 BF16 on this CPU", "float32", "bf16", ab_precision_preset);
+    if (ab_conv)
+        return ab_table(presets, &(run_args){B, threads, ab_conv, peak, fma_core * threads, 0}, 1,
+                        "", "im2col", "dense", ab_conv_preset);
     const run_args a = {B, threads, steps, peak, fma_core * threads, precision};
     if (train && train_table(presets, &a)) return 1;
     if (products) products_table(presets, rows, path, 11);

@@ -15,6 +15,7 @@
 
 #include "conv.h"
 #include "gemm.h"
+#include "pgemm.h"
 #include "vmath.h"
 
 /* `saved` regions start on 64-byte boundaries (16 floats) like the buffers
@@ -366,35 +367,60 @@ static int dense2_of(const cnn_shape *s, dense2 *g) {
 size_t dcrw_cnn_wx_floats(const cnn_shape *s) {
     dense2 g;
     if (!s || s->K1 <= 0 || s->K2 <= 0 || !dense2_of(s, &g)) return 0;
-    return sz_mul(sz_mul((size_t)s->K2, (size_t)g.U), (size_t)g.In);
+    /* Wx and its transpose */
+    return sz_mul(2, sz_mul(sz_mul((size_t)s->K2, (size_t)g.U), (size_t)g.In));
 }
 
-void dcrw_cnn_wx_build(const cnn_shape *s, const float *w2, float *wx, int part, int parts) {
+/* w2's tap from input q to output u of channel pair (k, c), or 0 where the
+ * 3×3 window of u does not reach q */
+static float wx_entry(const cnn_shape *s, const dense2 *g, const float *w2, int k, int u, int c,
+                      int q) {
+    const int dy = q / g->W - u / g->Wu + 1, dx = q % g->W - u % g->Wu + 1;
+    if (dy < 0 || dy > 2 || dx < 0 || dx > 2) return 0.0f;
+    return w2[(((size_t)k * s->K1 + c) * 3 + dy) * 3 + dx];
+}
+
+void dcrw_cnn_wx_build(const cnn_shape *s, const float *w2, float *buf, int part, int parts) {
     dense2 g;
     if (!dcrw_cnn_wx_floats(s) || parts <= 0) return;
     dense2_of(s, &g);
-    const int rows = s->K2 * g.U, lo = (int)((long long)rows * part / parts),
-              hi = (int)((long long)rows * (part + 1) / parts);
-    for (int r = lo; r < hi; r++) {
-        const int k = r / g.U, uy = r % g.U / g.Wu, ux = r % g.U % g.Wu;
-        float *row = wx + (size_t)r * g.In;
-        memset(row, 0, (size_t)g.In * sizeof *row);
-        for (int c = 0; c < s->K1; c++)
-            for (int dy = 0; dy < 3; dy++)
-                for (int dx = 0; dx < 3; dx++) {
-                    const int qy = uy + dy - 1, qx = ux + dx - 1;
-                    if (qy < 0 || qy >= g.H || qx < 0 || qx >= g.W) continue;
-                    row[((size_t)c * g.H + qy) * g.W + qx] =
-                        w2[(((size_t)k * s->K1 + c) * 3 + dy) * 3 + dx];
-                }
+    const int N = s->K2 * g.U, HW = g.H * g.W;
+    float *wx = buf, *wxt = buf + (size_t)N * g.In;
+    for (int r = (int)((long long)N * part / parts); r < (int)((long long)N * (part + 1) / parts);
+         r++)
+        for (int i = 0; i < g.In; i++)
+            wx[(size_t)r * g.In + i] = wx_entry(s, &g, w2, r / g.U, r % g.U, i / HW, i % HW);
+    for (int i = (int)((long long)g.In * part / parts);
+         i < (int)((long long)g.In * (part + 1) / parts); i++)
+        for (int r = 0; r < N; r++)
+            wxt[(size_t)i * N + r] = wx_entry(s, &g, w2, r / g.U, r % g.U, i / HW, i % HW);
+}
+
+void dcrw_cnn_dense_describe(const cnn_shape *s, const float *buf, int path, cnn_dense *out) {
+    dense2 g;
+    dense2_of(s, &g);
+    out->wx = buf;
+    out->wxt = buf + (size_t)s->K2 * g.U * g.In;
+    out->path = path;
+}
+
+/* C[M×n] = A[M×k]·B for B [k×n] row-major: the packed kernel reading B in
+ * place (n is a multiple of its panels here) or sgemm */
+static void dense2_gemm(int path, int M, int n, int k, const float *A, const float *B, float *C) {
+    if (path >= 0) {
+        pgemm_b v;
+        dcrw_pgemm_view(&v, (pgemm_path)path, k, n, B, n);
+        dcrw_pgemm(M, 0, A, k, &v, 0.0f, C, n);
+    } else {
+        gemm_nn(M, n, k, A, k, B, n, 0.0f, C, n);
     }
 }
 
 /* a2 [B×K2×U] = ReLU(p1·Wxᵀ + b2) */
 static DCRW_VECTOR_CLONES void dense2_forward(const cnn_shape *s, const dense2 *g, const float *p1,
-                                              const float *wx, const float *b2, float *a2) {
+                                              const cnn_dense *dx, const float *b2, float *a2) {
     const int N = s->K2 * g->U;
-    gemm_nt(s->B, N, g->In, p1, g->In, wx, g->In, 0.0f, a2, N);
+    dense2_gemm(dx->path, s->B, N, g->In, p1, dx->wxt, a2);
     for (int b = 0; b < s->B; b++)
         for (int k = 0; k < s->K2; k++) {
             float *v = a2 + (size_t)b * N + (size_t)k * g->U;
@@ -408,9 +434,9 @@ static DCRW_VECTOR_CLONES void dense2_forward(const cnn_shape *s, const dense2 *
 /* From dL/da2 [B×K2×U] (overwritten by dL/d(pre-activation)): dp1
  * (overwritten, NULL skips), dw2 and db2 (+=). dWx [K2·U × In] is scratch,
  * folded back onto w2's taps. */
-static void dense2_backward(const cnn_shape *s, const dense2 *g, const float *p1, const float *wx,
-                            const float *a2, float *da2, float *dp1, float *dw2, float *db2,
-                            float *dwx) {
+static void dense2_backward(const cnn_shape *s, const dense2 *g, const float *p1,
+                            const cnn_dense *dx, const float *a2, float *da2, float *dp1,
+                            float *dw2, float *db2, float *dwx) {
     const int N = s->K2 * g->U;
     for (size_t i = 0; i < (size_t)s->B * N; i++) da2[i] = a2[i] > 0.0f ? da2[i] : 0.0f;
     if (db2)
@@ -437,7 +463,7 @@ static void dense2_backward(const cnn_shape *s, const dense2 *g, const float *p1
                     }
                 }
     }
-    if (dp1) gemm_nn(s->B, g->In, N, da2, N, wx, g->In, 0.0f, dp1, g->In);
+    if (dp1) dense2_gemm(dx->path, s->B, g->In, N, da2, dx->wx, dp1);
 }
 
 /* ---- the two-stage encoder ---- */
@@ -497,7 +523,7 @@ size_t dcrw_cnn_scratch_floats(const cnn_shape *s) {
     /* the dense stage 2's dWx lives where the convolutions' scratch is */
     const size_t conv = sz_max(sz_max(dcrw_conv3x3_scratch_floats(s->B, s->Cin, s->K1, s->H, s->W),
                                       dcrw_conv3x3_scratch_floats(s->B, s->K1, s->K2, L.H2, L.W2)),
-                               dcrw_cnn_wx_floats(s));
+                               dcrw_cnn_wx_floats(s) / 2);
     return sz_add(sz_add(cnn_scratch_g1(s, &L), cnn_scratch_g2(s, &L)), conv);
 }
 
@@ -506,7 +532,7 @@ static int cnn_shape_ok(const cnn_shape *s) {
 }
 
 void dcrw_cnn_forward(const cnn_shape *s, const float *in, const float *w1, const float *b1,
-                      const float *w2, const float *wx, const float *b2, float *out, int ldout,
+                      const float *w2, const cnn_dense *wx, const float *b2, float *out, int ldout,
                       float *saved, float *scratch) {
     if (!cnn_shape_ok(s)) return;
     const cnn_layout L = cnn_layout_of(s);
@@ -534,7 +560,7 @@ void dcrw_cnn_forward(const cnn_shape *s, const float *in, const float *w1, cons
 }
 
 void dcrw_cnn_backward(const cnn_shape *s, const float *in, const float *w1, const float *w2,
-                       const float *wx, const float *saved, const float *dout, int lddout,
+                       const cnn_dense *wx, const float *saved, const float *dout, int lddout,
                        float *din, float *dw1, float *db1, float *dw2, float *db2, float *scratch) {
     if (!cnn_shape_ok(s)) return;
     const cnn_layout L = cnn_layout_of(s);

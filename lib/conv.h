@@ -21,25 +21,34 @@ size_t dcrw_cnn_saved_floats(const cnn_shape *s);
 /* floats of scratch either direction needs */
 size_t dcrw_cnn_scratch_floats(const cnn_shape *s);
 
-/* Floats of the expanded conv2 weight, or 0 where stage 2 has no dense
- * form: where the second pool leaves one pixel of a plane of at most 3×3,
- * the four conv2 outputs it reads are one product with it (lib/conv.c). */
-size_t dcrw_cnn_wx_floats(const cnn_shape *s);
-/* That weight from w2, part `part` of `parts` of its rows (threads
- * 0 .. parts − 1 together build all of it). */
-void dcrw_cnn_wx_build(const cnn_shape *s, const float *w2, float *wx, int part, int parts);
+/* The CNN's second stage as one product, where the second pool leaves one
+ * pixel of a plane of at most 3×3: the four conv2 outputs it reads are
+ * then X·Wxᵀ for an expanded weight Wx [K2·4 × K1·H2·W2] (lib/conv.c). */
+typedef struct cnn_dense {
+    const float *wx;  /* Wx */
+    const float *wxt; /* Wxᵀ */
+    int path;         /* the pgemm_path of its products, or -1: sgemm */
+} cnn_dense;
 
-/* in [B×Cin×H×W] -> out rows of F floats at stride ldout. wx: the expanded
- * conv2 weight of w2, or NULL for im2col; backward must be given the same
+/* Floats of Wx and Wxᵀ together, or 0 where stage 2 has no dense form */
+size_t dcrw_cnn_wx_floats(const cnn_shape *s);
+/* Both from w2 into buf, part `part` of `parts` of their rows (threads
+ * 0 .. parts − 1 together build all of it). */
+void dcrw_cnn_wx_build(const cnn_shape *s, const float *w2, float *buf, int part, int parts);
+/* *out for the matrices in buf */
+void dcrw_cnn_dense_describe(const cnn_shape *s, const float *buf, int path, cnn_dense *out);
+
+/* in [B×Cin×H×W] -> out rows of F floats at stride ldout. wx: the dense
+ * stage 2 of w2, or NULL for im2col; backward must be given the same
  * choice as the forward whose `saved` it reads. */
 void dcrw_cnn_forward(const cnn_shape *s, const float *in, const float *w1, const float *b1,
-                      const float *w2, const float *wx, const float *b2, float *out, int ldout,
+                      const float *w2, const cnn_dense *wx, const float *b2, float *out, int ldout,
                       float *saved, float *scratch);
 
 /* dout rows of F at stride lddout -> din [B×Cin×H×W] overwritten (NULL to
  * skip: the input is data), dw1, db1, dw2, db2 accumulated (+=). */
 void dcrw_cnn_backward(const cnn_shape *s, const float *in, const float *w1, const float *w2,
-                       const float *wx, const float *saved, const float *dout, int lddout,
+                       const cnn_dense *wx, const float *saved, const float *dout, int lddout,
                        float *din, float *dw1, float *db1, float *dw2, float *db2, float *scratch);
 
 /* The single layers, also used by the tests. */

@@ -364,7 +364,12 @@ int dcrw_pass_weights_create(pass_weights **out, const dcrw_model *m, int path, 
         if (bf16 && backward && bf16_backward_weight(i))
             dcrw_bf16_describe(&pw->bn[i], s.n, s.k, (uint32_t *)(void *)(pw->block + off[2][i]));
     }
-    if (n_conv2x) pw->conv2x = (float *)(void *)(pw->block + off_conv2x);
+    if (n_conv2x) {
+        const dcrw_dims *d = &m->d;
+        const cnn_shape cs = {1, d->Cin, d->ch, d->cw, d->K1, d->K2};
+        pw->conv2x = (float *)(void *)(pw->block + off_conv2x);
+        dcrw_cnn_dense_describe(&cs, pw->conv2x, path, &pw->conv2);
+    }
     pw->bf16_grads = bf16 && backward;
     *out = pw;
     return DCRW_OK;

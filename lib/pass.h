@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 
+#include "conv.h"
 #include "model.h"
 #include "pgemm.h"
 #include "pgemm_bf16.h"
@@ -67,7 +68,8 @@ typedef struct pass_weights {
     bf16_b bt[PW_COUNT];  /* bf16 B = Wᵀ; bt[i].n = 0: none (float32) */
     bf16_b bn[PW_COUNT];  /* bf16 B = W, for a backward */
     int bf16_grads;       /* 1: the large weight gradients in bf16 */
-    float *conv2x;        /* the CNN's expanded conv2 weight, or NULL (lib/conv.h) */
+    float *conv2x;        /* the CNN's expanded conv2 weights, or NULL (lib/conv.h) */
+    cnn_dense conv2;      /* ... described, for the path of b[] */
     unsigned char *block;
     size_t bytes;
 } pass_weights;

@@ -71,9 +71,9 @@ static inline void pass_weights_backward(const dcrw_pass *ps, int n, int I, int 
     }
 }
 
-/* the expanded conv2 weight of the pass's packs, or NULL: im2col */
-static inline const float *pass_conv2x(const dcrw_pass *ps) {
-    return ps->pw ? ps->pw->conv2x : NULL;
+/* the CNN's dense stage 2 of the pass's packs, or NULL: im2col */
+static inline const cnn_dense *pass_conv2x(const dcrw_pass *ps) {
+    return ps->pw && ps->pw->conv2x ? &ps->pw->conv2 : NULL;
 }
 
 void dcrw_copy_rows(int B, int n, const float *src, int lds, float *dst, int ldd);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conv.h"
+#include "pgemm.h"
 #include "testutil.h"
 
 /* ---- small helpers ---- */
@@ -448,12 +449,13 @@ START_TEST(test_cnn_sizes) {
     s = (cnn_shape){1, 1, 3, 3, 2, 3}; /* 3×3 → 1×1 → 0×0 */
     ck_assert_int_eq(dcrw_cnn_out_features(&s), 0);
     /* the dense stage 2: where pool 2 leaves one pixel of a plane of at
-     * most 3×3, four outputs of K2 channels from K1·H2·W2 inputs */
+     * most 3×3, four outputs of K2 channels from K1·H2·W2 inputs, the
+     * matrix and its transpose */
     ck_assert_uint_eq(dcrw_cnn_wx_floats(&s), 0);
     s = (cnn_shape){100, 2, 7, 7, 32, 64}; /* 3×3 planes */
-    ck_assert_uint_eq(dcrw_cnn_wx_floats(&s), 64 * 4 * 32 * 9);
+    ck_assert_uint_eq(dcrw_cnn_wx_floats(&s), 2 * 64 * 4 * 32 * 9);
     s = (cnn_shape){4, 1, 5, 4, 3, 2}; /* 2×2 planes */
-    ck_assert_uint_eq(dcrw_cnn_wx_floats(&s), 2 * 4 * 3 * 4);
+    ck_assert_uint_eq(dcrw_cnn_wx_floats(&s), 2 * 2 * 4 * 3 * 4);
     s = (cnn_shape){3, 1, 9, 11, 2, 3}; /* 4×5 → 2×2 pixels: im2col */
     ck_assert_uint_eq(dcrw_cnn_wx_floats(&s), 0);
     s = (cnn_shape){3, 1, 28, 28, 32, 64};
@@ -466,11 +468,19 @@ typedef struct cnn_data {
     int F, ld;
     size_t nin, nw1, nw2, nsaved, nscr;
     float *in, *w1, *b1, *w2, *b2, *out, *saved, *scr;
-    float *wx; /* the expanded conv2 weight, or NULL: im2col */
+    float *wxbuf; /* the dense stage 2's weights, or NULL: im2col */
+    cnn_dense dense;
 } cnn_data;
 
-/* dense: with the expanded conv2 weight where the shape has one (built in
- * three parts, as three threads would) */
+/* the dense stage 2 of d, or NULL (cnn_data moves by value: no pointer
+ * into it is kept) */
+static const cnn_dense *dense_of(const cnn_data *d) {
+    return d->wxbuf ? &d->dense : NULL;
+}
+
+/* dense: with the dense stage 2 where the shape has one (built in three
+ * parts, as three threads would), its products by sgemm (dense = 1) or the
+ * packed kernel (dense = 2, or sgemm where the CPU has no fast path) */
 static cnn_data cnn_make(cnn_shape s, uint64_t seed, int dense) {
     cnn_data d;
     d.s = s;
@@ -496,13 +506,16 @@ static cnn_data cnn_make(cnn_shape s, uint64_t seed, int dense) {
     fill(d.saved, d.nsaved, NAN);
     fill(d.scr, d.nscr, NAN);
     const size_t nwx = dcrw_cnn_wx_floats(&s);
-    d.wx = NULL;
+    d.wxbuf = NULL;
     if (dense && nwx) {
-        d.wx = falloc(nwx);
-        fill(d.wx, nwx, NAN);
-        for (int part = 0; part < 3; part++) dcrw_cnn_wx_build(&s, d.w2, d.wx, part, 3);
+        d.wxbuf = falloc(nwx);
+        fill(d.wxbuf, nwx, NAN);
+        for (int part = 0; part < 3; part++) dcrw_cnn_wx_build(&s, d.w2, d.wxbuf, part, 3);
+        const pgemm_path best = dcrw_pgemm_path_best();
+        dcrw_cnn_dense_describe(&s, d.wxbuf, dense == 2 && best != PGEMM_PATH_C ? (int)best : -1,
+                                &d.dense);
     }
-    dcrw_cnn_forward(&s, d.in, d.w1, d.b1, d.w2, d.wx, d.b2, d.out, d.ld, d.saved, d.scr);
+    dcrw_cnn_forward(&s, d.in, d.w1, d.b1, d.w2, dense_of(&d), d.b2, d.out, d.ld, d.saved, d.scr);
     return d;
 }
 
@@ -515,7 +528,7 @@ static void cnn_free(cnn_data *d) {
     free(d->out);
     free(d->saved);
     free(d->scr);
-    free(d->wx);
+    free(d->wxbuf);
 }
 
 static const cnn_shape cnn_cases[] = {
@@ -555,9 +568,10 @@ static void check_cnn_forward(cnn_shape s, uint64_t seed, int dense) {
     cnn_free(&d);
 }
 
-/* _i / 2: the case; _i % 2: with the dense stage 2 where it has one */
+/* _i / 3: the case; _i % 3: im2col, or the dense stage 2 where it has one
+ * (sgemm, packed kernel) */
 START_TEST(test_cnn_forward) {
-    check_cnn_forward(cnn_cases[_i / 2], 500 + 10 * (uint64_t)(_i / 2), _i % 2);
+    check_cnn_forward(cnn_cases[_i / 3], 500 + 10 * (uint64_t)(_i / 3), _i % 3);
 }
 END_TEST
 
@@ -566,6 +580,7 @@ END_TEST
 START_TEST(test_cnn_forward_presets) {
     check_cnn_forward((cnn_shape){100, 2, 7, 7, 32, 64}, 600, 0);
     check_cnn_forward((cnn_shape){100, 2, 7, 7, 32, 64}, 600, 1);
+    check_cnn_forward((cnn_shape){100, 2, 7, 7, 32, 64}, 600, 2);
     check_cnn_forward((cnn_shape){3, 1, 28, 28, 32, 64}, 610, 0);
 }
 END_TEST
@@ -588,8 +603,8 @@ static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck, int 
     fill(dw2, d.nw2, 0);
     fill(db2, (size_t)s.K2, 0);
     fill(d.scr, d.nscr, NAN);
-    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.wx, d.saved, dout, ldd, din, dw1, db1, dw2, db2,
-                      d.scr);
+    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, dense_of(&d), d.saved, dout, ldd, din, dw1, db1, dw2,
+                      db2, d.scr);
 
     fd_ctx x = {0};
     x.is_cnn = 1;
@@ -615,8 +630,8 @@ static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck, int 
             fill(e_w1, d.nw1, 0), fill(e_b1, (size_t)s.K1, 0);
             fill(e_w2, d.nw2, 0), fill(e_b2, (size_t)s.K2, 0);
         }
-        dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.wx, d.saved, dout, ldd, NULL, e_w1, e_b1, e_w2,
-                          e_b2, d.scr);
+        dcrw_cnn_backward(&s, d.in, d.w1, d.w2, dense_of(&d), d.saved, dout, ldd, NULL, e_w1, e_b1,
+                          e_w2, e_b2, d.scr);
         if (rep == 0) {
             ck_assert(tu_rel_err(e_w1, dw1, d.nw1, 1e-3) < 1e-6);
             ck_assert(tu_rel_err(e_b1, db1, (size_t)s.K1, 1e-3) < 1e-6);
@@ -655,7 +670,7 @@ static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck, int 
 }
 
 START_TEST(test_cnn_backward_fd) {
-    check_cnn_backward(cnn_cases[_i / 2], 700 + 10 * (uint64_t)(_i / 2), 1000, _i % 2);
+    check_cnn_backward(cnn_cases[_i / 3], 700 + 10 * (uint64_t)(_i / 3), 1000, _i % 3);
 }
 END_TEST
 
@@ -663,6 +678,7 @@ END_TEST
 START_TEST(test_cnn_backward_fd_wide) {
     check_cnn_backward((cnn_shape){3, 2, 7, 7, 32, 64}, 800, 40, 0);
     check_cnn_backward((cnn_shape){3, 2, 7, 7, 32, 64}, 800, 40, 1);
+    check_cnn_backward((cnn_shape){3, 2, 7, 7, 32, 64}, 800, 40, 2);
 }
 END_TEST
 
@@ -672,7 +688,7 @@ START_TEST(test_cnn_saved_is_state) {
     /* 8×8: im2col in both stages; 6×6: the dense stage 2 */
     cnn_shape s = {3, 2, _i ? 6 : 8, _i ? 6 : 8, 3, 4};
     cnn_data d = cnn_make(s, 900, _i), e = cnn_make(s, 950, _i);
-    ck_assert(!_i || d.wx);
+    ck_assert(!_i || d.wxbuf);
     const size_t nout = (size_t)s.B * d.F;
     float *R = frand(nout, -1, 1, 990);
     float *g1 = falloc(d.nw2), *g2 = falloc(d.nw2), *din1 = falloc(d.nin), *din2 = falloc(d.nin);
@@ -682,9 +698,11 @@ START_TEST(test_cnn_saved_is_state) {
     fill(v1, d.nw1, 0);
     fill(c1, (size_t)s.K1, 0);
     fill(c2, (size_t)s.K2, 0);
-    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.wx, d.saved, R, d.F, din1, v1, c1, g1, c2, d.scr);
-    dcrw_cnn_forward(&s, e.in, e.w1, e.b1, e.w2, e.wx, e.b2, e.out, e.ld, e.saved, d.scr);
-    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, d.wx, d.saved, R, d.F, din2, v1, c1, g2, c2, d.scr);
+    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, dense_of(&d), d.saved, R, d.F, din1, v1, c1, g1, c2,
+                      d.scr);
+    dcrw_cnn_forward(&s, e.in, e.w1, e.b1, e.w2, dense_of(&e), e.b2, e.out, e.ld, e.saved, d.scr);
+    dcrw_cnn_backward(&s, d.in, d.w1, d.w2, dense_of(&d), d.saved, R, d.F, din2, v1, c1, g2, c2,
+                      d.scr);
     ck_assert(tu_rel_err(g2, g1, d.nw2, 1e-3) < 1e-6);
     ck_assert(tu_rel_err(din2, din1, d.nin, 1e-3) < 1e-6);
     free(v1);
@@ -719,11 +737,11 @@ int main(void) {
     tc = tcase_create("cnn");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cnn_sizes);
-    tcase_add_loop_test(tc, test_cnn_forward, 0, 2 * (int)N_CNN_CASES);
+    tcase_add_loop_test(tc, test_cnn_forward, 0, 3 * (int)N_CNN_CASES);
     tcase_add_test(tc, test_cnn_forward_presets);
-    tcase_add_loop_test(tc, test_cnn_backward_fd, 0, 2 * (int)N_CNN_CASES);
+    tcase_add_loop_test(tc, test_cnn_backward_fd, 0, 3 * (int)N_CNN_CASES);
     tcase_add_test(tc, test_cnn_backward_fd_wide);
-    tcase_add_loop_test(tc, test_cnn_saved_is_state, 0, 2);
+    tcase_add_loop_test(tc, test_cnn_saved_is_state, 0, 3);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

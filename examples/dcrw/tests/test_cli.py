@@ -255,6 +255,29 @@ def write_format1(run_dir, with_halflife):
                                     for k, v in old.items()) + "\n}\n")
 
 
+def scheduled_run(tmp, name, flags, key, value):
+    """Train 8 steps with a schedule's flags, straight and resumed after 3;
+    check run.json, the refusal of a new value on resume and that the two
+    agree bit for bit; the checkpoint's bytes."""
+    whole = train_small(tmp, name, 8, flags)
+    part = train_small(tmp, name + "-part", 3, flags)
+    check(json.load(open(os.path.join(whole, "run.json"))).get(key) == value,
+          "run.json records %s" % flags[0])
+    rc, _, err = run(["train", "--resume", part, "--steps", "8", flags[0], "3"])
+    check(rc == 2 and flags[0].lstrip("-") in err, "resume refuses a new %s" % flags[0])
+    ok(["train", "--resume", part, "--steps", "8"])
+    data = open(os.path.join(whole, "checkpoint.safetensors"), "rb").read()
+    check(data == open(os.path.join(part, "checkpoint.safetensors"), "rb").read(),
+          "%s: a run resumed after 3 steps equals the straight one" % " ".join(flags))
+    return data
+
+
+def saved_rate(checkpoint):
+    """The learning rate a checkpoint's bytes record."""
+    meta = json.loads(checkpoint[8:8 + struct.unpack("<Q", checkpoint[:8])[0]])["__metadata__"]
+    return float(meta["dcrw.train.learning_rate"])
+
+
 def case_resume(tmp):
     straight = train_small(tmp, "straight", 23)
     part = train_small(tmp, "part", 9)
@@ -322,71 +345,37 @@ def case_resume(tmp):
     _, rc_rows = read_log(crash)
     check([r[0] for r in rc_rows if r[2] != ""] == [str(i) for i in range(1, 8)],
           "resume rewrites the log up to the checkpoint: %r" % [r[0] for r in rc_rows])
-    # a learning-rate decay is a function of the step: the rate saved with
-    # step 8 is the one its last update used, 0.01 * 2^(-7/2); resuming keeps
-    # the schedule and cannot change it
-    decay = train_small(tmp, "decay", 8, ["--lr-halflife", "2"])
-    halves = train_small(tmp, "halves", 3, ["--lr-halflife", "2"])
-    rc, _, err = run(["train", "--resume", halves, "--steps", "8", "--lr-halflife", "4"])
-    check(rc == 2 and "lr-halflife" in err, "resume refuses a new --lr-halflife")
-    ok(["train", "--resume", halves, "--steps", "8"])
-    da = open(os.path.join(decay, "checkpoint.safetensors"), "rb").read()
-    check(da == open(os.path.join(halves, "checkpoint.safetensors"), "rb").read(),
-          "a decaying run resumed after 3 steps equals the straight one")
+    # the schedules (rate decay, rate warm-up, KL warm-up) are functions of
+    # the step: run.json records them, a run resumed after 3 steps equals
+    # the straight one, resume cannot change them, bad values are refused
+    decay = scheduled_run(tmp, "decay", ["--lr-halflife", "2"], "lr_halflife", 2)
     flat = train_small(tmp, "flat", 8)
     fa = open(os.path.join(flat, "checkpoint.safetensors"), "rb").read()
-    check(da != fa, "the decay changes the run")
-    # KL warm-up weighs the KL gradient by step/N, also a function of the
-    # step: resumable, fixed on resume, and the logged losses stay the bound
-    warm = train_small(tmp, "warm", 8, ["--kl-warmup", "4"])
-    wpart = train_small(tmp, "wpart", 3, ["--kl-warmup", "4"])
-    check(json.load(open(os.path.join(warm, "run.json"))).get("kl_warmup") == 4,
-          "run.json records --kl-warmup")
-    rc, _, err = run(["train", "--resume", wpart, "--steps", "8", "--kl-warmup", "2"])
-    check(rc == 2 and "kl-warmup" in err, "resume refuses a new --kl-warmup")
-    ok(["train", "--resume", wpart, "--steps", "8"])
-    wa = open(os.path.join(warm, "checkpoint.safetensors"), "rb").read()
-    check(wa == open(os.path.join(wpart, "checkpoint.safetensors"), "rb").read(),
-          "a warm-up run resumed after 3 steps equals the straight one")
-    check(wa != fa, "the warm-up changes the run")
-    _, wrows = read_log(warm)
+    check(decay != fa, "the decay changes the run")
+    # KL warm-up weighs the KL gradient by step/N; the logged losses stay the bound
+    warm = scheduled_run(tmp, "warm", ["--kl-warmup", "4"], "kl_warmup", 4)
+    check(warm != fa, "the warm-up changes the run")
+    _, wrows = read_log(os.path.join(tmp, "warm"))
     _, frows = read_log(flat)
     check(wrows[0][2:5] == frows[0][2:5] and wrows[1][2:5] != frows[1][2:5],
           "the first step logs the same bound as without warm-up, the second another")
-    for bad in ("-1", "x", "1.5"):
-        rc, _, err = run(["train", "--data", MNIST, "--out", os.path.join(tmp, "bad"),
-                          "--steps", "1", "--kl-warmup", bad])
-        check(rc == 2 and not os.path.exists(os.path.join(tmp, "bad")),
-              "--kl-warmup %s is refused" % bad)
-    meta = json.loads(da[8:8 + struct.unpack("<Q", da[:8])[0]])["__metadata__"]
-    lr = float(meta["dcrw.train.learning_rate"])
-    check(abs(lr - 0.01 * 2 ** -3.5) < 1e-8, "learning rate after 8 steps: %g" % lr)
-    for bad in ("-1", "nan", "x"):
-        rc, _, err = run(["train", "--data", MNIST, "--out", os.path.join(tmp, "bad"),
-                          "--steps", "1", "--lr-halflife", bad])
-        check(rc == 2 and not os.path.exists(os.path.join(tmp, "bad")),
-              "--lr-halflife %s is refused" % bad)
-    # the rate's warm-up is a function of the step too: after 8 of 16 steps
-    # of warm-up, halving every 2, the last update used 0.01 * 8/16 * 2^(-7/2)
-    ramp = train_small(tmp, "ramp", 8, ["--lr-warmup", "16", "--lr-halflife", "2"])
-    rpart = train_small(tmp, "rpart", 3, ["--lr-warmup", "16", "--lr-halflife", "2"])
-    check(json.load(open(os.path.join(ramp, "run.json"))).get("lr_warmup") == 16,
-          "run.json records --lr-warmup")
-    rc, _, err = run(["train", "--resume", rpart, "--steps", "8", "--lr-warmup", "2"])
-    check(rc == 2 and "lr-warmup" in err, "resume refuses a new --lr-warmup")
-    ok(["train", "--resume", rpart, "--steps", "8"])
-    ra = open(os.path.join(ramp, "checkpoint.safetensors"), "rb").read()
-    check(ra == open(os.path.join(rpart, "checkpoint.safetensors"), "rb").read(),
-          "a warm-up of the rate resumed after 3 steps equals the straight one")
-    check(ra != da, "the warm-up of the rate changes the run")
-    meta = json.loads(ra[8:8 + struct.unpack("<Q", ra[:8])[0]])["__metadata__"]
-    lr = float(meta["dcrw.train.learning_rate"])
-    check(abs(lr - 0.01 * 0.5 * 2 ** -3.5) < 1e-8, "warmed-up rate after 8 steps: %g" % lr)
-    for bad in ("-1", "x", "2.5"):
-        rc, _, err = run(["train", "--data", MNIST, "--out", os.path.join(tmp, "bad"),
-                          "--steps", "1", "--lr-warmup", bad])
-        check(rc == 2 and not os.path.exists(os.path.join(tmp, "bad")),
-              "--lr-warmup %s is refused" % bad)
+    # the rate saved with step 8 is the one its last update used:
+    # 0.01 * 2^(-7/2) with the decay, and with 8 of 16 steps of warm-up too
+    # half that
+    check(abs(saved_rate(decay) - 0.01 * 2 ** -3.5) < 1e-8,
+          "learning rate after 8 steps: %g" % saved_rate(decay))
+    ramp = scheduled_run(tmp, "ramp", ["--lr-warmup", "16", "--lr-halflife", "2"], "lr_warmup",
+                         16)
+    check(ramp != decay, "the warm-up of the rate changes the run")
+    check(abs(saved_rate(ramp) - 0.01 * 0.5 * 2 ** -3.5) < 1e-8,
+          "warmed-up rate after 8 steps: %g" % saved_rate(ramp))
+    for flag, bads in (("--kl-warmup", ("-1", "x", "1.5")), ("--lr-halflife", ("-1", "nan", "x")),
+                       ("--lr-warmup", ("-1", "x", "2.5"))):
+        for bad in bads:
+            rc, _, err = run(["train", "--data", MNIST, "--out", os.path.join(tmp, "bad"),
+                              "--steps", "1", flag, bad])
+            check(rc == 2 and not os.path.exists(os.path.join(tmp, "bad")),
+                  "%s %s is refused" % (flag, bad))
     # a different seed gives a different run
     other = train_small(tmp, "other", 23, ["--seed", "2"])
     check(open(os.path.join(other, "checkpoint.safetensors"), "rb").read() != a,

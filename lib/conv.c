@@ -371,13 +371,11 @@ size_t dcrw_cnn_wx_floats(const cnn_shape *s) {
     return sz_mul(2, sz_mul(sz_mul((size_t)s->K2, (size_t)g.U), (size_t)g.In));
 }
 
-/* w2's tap from input q to output u of channel pair (k, c), or 0 where the
- * 3×3 window of u does not reach q */
-static float wx_entry(const cnn_shape *s, const dense2 *g, const float *w2, int k, int u, int c,
-                      int q) {
-    const int dy = q / g->W - u / g->Wu + 1, dx = q % g->W - u % g->Wu + 1;
-    if (dy < 0 || dy > 2 || dx < 0 || dx > 2) return 0.0f;
-    return w2[(((size_t)k * s->K1 + c) * 3 + dy) * 3 + dx];
+/* The input pixel q that output u reads through tap (dy, dx), or −1 where
+ * the tap falls outside the plane */
+static int tap_input(const dense2 *g, int u, int dy, int dx) {
+    const int qy = u / g->Wu + dy - 1, qx = u % g->Wu + dx - 1;
+    return qy < 0 || qy >= g->H || qx < 0 || qx >= g->W ? -1 : qy * g->W + qx;
 }
 
 void dcrw_cnn_wx_build(const cnn_shape *s, const float *w2, float *buf, int part, int parts) {
@@ -386,14 +384,26 @@ void dcrw_cnn_wx_build(const cnn_shape *s, const float *w2, float *buf, int part
     dense2_of(s, &g);
     const int N = s->K2 * g.U, HW = g.H * g.W;
     float *wx = buf, *wxt = buf + (size_t)N * g.In;
-    for (int r = (int)((long long)N * part / parts); r < (int)((long long)N * (part + 1) / parts);
-         r++)
-        for (int i = 0; i < g.In; i++)
-            wx[(size_t)r * g.In + i] = wx_entry(s, &g, w2, r / g.U, r % g.U, i / HW, i % HW);
-    for (int i = (int)((long long)g.In * part / parts);
-         i < (int)((long long)g.In * (part + 1) / parts); i++)
-        for (int r = 0; r < N; r++)
-            wxt[(size_t)i * N + r] = wx_entry(s, &g, w2, r / g.U, r % g.U, i / HW, i % HW);
+    /* Wx's rows r = (k, u) and Wxᵀ's rows i = (c, q) of this part: zeros,
+     * then each reaching tap of w2 in its place in both */
+    const int r0 = (int)((long long)N * part / parts),
+              r1 = (int)((long long)N * (part + 1) / parts);
+    const int i0 = (int)((long long)g.In * part / parts),
+              i1 = (int)((long long)g.In * (part + 1) / parts);
+    memset(wx + (size_t)r0 * g.In, 0, (size_t)(r1 - r0) * g.In * sizeof *wx);
+    memset(wxt + (size_t)i0 * N, 0, (size_t)(i1 - i0) * N * sizeof *wxt);
+    for (int u = 0; u < g.U; u++)
+        for (int t = 0; t < 9; t++) {
+            const int q = tap_input(&g, u, t / 3, t % 3);
+            if (q < 0) continue;
+            for (int k = 0; k < s->K2; k++)
+                for (int c = 0; c < s->K1; c++) {
+                    const float v = w2[((size_t)k * s->K1 + c) * 9 + t];
+                    const int r = k * g.U + u, i = c * HW + q;
+                    if (r >= r0 && r < r1) wx[(size_t)r * g.In + i] = v;
+                    if (i >= i0 && i < i1) wxt[(size_t)i * N + r] = v;
+                }
+        }
 }
 
 void dcrw_cnn_dense_describe(const cnn_shape *s, const float *buf, int path, cnn_dense *out) {
@@ -452,16 +462,15 @@ static void dense2_backward(const cnn_shape *s, const dense2 *g, const float *p1
          * that reach fold back, one (u, tap) pair at a time */
         const size_t HW = (size_t)g->H * g->W;
         for (int u = 0; u < g->U; u++)
-            for (int dy = 0; dy < 3; dy++)
-                for (int dx = 0; dx < 3; dx++) {
-                    const int qy = u / g->Wu + dy - 1, qx = u % g->Wu + dx - 1;
-                    if (qy < 0 || qy >= g->H || qx < 0 || qx >= g->W) continue;
-                    for (int k = 0; k < s->K2; k++) {
-                        const float *src = dwx + ((size_t)k * g->U + u) * g->In + qy * g->W + qx;
-                        float *dst = dw2 + (size_t)k * s->K1 * 9 + dy * 3 + dx;
-                        for (int c = 0; c < s->K1; c++) dst[(size_t)c * 9] += src[c * HW];
-                    }
+            for (int t = 0; t < 9; t++) {
+                const int q = tap_input(g, u, t / 3, t % 3);
+                if (q < 0) continue;
+                for (int k = 0; k < s->K2; k++) {
+                    const float *src = dwx + ((size_t)k * g->U + u) * g->In + q;
+                    float *dst = dw2 + (size_t)k * s->K1 * 9 + t;
+                    for (int c = 0; c < s->K1; c++) dst[(size_t)c * 9] += src[c * HW];
                 }
+            }
     }
     if (dp1) dense2_gemm(dx->path, s->B, g->In, N, da2, dx->wx, dp1);
 }

@@ -43,7 +43,8 @@ static void usage(FILE *f) {
             "                       model or checkpoint file; its step and Adam state are not\n"
             "                       used): step 0, fresh Adam moments; no --set, and --preset\n"
             "                       only as the one MODEL records; run.json identifies MODEL\n"
-            "  --batch B            images per step (default 100)\n"
+            "  --batch B            images per step (default 100; 50 for a new run of the\n"
+            "                       dcrw preset)\n"
             "  --lr X               Adam learning rate (default 0.001)\n"
             "  --lr-halflife N      decay the rate smoothly, halving it every N steps:\n"
             "                       X * 2^(-step/N) (default 0: constant)\n"
@@ -254,6 +255,7 @@ static int train_option(int id, const char *val, void *ctx) {
     int r = parse_run_option(id, val, c->f, c->o, &name);
     if (r == 1) return parse_session_option(id, val, c->o);
     c->o->fixed_name = name;
+    c->o->batch_given |= id == O_BATCH;
     return r;
 }
 

@@ -415,7 +415,8 @@ void dcrw_cnn_dense_describe(const cnn_shape *s, const float *buf, int path, cnn
 }
 
 /* C[M×n] = A[M×k]·B for B [k×n] row-major: the packed kernel reading B in
- * place (n is a multiple of its panels here) or sgemm */
+ * place (as fast as packed where n is a multiple of its panels, as the
+ * presets' 256 and 288 are) or sgemm */
 static void dense2_gemm(int path, int M, int n, int k, const float *A, const float *B, float *C) {
     if (path >= 0) {
         pgemm_b v;

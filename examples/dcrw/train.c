@@ -56,8 +56,9 @@ static void usage(FILE *f) {
             "                       of the data (K classes) join the decoder's and encoder's\n"
             "                       inputs; dcrw sample --label L then draws class L\n"
             "  --kl-warmup N        KL warm-up: the gradient of Lx + w*Lz with w rising from\n"
-            "                       1/N to 1 over the first N steps (default 0: w = 1); the\n"
-            "                       losses printed and logged stay the true bound\n"
+            "                       1/N to 1 over the first N steps (default 0: w = 1, and\n"
+            "                       1000 for a new run of the draw preset); the losses\n"
+            "                       printed and logged stay the true bound\n"
             "  --clip X             gradient-norm clip, 0 = off (default 5)\n"
             "  --seed N             initialisation, batches, binarization, noise (default 1)\n"
             "  --threads N          threads for the BLAS and the library, 0..%d (0 = default);\n"
@@ -256,6 +257,7 @@ static int train_option(int id, const char *val, void *ctx) {
     if (r == 1) return parse_session_option(id, val, c->o);
     c->o->fixed_name = name;
     c->o->batch_given |= id == O_BATCH;
+    c->o->kl_warmup_given |= id == O_KL_WARMUP;
     return r;
 }
 

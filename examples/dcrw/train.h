@@ -43,9 +43,9 @@ typedef struct train_opts {
     const char *init; /* --init MODEL */
     const char *sets[256];
     int nset, budget_given, preset_given;
-    int binarize_given; /* else a classifier reads grey levels (--binarize none) */
-    int batch_given;    /* else a preset's own batch (train_setup.c) */
-    int conditional;    /* --conditional: classes from the data's labels */
+    int binarize_given;               /* else a classifier reads grey levels (--binarize none) */
+    int batch_given, kl_warmup_given; /* else a preset's own (train_setup.c) */
+    int conditional;                  /* --conditional: classes from the data's labels */
     /* an option a resumed run may not change: the run is a function of it */
     const char *fixed_name;
     uint64_t steps;

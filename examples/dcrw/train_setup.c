@@ -56,21 +56,28 @@ static int resume_flags(trainer_run *tr, const train_opts *o) {
     return train_config_for_resume(tr);
 }
 
-/* The batch a preset's new runs take without --batch, chosen on held-out
- * images alone on a 2-core machine (doc/RESULTS.md, "The recipe"): dcrw
- * learns more in the same minutes from twice the steps of half the
- * images. --init (a trained model) keeps the general default. */
+/* What a preset's new runs take unless the command line says otherwise,
+ * chosen on held-out images alone on a 2-core machine (doc/RESULTS.md, "The
+ * recipe"): dcrw learns more in the same minutes from twice the steps of
+ * half the images; draw escapes its first thousand steps of posterior
+ * collapse with a KL warm-up. --init (a trained model) keeps the general
+ * defaults. 0: the general default. */
 static const struct {
     const char *preset;
-    long batch;
-} preset_batch[] = {
-    {"dcrw", 50},
+    long batch, kl_warmup;
+} preset_recipe[] = {
+    {"dcrw", 50, 0},
+    {"draw", 0, 1000},
 };
 
-static void apply_preset_batch(run_flags *f, const train_opts *o) {
-    if (o->init || o->batch_given) return;
-    for (size_t i = 0; i < sizeof preset_batch / sizeof preset_batch[0]; i++)
-        if (strcmp(preset_batch[i].preset, f->preset) == 0) f->batch = preset_batch[i].batch;
+static void apply_preset_recipe(run_flags *f, const train_opts *o) {
+    if (o->init) return;
+    for (size_t i = 0; i < sizeof preset_recipe / sizeof preset_recipe[0]; i++) {
+        if (strcmp(preset_recipe[i].preset, f->preset) != 0) continue;
+        if (preset_recipe[i].batch && !o->batch_given) f->batch = preset_recipe[i].batch;
+        if (preset_recipe[i].kl_warmup && !o->kl_warmup_given)
+            f->kl_warmup = preset_recipe[i].kl_warmup;
+    }
 }
 
 /* --out: the flags of the command line. */
@@ -100,7 +107,7 @@ static int new_run_flags(trainer_run *tr, const train_opts *o) {
         return -1;
     /* the classifier looks at the images as they are, as in DRAW's §4.1 */
     if (f->cfg.classify && !o->binarize_given) f->binarize = DCRW_BINARIZE_NONE;
-    apply_preset_batch(f, o);
+    apply_preset_recipe(f, o);
     if (o->conditional && (f->cfg.classify || o->init)) {
         cli_error("--conditional: %s", f->cfg.classify ? "the classifier takes labels already"
                                                        : "the model of --init has its classes");

@@ -213,23 +213,29 @@ def case_train(tmp):
     t0 = time.time()
     ok(["train", "--data", MNIST, "--out", m, "--minutes", "0.05"] + SMALL)
     check(time.time() - t0 < 30, "--minutes 0.05 stops in time")
-    # the dcrw preset's batch, chosen on held-out images: 50 for a new run
-    # without --batch; other presets and --init keep 100
+    # the presets' recipes, chosen on held-out images: a new dcrw run takes
+    # batch 50 and a new draw run a KL warm-up of 1,000 steps unless told
+    # otherwise; --init keeps the general defaults (100, none)
     tiny = [a for i, a in enumerate(SMALL) if "--batch" not in (a, SMALL[i - 1])]
     draw = ["--preset", "draw", "--set", "glimpses=2", "--set", "enc_size=16", "--set",
             "dec_size=16", "--set", "z_size=4", "--train-n", "200", "--valid", "100"]
-    for i, (extra, want) in enumerate((([], 50), (["--preset", "dcrw"], 50),
-                                       (["--batch", "20"], 20), (draw, 100))):
-        r = os.path.join(tmp, "batch%d" % i)
-        ok(["train", "--data", MNIST, "--out", r, "--steps", "1"] + (extra if extra == draw
+    for i, (extra, want) in enumerate((([], (50, 0)), (["--preset", "dcrw"], (50, 0)),
+                                       (["--batch", "20"], (20, 0)), (draw, (100, 1000)),
+                                       (draw + ["--kl-warmup", "0"], (100, 0)),
+                                       (draw + ["--batch", "30"], (30, 1000)))):
+        r = os.path.join(tmp, "recipe%d" % i)
+        ok(["train", "--data", MNIST, "--out", r, "--steps", "1"] + (extra if "draw" in extra
                                                                       else tiny + extra))
-        got = json.load(open(os.path.join(r, "run.json")))["batch"]
-        check(got == want, "batch of %r: %r, want %r" % (extra, got, want))
-    r = os.path.join(tmp, "batch-init")
-    ok(["train", "--init", os.path.join(tmp, "batch0", "checkpoint.safetensors"), "--data", MNIST,
-        "--out", r, "--steps", "1", "--train-n", "500", "--valid", "200"])
-    check(json.load(open(os.path.join(r, "run.json")))["batch"] == 100,
-          "--init keeps the general default batch")
+        rj = json.load(open(os.path.join(r, "run.json")))
+        got = (rj["batch"], rj.get("kl_warmup", 0))
+        check(got == want, "batch and KL warm-up of %r: %r, want %r" % (extra, got, want))
+    for src in ("recipe0", "recipe3"):
+        r = os.path.join(tmp, src + "-init")
+        ok(["train", "--init", os.path.join(tmp, src, "checkpoint.safetensors"), "--data", MNIST,
+            "--out", r, "--steps", "1", "--train-n", "500", "--valid", "200"])
+        rj = json.load(open(os.path.join(r, "run.json")))
+        check((rj["batch"], rj.get("kl_warmup", 0)) == (100, 0),
+              "--init keeps the general defaults: %r" % rj)
     # a terminal gets one live line, updated with carriage returns
     pid, fd = pty.fork()
     if pid == 0:

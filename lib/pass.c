@@ -305,12 +305,18 @@ int dcrw_pass_set_conv2x(int on) {
     return atomic_exchange(&conv2x_on, on != 0);
 }
 
+/* The shape of m's CNN for one image (the batch does not matter here) */
+static cnn_shape cnn_shape_of(const dcrw_model *m) {
+    const dcrw_dims *d = &m->d;
+    const cnn_shape cs = {1, d->Cin, d->ch, d->cw, d->K1, d->K2};
+    return cs;
+}
+
 /* The floats of m's expanded conv2 weight, 0 if its CNN has no dense
  * stage 2 (or m no CNN) */
 static size_t conv2x_floats(const dcrw_model *m) {
-    const dcrw_dims *d = &m->d;
-    if (!d->cnn || !atomic_load(&conv2x_on)) return 0;
-    const cnn_shape cs = {1, d->Cin, d->ch, d->cw, d->K1, d->K2};
+    if (!m->d.cnn || !atomic_load(&conv2x_on)) return 0;
+    const cnn_shape cs = cnn_shape_of(m);
     return dcrw_cnn_wx_floats(&cs);
 }
 
@@ -365,8 +371,7 @@ int dcrw_pass_weights_create(pass_weights **out, const dcrw_model *m, int path, 
             dcrw_bf16_describe(&pw->bn[i], s.n, s.k, (uint32_t *)(void *)(pw->block + off[2][i]));
     }
     if (n_conv2x) {
-        const dcrw_dims *d = &m->d;
-        const cnn_shape cs = {1, d->Cin, d->ch, d->cw, d->K1, d->K2};
+        const cnn_shape cs = cnn_shape_of(m);
         pw->conv2x = (float *)(void *)(pw->block + off_conv2x);
         dcrw_cnn_dense_describe(&cs, pw->conv2x, path, &pw->conv2);
     }
@@ -383,8 +388,7 @@ void dcrw_pass_weights_destroy(pass_weights *pw) {
 
 void dcrw_pass_weights_pack(pass_weights *pw, int decoder_only, int part, int parts) {
     if (pw->conv2x && !decoder_only) {
-        const dcrw_dims *d = &pw->m->d;
-        const cnn_shape cs = {1, d->Cin, d->ch, d->cw, d->K1, d->K2};
+        const cnn_shape cs = cnn_shape_of(pw->m);
         dcrw_cnn_wx_build(&cs, pw->m->p.conv2_w, pw->conv2x, part, parts);
     }
     for (int i = 0; i < PW_COUNT; i++) {

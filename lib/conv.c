@@ -133,9 +133,8 @@ static void col2im(int B, int C, int H, int W, float *cols, float *din) {
 /* ---- single 3×3 convolution + bias + ReLU ---- */
 
 /* g = ReLU′ ⊙ dout, ReLU′ read off the output (so ReLU′(0) = 0); a select
- * the compiler vectorises */
-static void relu_grad(int n, const float *restrict out, const float *restrict dout,
-                      float *restrict g) {
+ * the compiler vectorises. g may be dout (element by element, in place). */
+static void relu_grad(int n, const float *restrict out, const float *dout, float *g) {
     for (int p = 0; p < n; p++) {
         const float d = dout[p]; /* loaded unconditionally, so the select vectorises */
         g[p] = out[p] > 0.0f ? d : 0.0f;
@@ -449,7 +448,7 @@ static void dense2_backward(const cnn_shape *s, const dense2 *g, const float *p1
                             const cnn_dense *dx, const float *a2, float *da2, float *dp1,
                             float *dw2, float *db2, float *dwx) {
     const int N = s->K2 * g->U;
-    for (size_t i = 0; i < (size_t)s->B * N; i++) da2[i] = a2[i] > 0.0f ? da2[i] : 0.0f;
+    relu_grad(s->B * N, a2, da2, da2);
     if (db2)
         for (int k = 0; k < s->K2; k++) {
             double acc = 0.0;

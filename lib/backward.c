@@ -63,8 +63,9 @@ static void read_backward(dcrw_pass *ps, int t, const float *x, const float *dr,
     const dcrw_dims *d = &m->d;
     const int B = ps->B, P = d->P;
     const float *cp = SLOT(ps, c, t, (size_t)B * P);
-    /* x̂_t is cheap to recompute and as big as the canvas: not kept */
-    dcrw_xhat_rows(B, P, x, cp, ps->xhat, P);
+    /* x̂_t is cheap to recompute and as big as the canvas: not kept; σ′
+     * comes with it for the canvas's backward after the read's */
+    dcrw_xhat_rows_deriv(B, P, x, cp, ps->xhat, ps->dsig);
     float *p5 = SLOT(ps, rp5, t, (size_t)B * 5);
     float *FX = SLOT(ps, rFX, t, (size_t)B * d->Nr * d->W);
     float *FY = SLOT(ps, rFY, t, (size_t)B * d->Nr * d->H);
@@ -130,6 +131,10 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, co
         memset(ps->dhe, 0, BE * sizeof(float));
         memset(ps->dse, 0, BE * sizeof(float));
     }
+    /* the dense conv2's weight gradient, summed over the glimpses and
+     * folded onto w2's taps once, after them */
+    float *dwx = ps->dwx && pass_conv2x(ps) && !noread_cnn ? ps->dwx : NULL;
+    if (dwx) memset(dwx, 0, dcrw_cnn_dwx_floats(&cs) * sizeof(float));
     if (noread_cnn) {
         memset(ps->gz, 0, BZ * sizeof(float));
         memset(ps->gze, 0, BZ * sizeof(float));
@@ -177,7 +182,8 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, co
                 add_rows(B, D, ps->de + d->F, Q, dhn, D);
                 dcrw_cnn_backward(&cs, SLOT(ps, r, t, (size_t)B * d->R), p->conv1_w, p->conv2_w,
                                   pass_conv2x(ps), SLOT(ps, cs, t, ps->cnn_saved), ps->de, Q,
-                                  ps->dr, g.conv1_w, g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
+                                  ps->dr, g.conv1_w, g.conv1_b, g.conv2_w, g.conv2_b, dwx,
+                                  ps->scratch);
                 dsrc = ps->dr;
                 ldsrc = d->R;
             }
@@ -188,7 +194,8 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, co
                 ldsrc = P;
             }
             /* x̂_t = x − σ(c_{t−1}): the canvas before this step gets −σ′·dx̂ */
-            dcrw_xhat_rows_backward(B, P, SLOT(ps, c, t, BP), dsrc, ldsrc, ps->dc);
+            dcrw_xhat_rows_backward(B, P, SLOT(ps, c, t, BP), d->ra ? ps->dsig : NULL, dsrc, ldsrc,
+                                    ps->dc);
         }
         float *tmp = dh;
         dh = dhn;
@@ -202,8 +209,10 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, co
         pass_weights_backward(ps, B, Q, Z, ps->e, Q, ps->mu, Z, g.mu_w, d->Qw, g.mu_b);
         pass_weights_backward(ps, B, Q, Z, ps->e, Q, ps->ls, Z, g.ls_w, d->Qw, g.ls_b);
         dcrw_cnn_backward(&cs, x, p->conv1_w, p->conv2_w, pass_conv2x(ps), ps->cs, ps->de, Q, NULL,
-                          g.conv1_w, g.conv1_b, g.conv2_w, g.conv2_b, ps->scratch);
+                          g.conv1_w, g.conv1_b, g.conv2_w, g.conv2_b, NULL, ps->scratch);
     }
+
+    if (dwx) dcrw_cnn_dwx_fold(&cs, dwx, g.conv2_w);
 
     /* the deferred weight gradients: slots are time-major and contiguous, so
      * h_dec of steps 0..T−1 is hd[0 .. T·B) and of steps 1..T is hd[B ..) */

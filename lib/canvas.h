@@ -17,7 +17,14 @@ void dcrw_sigmoid_array(size_t n, const float *in, float *out);
 /* x̂ = x − σ(c) for B rows of P values; x̂ rows at stride ldo */
 void dcrw_xhat_rows(int B, int P, const float *x, const float *c, float *xhat, int ldo);
 
-/* Backward of x̂ = x − σ(c): dc −= σ(c)(1 − σ(c))⊙dx̂ (dx̂ rows at stride ldd) */
-void dcrw_xhat_rows_backward(int B, int P, const float *c, const float *dxhat, int ldd, float *dc);
+/* x̂ as above (rows at stride P) and σ′(c) = σ(c)(1 − σ(c)) beside it, for
+ * the backward */
+void dcrw_xhat_rows_deriv(int B, int P, const float *x, const float *c, float *xhat, float *dsig);
+
+/* Backward of x̂ = x − σ(c): dc −= σ′(c)⊙dx̂ (dx̂ rows at stride ldd), σ′
+ * from dcrw_xhat_rows_deriv, or from c when dsig is NULL; the same bits
+ * either way */
+void dcrw_xhat_rows_backward(int B, int P, const float *c, const float *dsig, const float *dxhat,
+                             int ldd, float *dc);
 
 #endif

@@ -441,12 +441,38 @@ static DCRW_VECTOR_CLONES void dense2_forward(const cnn_shape *s, const dense2 *
         }
 }
 
+/* dWx [K2·U × In] onto w2's taps (+=): each output u reads input q through
+ * tap (q − u + 1), so the taps that reach fold back, one (u, tap) pair at
+ * a time */
+static void dense2_fold(const cnn_shape *s, const dense2 *g, const float *dwx, float *dw2) {
+    const size_t HW = (size_t)g->H * g->W;
+    for (int u = 0; u < g->U; u++)
+        for (int t = 0; t < 9; t++) {
+            const int q = tap_input(g, u, t / 3, t % 3);
+            if (q < 0) continue;
+            for (int k = 0; k < s->K2; k++) {
+                const float *src = dwx + ((size_t)k * g->U + u) * g->In + q;
+                float *dst = dw2 + (size_t)k * s->K1 * 9 + t;
+                for (int c = 0; c < s->K1; c++) dst[(size_t)c * 9] += src[c * HW];
+            }
+        }
+}
+
+size_t dcrw_cnn_dwx_floats(const cnn_shape *s) {
+    return dcrw_cnn_wx_floats(s) / 2;
+}
+
+void dcrw_cnn_dwx_fold(const cnn_shape *s, const float *dwx, float *dw2) {
+    dense2 g;
+    if (dcrw_cnn_wx_floats(s) && dense2_of(s, &g)) dense2_fold(s, &g, dwx, dw2);
+}
+
 /* From dL/da2 [B×K2×U] (overwritten by dL/d(pre-activation)): dp1
- * (overwritten, NULL skips), dw2 and db2 (+=). dWx [K2·U × In] is scratch,
- * folded back onto w2's taps. */
+ * (overwritten, NULL skips) and db2 (+=); dWx into dwx_acc (+=) when it is
+ * given, else into the scratch dwx and folded onto dw2 (+=). */
 static void dense2_backward(const cnn_shape *s, const dense2 *g, const float *p1,
                             const cnn_dense *dx, const float *a2, float *da2, float *dp1,
-                            float *dw2, float *db2, float *dwx) {
+                            float *dw2, float *db2, float *dwx_acc, float *dwx) {
     const int N = s->K2 * g->U;
     relu_grad(s->B * N, a2, da2, da2);
     if (db2)
@@ -456,21 +482,11 @@ static void dense2_backward(const cnn_shape *s, const dense2 *g, const float *p1
                 for (int u = 0; u < g->U; u++) acc += da2[(size_t)b * N + (size_t)k * g->U + u];
             db2[k] += (float)acc;
         }
-    if (dw2) {
+    if (dwx_acc) {
+        gemm_tn(N, g->In, s->B, da2, N, p1, g->In, 1.0f, dwx_acc, g->In);
+    } else if (dw2) {
         gemm_tn(N, g->In, s->B, da2, N, p1, g->In, 0.0f, dwx, g->In);
-        /* each output u reads input q through tap (q − u + 1): the taps
-         * that reach fold back, one (u, tap) pair at a time */
-        const size_t HW = (size_t)g->H * g->W;
-        for (int u = 0; u < g->U; u++)
-            for (int t = 0; t < 9; t++) {
-                const int q = tap_input(g, u, t / 3, t % 3);
-                if (q < 0) continue;
-                for (int k = 0; k < s->K2; k++) {
-                    const float *src = dwx + ((size_t)k * g->U + u) * g->In + q;
-                    float *dst = dw2 + (size_t)k * s->K1 * 9 + t;
-                    for (int c = 0; c < s->K1; c++) dst[(size_t)c * 9] += src[c * HW];
-                }
-            }
+        dense2_fold(s, g, dwx, dw2);
     }
     if (dp1) dense2_gemm(dx->path, s->B, g->In, N, da2, dx->wx, dp1);
 }
@@ -570,7 +586,8 @@ void dcrw_cnn_forward(const cnn_shape *s, const float *in, const float *w1, cons
 
 void dcrw_cnn_backward(const cnn_shape *s, const float *in, const float *w1, const float *w2,
                        const cnn_dense *wx, const float *saved, const float *dout, int lddout,
-                       float *din, float *dw1, float *db1, float *dw2, float *db2, float *scratch) {
+                       float *din, float *dw1, float *db1, float *dw2, float *db2, float *dwx,
+                       float *scratch) {
     if (!cnn_shape_ok(s)) return;
     const cnn_layout L = cnn_layout_of(s);
     const int F = dcrw_cnn_out_features(s);
@@ -594,7 +611,7 @@ void dcrw_cnn_backward(const cnn_shape *s, const float *in, const float *w1, con
     }
     float *dp1 = g2;
     if (dense)
-        dense2_backward(s, &g, p1, wx, a2, da2, dp1, dw2, db2, conv_scratch);
+        dense2_backward(s, &g, p1, wx, a2, da2, dp1, dw2, db2, dwx, conv_scratch);
     else
         dcrw_conv3x3_relu_backward(s->B, s->K1, s->K2, L.H2, L.W2, p1, w2, a2, da2, dp1, dw2, db2,
                                    conv_scratch);

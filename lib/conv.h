@@ -46,10 +46,18 @@ void dcrw_cnn_forward(const cnn_shape *s, const float *in, const float *w1, cons
                       float *saved, float *scratch);
 
 /* dout rows of F at stride lddout -> din [B×Cin×H×W] overwritten (NULL to
- * skip: the input is data), dw1, db1, dw2, db2 accumulated (+=). */
+ * skip: the input is data), dw1, db1, dw2, db2 accumulated (+=). With the
+ * dense stage 2 and dwx given, w2's gradient goes into dwx instead, as
+ * dL/dWx (+=, dcrw_cnn_dwx_floats of them): a pass that runs the CNN once
+ * per glimpse sums there and folds onto dw2 once, by dcrw_cnn_dwx_fold. */
 void dcrw_cnn_backward(const cnn_shape *s, const float *in, const float *w1, const float *w2,
                        const cnn_dense *wx, const float *saved, const float *dout, int lddout,
-                       float *din, float *dw1, float *db1, float *dw2, float *db2, float *scratch);
+                       float *din, float *dw1, float *db1, float *dw2, float *db2, float *dwx,
+                       float *scratch);
+/* floats of dL/dWx, or 0 where stage 2 has no dense form */
+size_t dcrw_cnn_dwx_floats(const cnn_shape *s);
+/* dw2 += dL/dWx folded onto w2's taps */
+void dcrw_cnn_dwx_fold(const cnn_shape *s, const float *dwx, float *dw2);
 
 /* The single layers, also used by the tests. */
 

@@ -162,6 +162,9 @@ int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int 
             if (!d->cnn) reserve(&cv, &ps->du, b, (size_t)ps->Us, 1);
             reserve(&cv, &ps->de, b, Q, 1);
             reserve(&cv, &ps->dxhat, b, P, 1);
+            if (d->ra) reserve(&cv, &ps->dsig, b, P, 1);
+            if (d->cnn && d->ra && dcrw_cnn_dwx_floats(&cs))
+                reserve(&cv, &ps->dwx, dcrw_cnn_dwx_floats(&cs), 1, 1);
             reserve(&cv, &ps->dz, b, Z, 1);
             reserve(&cv, &ps->dze, b, Z, 1);
             reserve(&cv, &ps->gz, b, Z, 1);
@@ -192,7 +195,7 @@ int dcrw_pass_create(dcrw_pass **out, const dcrw_model *m, int B, int keep, int 
                      &ps->dhn,   &ps->dsd,  &ps->dhe,     &ps->dse, &ps->du,  &ps->de,  &ps->dr,
                      &ps->dxhat, &ps->dz,   &ps->dze,     &ps->gz,  &ps->gze, &ps->dp5, &ps->dFX,
                      &ps->dFY,   &ps->dg,   &ps->dw,      &ps->y,   &ps->dy,  &ps->lrd, &ps->lre,
-                     &ps->lrm,   &ps->lrs,  &ps->tnb};
+                     &ps->lrm,   &ps->lrs,  &ps->dsig,    &ps->dwx, &ps->tnb};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) place(all[i], base);
     ps->lx = (double *)(void *)lx;
     ps->lz = (double *)(void *)lz;

@@ -137,7 +137,9 @@ typedef struct dcrw_pass {
     /* backward only */
     float *dc, *dh, *dhn, *dsd, *dhe, *dse, *de, *dr, *dxhat, *du, *dz, *dze;
     float *gz, *gze, *dp5, *dFX, *dFY, *dg, *dw, *dy;
-    float *tnb; /* dcrw_bf16_tn_words() words for the bf16 weight gradients */
+    float *dwx;  /* dL/dWx of the dense conv2, summed over the glimpses */
+    float *dsig; /* σ′(c_{t−1}) of the step the backward is in, B×P (read attention) */
+    float *tnb;  /* dcrw_bf16_tn_words() words for the bf16 weight gradients */
 
     void *block;
     size_t bytes; /* of the block: what the pass keeps, for the benchmark */

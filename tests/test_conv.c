@@ -604,7 +604,7 @@ static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck, int 
     fill(db2, (size_t)s.K2, 0);
     fill(d.scr, d.nscr, NAN);
     dcrw_cnn_backward(&s, d.in, d.w1, d.w2, dense_of(&d), d.saved, dout, ldd, din, dw1, db1, dw2,
-                      db2, d.scr);
+                      db2, NULL, d.scr);
 
     fd_ctx x = {0};
     x.is_cnn = 1;
@@ -631,7 +631,7 @@ static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck, int 
             fill(e_w2, d.nw2, 0), fill(e_b2, (size_t)s.K2, 0);
         }
         dcrw_cnn_backward(&s, d.in, d.w1, d.w2, dense_of(&d), d.saved, dout, ldd, NULL, e_w1, e_b1,
-                          e_w2, e_b2, d.scr);
+                          e_w2, e_b2, NULL, d.scr);
         if (rep == 0) {
             ck_assert(tu_rel_err(e_w1, dw1, d.nw1, 1e-3) < 1e-6);
             ck_assert(tu_rel_err(e_b1, db1, (size_t)s.K1, 1e-3) < 1e-6);
@@ -647,6 +647,23 @@ static void check_cnn_backward(cnn_shape s, uint64_t seed, size_t maxcheck, int 
     ck_assert(tu_rel_err(e_w2, dw2, d.nw2, 1e-3) < 1e-5);
     for (int k = 0; k < s.K1; k++) ck_assert_float_eq(e_b1[k], 2 * db1[k]);
     for (int k = 0; k < s.K2; k++) ck_assert_float_eq(e_b2[k], 2 * db2[k]);
+
+    /* the dense stage 2 summing dL/dWx over two calls, folded once: twice
+     * w2's gradient, and nothing added to dw2 before the fold */
+    if (dense_of(&d)) {
+        const size_t nx = dcrw_cnn_dwx_floats(&s);
+        ck_assert(nx > 0);
+        float *dwx = falloc(nx);
+        fill(dwx, nx, 0);
+        fill(e_w2, d.nw2, 0);
+        for (int rep = 0; rep < 2; rep++)
+            dcrw_cnn_backward(&s, d.in, d.w1, d.w2, dense_of(&d), d.saved, dout, ldd, NULL, e_w1,
+                              e_b1, e_w2, e_b2, dwx, d.scr);
+        for (size_t i = 0; i < d.nw2; i++) ck_assert_float_eq(e_w2[i], 0.0f);
+        dcrw_cnn_dwx_fold(&s, dwx, e_w2);
+        ck_assert(tu_rel_err(e_w2, dw2, d.nw2, 1e-3) < 1e-5);
+        free(dwx);
+    }
 
     free(e_w1);
     free(e_b1);
@@ -699,10 +716,10 @@ START_TEST(test_cnn_saved_is_state) {
     fill(c1, (size_t)s.K1, 0);
     fill(c2, (size_t)s.K2, 0);
     dcrw_cnn_backward(&s, d.in, d.w1, d.w2, dense_of(&d), d.saved, R, d.F, din1, v1, c1, g1, c2,
-                      d.scr);
+                      NULL, d.scr);
     dcrw_cnn_forward(&s, e.in, e.w1, e.b1, e.w2, dense_of(&e), e.b2, e.out, e.ld, e.saved, d.scr);
     dcrw_cnn_backward(&s, d.in, d.w1, d.w2, dense_of(&d), d.saved, R, d.F, din2, v1, c1, g2, c2,
-                      d.scr);
+                      NULL, d.scr);
     ck_assert(tu_rel_err(g2, g1, d.nw2, 1e-3) < 1e-6);
     ck_assert(tu_rel_err(din2, din1, d.nin, 1e-3) < 1e-6);
     free(v1);

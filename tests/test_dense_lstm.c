@@ -193,6 +193,48 @@ START_TEST(test_latent_hand) {
 }
 END_TEST
 
+/* The loss's softplus against double for logits from −80 to 80, with x = 0
+ * and x = 1 (where softplus v − x·v is softplus of ±v: each term checked
+ * relatively), then rows longer than the kernel's blocks with grey x. */
+START_TEST(test_bernoulli_sweep) {
+    for (int i = 0; i <= 16000; i++) {
+        const float v = -80.0f + 0.01f * (float)i;
+        for (int xi = 0; xi <= 1; xi++) {
+            const float x = (float)xi;
+            double lx = 0.0;
+            dcrw_bernoulli_loss(1, 1, &v, &x, &lx);
+            const double w = xi ? -(double)v : (double)v;
+            const double expect = (w > 0 ? w : 0.0) + log1p(exp(-fabs(w)));
+            ck_assert_msg(fabs(lx - expect) <= 1e-6 * expect, "v %.9g x %d: %.9g, expected %.9g",
+                          (double)v, xi, lx, expect);
+        }
+    }
+    enum { B = 3, P = 700 };
+    float *c = malloc(sizeof(float) * B * P), *x = malloc(sizeof(float) * B * P);
+    ck_assert(c && x);
+    for (int i = 0; i < B * P; i++) {
+        c[i] = i < P ? -30.0f + 60.0f * (float)i / (P - 1) : 1e-3f * (float)(i % 97 - 48);
+        if (i >= 2 * P) c[i] = 5.0f * sinf((float)i);
+        x[i] = (float)(i % 5) / 4.0f;
+    }
+    double lx[B] = {0.5, 0.0, 0.0};
+    dcrw_bernoulli_loss(B, P, c, x, lx);
+    for (int b = 0; b < B; b++) {
+        double expect = b == 0 ? 0.5 : 0.0, mag = 0.0;
+        for (int p = 0; p < P; p++) {
+            const double v = c[b * P + p];
+            const double term = (v > 0 ? v : 0.0) + log1p(exp(-fabs(v))) - x[b * P + p] * v;
+            expect += term;
+            mag += fabs(term);
+        }
+        ck_assert_msg(fabs(lx[b] - expect) <= 1e-6 * mag, "row %d: %.9g, expected %.9g", b, lx[b],
+                      expect);
+    }
+    free(c);
+    free(x);
+}
+END_TEST
+
 /* L = Σ z⊙R + k·KL in double, z = μ + e^{log σ}ε, for the finite
  * differences of dcrw_latent_backward */
 typedef struct latent_ctx {
@@ -260,6 +302,7 @@ int main(void) {
     tcase_add_test(tc, test_lstm_backward_fd);
     tcase_add_test(tc, test_dense_naive);
     tcase_add_test(tc, test_latent_hand);
+    tcase_add_test(tc, test_bernoulli_sweep);
     tcase_add_test(tc, test_latent_backward_fd);
     suite_add_tcase(s, tc);
     return tu_run(s);

@@ -14,41 +14,16 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Hot elementwise kernels are compiled twice, for AVX2+FMA and for the
- * baseline, and the loader picks one (GNU ifunc); same results on a given
- * machine. Define DCRW_NO_CLONES to build only the baseline. */
+/* Hot elementwise kernels are compiled three times, for AVX-512 (x86-64-v4,
+ * 16 lanes), AVX2+FMA (8 lanes) and the baseline, and the loader picks one
+ * (GNU ifunc): on a given machine always the same one, so the same results.
+ * Define DCRW_NO_CLONES to build only the baseline. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
     !defined(DCRW_NO_CLONES) && !defined(__SANITIZE_ADDRESS__)
-#define DCRW_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define DCRW_VECTOR_CLONES                                                                         \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define DCRW_VECTOR_CLONES
-/* log1p(e^−|v|): softplus v = log(1 + e^v) less max(v, 0), for the
- * Bernoulli loss, which adds max(v, 0) − x·v to it (exact for x = 1, v > 0,
- * where softplus v − v would cancel). log1p(y) for y in (0, 1] is Cephes' logf polynomial on u = 1
- * + y (u reduced to [√½, √2) by at most one halving), times y/(u − 1): Kahan's correction for the
- * rounding of 1 + y, which keeps small y's relative error at a few ulp where log(u) alone would
- * lose it. */
-static inline float vsoftplus_tailf(float v) {
-    const float y = vexpf(v > 0.0f ? -v : v);
-    const float u = 1.0f + y;
-    const int half = u >= 1.41421356f;
-    const float x = (half ? 0.5f * u : u) - 1.0f;
-    const float z = x * x;
-    float p = 7.0376836292e-2f;
-    p = p * x - 1.1514610310e-1f;
-    p = p * x + 1.1676998740e-1f;
-    p = p * x - 1.2420140846e-1f;
-    p = p * x + 1.4249322787e-1f;
-    p = p * x - 1.6668057665e-1f;
-    p = p * x + 2.0000714765e-1f;
-    p = p * x - 2.4999993993e-1f;
-    p = p * x + 3.3333331174e-1f;
-    float l = x * z * p - 0.5f * z + x;
-    if (half) l += 0.693147180559945f;
-    const float d = u - 1.0f;
-    return d != 0.0f ? l * (y / d) : y;
-}
-
 #endif
 
 static inline float vexpf(float x0) {

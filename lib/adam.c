@@ -41,17 +41,16 @@ DCRW_VECTOR_CLONES
 static int adam_check(size_t n, const float *restrict param, const float *restrict grad,
                       const float *restrict m, const float *restrict v, float beta1, float beta2,
                       float eps, float step_size, float inv_sqrt_bc2) {
-    float acc_p = 0.0f, acc_m = 0.0f, acc_v = 0.0f;
+    uint32_t bad_p = 0, bad_m = 0, bad_v = 0;
     for (size_t i = 0; i < n; i++) {
         float g = grad[i];
         float mi = beta1 * m[i] + (1.0f - beta1) * g;
         float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-        acc_p += adam_new_param(param[i], mi, vi, eps, step_size, inv_sqrt_bc2) * 0.0f;
-        acc_m += mi * 0.0f;
-        acc_v += vi * 0.0f;
+        bad_p |= vnonfinite(adam_new_param(param[i], mi, vi, eps, step_size, inv_sqrt_bc2));
+        bad_m |= vnonfinite(mi);
+        bad_v |= vnonfinite(vi);
     }
-    return (acc_p == 0.0f ? 0 : ADAM_BAD_PARAM) | (acc_m == 0.0f ? 0 : ADAM_BAD_M) |
-           (acc_v == 0.0f ? 0 : ADAM_BAD_V);
+    return (bad_p ? ADAM_BAD_PARAM : 0) | (bad_m ? ADAM_BAD_M : 0) | (bad_v ? ADAM_BAD_V : 0);
 }
 
 DCRW_VECTOR_CLONES

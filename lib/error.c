@@ -112,16 +112,10 @@ void dcrw_free(void *p) {
     free(p);
 }
 
-/* An OR of "exponent all ones" (inf or NaN) over the bits: integer ORs
- * vectorise in any order, where a float sum must keep its order. */
 DCRW_VECTOR_CLONES
 static int any_nonfinite(const float *restrict x, size_t n) {
     uint32_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], sizeof u);
-        bad |= (u & 0x7f800000u) == 0x7f800000u;
-    }
+    for (size_t i = 0; i < n; i++) bad |= vnonfinite(x[i]);
     return bad != 0;
 }
 

@@ -48,6 +48,14 @@ static inline float vexpf(float x0) {
     return x0 != x0 ? x0 : y * scale;
 }
 
+/* 1 if x is inf or NaN (its exponent bits all ones), else 0: ORed over a
+ * loop, it vectorises where a float sum's order would forbid it */
+static inline uint32_t vnonfinite(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return (u & 0x7f800000u) == 0x7f800000u;
+}
+
 static inline float vsigmoidf(float x) {
     return 1.0f / (1.0f + vexpf(-x));
 }

@@ -67,18 +67,31 @@ static void adam_kernel(size_t n, float *restrict param, const float *restrict g
     }
 }
 
-int dcrw_adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr,
-                     float beta1, float beta2, float eps, uint64_t step) {
+int dcrw_adam_begin(adam_step *a, float *param, const float *grad, float *m, float *v, float lr,
+                    float beta1, float beta2, float eps, uint64_t step) {
     /* bias corrections in double: 1 − β^t loses digits in float for small t */
     const double bc1 = 1.0 - pow(beta1, (double)step);
     const double bc2 = 1.0 - pow(beta2, (double)step);
-    const float step_size = (float)(lr / bc1);
-    const float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-    /* a second pass over the moments costs ~1% of a step and makes an
-     * update all or nothing: never a NaN or inf in the model or its moments */
-    if (!isfinite(step_size)) return ADAM_BAD_PARAM;
-    int bad = adam_check(n, param, grad, m, v, beta1, beta2, eps, step_size, inv_sqrt_bc2);
-    if (bad) return bad;
-    adam_kernel(n, param, grad, m, v, beta1, beta2, eps, step_size, inv_sqrt_bc2);
-    return 0;
+    *a = (adam_step){
+        param, grad, m, v, beta1, beta2, eps, (float)(lr / bc1), (float)(1.0 / sqrt(bc2))};
+    return isfinite(a->step_size) ? 0 : ADAM_BAD_PARAM;
+}
+
+int dcrw_adam_check(const adam_step *a, size_t lo, size_t hi) {
+    return adam_check(hi - lo, a->param + lo, a->grad + lo, a->m + lo, a->v + lo, a->beta1,
+                      a->beta2, a->eps, a->step_size, a->inv_sqrt_bc2);
+}
+
+void dcrw_adam_apply(const adam_step *a, size_t lo, size_t hi) {
+    adam_kernel(hi - lo, a->param + lo, a->grad + lo, a->m + lo, a->v + lo, a->beta1, a->beta2,
+                a->eps, a->step_size, a->inv_sqrt_bc2);
+}
+
+int dcrw_adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr,
+                     float beta1, float beta2, float eps, uint64_t step) {
+    adam_step a;
+    int bad = dcrw_adam_begin(&a, param, grad, m, v, lr, beta1, beta2, eps, step);
+    if (!bad) bad = dcrw_adam_check(&a, 0, n);
+    if (!bad) dcrw_adam_apply(&a, 0, n);
+    return bad;
 }

@@ -24,4 +24,19 @@ enum { ADAM_BAD_PARAM = 1, ADAM_BAD_M = 2, ADAM_BAD_V = 4 };
 int dcrw_adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr,
                      float beta1, float beta2, float eps, uint64_t step);
 
+/* The same in parts, for threads: begin (ADAM_BAD_PARAM if the step size
+ * itself is not finite), the check of any ranges [lo, hi) covering all n,
+ * their bits ORed, then, if none, the update of ranges covering all n. An
+ * element's update is the same whichever range holds it. */
+typedef struct adam_step {
+    float *param;
+    const float *grad;
+    float *m, *v;
+    float beta1, beta2, eps, step_size, inv_sqrt_bc2;
+} adam_step;
+int dcrw_adam_begin(adam_step *a, float *param, const float *grad, float *m, float *v, float lr,
+                    float beta1, float beta2, float eps, uint64_t step);
+int dcrw_adam_check(const adam_step *a, size_t lo, size_t hi);
+void dcrw_adam_apply(const adam_step *a, size_t lo, size_t hi);
+
 #endif

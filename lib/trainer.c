@@ -9,6 +9,8 @@
 #include "common.h"
 #include "runner.h"
 
+enum { DCRW_MAX_ADAM_PARTS = 64 };
+
 struct dcrw_trainer {
     dcrw_model *m;
     dcrw_train_config tc;
@@ -230,6 +232,45 @@ float *dcrw_trainer_grads(dcrw_trainer *t, size_t *count) {
     return t ? t->grad : NULL;
 }
 
+/* Adam's two passes over the parameters and moments, split over the
+ * pool's threads: it runs between steps, with the other threads idle. */
+typedef struct adam_job {
+    adam_step a;
+    size_t n;
+    int parts, apply;
+    int bad[DCRW_MAX_ADAM_PARTS];
+} adam_job;
+
+static void adam_part(void *ctx, int i) {
+    adam_job *j = ctx;
+    /* ranges of whole 64-byte lines */
+    const size_t lines = (j->n + 15) / 16;
+    size_t lo = lines * i / j->parts * 16, hi = lines * (i + 1) / j->parts * 16;
+    if (hi > j->n) hi = j->n;
+    if (lo >= hi) return;
+    if (j->apply)
+        dcrw_adam_apply(&j->a, lo, hi);
+    else
+        j->bad[i] = dcrw_adam_check(&j->a, lo, hi);
+}
+
+static int adam_parallel(dcrw_trainer *t, size_t n) {
+    adam_job j;
+    memset(&j, 0, sizeof j);
+    j.n = n;
+    j.parts = t->threads < DCRW_MAX_ADAM_PARTS ? t->threads : DCRW_MAX_ADAM_PARTS;
+    if (j.parts < 1) j.parts = 1;
+    int bad = dcrw_adam_begin(&j.a, t->m->params, t->grad, t->am, t->av, t->tc.learning_rate,
+                              t->tc.beta1, t->tc.beta2, t->tc.adam_eps, t->step + 1);
+    if (bad) return bad;
+    dcrw_pool_run(t->pool, j.parts, adam_part, &j);
+    for (int i = 0; i < j.parts; i++) bad |= j.bad[i];
+    if (bad) return bad;
+    j.apply = 1;
+    dcrw_pool_run(t->pool, j.parts, adam_part, &j);
+    return 0;
+}
+
 int dcrw_trainer_apply(dcrw_trainer *t) {
     DCRW_CHECK_ARG(t, "dcrw_trainer_apply: trainer is NULL");
     if (!t->grads_ready)
@@ -248,8 +289,7 @@ int dcrw_trainer_apply(dcrw_trainer *t) {
         if (coef < 1.0) dcrw_grad_scale(t->grad, n, (float)coef);
     }
     t->grads_ready = 0;
-    int bad = dcrw_adam_update(n, t->m->params, t->grad, t->am, t->av, t->tc.learning_rate,
-                               t->tc.beta1, t->tc.beta2, t->tc.adam_eps, t->step + 1);
+    int bad = adam_parallel(t, n);
     if (bad & (ADAM_BAD_M | ADAM_BAD_V))
         return dcrw_fail(DCRW_ENUMERIC,
                          "dcrw_trainer_apply: step %" PRIu64 " would overflow Adam's %s moment "

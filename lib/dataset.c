@@ -8,6 +8,7 @@
 #include "file.h"
 #include "imageset.h"
 #include "rng.h"
+#include "vmath.h"
 
 /* gzip-compressed files need zlib. meson says whether to use it
  * (-DDCRW_HAVE_ZLIB=0/1); other builds use it when its header is there
@@ -429,6 +430,13 @@ int dcrw_dataset_label(const dcrw_dataset *d, size_t i) {
     return d->labels[i];
 }
 
+/* Pixel p is 1 with probability src[p]: rng_uniform(key, p) in a loop of
+ * its own, which vectorises where 64-bit multiplies do (AVX-512) */
+DCRW_VECTOR_CLONES
+static void binarize_row(size_t P, uint64_t key, const float *restrict src, float *restrict dst) {
+    for (size_t p = 0; p < P; p++) dst[p] = rng_uniform(key, p) < src[p] ? 1.0f : 0.0f;
+}
+
 int dcrw_dataset_batch(const dcrw_dataset *d, const size_t *indices, int B, int binarize,
                        uint64_t seed, float *x) {
     DCRW_CHECK_ARG(d && indices && x, "dcrw_dataset_batch: NULL argument");
@@ -453,13 +461,11 @@ int dcrw_dataset_batch(const dcrw_dataset *d, const size_t *indices, int B, int 
         case DCRW_BINARIZE_THRESHOLD:
             for (size_t p = 0; p < P; p++) dst[p] = src[p] > 0.5f ? 1.0f : 0.0f;
             break;
-        default: {
+        default:
             /* keyed by the image, not the batch row, so the bits of an image
              * do not depend on what else was drawn with it */
-            uint64_t key = rng_key(seed, (uint64_t)indices[b], 0xB1ull);
-            for (size_t p = 0; p < P; p++) dst[p] = rng_uniform(key, p) < src[p] ? 1.0f : 0.0f;
+            binarize_row(P, rng_key(seed, (uint64_t)indices[b], 0xB1ull), src, dst);
             break;
-        }
         }
     }
     return DCRW_OK;

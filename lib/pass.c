@@ -209,6 +209,12 @@ void dcrw_pass_destroy(dcrw_pass *ps) {
     dcrw_free(ps);
 }
 
+/* n pairs of normals, pair j from counter base + j, into row[2j], row[2j + 1] */
+DCRW_VECTOR_CLONES
+static void normal_pairs(uint64_t key, uint64_t base, int n, float *restrict row) {
+    for (int j = 0; j < n; j++) rng_normal2(key, base + (uint64_t)j, &row[2 * j], &row[2 * j + 1]);
+}
+
 void dcrw_pass_draw_noise(const dcrw_model *m, int B, uint64_t seed, uint64_t stream,
                           uint64_t first_index, float *eps) {
     const int T = m->d.T, Z = m->d.Z;
@@ -218,7 +224,7 @@ void dcrw_pass_draw_noise(const dcrw_model *m, int B, uint64_t seed, uint64_t st
             float *row = eps + ((size_t)t * B + b) * Z;
             /* pairs of normals; an odd Z drops the last one's twin */
             const uint64_t base = (uint64_t)t * ((Z + 1) / 2);
-            for (int j = 0; j + 1 < Z; j += 2) rng_normal2(key, base + j / 2, &row[j], &row[j + 1]);
+            normal_pairs(key, base, Z / 2, row);
             if (Z % 2) {
                 float spare;
                 rng_normal2(key, base + Z / 2, &row[Z - 1], &spare);

@@ -8,6 +8,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "vmath.h"
+
 static inline uint64_t rng_mix(uint64_t z) {
     z += 0x9e3779b97f4a7c15ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -39,16 +41,19 @@ static inline float rng_normal(uint64_t key, uint64_t counter) {
 }
 
 /* Two standard normals from one draw (Box-Muller, both branches), in
- * float: half the logarithms of rng_normal, for the bulk noise of a pass.
- * u1 uses 24 bits and is in (0, 1], so the tails reach |z| = 5.8. */
+ * float: half the logarithms of rng_normal, for the bulk noise of a pass,
+ * with the branch-free log and sin/cos of lib/vmath.h so a loop of them
+ * vectorises. u1 uses 24 bits and is in (0, 1], so the tails reach
+ * |z| = 5.8; the angle is 2π·u2 for 24 more bits. */
 static inline void rng_normal2(uint64_t key, uint64_t counter, float *z0, float *z1) {
     uint64_t u = rng_u64(key, counter);
-    float u1 = ((float)(u >> 40) + 1.0f) * (1.0f / 16777216.0f);
-    float u2 = (float)((u >> 8) & 0xffffffu) * (1.0f / 16777216.0f);
-    float r = sqrtf(-2.0f * logf(u1));
-    float th = 6.28318530718f * u2;
-    *z0 = r * cosf(th);
-    *z1 = r * sinf(th);
+    float u1 = ((float)(int32_t)(u >> 40) + 1.0f) * (1.0f / 16777216.0f);
+    float u2 = (float)(int32_t)((u >> 8) & 0xffffffu) * (1.0f / 16777216.0f);
+    float r = sqrtf(-2.0f * vlogf(u1));
+    float s, c;
+    vsincos_turns(u2, &s, &c);
+    *z0 = r * c;
+    *z1 = r * s;
 }
 
 #endif

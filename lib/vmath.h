@@ -66,6 +66,54 @@ static inline float vtanhf(float x) {
     return 1.0f - 2.0f / (vexpf(2.0f * x) + 1.0f);
 }
 
+/* log x for positive normal x (Cephes' logf: the mantissa in [√½, √2) and
+ * a degree-8 polynomial, ~1 ulp); no checks: the callers' x are in
+ * [2^−24, 1]. */
+static inline float vlogf(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    float e = (float)((int32_t)(u >> 23) - 126);
+    u = (u & 0x007fffffu) | 0x3f000000u; /* the mantissa in [0.5, 1) */
+    float m;
+    memcpy(&m, &u, sizeof m);
+    const int low = m < 0.707106781186547524f;
+    e = low ? e - 1.0f : e;
+    const float a = (low ? m + m : m) - 1.0f;
+    const float z = a * a;
+    float p = 7.0376836292e-2f;
+    p = p * a - 1.1514610310e-1f;
+    p = p * a + 1.1676998740e-1f;
+    p = p * a - 1.2420140846e-1f;
+    p = p * a + 1.4249322787e-1f;
+    p = p * a - 1.6668057665e-1f;
+    p = p * a + 2.0000714765e-1f;
+    p = p * a - 2.4999993993e-1f;
+    p = p * a + 3.3333331174e-1f;
+    float y = a * z * p + e * -2.12194440e-4f - 0.5f * z;
+    return (a + y) + e * 0.693359375f;
+}
+
+/* sin and cos of 2π·t for t in [0, 1): the quadrant j = round(4t) and
+ * 4t − j are exact in float, so the only rounding of the reduction is
+ * x = (4t − j)·π/2 in [−π/4, π/4]; then Cephes' sinf and cosf
+ * polynomials (~1 ulp) and the quadrant's swap and signs. */
+static inline void vsincos_turns(float t, float *s, float *c) {
+    const float big = 12582912.0f; /* 1.5·2^23: rounds to an integer */
+    const float q = 4.0f * t;
+    const float jf = (q + big) - big;
+    const float x = (q - jf) * 1.57079632679489662f;
+    const float z = x * x;
+    const float sn =
+        ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * x + x;
+    const float cs =
+        ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z -
+        0.5f * z + 1.0f;
+    const int j = (int)jf & 3;
+    const float sv = j & 1 ? cs : sn, cv = j & 1 ? sn : cs;
+    *s = j & 2 ? -sv : sv;
+    *c = (j + 1) & 2 ? -cv : cv;
+}
+
 /* log1p(e^−|v|): softplus v = log(1 + e^v) less max(v, 0), for the
  * Bernoulli loss, which adds max(v, 0) − x·v to it (exact for x = 1, v > 0,
  * where softplus v − v would cancel). log1p(y) for y in (0, 1] is Cephes' logf polynomial on u = 1

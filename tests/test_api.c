@@ -10,6 +10,7 @@
 #include "common.h"
 #include "model.h"
 #include "pass.h"
+#include "rng.h"
 #include "testutil.h"
 
 enum { N = 10 };
@@ -143,6 +144,53 @@ START_TEST(test_parts_match_whole) {
     set_outputs_free(&whole), set_outputs_free(&even), set_outputs_free(&odd);
     dcrw_model_destroy(m);
     free(x);
+}
+END_TEST
+
+/* The library's noise is Box-Muller on documented bits: pair j of glimpse
+ * t of image b comes from rng_u64(rng_key(seed, stream, first + b),
+ * t·⌈Z/2⌉ + j), u1 = (its bits 40..63 + 1)/2^24, u2 = bits 8..31 / 2^24,
+ * (z0, z1) = √(−2 ln u1)·(cos 2πu2, sin 2πu2); an odd Z keeps the last
+ * pair's cosine. Each value within float rounding of that formula in
+ * double, over 100,000 values or more; and their moments are a normal's. */
+START_TEST(test_noise_box_muller) {
+    dcrw_config c = tu_tiny_config(1);
+    c.glimpses = 50;
+    c.z_size = 2 * (_i + 10) + _i; /* 20, even; 23, odd */
+    dcrw_model *m;
+    ck_assert_int_eq(dcrw_model_create(&m, &c, 1), DCRW_OK);
+    const int B = 100, T = c.glimpses, Z = c.z_size;
+    const size_t n = (size_t)T * B * Z;
+    float *eps = malloc(n * sizeof *eps);
+    ck_assert_ptr_nonnull(eps);
+    dcrw_pass_draw_noise(m, B, 5, DCRW_STREAM_POSTERIOR, 1000, eps);
+    double worst = 0.0, s1 = 0.0, s2 = 0.0, s4 = 0.0;
+    for (int b = 0; b < B; b++) {
+        const uint64_t key = rng_key(5, DCRW_STREAM_POSTERIOR, 1000 + (uint64_t)b);
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < Z; k++) {
+                const uint64_t u =
+                    rng_u64(key, (uint64_t)t * (uint64_t)((Z + 1) / 2) + (uint64_t)(k / 2));
+                const double u1 = ((double)(u >> 40) + 1.0) / 16777216.0;
+                const double u2 = (double)((u >> 8) & 0xffffffu) / 16777216.0;
+                const double r = sqrt(-2.0 * log(u1)), a = 6.283185307179586 * u2;
+                const double ref = k % 2 ? r * sin(a) : r * cos(a);
+                const double got = eps[((size_t)t * B + b) * Z + k];
+                const double err = fabs(got - ref);
+                if (err > worst) worst = err;
+                ck_assert_msg(err <= 2e-6, "image %d glimpse %d z %d: %.9g, expected %.9g", b, t, k,
+                              got, ref);
+                s1 += got, s2 += got * got, s4 += got * got * got * got;
+            }
+    }
+    const double mean = s1 / (double)n, var = s2 / (double)n - mean * mean, m4 = s4 / (double)n;
+    /* n >= 100,000: standard errors at most 0.0032 for the mean, 0.0045 for
+     * the variance, 0.031 for the fourth moment (3) */
+    ck_assert_msg(fabs(mean) < 0.015 && fabs(var - 1.0) < 0.02 && fabs(m4 - 3.0) < 0.15,
+                  "mean %g, variance %g, fourth moment %g", mean, var, m4);
+    printf("noise, Z = %d: largest difference from the formula in double %.2g\n", Z, worst);
+    free(eps);
+    dcrw_model_destroy(m);
 }
 END_TEST
 
@@ -476,6 +524,7 @@ int main(void) {
     TCase *tc = tcase_create("api");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_parts_match_whole, 0, 4);
+    tcase_add_loop_test(tc, test_noise_box_muller, 0, 2);
     tcase_add_test(tc, test_parts_and_plain_calls);
     tcase_add_test(tc, test_parts_refuse);
     tcase_add_loop_test(tc, test_iw_brute_force, 0, 4);

@@ -147,7 +147,7 @@ START_TEST(test_parts_match_whole) {
 }
 END_TEST
 
-/* The library's noise is Box-Muller on documented bits: pair j of glimpse
+/* The library's noise is Box-Muller on the bits of lib/rng.h: pair j of glimpse
  * t of image b comes from rng_u64(rng_key(seed, stream, first + b),
  * t·⌈Z/2⌉ + j), u1 = (its bits 40..63 + 1)/2^24, u2 = bits 8..31 / 2^24,
  * (z0, z1) = √(−2 ln u1)·(cos 2πu2, sin 2πu2); an odd Z keeps the last

@@ -116,29 +116,15 @@ static inline void vsincos_turns(float t, float *s, float *c) {
 
 /* log1p(e^−|v|): softplus v = log(1 + e^v) less max(v, 0), for the
  * Bernoulli loss, which adds max(v, 0) − x·v to it (exact for x = 1, v > 0,
- * where softplus v − v would cancel). log1p(y) for y in (0, 1] is Cephes' logf polynomial on u = 1
- * + y (u reduced to [√½, √2) by at most one halving), times y/(u − 1): Kahan's correction for the
- * rounding of 1 + y, which keeps small y's relative error at a few ulp where log(u) alone would
+ * where softplus v − v would cancel). log1p(y) for y in (0, 1] is
+ * log(u)·y/(u − 1) for the rounded u = 1 + y: Kahan's correction, which
+ * keeps small y's relative error at a few ulp where log(u) alone would
  * lose it. */
 static inline float vsoftplus_tailf(float v) {
     const float y = vexpf(v > 0.0f ? -v : v);
     const float u = 1.0f + y;
-    const int half = u >= 1.41421356f;
-    const float x = (half ? 0.5f * u : u) - 1.0f;
-    const float z = x * x;
-    float p = 7.0376836292e-2f;
-    p = p * x - 1.1514610310e-1f;
-    p = p * x + 1.1676998740e-1f;
-    p = p * x - 1.2420140846e-1f;
-    p = p * x + 1.4249322787e-1f;
-    p = p * x - 1.6668057665e-1f;
-    p = p * x + 2.0000714765e-1f;
-    p = p * x - 2.4999993993e-1f;
-    p = p * x + 3.3333331174e-1f;
-    float l = x * z * p - 0.5f * z + x;
-    if (half) l += 0.693147180559945f;
     const float d = u - 1.0f;
-    return d != 0.0f ? l * (y / d) : y;
+    return d != 0.0f ? vlogf(u) * (y / d) : y;
 }
 
 #endif

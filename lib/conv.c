@@ -209,22 +209,16 @@ void dcrw_conv3x3_relu_forward(int B, int Cin, int K, int H, int W, const float 
     dcrw_conv3x3_relu_forward_cols(B, Cin, K, H, W, in, w, b, out, scratch, INT_MAX);
 }
 
-static DCRW_VECTOR_CLONES void conv_backward_group(int B, int Cin, int K, int H, int W,
-                                                   const float *in, const float *w,
-                                                   const float *out, const float *dout, float *din,
-                                                   float *dw, float *db, float *scratch) {
-    const size_t HW = (size_t)H * W, N = (size_t)B * HW;
+/* From dpre = dL/d(pre-activation) [K × N] of a group (the forward
+ * product's layout): db, dw (+=) and din (overwritten, NULL skips). */
+static DCRW_VECTOR_CLONES void conv_backward_from(int B, int Cin, int K, int H, int W,
+                                                  const float *in, const float *w,
+                                                  const float *dpre, float *din, float *dw,
+                                                  float *db, float *cols) {
+    const size_t N = (size_t)B * H * W;
     const int CK = Cin * 9;
-    float *cols = scratch, *dpre = scratch + (size_t)CK * N;
-    /* gather dout·ReLU′ into the [K × N] layout of the forward product; ReLU′
-     * is read off the output, so ReLU′(0) = 0 */
-    for (int k = 0; k < K; k++) {
-        for (int bi = 0; bi < B; bi++) {
-            const size_t off = ((size_t)bi * K + k) * HW;
-            relu_grad((int)HW, out + off, dout + off, dpre + (size_t)k * N + (size_t)bi * HW);
-        }
-        if (db) db[k] += (float)sum_floats(dpre + (size_t)k * N, N);
-    }
+    if (db)
+        for (int k = 0; k < K; k++) db[k] += (float)sum_floats(dpre + (size_t)k * N, N);
     if (dw) {
         im2col(B, Cin, H, W, in, cols);
         gemm_nt(K, CK, (int)N, dpre, (int)N, cols, (int)N, 1.0f, dw, CK);
@@ -234,6 +228,22 @@ static DCRW_VECTOR_CLONES void conv_backward_group(int B, int Cin, int K, int H,
         gemm_tn(CK, (int)N, K, w, CK, dpre, (int)N, 0.0f, cols, (int)N);
         col2im(B, Cin, H, W, cols, din);
     }
+}
+
+static DCRW_VECTOR_CLONES void conv_backward_group(int B, int Cin, int K, int H, int W,
+                                                   const float *in, const float *w,
+                                                   const float *out, const float *dout, float *din,
+                                                   float *dw, float *db, float *scratch) {
+    const size_t HW = (size_t)H * W, N = (size_t)B * HW;
+    float *cols = scratch, *dpre = scratch + (size_t)Cin * 9 * N;
+    /* gather dout·ReLU′ into the [K × N] layout of the forward product; ReLU′
+     * is read off the output, so ReLU′(0) = 0 */
+    for (int k = 0; k < K; k++)
+        for (int bi = 0; bi < B; bi++) {
+            const size_t off = ((size_t)bi * K + k) * HW;
+            relu_grad((int)HW, out + off, dout + off, dpre + (size_t)k * N + (size_t)bi * HW);
+        }
+    conv_backward_from(B, Cin, K, H, W, in, w, dpre, din, dw, db, cols);
 }
 
 void dcrw_conv3x3_relu_backward_cols(int B, int Cin, int K, int H, int W, const float *in,
@@ -256,6 +266,43 @@ void dcrw_conv3x3_relu_backward(int B, int Cin, int K, int H, int W, const float
                                 float *dw, float *db, float *scratch) {
     dcrw_conv3x3_relu_backward_cols(B, Cin, K, H, W, in, w, out, dout, din, dw, db, scratch,
                                     INT_MAX);
+}
+
+/* Backward of conv3x3 → ReLU → 2×2 max-pool from the pool's gradient dp
+ * [B×K×(H/2)×(W/2)]. The gradient reaches the pre-activation only at each
+ * window's argmax, where the ReLU's output is the pooled value itself: so
+ * ReLU′ there is p > 0, and neither the conv's output nor its scattered
+ * gradient [B×K×H×W] needs to be read or written; dpre [K × N] is
+ * scattered straight from dp. The same numbers as dcrw_maxpool2_backward
+ * then dcrw_conv3x3_relu_backward. */
+void dcrw_conv3x3_relu_pool_backward(int B, int Cin, int K, int H, int W, const float *in,
+                                     const float *w, const float *p, const float *dp,
+                                     const uint8_t *arg, float *din, float *dw, float *db,
+                                     float *scratch) {
+    if (B <= 0 || Cin <= 0 || K <= 0 || H <= 0 || W <= 0) return;
+    const size_t HW = (size_t)H * W;
+    const int Ho = H / 2, Wo = W / 2;
+    const size_t HoWo = (size_t)Ho * Wo;
+    const int g = conv_group(B, H, W, INT_MAX);
+    for (int b0 = 0; b0 < B; b0 += g) {
+        const int nb = B - b0 < g ? B - b0 : g;
+        const size_t N = (size_t)nb * HW;
+        float *cols = scratch, *dpre = scratch + (size_t)Cin * 9 * N;
+        memset(dpre, 0, (size_t)K * N * sizeof *dpre);
+        for (int bi = 0; bi < nb; bi++)
+            for (int k = 0; k < K; k++) {
+                const size_t pl = ((size_t)(b0 + bi) * K + k) * HoWo;
+                float *dst = dpre + (size_t)k * N + (size_t)bi * HW;
+                for (int y = 0; y < Ho; y++)
+                    for (int x = 0; x < Wo; x++) {
+                        const size_t o = pl + (size_t)y * Wo + x;
+                        const int ay = arg[o] >> 1, ax = arg[o] & 1;
+                        dst[(size_t)(2 * y + ay) * W + 2 * x + ax] = p[o] > 0.0f ? dp[o] : 0.0f;
+                    }
+            }
+        conv_backward_from(nb, Cin, K, H, W, in + (size_t)b0 * Cin * HW, w, dpre,
+                           din ? din + (size_t)b0 * Cin * HW : NULL, dw, db, cols);
+    }
 }
 
 /* ---- 2×2 max-pool ---- */
@@ -494,7 +541,7 @@ static void dense2_backward(const cnn_shape *s, const dense2 *g, const float *p1
 /* ---- the two-stage encoder ---- */
 
 /* Layout of `saved`, each region rounded up to CONV_ALIGN_FLOATS:
- *   a1   [B×K1×H×W]      conv1 output after ReLU (its ReLU′ mask)
+ *   a1   [B×K1×H×W]      conv1 output after ReLU, pool1's input
  *   p1   [B×K1×H2×W2]    pool1 output, conv2's input
  *   a2   [B×K2×H2×W2]    conv2 output after ReLU
  *   arg1 [B×K1×H2×W2]    uint8 pool1 argmax
@@ -532,12 +579,12 @@ size_t dcrw_cnn_saved_floats(const cnn_shape *s) {
     return cnn_layout_of(s).total;
 }
 
-/* Scratch: [G1 | G2 | conv] where backward holds dL/da2 then dL/da1 in G1
- * (never both: da2 is dead once conv2's backward has made dL/dp1 in G2), and
- * conv is the largest of the two layers' im2col scratch. Forward uses only
- * the conv part. */
+/* Scratch: [G1 | G2 | conv] where backward holds dL/da2 in G1 and dL/dp1
+ * in G2 (stage 1's backward scatters from dL/dp1 straight into its
+ * product's layout in conv), and conv is the largest of the two layers'
+ * im2col scratch. Forward uses only the conv part. */
 static size_t cnn_scratch_g1(const cnn_shape *s, const cnn_layout *L) {
-    return sz_round(sz_max(sz_4(s->B, s->K2, L->H2, L->W2), sz_4(s->B, s->K1, s->H, s->W)));
+    return sz_round(sz_4(s->B, s->K2, L->H2, L->W2));
 }
 static size_t cnn_scratch_g2(const cnn_shape *s, const cnn_layout *L) {
     return sz_round(sz_4(s->B, s->K1, L->H2, L->W2));
@@ -591,7 +638,7 @@ void dcrw_cnn_backward(const cnn_shape *s, const float *in, const float *w1, con
     if (!cnn_shape_ok(s)) return;
     const cnn_layout L = cnn_layout_of(s);
     const int F = dcrw_cnn_out_features(s);
-    const float *a1 = saved + L.a1, *p1 = saved + L.p1, *a2 = saved + L.a2;
+    const float *p1 = saved + L.p1, *a2 = saved + L.a2;
     const uint8_t *arg1 = (const uint8_t *)(saved + L.arg1);
     const uint8_t *arg2 = (const uint8_t *)(saved + L.arg2);
     float *g1 = scratch, *g2 = scratch + cnn_scratch_g1(s, &L);
@@ -615,8 +662,6 @@ void dcrw_cnn_backward(const cnn_shape *s, const float *in, const float *w1, con
     else
         dcrw_conv3x3_relu_backward(s->B, s->K1, s->K2, L.H2, L.W2, p1, w2, a2, da2, dp1, dw2, db2,
                                    conv_scratch);
-    float *da1 = g1;
-    dcrw_maxpool2_backward(s->B, s->K1, s->H, s->W, dp1, arg1, da1);
-    dcrw_conv3x3_relu_backward(s->B, s->Cin, s->K1, s->H, s->W, in, w1, a1, da1, din, dw1, db1,
-                               conv_scratch);
+    dcrw_conv3x3_relu_pool_backward(s->B, s->Cin, s->K1, s->H, s->W, in, w1, p1, dp1, arg1, din,
+                                    dw1, db1, conv_scratch);
 }

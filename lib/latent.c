@@ -9,9 +9,16 @@ static inline float sigma_of(float ls) {
     return vexpf(ls < LATENT_LOGSIGMA_MAX ? ls : LATENT_LOGSIGMA_MAX);
 }
 
+DCRW_VECTOR_CLONES
+static void latent_sample(size_t n, const float *restrict mu, const float *restrict logsigma,
+                          const float *restrict eps, float *restrict z) {
+    for (size_t i = 0; i < n; i++) z[i] = mu[i] + sigma_of(logsigma[i]) * eps[i];
+}
+
+/* plain symbols: the clones' ifuncs stay inside this file */
 void dcrw_latent_sample(size_t n, const float *mu, const float *logsigma, const float *eps,
                         float *z) {
-    for (size_t i = 0; i < n; i++) z[i] = mu[i] + sigma_of(logsigma[i]) * eps[i];
+    latent_sample(n, mu, logsigma, eps, z);
 }
 
 /* The terms of a row first, in a loop that vectorises, then their sum in
@@ -35,7 +42,6 @@ static void latent_kl(int B, int Z, const float *mu, const float *logsigma, doub
     }
 }
 
-/* a plain symbol: the clones' ifunc stays inside this file */
 void dcrw_latent_kl(int B, int Z, const float *mu, const float *logsigma, double *kl) {
     latent_kl(B, Z, mu, logsigma, kl);
 }
@@ -55,8 +61,10 @@ void dcrw_latent_log_ratio(int B, int Z, const float *z, const float *eps, const
     }
 }
 
-void dcrw_latent_backward(size_t n, float *mu, float *logsigma, const float *gz, const float *gze,
-                          float scale_kl) {
+/* gz and gze may be NULL (no gradient reaches z): read as zeros */
+DCRW_VECTOR_CLONES
+static void latent_backward(size_t n, float *restrict mu, float *restrict logsigma,
+                            const float *restrict gz, const float *restrict gze, float scale_kl) {
     for (size_t i = 0; i < n; i++) {
         float ls = logsigma[i];
         float s = sigma_of(ls);
@@ -65,4 +73,9 @@ void dcrw_latent_backward(size_t n, float *mu, float *logsigma, const float *gz,
         logsigma[i] = live * ((gze ? gze[i] : 0.0f) * s + scale_kl * s * s) - scale_kl;
         mu[i] = (gz ? gz[i] : 0.0f) + scale_kl * mu[i];
     }
+}
+
+void dcrw_latent_backward(size_t n, float *mu, float *logsigma, const float *gz, const float *gze,
+                          float scale_kl) {
+    latent_backward(n, mu, logsigma, gz, gze, scale_kl);
 }

@@ -302,6 +302,51 @@ START_TEST(test_conv_backward_fd) {
 }
 END_TEST
 
+/* conv → ReLU → pool backward from the pool's gradient, scattered straight
+ * into the product's layout, against the pool's backward then the conv's:
+ * the same bits for din, dw and db, with or without each of them. */
+START_TEST(test_conv_pool_backward) {
+    conv_case c = conv_cases[_i];
+    const int Ho = c.H / 2, Wo = c.W / 2;
+    if (Ho == 0 || Wo == 0) return;
+    conv_data d = conv_make(c, 700 + 10 * (uint64_t)_i);
+    const size_t np = (size_t)c.B * c.K * Ho * Wo;
+    float *p = falloc(np), *dp = frand(np, -1, 1, 800 + (uint64_t)_i), *da = falloc(d.nout);
+    uint8_t *arg = malloc(np);
+    ck_assert_ptr_nonnull(arg);
+    dcrw_maxpool2_forward(c.B, c.K, c.H, c.W, d.out, p, arg);
+    for (int mask = 0; mask < 8; mask++) {
+        float *din[2], *dw[2], *db[2];
+        for (int v = 0; v < 2; v++) {
+            din[v] = falloc(d.nin), dw[v] = falloc(d.nw), db[v] = falloc((size_t)c.K);
+            fill(din[v], d.nin, NAN);
+            fill(dw[v], d.nw, 0.25f);
+            fill(db[v], (size_t)c.K, -0.5f);
+            fill(d.scr, d.nscr, NAN);
+            float *i0 = mask & 1 ? din[v] : NULL, *w0 = mask & 2 ? dw[v] : NULL;
+            float *b0 = mask & 4 ? db[v] : NULL;
+            if (v == 0) {
+                dcrw_maxpool2_backward(c.B, c.K, c.H, c.W, dp, arg, da);
+                dcrw_conv3x3_relu_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, d.out, da, i0, w0,
+                                           b0, d.scr);
+            } else {
+                dcrw_conv3x3_relu_pool_backward(c.B, c.Cin, c.K, c.H, c.W, d.in, d.w, p, dp, arg,
+                                                i0, w0, b0, d.scr);
+            }
+        }
+        if (mask & 1) ck_assert_int_eq(memcmp(din[0], din[1], d.nin * sizeof(float)), 0);
+        ck_assert_int_eq(memcmp(dw[0], dw[1], d.nw * sizeof(float)), 0);
+        ck_assert_int_eq(memcmp(db[0], db[1], (size_t)c.K * sizeof(float)), 0);
+        for (int v = 0; v < 2; v++) free(din[v]), free(dw[v]), free(db[v]);
+    }
+    free(p);
+    free(dp);
+    free(da);
+    free(arg);
+    conv_free(&d);
+}
+END_TEST
+
 /* A batch whose columns B·H·W exceed one matrix product (INT_MAX, the
  * BLAS limit) runs in groups of images; with the limit lowered to a few
  * images the grouping is exercised here. The groups' products are the
@@ -743,6 +788,7 @@ int main(void) {
     tcase_add_test(tc, test_conv_hand);
     tcase_add_loop_test(tc, test_conv_backward_fd, 0, (int)N_CONV_CASES);
     tcase_add_loop_test(tc, test_conv_grouped, 0, (int)N_CONV_CASES);
+    tcase_add_loop_test(tc, test_conv_pool_backward, 0, (int)N_CONV_CASES);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("maxpool2");

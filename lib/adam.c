@@ -86,12 +86,3 @@ void dcrw_adam_apply(const adam_step *a, size_t lo, size_t hi) {
     adam_kernel(hi - lo, a->param + lo, a->grad + lo, a->m + lo, a->v + lo, a->beta1, a->beta2,
                 a->eps, a->step_size, a->inv_sqrt_bc2);
 }
-
-int dcrw_adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr,
-                     float beta1, float beta2, float eps, uint64_t step) {
-    adam_step a;
-    int bad = dcrw_adam_begin(&a, param, grad, m, v, lr, beta1, beta2, eps, step);
-    if (!bad) bad = dcrw_adam_check(&a, 0, n);
-    if (!bad) dcrw_adam_apply(&a, 0, n);
-    return bad;
-}

@@ -12,22 +12,18 @@ double dcrw_grad_norm(const float *g, size_t n);
 /* g *= scale */
 void dcrw_grad_scale(float *g, size_t n, float scale);
 
-/* What dcrw_adam_update refuses: the bits of the updated values that would not
- * be finite. */
+/* What an Adam step refuses: the bits of the updated values that would
+ * not be finite. */
 enum { ADAM_BAD_PARAM = 1, ADAM_BAD_M = 2, ADAM_BAD_V = 4 };
 
-/* One Adam step number `step` (1-based) on n parameters. Returns 0, or,
- * changing nothing, the ADAM_BAD_* bits of the values (parameters, first
- * or second moments) that the update would make non-finite: a moment that
- * overflows leaves the parameters finite but stops them learning, and a
+/* One Adam step number `step` (1-based) over n parameters, in parts that
+ * threads can share: dcrw_adam_begin (ADAM_BAD_PARAM if the step size
+ * itself is not finite), dcrw_adam_check of ranges [lo, hi) covering all n
+ * with their bits ORed, then, only if none is set, dcrw_adam_apply of
+ * ranges covering all n. An element's update is the same whichever range
+ * holds it. The check makes a step all or nothing: a moment that would
+ * overflow leaves the parameters finite but stops them learning, and a
  * checkpoint holding it would not load. */
-int dcrw_adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr,
-                     float beta1, float beta2, float eps, uint64_t step);
-
-/* The same in parts, for threads: begin (ADAM_BAD_PARAM if the step size
- * itself is not finite), the check of any ranges [lo, hi) covering all n,
- * their bits ORed, then, if none, the update of ranges covering all n. An
- * element's update is the same whichever range holds it. */
 typedef struct adam_step {
     float *param;
     const float *grad;
@@ -36,6 +32,7 @@ typedef struct adam_step {
 } adam_step;
 int dcrw_adam_begin(adam_step *a, float *param, const float *grad, float *m, float *v, float lr,
                     float beta1, float beta2, float eps, uint64_t step);
+/* the ADAM_BAD_* bits of [lo, hi); writes nothing */
 int dcrw_adam_check(const adam_step *a, size_t lo, size_t hi);
 void dcrw_adam_apply(const adam_step *a, size_t lo, size_t hi);
 

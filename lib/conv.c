@@ -141,19 +141,6 @@ static void relu_grad(int n, const float *restrict out, const float *dout, float
     }
 }
 
-/* Σ x in double, eight lanes so the loop vectorises without reassociating
- * any single lane */
-static double sum_floats(const float *x, size_t n) {
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += x[i + j];
-    double s = 0.0;
-    for (; i < n; i++) s += x[i];
-    for (int j = 0; j < 8; j++) s += acc[j];
-    return s;
-}
-
 size_t dcrw_conv3x3_scratch_floats(int B, int Cin, int K, int H, int W) {
     /* [Cin·9 × N] columns (reused for dcols in backward) and [K × N] products */
     const size_t N = sz_4(B, H, W, 1);
@@ -218,7 +205,7 @@ static DCRW_VECTOR_CLONES void conv_backward_from(int B, int Cin, int K, int H, 
     const size_t N = (size_t)B * H * W;
     const int CK = Cin * 9;
     if (db)
-        for (int k = 0; k < K; k++) db[k] += (float)sum_floats(dpre + (size_t)k * N, N);
+        for (int k = 0; k < K; k++) db[k] += (float)vsum_floats(dpre + (size_t)k * N, N);
     if (dw) {
         im2col(B, Cin, H, W, in, cols);
         gemm_nt(K, CK, (int)N, dpre, (int)N, cols, (int)N, 1.0f, dw, CK);

@@ -75,24 +75,10 @@ static double grid(int i, int N) {
     return (double)i + 0.5 - N / 2.0;
 }
 
-/* Σ x in eight running sums, one per lane, added at the end: in a fixed
- * order, so the same every time, and a vector loop where a single running
- * sum would be a chain of dependent adds. Inlined into the clones. */
-static inline double sum_lanes(const double *x, int n) {
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += x[i + j];
-    double s = 0.0;
-    for (int j = 0; j < 8; j++) s += acc[j];
-    for (; i < n; i++) s += x[i];
-    return s;
-}
-
 /* One filterbank F [N×L] over pixels 1..L centred at g. Each exponential
  * is computed once, in double, kept for the normalisation (L <= 4096 is
  * guaranteed by the configuration limits). The exponentials have a loop of
- * their own, which vectorises, and so does their sum (sum_lanes). */
+ * their own, which vectorises, and so does their sum (vsum_doubles). */
 static DCRW_VECTOR_CLONES void filter_rows(int N, int L, double g, double delta, double sigma2,
                                            float *F, float *m, float *flag) {
     double e[4096];
@@ -108,7 +94,7 @@ static DCRW_VECTOR_CLONES void filter_rows(int N, int L, double g, double delta,
             double arg = -(d * d) * inv2s2;
             e[a] = arg < -87.0 ? 0.0 : (double)vexpf((float)arg);
         }
-        double s = sum_lanes(e, L);
+        double s = vsum_doubles(e, (size_t)L);
         double den = s >= FB_FLOOR ? s : FB_FLOOR;
         double inv = 1.0 / den;
         for (int a = 0; a < L; a++) row[a] = (float)(e[a] * inv);
@@ -133,7 +119,7 @@ void dcrw_fb_filters_forward(int B, int N, int H, int W, const float *p5, float 
  * With F = e/m, the gradient through the normalisation of pixel a is
  * t_a = (dF_a − Σ dF·F)·F_a, and μ and σ² enter e only by (a − μ)²/(2σ²).
  * The terms get a loop of their own, free of divisions and branches, which
- * vectorises, and so do their sums (sum_lanes). */
+ * vectorises, and so do their sums (vsum_doubles). */
 static DCRW_VECTOR_CLONES void filter_rows_backward(int N, int L, double g, double delta,
                                                     double sigma2, const float *F,
                                                     const float *flag, const float *dF, double *dg,
@@ -145,7 +131,7 @@ static DCRW_VECTOR_CLONES void filter_rows_backward(int N, int L, double g, doub
         double dot = 0.0;
         if (flag[i] != 0.0f) {
             for (int a = 0; a < L; a++) tm[a] = (double)drow[a] * row[a];
-            dot = sum_lanes(tm, L);
+            dot = vsum_doubles(tm, (size_t)L);
         }
         double mu = g + grid(i, N) * delta;
         for (int a = 0; a < L; a++) {
@@ -156,7 +142,7 @@ static DCRW_VECTOR_CLONES void filter_rows_backward(int N, int L, double g, doub
             tm[a] = row[a] != 0.0f ? t * d : 0.0;
             ts[a] = row[a] != 0.0f ? t * (d * d) : 0.0;
         }
-        double dmu = sum_lanes(tm, L) / sigma2, ds = sum_lanes(ts, L);
+        double dmu = vsum_doubles(tm, (size_t)L) / sigma2, ds = vsum_doubles(ts, (size_t)L);
         *dg += dmu;
         *ddelta += dmu * grid(i, N);
         *dlogs2 += ds / (2.0 * sigma2);

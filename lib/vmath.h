@@ -11,6 +11,7 @@
 #ifndef DCRW_LIB_VMATH_H
 #define DCRW_LIB_VMATH_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -47,6 +48,24 @@ static inline float vexpf(float x0) {
     memcpy(&scale, &e, sizeof scale);
     return x0 != x0 ? x0 : y * scale;
 }
+
+/* Σ x in double, in eight running sums, one per lane, added at the end: a
+ * fixed order, so the same result every time, and a loop that vectorises
+ * where a single running sum is a chain of dependent adds. One body for
+ * float and double arrays. */
+#define DCRW_DEFINE_SUM_LANES(name, type)                                                          \
+    static inline double name(const type *x, size_t n) {                                           \
+        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                  \
+        size_t i = 0;                                                                              \
+        for (; i + 8 <= n; i += 8)                                                                 \
+            for (int j = 0; j < 8; j++) acc[j] += x[i + j];                                        \
+        double s = 0.0;                                                                            \
+        for (; i < n; i++) s += x[i];                                                              \
+        for (int j = 0; j < 8; j++) s += acc[j];                                                   \
+        return s;                                                                                  \
+    }
+DCRW_DEFINE_SUM_LANES(vsum_floats, float)
+DCRW_DEFINE_SUM_LANES(vsum_doubles, double)
 
 /* 1 if x is inf or NaN (its exponent bits all ones), else 0: ORed over a
  * loop, it vectorises where a float sum's order would forbid it */

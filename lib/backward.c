@@ -57,7 +57,8 @@ static void write_backward(dcrw_pass *ps, int t, float *dh) {
 }
 
 /* The read of step t: dr -> dL/dx̂ in ps->dxhat, dL/dp5 stored over the
- * step's rp5, and its share of dL/dh_dec_{t−1} added to dhn. */
+ * step's rp5, and its share of dL/dh_dec_{t−1} added to dhn. At t = 0
+ * (dhn NULL) x̂_0 and h_dec_{−1} come from constants: only dp5 is needed. */
 static void read_backward(dcrw_pass *ps, int t, const float *x, const float *dr, float *dhn) {
     const dcrw_model *m = ps->m;
     const dcrw_dims *d = &m->d;
@@ -70,13 +71,13 @@ static void read_backward(dcrw_pass *ps, int t, const float *x, const float *dr,
     float *FX = SLOT(ps, rFX, t, (size_t)B * d->Nr * d->W);
     float *FY = SLOT(ps, rFY, t, (size_t)B * d->Nr * d->H);
     float *gm = SLOT(ps, rg, t, (size_t)B);
-    dcrw_fb_read_backward(B, d->C, d->Nr, d->H, d->W, FX, FY, gm, x, ps->xhat, dr, NULL, ps->dxhat,
-                          ps->dFX, ps->dFY, ps->dg, ps->scratch);
+    dcrw_fb_read_backward(B, d->C, d->Nr, d->H, d->W, FX, FY, gm, x, ps->xhat, dr, NULL,
+                          dhn ? ps->dxhat : NULL, ps->dFX, ps->dFY, ps->dg, ps->scratch);
     dcrw_fb_filters_backward(B, d->Nr, d->H, d->W, p5, FX, FY, gm,
                              SLOT(ps, raux, t, dcrw_fb_aux_floats(B, d->Nr)), ps->dFX, ps->dFY,
                              ps->dg, ps->dp5);
     memcpy(p5, ps->dp5, (size_t)B * 5 * sizeof(float));
-    gemm_nn(B, d->D, 5, p5, 5, m->p.ratt_w, d->D, 1.0f, dhn, d->D);
+    if (dhn) gemm_nn(B, d->D, 5, p5, 5, m->p.ratt_w, d->D, 1.0f, dhn, d->D);
 }
 
 /* rows [B×n] of every step's slot of `all` (T slots, time-major), summed */
@@ -140,15 +141,21 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, co
         memset(ps->gze, 0, BZ * sizeof(float));
     }
 
-    float *dh = ps->dh, *dhn = ps->dhn;
+    float *dh = ps->dh, *dhn_next = ps->dhn;
     for (int t = T - 1; t >= 0; t--) {
+        /* the states before step 0 (h_dec, h_enc, the canvas) are constants
+         * (MODEL.md §4): at t = 0 nothing takes their gradients, dhn NULL */
+        float *dhn = t ? dhn_next : NULL;
         write_backward(ps, t, dh);
 
-        /* decoder LSTM: dL/dq in place of the gates, then dz and the carry */
+        /* decoder LSTM: dL/dq in place of the gates, then dz and the carry;
+         * the bias's gradient while dL/dq is in cache, not in a pass over
+         * all T·B rows after the loop */
         float *gq = SLOT(ps, gd, t, BD * 4);
         dcrw_lstm_cell_backward(B, D, gq, SLOT(ps, sd, t, BD), SLOT(ps, td, t, BD), dh, ps->dsd);
+        dcrw_bias_rows_backward(B, 4 * D, gq, 4 * D, g.dec_b);
         pass_gemm_nn(ps, PW_DEC_WIH, B, Z, 4 * D, gq, 4 * D, p->dec_wih, d->Zw, 0.0f, ps->dz, Z);
-        pass_gemm_nn(ps, PW_DEC_WHH, B, D, 4 * D, gq, 4 * D, p->dec_whh, D, 0.0f, dhn, D);
+        if (dhn) pass_gemm_nn(ps, PW_DEC_WHH, B, D, 4 * D, gq, 4 * D, p->dec_whh, D, 0.0f, dhn, D);
 
         const float *eps_t = eps + (size_t)t * BZ;
         if (noread_cnn) {
@@ -171,15 +178,23 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, co
                 for (size_t i = 0; i < BE; i++) ps->dhe[i] += ps->de[i];
                 dcrw_lstm_cell_backward(B, E, ge, SLOT(ps, se, t, BE), SLOT(ps, te, t, BE), ps->dhe,
                                         ps->dse);
-                pass_gemm_nn(ps, PW_ENC_WHH, B, E, 4 * E, ge, 4 * E, p->enc_whh, E, 0.0f, ps->dhe,
-                             E);
-                pass_gemm_nn(ps, PW_ENC_U, B, Us, 4 * E, ge, 4 * E, p->enc_wih + ps->ucol, d->Rin,
-                             0.0f, ps->du, Us);
-                add_rows(B, D, ps->du + Us - D, Us, dhn, D);
+                dcrw_bias_rows_backward(B, 4 * E, ge, 4 * E, g.enc_b);
+                if (dhn) {
+                    pass_gemm_nn(ps, PW_ENC_WHH, B, E, 4 * E, ge, 4 * E, p->enc_whh, E, 0.0f,
+                                 ps->dhe, E);
+                    pass_gemm_nn(ps, PW_ENC_U, B, Us, 4 * E, ge, 4 * E, p->enc_wih + ps->ucol,
+                                 d->Rin, 0.0f, ps->du, Us);
+                    add_rows(B, D, ps->du + Us - D, Us, dhn, D);
+                } else if (d->ra) {
+                    /* step 0: of U = [r, h_dec_{−1}] only r's gradient (to the
+                     * read window's bias) is needed; of x̂_0 none */
+                    pass_gemm_nn(ps, PW_ENC_U, B, d->R, 4 * E, ge, 4 * E, p->enc_wih + ps->ucol,
+                                 d->Rin, 0.0f, ps->du, Us);
+                }
                 dsrc = ps->du;
                 ldsrc = Us;
             } else {
-                add_rows(B, D, ps->de + d->F, Q, dhn, D);
+                if (dhn) add_rows(B, D, ps->de + d->F, Q, dhn, D);
                 dcrw_cnn_backward(&cs, SLOT(ps, r, t, (size_t)B * d->R), p->conv1_w, p->conv2_w,
                                   pass_conv2x(ps), SLOT(ps, cs, t, ps->cnn_saved), ps->de, Q,
                                   ps->dr, g.conv1_w, g.conv1_b, g.conv2_w, g.conv2_b, dwx,
@@ -194,12 +209,13 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, co
                 ldsrc = P;
             }
             /* x̂_t = x − σ(c_{t−1}): the canvas before this step gets −σ′·dx̂ */
-            dcrw_xhat_rows_backward(B, P, SLOT(ps, c, t, BP), d->ra ? ps->dsig : NULL, dsrc, ldsrc,
-                                    ps->dc);
+            if (dhn)
+                dcrw_xhat_rows_backward(B, P, SLOT(ps, c, t, BP), d->ra ? ps->dsig : NULL, dsrc,
+                                        ldsrc, ps->dc);
         }
         float *tmp = dh;
-        dh = dhn;
-        dhn = tmp;
+        dh = dhn_next;
+        dhn_next = tmp;
     }
 
     if (noread_cnn) {
@@ -215,10 +231,13 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, co
     if (dwx) dcrw_cnn_dwx_fold(&cs, dwx, g.conv2_w);
 
     /* the deferred weight gradients: slots are time-major and contiguous, so
-     * h_dec of steps 0..T−1 is hd[0 .. T·B) and of steps 1..T is hd[B ..) */
+     * h_dec of steps 0..T−1 is hd[0 .. T·B) and of steps 1..T is hd[B ..);
+     * the recurrent weights skip step 0, whose input is the zero state (the
+     * LSTMs' biases are summed in the loop) */
     const float *hd_prev = ps->hd, *hd_next = ps->hd + BD;
-    pass_weights_backward(ps, TB, Z, 4 * D, ps->z, Z, ps->gd, 4 * D, g.dec_wih, d->Zw, g.dec_b);
-    pass_weights_backward(ps, TB, D, 4 * D, hd_prev, D, ps->gd, 4 * D, g.dec_whh, D, NULL);
+    pass_weights_backward(ps, TB, Z, 4 * D, ps->z, Z, ps->gd, 4 * D, g.dec_wih, d->Zw, NULL);
+    pass_weights_backward(ps, TB - B, D, 4 * D, hd_prev + BD, D, ps->gd + 4 * BD, 4 * D, g.dec_whh,
+                          D, NULL);
     pass_weights_backward(ps, TB, D, d->Wout, hd_next, D, ps->w, d->Wout, g.write_w, D, g.write_b);
     if (d->wa) pass_weights_backward(ps, TB, D, 5, hd_next, D, ps->wp5, 5, g.watt_w, D, g.watt_b);
     if (d->ra) pass_weights_backward(ps, TB, D, 5, hd_prev, D, ps->rp5, 5, g.ratt_w, D, g.ratt_b);
@@ -230,7 +249,8 @@ void dcrw_pass_backward(dcrw_pass *ps, const float *x, const int32_t *labels, co
     if (!d->cnn) {
         pass_weights_backward(ps, TB, Us, 4 * E, ps->U, Us, ps->ge, 4 * E, g.enc_wih + ps->ucol,
                               d->Rin, NULL);
-        pass_weights_backward(ps, TB, E, 4 * E, ps->he, E, ps->ge, 4 * E, g.enc_whh, E, g.enc_b);
+        pass_weights_backward(ps, TB - B, E, 4 * E, ps->he + BE, E, ps->ge + 4 * BE, 4 * E,
+                              g.enc_whh, E, NULL);
         if (!d->ra) {
             /* the hoisted x columns: Σ_t dq_t, then one product with x */
             memset(ps->xq, 0, BE * 4 * sizeof(float));

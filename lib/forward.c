@@ -79,8 +79,10 @@ static void decoder_step(dcrw_pass *ps, int t, const float *z_t) {
     const size_t BP = (size_t)B * d->P, BD = (size_t)B * D;
     float *g = SLOT(ps, gd, t, BD * 4), *h = SLOT(ps, hd, t + 1, BD);
     pass_gemm_nt(ps, PW_DEC_WIH, B, 4 * D, d->Z, z_t, d->Z, p->dec_wih, d->Zw, 0.0f, g, 4 * D);
-    pass_gemm_nt(ps, PW_DEC_WHH, B, 4 * D, D, SLOT(ps, hd, t, BD), D, p->dec_whh, D, 1.0f, g,
-                 4 * D);
+    /* h_dec before step 0 is the zero state: its product adds nothing */
+    if (t)
+        pass_gemm_nt(ps, PW_DEC_WHH, B, 4 * D, D, SLOT(ps, hd, t, BD), D, p->dec_whh, D, 1.0f, g,
+                     4 * D);
     /* the bias, or a conditional model's label rows */
     dcrw_lstm_cell_forward(B, D, g, d->K ? ps->lrd : p->dec_b, d->K ? 4 * D : 0,
                            SLOT(ps, sd, t, BD), SLOT(ps, sd, t + 1, BD), SLOT(ps, td, t, BD), h);
@@ -188,8 +190,9 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const int32_t *labels, con
                 dcrw_copy_rows(B, D, hdp, D, u + ps->Us - D, ps->Us);
                 pass_gemm_nt(ps, PW_ENC_U, B, 4 * E, ps->Us, u, ps->Us, p->enc_wih + ps->ucol,
                              d->Rin, 0.0f, g, 4 * E);
-                pass_gemm_nt(ps, PW_ENC_WHH, B, 4 * E, E, SLOT(ps, he, t, BE), E, p->enc_whh, E,
-                             1.0f, g, 4 * E);
+                if (t)
+                    pass_gemm_nt(ps, PW_ENC_WHH, B, 4 * E, E, SLOT(ps, he, t, BE), E, p->enc_whh, E,
+                                 1.0f, g, 4 * E);
                 /* the bias, or without read attention the hoisted x·W_xᵀ + b rows
                  * (a conditional model's label rows in either case) */
                 const float *add = !d->ra ? ps->xq : d->K ? ps->lre : p->enc_b;

@@ -43,8 +43,9 @@ static double model_lx(void *ctx) {
 /* Tiny configuration i with its attention layers perturbed off their
  * centred start, so that their gradients are generic; and a batch of B
  * images and their noise. */
-static dcrw_model *perturbed_model(int i, uint64_t seed) {
+static dcrw_model *perturbed_model_t(int i, int glimpses, uint64_t seed) {
     dcrw_config c = tu_tiny_config(i);
+    if (glimpses) c.glimpses = glimpses;
     dcrw_model *m;
     ck_assert_int_eq(dcrw_model_create(&m, &c, 100 + seed + (uint64_t)i), DCRW_OK);
     float *w;
@@ -54,6 +55,10 @@ static dcrw_model *perturbed_model(int i, uint64_t seed) {
     if (dcrw_model_find_param(m, "write.attn.weight", &w, &n) == DCRW_OK)
         tu_fill_uniform(w, n, -0.3f, 0.3f, 10 + seed);
     return m;
+}
+
+static dcrw_model *perturbed_model(int i, uint64_t seed) {
+    return perturbed_model_t(i, 0, seed);
 }
 
 static void make_batch(const dcrw_model *m, int B, uint64_t seed, float **x, float **eps) {
@@ -74,8 +79,8 @@ static void make_batch(const dcrw_model *m, int B, uint64_t seed, float **x, flo
  * difference with h = 1e-3 and kinks skipped, with the larger noise floor
  * the smaller step brings. The golden files check the same gradients to
  * 1e-4 against float64. */
-START_TEST(test_finite_differences) {
-    dcrw_model *m = perturbed_model(_i, 0);
+static void check_finite_differences(int i, int glimpses) {
+    dcrw_model *m = perturbed_model_t(i, glimpses, 0);
     const int B = 3;
     float *x, *eps;
     make_batch(m, B, 0, &x, &eps);
@@ -89,14 +94,27 @@ START_TEST(test_finite_differences) {
     ck_assert(fabs(l.loss - eval_loss(m, B, x, eps)) < 1e-6 * l.loss);
 
     model_ctx ctx = {m, B, x, eps};
-    char what[32];
-    snprintf(what, sizeof what, "config %d", _i);
+    char what[48];
+    snprintf(what, sizeof what, "config %d, %d glimpses", i, glimpses);
     const size_t checked = tu_fd_check_model(what, m, t, model_loss, &ctx, 8, 13);
     ck_assert_uint_ge(checked, 4 * 10);
     dcrw_trainer_destroy(t);
     dcrw_model_destroy(m);
     free(x);
     free(eps);
+}
+
+START_TEST(test_finite_differences) {
+    check_finite_differences(_i, 0);
+}
+END_TEST
+
+/* One and two glimpses: the states before the first step are constants,
+ * and the backward skips what only they would need (the recurrent
+ * products and weight-gradient rows of step 0, x̂_0's and h_{−1}'s
+ * gradients); with one glimpse every gradient comes from that step. */
+START_TEST(test_first_step) {
+    check_finite_differences(_i % NTINY, 1 + _i / NTINY);
 }
 END_TEST
 
@@ -792,6 +810,7 @@ int main(void) {
     TCase *tc = tcase_create("model");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_finite_differences, 0, NTINY);
+    tcase_add_loop_test(tc, test_first_step, 0, 2 * NTINY);
     tcase_add_loop_test(tc, test_encode_decode_consistent, 0, NTINY);
     tcase_add_loop_test(tc, test_generation, 0, NTINY);
     tcase_add_loop_test(tc, test_resume_bit_exact, 0, NTINY);

@@ -57,14 +57,33 @@ static inline void pass_gemm_nn(const dcrw_pass *ps, int id, int M, int N, int K
  * and their gradients the most sensitive. */
 #define PASS_BF16_GRAD_MIN_OUT 64
 
+/* Where the packed kernel, reading dY and U in place, wins a float32
+ * weight gradient (dcrw-bench --products-only, "grad" rows): few outputs
+ * (the attention's 5, the write patch's 25, q's 100: 1.07-2.7 times
+ * sgemm), or a dY small enough to stay in cache (dcrw's 10 glimpses of
+ * 1,024 outputs: 1.05×). Over draw's 3,200 rows of 1,024 outputs each k
+ * of a tile of dYᵀ is a row of dY, a page apart, and OpenBLAS, which
+ * packs it, wins (0.86-0.93×). */
+#define PASS_GRAD_PACKED_MAX_OUT 128
+#define PASS_GRAD_PACKED_MAX_FLOATS ((size_t)1 << 20)
+
 /* dA[O×I] += dYᵀ·U over n rows (da += the column sums of dY, if da): a
- * deferred weight gradient, in bf16 for a bf16 model's large ones,
- * otherwise by sgemm (dcrw_dense_backward_weights) */
+ * deferred weight gradient, in bf16 for a bf16 model's large ones, by the
+ * packed kernel where it wins, otherwise by sgemm
+ * (dcrw_dense_backward_weights) */
 static inline void pass_weights_backward(const dcrw_pass *ps, int n, int I, int O, const float *u,
                                          int ldu, const float *dy, int lddy, float *dA, int ldA,
                                          float *da) {
-    if (ps->pw && ps->pw->bf16_grads && O >= PASS_BF16_GRAD_MIN_OUT) {
+    const pass_weights *pw = ps->pw;
+    if (pw && pw->bf16_grads && O >= PASS_BF16_GRAD_MIN_OUT) {
         dcrw_bf16_gemm_tn(O, I, n, dy, lddy, u, ldu, 1.0f, dA, ldA, (uint32_t *)(void *)ps->tnb);
+        if (da) dcrw_bias_rows_backward(n, O, dy, lddy, da);
+    } else if (pw && pw->path >= 0 &&
+               (O <= PASS_GRAD_PACKED_MAX_OUT ||
+                (size_t)n * (size_t)O <= PASS_GRAD_PACKED_MAX_FLOATS)) {
+        pgemm_b v;
+        dcrw_pgemm_view(&v, (pgemm_path)pw->path, n, I, u, ldu);
+        dcrw_pgemm(O, 1, dy, lddy, &v, 1.0f, dA, ldA);
         if (da) dcrw_bias_rows_backward(n, O, dy, lddy, da);
     } else {
         dcrw_dense_backward_weights(n, I, O, u, ldu, dy, lddy, dA, ldA, da);

@@ -123,7 +123,7 @@ extern "C" {
 /** Changes when functions are added. */
 #define DCRW_VERSION_MINOR 6
 /** Changes for fixes that leave the API alone. */
-#define DCRW_VERSION_PATCH 4
+#define DCRW_VERSION_PATCH 5
 /** (major << 16) | (minor << 8) | patch */
 #define DCRW_VERSION ((DCRW_VERSION_MAJOR << 16) | (DCRW_VERSION_MINOR << 8) | DCRW_VERSION_PATCH)
 

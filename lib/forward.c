@@ -190,7 +190,7 @@ void dcrw_pass_forward(dcrw_pass *ps, const float *x, const int32_t *labels, con
                 dcrw_copy_rows(B, D, hdp, D, u + ps->Us - D, ps->Us);
                 pass_gemm_nt(ps, PW_ENC_U, B, 4 * E, ps->Us, u, ps->Us, p->enc_wih + ps->ucol,
                              d->Rin, 0.0f, g, 4 * E);
-                if (t)
+                if (t) /* h_enc before step 0 is the zero state, as h_dec */
                     pass_gemm_nt(ps, PW_ENC_WHH, B, 4 * E, E, SLOT(ps, he, t, BE), E, p->enc_whh, E,
                                  1.0f, g, 4 * E);
                 /* the bias, or without read attention the hoisted x·W_xᵀ + b rows

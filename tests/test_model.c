@@ -94,8 +94,10 @@ static void check_finite_differences(int i, int glimpses) {
     ck_assert(fabs(l.loss - eval_loss(m, B, x, eps)) < 1e-6 * l.loss);
 
     model_ctx ctx = {m, B, x, eps};
+    dcrw_config c = {.size = sizeof c};
+    dcrw_model_config(m, &c);
     char what[48];
-    snprintf(what, sizeof what, "config %d, %d glimpses", i, glimpses);
+    snprintf(what, sizeof what, "config %d, %d glimpses", i, (int)c.glimpses);
     const size_t checked = tu_fd_check_model(what, m, t, model_loss, &ctx, 8, 13);
     ck_assert_uint_ge(checked, 4 * 10);
     dcrw_trainer_destroy(t);

@@ -84,6 +84,8 @@ void dcrw_conv3x3_relu_backward_cols(int B, int Cin, int K, int H, int W, const 
 /* out [B×C×⌊H/2⌋×⌊W/2⌋] = 2×2 max; arg [same] = index (0..3, row-major) of the max */
 void dcrw_maxpool2_forward(int B, int C, int H, int W, const float *in, float *out, uint8_t *arg);
 /* din [B×C×H×W] overwritten (dropped rows/columns get 0) */
+void dcrw_maxpool2_backward(int B, int C, int H, int W, const float *dout, const uint8_t *arg,
+                            float *din);
 /* conv3x3 → ReLU → 2×2 max-pool backward from the pool's gradient dp
  * [B×K×(H/2)×(W/2)], given the pool's output p and argmax: din
  * (overwritten, NULL skips), dw, db (+=); the scratch of
@@ -93,7 +95,5 @@ void dcrw_conv3x3_relu_pool_backward(int B, int Cin, int K, int H, int W, const 
                                      const float *w, const float *p, const float *dp,
                                      const uint8_t *arg, float *din, float *dw, float *db,
                                      float *scratch);
-void dcrw_maxpool2_backward(int B, int C, int H, int W, const float *dout, const uint8_t *arg,
-                            float *din);
 
 #endif
